@@ -1,0 +1,151 @@
+"""The ``prodgen`` command: doctor, bench, data, course.
+
+A mistake in the input gives one line on stderr saying what is wrong and what is
+valid, and exit status 2; never a traceback. Tooling for students and instructors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _doctor(args) -> int:
+    from .runtime import diagnose
+
+    findings = diagnose()
+    for f in findings:
+        mark = "ok " if f.ok else "FIX"
+        print(f"[{mark}] {f.item:<14} {f.detail}")
+        if not f.ok:
+            print(f"      fix: {f.fix}")
+    bad = [f for f in findings if not f.ok]
+    print("\nall good" if not bad else f"\n{len(bad)} problem(s) found: run the fix lines above")
+    return 1 if bad else 0
+
+
+def _bench(args) -> int:
+    from .bench import format_report, run_benchmarks
+
+    report = run_benchmarks(quick=args.quick, log=(lambda s: None) if args.json else print)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _data_build(args) -> int:
+    from .catalog import DEFAULT_N, load_catalog
+
+    for split in args.split or DEFAULT_N:
+        cat = load_catalog(split, size=args.size, seed=args.seed)
+        print(f"{split:>7}: {len(cat)} products at {args.size} px, cached")
+    return 0
+
+
+def _data_export(args) -> int:
+    from .catalog import export_catalog, load_catalog
+
+    cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed)
+    out = export_catalog(cat, args.out, progress=True)
+    print(f"wrote {len(cat)} {args.split} products ({args.size} px) and metadata.csv to {out}")
+    return 0
+
+
+def _data_info(args) -> int:
+    from .catalog import load_folder
+
+    cat = load_folder(args.folder, strict=not args.any_values)
+    print(f"{cat}: {cat.image_size} px")
+    for attr, values in cat.values.items():
+        counts = cat.value_counts(attr) if values else {}
+        unknown = int((cat.label(attr) < 0).sum())
+        print(f"  {attr:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()) + (f" | unknown {unknown}" if unknown else ""))
+    return 0
+
+
+def _course_build(args) -> int:
+    from . import course
+
+    written = course.build()
+    print(f"wrote {len(written)} student notebook(s)" + "".join(f"\n  {p}" for p in written))
+    return 0
+
+
+def _course_check(args) -> int:
+    from . import course
+
+    problems = course.check()
+    for p in problems:
+        print(f"- {p}")
+    print("course is consistent" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _course_run(args) -> int:
+    from . import course
+
+    runs = course.run(args.lessons, fast=args.fast, student=args.student, timeout=args.timeout)
+    print(course.format_table(runs))
+    return 0 if all(r.ok for r in runs) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("doctor", help="check the installation, device, catalog cache and checkpoints")
+    s.set_defaults(func=_doctor)
+
+    s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.add_argument("--quick", action="store_true", help="skip the full 20k-image first-build measurement")
+    s.set_defaults(func=_bench)
+
+    data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    s = data.add_parser("build", help="render and cache the default catalog splits")
+    s.add_argument("--split", action="append", help="only this split (repeatable)")
+    s.add_argument("--size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_data_build)
+    s = data.add_parser("export", help="write a split as PNGs plus metadata.csv")
+    s.add_argument("--split", required=True, help="train, val, test or unseen")
+    s.add_argument("--n", type=int, default=None, help="number of products (default: the split's standard size)")
+    s.add_argument("--size", type=int, default=32, help="image size: 32, 64 or 128")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.set_defaults(func=_data_export)
+    s = data.add_parser("info", help="summarise a catalog folder (PNGs plus metadata.csv)")
+    s.add_argument("folder")
+    s.add_argument("--any-values", action="store_true", help="accept attribute values outside the course's vocabulary")
+    s.set_defaults(func=_data_info)
+
+    course = sub.add_parser("course", help="lessons: build student versions, check, run headless")
+    course_sub = course.add_subparsers(dest="course_command", required=True, metavar="ACTION")
+    s = course_sub.add_parser("build", help="write notebooks/ from solutions/")
+    s.set_defaults(func=_course_build)
+    s = course_sub.add_parser("check", help="fail if notebooks/ is stale or a lesson breaks the notebook anatomy")
+    s.set_defaults(func=_course_check)
+    s = course_sub.add_parser("run", help="execute lessons with papermill and print a timing table")
+    s.add_argument("lessons", nargs="*", metavar="LESSON", help="lesson numbers or names (default: all)")
+    s.add_argument("--fast", action="store_true", help="run with FAST=True (small data, few epochs)")
+    s.add_argument("--student", action="store_true", help="run the student notebooks (only NotImplementedError allowed)")
+    s.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    s.set_defaults(func=_course_run)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+        print(f"prodgen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prodgen: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

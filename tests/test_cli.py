@@ -1,0 +1,74 @@
+"""The `prodgen` command: bad input gives one clear line and a non-zero exit, never a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from prodgen.cli import main
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODGEN_CACHE", str(tmp_path / "cache"))
+
+
+def _prodgen(*args, env_cache):
+    env = {**os.environ, "PRODGEN_CACHE": str(env_cache)}
+    return subprocess.run([sys.executable, "-m", "prodgen.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--split", "training", "--n", "5"], "unknown split 'training'; valid splits: train, val, test, unseen"),
+    (["--split", "train", "--n", "0"], "n must be a positive"),
+    (["--split", "train", "--n", "5", "--size", "48"], "unsupported image size 48; valid sizes: 32, 64, 128"),
+])
+def test_export_bad_input(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = _prodgen("data", "export", *args, "--out", str(out), env_cache=tmp_path / "cache")
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_export_then_export_a_different_catalog_into_the_same_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["data", "export", "--split", "val", "--n", "12", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 13 and "metadata.csv" in names
+    assert main(["data", "export", "--split", "val", "--n", "12", "--out", str(out)]) == 0  # same: fine
+    assert main(["data", "export", "--split", "test", "--n", "12", "--out", str(out)]) == 2
+    assert "already holds a different export" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == names
+
+
+def test_data_info_reads_an_export(tmp_path, capsys):
+    out = tmp_path / "out"
+    main(["data", "export", "--split", "val", "--n", "20", "--out", str(out)])
+    assert main(["data", "info", str(out)]) == 0
+    assert "20 products" in capsys.readouterr().out
+
+
+def test_doctor_reports_a_missing_cache_with_the_fix(capsys):
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "[FIX] catalog cache" in out and "prodgen data build" in out
+
+
+def test_bench_reports_the_figures(capsys):
+    assert main(["bench", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["render_images_per_s"]) == {"32", "64", "128"}
+    assert all(v > 0 for v in report["render_images_per_s"].values())
+    assert report["first_build"]["seconds"] > 0 and report["cached_load"]["seconds"] > 0
+
+
+def test_unknown_lesson_is_a_clear_error(capsys):
+    assert main(["course", "run", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "99" in err and "Traceback" not in err
