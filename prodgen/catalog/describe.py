@@ -15,7 +15,7 @@ import numpy as np
 
 from .attributes import ATTRIBUTE_NAMES, ATTRIBUTES, validate_attributes
 
-__all__ = ["TEMPLATES", "MENTION_PROBABILITY", "describe", "fill_template", "random_description"]
+__all__ = ["TEMPLATES", "MENTION_PROBABILITY", "describe", "fill_template", "random_description", "words_for"]
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "en": (
@@ -67,8 +67,9 @@ def _tidy(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" ,")
 
 
-def _words(attrs: dict, lang: str, rng: np.random.Generator) -> dict[str, str]:
-    """One synonym per mentioned attribute, plus the phrase forms English templates use."""
+def words_for(attrs: dict, lang: str = "en", rng=None) -> dict[str, str]:
+    """Placeholder -> word for ``attrs``: one random synonym each, plus the English phrase forms."""
+    rng = np.random.default_rng(rng)
     words = {}
     for name, key in attrs.items():
         value = next(v for v in ATTRIBUTES[name] if v.key == key)
@@ -97,7 +98,7 @@ def describe(attrs: dict, lang: str = "en", template: int | None = None, rng=Non
         template = int(rng.integers(len(templates)))
     elif not 0 <= template < len(templates):
         raise ValueError(f"template index {template} out of range; {lang} has {len(templates)} templates (0-{len(templates) - 1})")
-    return fill_template(templates[template], _words(attrs, lang, rng))
+    return fill_template(templates[template], words_for(attrs, lang, rng))
 
 
 def random_description(attrs: dict, rng: np.random.Generator) -> tuple[dict, str, str]:

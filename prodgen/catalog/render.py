@@ -26,7 +26,7 @@ SUPERSAMPLE = {32: 3, 64: 2, 128: 2}  # canvas = size * factor
 
 # Fraction of the frame that the product's unit box covers, per size.
 SIZE_SCALE = {"small": 0.6, "medium": 0.75, "large": 0.9}
-PATTERN_PERIOD = 1 / 6.5  # in frame units: fabric patterns have a physical scale
+PATTERN_PERIOD = 1 / 6  # in frame units: fabric patterns have a physical scale
 
 # Part ids of the part map.
 BG, BODY, ACCENT, LIGHT, DARK, METAL, LOGO_EDGE, LOGO_INK = range(8)
