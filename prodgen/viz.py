@@ -75,7 +75,8 @@ def show_images(images, nrow: int = 8, titles=None, title: str | None = None, sc
     return axes
 
 
-def plot_counts(counts: dict[str, dict[str, int]], title: str | None = None, compare: dict | None = None):
+def plot_counts(counts: dict[str, dict[str, int]], title: str | None = None, compare: dict | None = None,
+                labels: tuple[str, str] = ("real", "generated")):
     """One bar chart per attribute: ``{attribute: {value: count}}``; ``compare`` draws a second set beside it."""
     import matplotlib.pyplot as plt
 
@@ -83,9 +84,9 @@ def plot_counts(counts: dict[str, dict[str, int]], title: str | None = None, com
     for ax, (attr, c) in zip(axes[0], counts.items()):
         x = np.arange(len(c))
         width = 0.4 if compare else 0.8
-        ax.bar(x - (width / 2 if compare else 0), list(c.values()), width, label="real" if compare else None)
+        ax.bar(x - (width / 2 if compare else 0), list(c.values()), width, label=labels[0] if compare else None)
         if compare:
-            ax.bar(x + width / 2, [compare[attr].get(k, 0) for k in c], width, label="compared")
+            ax.bar(x + width / 2, [compare[attr].get(k, 0) for k in c], width, label=labels[1])
         ax.set_xticks(x, list(c), rotation=60, ha="right", fontsize=8)
         ax.set_title(attr)
     if compare:

@@ -36,7 +36,7 @@ __all__ = [
 
 SPLITS = ("train", "val", "test", "unseen")
 DEFAULT_N = {"train": 20_000, "val": 2_000, "test": 2_000, "unseen": 2_000}
-CACHE_VERSION = 5  # bump when rendering or descriptions change
+CACHE_VERSION = 9  # bump when rendering or descriptions change
 _SPLIT_ID = {name: i for i, name in enumerate(SPLITS)}
 _HELD_OUT = set(HELD_OUT_PAIRS)
 

@@ -25,8 +25,9 @@ SUPPORTED_SIZES = (32, 64, 128)
 SUPERSAMPLE = {32: 3, 64: 2, 128: 2}  # canvas = size * factor
 
 # Fraction of the frame that the product's unit box covers, per size.
-SIZE_SCALE = {"small": 0.6, "medium": 0.75, "large": 0.9}
+SIZE_SCALE = {"small": 0.63, "medium": 0.765, "large": 0.9}
 PATTERN_PERIOD = 1 / 6  # in frame units: fabric patterns have a physical scale
+LOGO_SCALE = 0.94  # logo radius relative to SHAPES' value: big enough to read, small enough to show the pattern
 
 # Part ids of the part map.
 BG, BODY, ACCENT, LIGHT, DARK, METAL, LOGO_EDGE, LOGO_INK = range(8)
@@ -217,7 +218,7 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     parts = Image.new("L", (res, res), BG)
     pen = _Pen(ImageDraw.Draw(parts), res, cx, cy, s, angle)
     draw_fn(pen)
-    _logo(pen, BRAND_LOGOS[attrs["brand"]], lx, ly, lr)
+    _logo(pen, BRAND_LOGOS[attrs["brand"]], lx, ly, LOGO_SCALE * lr)
     part = np.asarray(parts)
 
     # 2. Product coordinates of every pixel (u right, v down, product in [-0.5, 0.5]).
@@ -238,8 +239,10 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
         lut[k] = rgb
     lut[LOGO_EDGE], lut[LOGO_INK] = edge, ink
     img = lut[part]
-    printed = _pattern_mask(attrs["pattern"], fu, fv) & (part == BODY)
-    img[printed] = print_rgb
+    amount = _pattern_amount(attrs["pattern"], fu, fv)
+    if amount is not None:
+        body = part == BODY
+        img[body] += amount[body][:, None] * (print_rgb - base)
 
     # 4. Light from the upper left, a highlight on cylinders, a darker outline.
     product = part != BG
@@ -268,17 +271,22 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     return np.asarray(out)
 
 
-def _pattern_mask(pattern: str, fu: np.ndarray, fv: np.ndarray) -> np.ndarray:
-    """Where the print colour goes, in frame units so all sizes share one fabric scale."""
-    a, b = fu / PATTERN_PERIOD, fv / PATTERN_PERIOD
+def _pattern_amount(pattern: str, fu: np.ndarray, fv: np.ndarray) -> np.ndarray | None:
+    """How much print colour each pixel gets (0..1), or None for plain.
+
+    Pattern coordinates are frame units, so every product size shares one fabric scale.
+    "checked" is a gingham: bands in both directions, darkest where they cross.
+    """
     if pattern == "plain":
-        return np.zeros(fu.shape, bool)
+        return None
+    a, b = fu / PATTERN_PERIOD, fv / PATTERN_PERIOD
+    fa, fb = a - np.floor(a), b - np.floor(b)
     if pattern == "striped":
-        return (b - np.floor(b)) < 0.5
+        return (fb < 0.5).astype(np.float32)
     if pattern == "dotted":
-        return (a - np.floor(a) - 0.5) ** 2 + (b - np.floor(b) - 0.5) ** 2 < 0.27**2
+        return ((fa - 0.5) ** 2 + (fb - 0.5) ** 2 < 0.25**2).astype(np.float32)
     if pattern == "checked":
-        return (np.floor(a) + np.floor(b)) % 2 == 0
+        return 0.55 * (fa < 0.5) + 0.45 * (fb < 0.5)
     raise ValueError(f"unknown pattern {pattern!r}")
 
 

@@ -28,7 +28,7 @@ class Judge(nn.Module):
         super().__init__()
         self.num_classes = num_classes or {a: len(v) for a, v in ATTRIBUTES.items()}
         w = width
-        self.features = nn.Sequential(
+        self.trunk = nn.Sequential(
             _block(3, w),  # S x S: colour, logo strokes, pattern texture
             nn.MaxPool2d(2),  # S/2
             _block(w, 2 * w),
@@ -44,8 +44,17 @@ class Judge(nn.Module):
         self.heads = nn.ModuleDict({a: nn.Linear(256, k) for a, k in self.num_classes.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.features(x)  # N x 256
+        h = self.trunk(x)  # N x 256
         return {a: head(h) for a, head in self.heads.items()}  # attribute -> N x classes
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """The 256-d features before the heads, ``N x 256`` (eval mode): what FID compares."""
+        was_training = self.training
+        self.eval()
+        out = torch.cat([self.trunk(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+        self.train(was_training)
+        return out
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
