@@ -136,22 +136,17 @@ def _catalog_finding() -> Finding:
 
 
 def _checkpoints_finding() -> Finding:
-    import hashlib
-    import json
+    from . import pretrained
 
-    from .paths import checkpoints_dir
-
-    manifest = checkpoints_dir() / "manifest.json"
-    if not manifest.is_file():
-        return Finding("checkpoints", True, "none shipped yet (lessons 00-01 need none)")
-    entries = json.loads(manifest.read_text())
+    shipped = pretrained.names()
+    if not shipped:
+        return Finding("checkpoints", True, "none shipped yet")
     bad = []
-    for name, entry in entries.items():
-        path = checkpoints_dir() / entry["file"]
-        if not path.is_file():
-            bad.append(f"{name} missing")
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-            bad.append(f"{name} corrupt (sha256 mismatch)")
+    for name in shipped:
+        try:
+            pretrained.verify(name)
+        except (ValueError, FileNotFoundError) as e:
+            bad.append(str(e).split(":")[0])
     if bad:
         return Finding("checkpoints", False, "; ".join(bad), "git checkout -- data/checkpoints  (restore the shipped files)")
-    return Finding("checkpoints", True, f"{len(entries)} shipped, all sha256 verified")
+    return Finding("checkpoints", True, f"{len(shipped)} shipped ({', '.join(shipped)}), all sha256 verified")

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 
-__all__ = ["Judge", "fit_judge", "judge_accuracy"]
+__all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -67,6 +67,11 @@ class Judge(nn.Module):
             out.append(torch.stack([logits[a].argmax(1) for a in self.heads], 1))
         self.train(was_training)
         return torch.cat(out)
+
+
+def build(config: dict) -> Judge:
+    """Rebuild a judge from its checkpoint config (``prodgen.pretrained``)."""
+    return Judge(config.get("num_classes"), config.get("width", 32))
 
 
 def fit_judge(train, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,

@@ -1,56 +1,11 @@
-"""Exercise checks: each prints ``[PASS] name`` or ``[FAIL] name: what is wrong. Hint: ...``.
-
-A check never raises on a wrong answer (an unfinished exercise, an exception inside
-the student's code, a wrong shape or value): it explains and returns ``False``, so
-the lesson keeps running. Checks for lesson NN are grouped under a heading below.
-"""
+"""Checks for lessons 00 (welcome) and 01 (the product catalog)."""
 from __future__ import annotations
 
-import functools
 import re
 
+from ._core import _check, _expect, _torch
+
 __all__ = ["check_channels_first", "check_template", "check_normalization", "check_balanced_weights"]
-
-
-class _Fail(Exception):
-    """A wrong answer, with the message shown to the student."""
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise _Fail(message)
-
-
-def _check(name: str, hint: str):
-    """Turn a function that raises ``_Fail`` into a check that prints and returns a bool."""
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs) -> bool:
-            try:
-                fn(*args, **kwargs)
-            except _Fail as e:
-                print(f"[FAIL] {name}: {e}. Hint: {hint}")
-                return False
-            except NotImplementedError:
-                print(f"[FAIL] {name}: not done yet; replace the `raise NotImplementedError` line with your code. "
-                      f"Hint: {hint}")
-                return False
-            except Exception as e:  # the student's code crashed: say how, without a traceback
-                print(f"[FAIL] {name}: your code raised {type(e).__name__}: {e}. Hint: {hint}")
-                return False
-            print(f"[PASS] {name}")
-            return True
-
-        return run
-
-    return decorate
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 # ------------------------------------------------------------------ lesson 00
@@ -70,7 +25,7 @@ def check_channels_first(to_channels_first) -> None:
 @_check("description template", "write e.g. \"a [{size} ][{color} ]{category}[ by {brand}]\" and add the pattern")
 def check_template(template: str) -> None:
     """Lesson 01: a template naming all five attributes, each optional but the category."""
-    from .catalog.describe import fill_template
+    from ..catalog.describe import fill_template
 
     _expect(isinstance(template, str), f"a template is a string, got {type(template).__name__}")
     _expect("{category}" in re.sub(r"\[[^\]]*\]", "", template),

@@ -1,0 +1,10 @@
+"""Exercise checks: each prints ``[PASS] name`` or ``[FAIL] name: what is wrong. Hint: ...``.
+
+A check never raises on a wrong answer (an unfinished exercise, an exception inside
+the student's code, a wrong shape or value): it explains and returns ``False``, so
+the lesson keeps running. One module per lesson group; lessons call ``checks.check_...``.
+"""
+from .catalog import *  # noqa: F401,F403  lessons 00-01
+from .gan import *  # noqa: F401,F403  lesson 03
+from .text import *  # noqa: F401,F403  lesson 02
+from .vae import *  # noqa: F401,F403  lesson 04

@@ -1,0 +1,150 @@
+"""Shipped checkpoints: a registry, a manifest with sha256 sums, safe saving and loading.
+
+``data/checkpoints/manifest.json`` lists every shipped model: its file, sha256,
+the configuration that rebuilds the network, how it was trained, and the metrics
+measured when it was saved. :func:`load` rebuilds the network with the builder
+registered for that name, verifies the file's sha256, and loads the weights with
+``torch.load(weights_only=True)``, which cannot run code hidden in a file.
+Files are written atomically (temp file + rename): an interrupted save never leaves
+a half-written checkpoint. Used by every lesson that says "load pretrained, or train
+it yourself" (02+), by ``prodgen models`` and ``prodgen doctor``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+
+from . import paths
+
+__all__ = ["BUILDERS", "available", "load", "load_entry", "manifest", "names", "save", "verify"]
+
+# name -> "module:function" that builds the network from the manifest's config dict.
+# Only these builders are ever imported: the manifest cannot name arbitrary code.
+BUILDERS: dict[str, str] = {
+    "judge": "prodgen.models.judge:build",
+}
+
+
+def _manifest_path() -> Path:
+    return paths.checkpoints_dir() / "manifest.json"
+
+
+def manifest() -> dict:
+    """The manifest as a dict ``{name: entry}`` (empty if nothing is shipped)."""
+    path = _manifest_path()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); restore it with `git checkout -- {path}`") from None
+
+
+def names() -> list[str]:
+    """Names of the shipped models."""
+    return sorted(manifest())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _entry(name: str) -> dict:
+    entries = manifest()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none shipped yet"
+        raise ValueError(f"unknown model {name!r}; shipped models: {known}")
+    return entries[name]
+
+
+def verify(name: str) -> Path:
+    """The checkpoint's path, after checking that it exists and its sha256 matches the manifest."""
+    entry = _entry(name)
+    path = paths.checkpoints_dir() / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint for {name!r} is missing: {path}. Restore it with "
+                                f"`git checkout -- {path}` or retrain it with `prodgen train {name}`")
+    if _sha256(path) != entry["sha256"]:
+        raise ValueError(f"checkpoint for {name!r} is corrupt (sha256 does not match the manifest): {path}. "
+                         f"Restore it with `git checkout -- {path}` or retrain it with `prodgen train {name}`")
+    return path
+
+
+def available(name: str) -> bool:
+    """Whether ``name`` is shipped and its file is intact."""
+    try:
+        verify(name)
+        return True
+    except (ValueError, FileNotFoundError):
+        return False
+
+
+def _builder(name: str):
+    if name not in BUILDERS:
+        raise ValueError(f"no builder registered for {name!r}; registered: {', '.join(sorted(BUILDERS))}")
+    module, function = BUILDERS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def load_entry(name: str, device="cpu"):
+    """``(model, info)``: the rebuilt network in eval mode, and its manifest entry plus the
+    checkpoint's ``extra`` data (e.g. a vocabulary) under ``info["extra"]``."""
+    import torch
+
+    path = verify(name)
+    entry = _entry(name)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        model = _builder(name)(entry["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, EOFError, OSError) as e:  # e.g. an unreadable or mismatched file
+        raise ValueError(f"checkpoint for {name!r} cannot be loaded ({type(e).__name__}: {str(e)[:200]}); "
+                         f"retrain it with `prodgen train {name}`") from None
+    return model.to(device).eval(), {**entry, "extra": payload.get("extra", {})}
+
+
+def load(name: str, device="cpu"):
+    """The shipped network ``name`` in eval mode, sha256-verified, loaded with ``weights_only=True``."""
+    return load_entry(name, device)[0]
+
+
+def save(name: str, model, config: dict, metrics: dict | None = None, training: dict | None = None,
+         extra: dict | None = None) -> Path:
+    """Save ``model``'s weights as the checkpoint ``name`` and record it in the manifest.
+
+    ``config`` must rebuild the network with ``BUILDERS[name]``; ``training`` says how it
+    was trained (for ``prodgen train``), ``metrics`` what was measured; ``extra`` holds
+    plain data stored inside the checkpoint (e.g. a vocabulary).
+    """
+    import torch
+
+    _builder(name)  # refuse names without a builder before writing anything
+    folder = paths.checkpoints_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
+    _atomic_write(path, lambda f: torch.save(payload, f))
+    entries = manifest()
+    entries[name] = {"file": path.name, "sha256": _sha256(path), "config": config,
+                     "training": training or {}, "metrics": metrics or {}}
+    text = json.dumps(dict(sorted(entries.items())), indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(_manifest_path(), lambda f: f.write(text.encode("utf-8")))
+    return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
