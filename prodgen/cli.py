@@ -1,4 +1,4 @@
-"""The ``prodgen`` command: doctor, bench, data, course.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, evaluate.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -90,6 +90,60 @@ def _course_run(args) -> int:
     return 0 if all(r.ok for r in runs) else 1
 
 
+def _models(args) -> int:
+    from . import pretrained
+
+    entries = pretrained.manifest()
+    if args.json:
+        print(json.dumps({n: {k: e[k] for k in ("file", "sha256", "config", "training", "metrics")}
+                          for n, e in entries.items()}, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no shipped models yet")
+        return 0
+    for name, e in entries.items():
+        ok = "ok" if pretrained.available(name) else "MISSING/CORRUPT"
+        print(f"{name:<10} {e['file']:<14} [{ok}]")
+        for key, value in e["metrics"].items():
+            print(f"    {key:<28} {value}")
+    return 0
+
+
+def _train(args) -> int:
+    from . import pretrained
+
+    metrics = pretrained.train(args.model, fast=args.fast)
+    print(f"saved {args.model}: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from . import metrics, pretrained
+
+    if args.n < 4:
+        raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
+    model = pretrained.load(args.model)
+    if args.model == "judge":
+        from .catalog import load_catalog
+
+        result = {split: metrics.control_accuracy(model, load_catalog(split, progress=False).images[:args.n],
+                                                  load_catalog(split, progress=False).labels[:args.n])
+                  for split in ("test", "unseen")}
+    elif hasattr(model, "sample") or hasattr(model, "z_dim"):
+        result = metrics.evaluate_generator(model, pretrained.load("judge"), n=args.n, seed=args.seed)
+    else:
+        raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy")
+    if args.json:
+        print(json.dumps({"model": args.model, **result}, indent=2))
+    else:
+        print(f"{args.model} ({args.n} samples)")
+        for key, value in result.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v:.4f}" for k, v in value.items())
+            print(f"  {key:<20} {value}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -132,6 +186,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--student", action="store_true", help="run the student notebooks (only NotImplementedError allowed)")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
     s.set_defaults(func=_course_run)
+    s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_models)
+    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration")
+    s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
+    s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
+    s.set_defaults(func=_train)
+    s = sub.add_parser("evaluate", help="FID (with its floor), precision/recall and more for a shipped model")
+    s.add_argument("model")
+    s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_evaluate)
     return p
 
 

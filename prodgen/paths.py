@@ -15,7 +15,7 @@ __all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir"]
 def repo_root() -> Path | None:
     """The course checkout this package sits in, or None when installed elsewhere."""
     root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() and (root / "data").is_dir() else None
+    return root if (root / "pyproject.toml").is_file() and (root / "solutions").is_dir() else None
 
 
 def data_dir() -> Path:
@@ -33,5 +33,7 @@ def cache_dir() -> Path:
 
 
 def checkpoints_dir() -> Path:
-    """Shipped checkpoints and their manifest."""
+    """Shipped checkpoints and their manifest (``$PRODGEN_CHECKPOINTS`` overrides, e.g. in tests)."""
+    if os.environ.get("PRODGEN_CHECKPOINTS"):
+        return Path(os.environ["PRODGEN_CHECKPOINTS"]).expanduser()
     return data_dir() / "checkpoints"

@@ -19,12 +19,24 @@ from pathlib import Path
 
 from . import paths
 
-__all__ = ["BUILDERS", "available", "load", "load_entry", "manifest", "names", "save", "verify"]
+__all__ = ["BUILDERS", "TRAINERS", "available", "load", "load_entry", "manifest", "names", "save", "train", "verify"]
 
 # name -> "module:function" that builds the network from the manifest's config dict.
 # Only these builders are ever imported: the manifest cannot name arbitrary code.
 BUILDERS: dict[str, str] = {
     "judge": "prodgen.models.judge:build",
+    "text-bag": "prodgen.text:build",
+    "text-gru": "prodgen.text:build",
+}
+
+# name -> "module:function(name, fast=False, log=print) -> metrics" that retrains the
+# checkpoint with its shipped configuration (``prodgen train NAME``).
+TRAINERS: dict[str, str] = {
+    "judge": "prodgen.models.judge:train_checkpoint",
+    "text-bag": "prodgen.text:train_checkpoint",
+    "text-gru": "prodgen.text:train_checkpoint",
+    "dcgan": "prodgen.models.dcgan:train_checkpoint",
+    "vae": "prodgen.models.vae:train_checkpoint",
 }
 
 
@@ -91,6 +103,18 @@ def _builder(name: str):
         raise ValueError(f"no builder registered for {name!r}; registered: {', '.join(sorted(BUILDERS))}")
     module, function = BUILDERS[name].split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def train(name: str, fast: bool = False, log=print) -> dict:
+    """Retrain checkpoint ``name`` with its shipped configuration and save it; returns its metrics."""
+    if name not in TRAINERS:
+        raise ValueError(f"unknown model {name!r}; trainable models: {', '.join(TRAINERS)}")
+    module, function = TRAINERS[name].split(":")
+    try:
+        trainer = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{name!r} has no trainer yet ({TRAINERS[name]} is missing)") from None
+    return trainer(name, fast=fast, log=log)
 
 
 def load_entry(name: str, device="cpu"):

@@ -111,3 +111,26 @@ def judge_accuracy(model: Judge, catalog) -> dict[str, float]:
         known = catalog.labels[:, j] >= 0
         acc[a] = float((pred[known, j] == catalog.labels[known, j]).float().mean())
     return acc
+
+
+# The shipped judge: trained on the whole training split, evaluated on test and unseen.
+CHECKPOINT_CONFIG = {"width": 32, "epochs": 6, "batch_size": 128, "lr": 3e-3, "seed": 0, "train_split": "train"}
+
+
+def train_checkpoint(name: str = "judge", fast: bool = False, log=print) -> dict:
+    """Train the shipped judge (``prodgen train judge``) and save it with its test metrics."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+
+    cfg = dict(CHECKPOINT_CONFIG)
+    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if fast:
+        train, cfg["epochs"] = train.subset(range(2000)), 1
+    model = fit_judge(train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], log=log)
+    metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("test", progress=False)).items()}
+    metrics |= {f"unseen_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("unseen", progress=False)).items()}
+    if log:
+        log("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    config = {"num_classes": model.num_classes, "width": cfg["width"]}
+    pretrained.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast})
+    return metrics
