@@ -25,8 +25,10 @@ __all__ = ["BUILDERS", "TRAINERS", "available", "load", "load_entry", "manifest"
 # Only these builders are ever imported: the manifest cannot name arbitrary code.
 BUILDERS: dict[str, str] = {
     "judge": "prodgen.models.judge:build",
+    "dcgan": "prodgen.models.dcgan:build",
     "text-bag": "prodgen.text:build",
     "text-gru": "prodgen.text:build",
+    "vae": "prodgen.models.vae:build",
 }
 
 # name -> "module:function(name, fast=False, log=print) -> metrics" that retrains the
