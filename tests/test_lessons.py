@@ -52,8 +52,13 @@ def assert_01(results: dict) -> None:
     assert -1.0 <= results["pixel_min"] < 0 and results["pixel_max"] == 1.0
     # A balanced epoch from the skewed catalog: every category close to 1/8 (FAST draws only ~560).
     assert results["min_category_share_balanced"] > (0.06 if results["fast"] else 0.1)
-    # The judge learns something even in FAST mode; the full lesson reaches >= 98 %.
-    assert results["judge_min_accuracy"] > (0.3 if results["fast"] else 0.98)
+    # The lesson's own judge: >= 98 % per attribute in the full run; in FAST mode (1 epoch on 2k
+    # photos) clearly above chance (chance averages 0.21 over the five attributes).
+    if results["fast"]:
+        assert results["judge_mean_accuracy"] > 0.4
+    else:
+        assert results["judge_min_accuracy"] >= 0.98
+    assert results["shipped_judge_min_accuracy"] >= 0.98
 
 
 def _not_written(number: str):
