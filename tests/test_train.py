@@ -1,0 +1,264 @@
+"""The training engine: determinism, resume == uninterrupted, the time budget, precision/layout paths, bad input."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from prodgen.catalog import Catalog
+from prodgen.models.dcgan import build_pair
+from prodgen.train import History, gan_step, resolve_precision, train_gan, train_vae
+
+FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # bf16: its own test
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These networks are tiny: one thread is as fast as two and immune to a busy machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    """128 synthetic products: coloured squares on a light background (4 steps of 32 per epoch)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 128
+    images = torch.full((n, 3, 32, 32), 230, dtype=torch.uint8)
+    colours = torch.randint(0, 256, (n, 3), generator=gen, dtype=torch.int64).to(torch.uint8)
+    for i in range(n):
+        a = int(torch.randint(4, 12, (1,), generator=gen))
+        images[i, :, a:32 - a, a:32 - a] = colours[i, :, None, None]
+    labels = torch.randint(0, 3, (n, 5), generator=gen)
+    return Catalog(images, labels, ["a product"] * n, ["一个产品"] * n)
+
+
+def _gan(seed=0):
+    return build_pair(z_dim=16, width=8, seed=seed)
+
+
+def _same(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_history_and_samples(catalog):
+    g, d = _gan()
+    h = train_gan(g, d, catalog, epochs=2, **FAST)
+    assert set(h.steps) == {"loss_d", "loss_g", "d_real", "d_fake"} and len(h.steps["loss_d"]) == 8
+    assert all(len(v) == 2 for v in h.epochs.values()) and h.epochs_done == 2
+    assert h.images_seen == 256 and h.seconds > 0 and not h.stopped_early
+    assert [e for e, _ in h.samples] == [1, 2]
+    assert h.samples[0][1].shape == (8, 3, 32, 32) and h.samples[0][1].dtype == torch.uint8
+    assert all(0 < v < 1 for v in h.steps["d_real"] + h.steps["d_fake"])
+    assert math.isclose(h.epochs["loss_d"][0], sum(h.steps["loss_d"][:4]) / 4, rel_tol=1e-9)
+    assert not g.training and not d.training  # models end in eval mode
+    assert "2 epochs" in repr(h)
+
+
+def test_same_seed_same_result_and_another_seed_differs(catalog):
+    (g1, d1), (g2, d2), (g3, d3) = _gan(), _gan(), _gan()
+    h1 = train_gan(g1, d1, catalog, epochs=1, seed=3, **FAST)
+    h2 = train_gan(g2, d2, catalog, epochs=1, seed=3, **FAST)
+    h3 = train_gan(g3, d3, catalog, epochs=1, seed=4, **FAST)
+    assert _same(g1, g2) and _same(d1, d2) and h1.steps == h2.steps
+    assert torch.equal(h1.samples[-1][1], h2.samples[-1][1])
+    assert not _same(g1, g3) and h1.steps != h3.steps
+
+
+def test_resume_equals_uninterrupted_training(catalog, tmp_path):
+    g, d = _gan()
+    whole = train_gan(g, d, catalog, epochs=2, **FAST)
+    path = tmp_path / "run.pt"
+    g1, d1 = _gan()
+    train_gan(g1, d1, catalog, epochs=1, checkpoint=path, **FAST)  # "interrupted" after epoch 1
+    assert path.is_file() and not list(tmp_path.glob(".*tmp"))  # written atomically: no temp file left
+    g2, d2 = _gan(seed=7)  # a fresh process would build the models anew
+    resumed = train_gan(g2, d2, catalog, epochs=2, checkpoint=path, resume=True, **FAST)
+    assert _same(g, g2) and _same(d, d2)
+    assert resumed.steps == whole.steps and resumed.epochs == whole.epochs and resumed.images_seen == 256
+    again = train_gan(g2, d2, catalog, epochs=2, checkpoint=path, resume=True, **FAST)  # nothing left to do
+    assert again.epochs_done == 2 and _same(g, g2)
+
+
+def test_resume_without_a_file_starts_afresh_and_bad_files_are_clear_errors(catalog, tmp_path):
+    g, d = _gan()
+    h = train_gan(g, d, catalog, epochs=1, checkpoint=tmp_path / "new.pt", resume=True, **FAST)
+    assert h.epochs_done == 1
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        train_gan(*_gan(), catalog, epochs=1, checkpoint=bad, resume=True, **FAST)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        train_gan(*build_pair(z_dim=16, width=4), catalog, epochs=2, checkpoint=tmp_path / "new.pt", resume=True,
+                  **FAST)
+
+
+def test_max_minutes_stops_at_a_batch_boundary(catalog, tmp_path):
+    g, d = _gan()
+    h = train_gan(g, d, catalog, epochs=50, max_minutes=1e-5, checkpoint=tmp_path / "c.pt", **FAST)
+    assert h.stopped_early and h.epochs_done == 1
+    assert len(h.steps["loss_d"]) < 50 * 4 and h.images_seen == 32 * len(h.steps["loss_d"])
+    assert len(h.samples) == 1 and (tmp_path / "c.pt").is_file()  # a picture and a checkpoint even so
+
+
+def test_history_argument_continues_the_curves(catalog):
+    g, d = _gan()
+    h = train_gan(g, d, catalog, epochs=1, **FAST)
+    h2 = train_gan(g, d, catalog, epochs=1, history=h, **FAST)
+    assert h2 is h and h.epochs_done == 2 and [e for e, _ in h.samples] == [1, 2] and h.images_seen == 256
+
+
+@pytest.mark.parametrize("precision, channels_last", [("bf16", True), ("fp32", False), ("bf16", False)])
+def test_precision_and_layout_paths_run(catalog, precision, channels_last):
+    g, d = _gan()
+    h = train_gan(g, d, catalog, epochs=1, channels_last=channels_last, **{**FAST, "precision": precision})
+    assert all(math.isfinite(v) for v in h.steps["loss_d"] + h.steps["loss_g"])
+    assert g.net[0].weight.dtype == torch.float32  # autocast leaves the weights in fp32
+    g2, d2 = _gan()
+    train_gan(g2, d2, catalog, epochs=1, channels_last=channels_last, **{**FAST, "precision": precision})
+    assert _same(g, g2)  # deterministic on every path
+
+
+def test_hinge_and_custom_losses(catalog):
+    h = train_gan(*_gan(), catalog, epochs=1, loss="hinge", **FAST)
+    assert all(math.isfinite(v) for v in h.steps["loss_d"])
+    pair = (lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(), lambda f: F.softplus(-f).mean())
+    (g1, d1), (g2, d2) = _gan(), _gan()
+    train_gan(g1, d1, catalog, epochs=1, loss=pair, **FAST)
+    train_gan(g2, d2, catalog, epochs=1, loss="non-saturating", **FAST)
+    assert _same(g1, g2)
+
+
+def test_resolve_precision():
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cuda") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; valid precisions: auto, fp32, bf16"):
+        resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(loss="wgan"), "unknown GAN loss 'wgan'; valid losses: non-saturating"),
+    (dict(batch_size=1000), "fewer than one batch of 1000"),
+    (dict(batch_size=0), "batch_size must be"),
+    (dict(epochs=-1), "epochs must be"),
+    (dict(max_minutes=0), "max_minutes must be"),
+    (dict(precision="half"), "unknown precision"),
+])
+def test_bad_input_is_a_clear_error(catalog, kwargs, message):
+    args = {**FAST, "epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        train_gan(*_gan(), catalog, **args)
+
+
+def test_gan_step_returns_detached_scalars():
+    g, d = _gan()
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    out = gan_step(g, d, opt_g, opt_d, torch.rand(4, 3, 32, 32) * 2 - 1, torch.randn(4, 16))
+    assert set(out) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    assert all(v.ndim == 0 and not v.requires_grad for v in out.values())
+
+
+def test_progress_bar_and_summary_line(catalog, capsys):
+    train_gan(*_gan(), catalog, epochs=1, **{**FAST, "progress": True})
+    captured = capsys.readouterr()
+    assert "trained 1 epoch(s)" in captured.out and "loss_d" in captured.out
+
+
+def test_history_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    h = History(steps={"loss_d": [1.0, 0.8, 0.7] * 20, "loss_g": [0.7] * 60})
+    ax = h.plot()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss_d", "loss_g"]
+    with pytest.raises(ValueError, match="unknown curve"):
+        h.plot("nope")
+
+
+# ----------------------------------------------------------------------------- conditional GANs
+class _CondG(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.z_dim = 8
+        self.embed = nn.Embedding(3, 8)
+        self.net = nn.Sequential(nn.Linear(8, 3 * 32 * 32), nn.Tanh())
+
+    def forward(self, z, y):
+        return self.net(z + self.embed(y[:, 0])).view(-1, 3, 32, 32)
+
+
+class _CondD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 4, 4)
+        self.embed = nn.Embedding(3, 4 * 8 * 8)
+
+    def forward(self, x, y):
+        h = F.leaky_relu(self.conv(x), 0.2).flatten(1)
+        return (h * self.embed(y[:, 0])).sum(1)
+
+
+def test_conditional_models_get_the_labels(catalog):
+    torch.manual_seed(0)
+    g, d = _CondG(), _CondD()
+    h = train_gan(g, d, catalog, epochs=1, conditional=True, **FAST)
+    assert h.samples[0][1].shape == (8, 3, 32, 32)
+
+
+# ----------------------------------------------------------------------------- VAEs
+class _TinyVAE(nn.Module):
+    def __init__(self, z_dim=4):
+        super().__init__()
+        self.z_dim = z_dim
+        self.enc = nn.Sequential(nn.Conv2d(3, 4, 4, 4), nn.Flatten(), nn.Linear(4 * 8 * 8, 2 * z_dim))
+        self.dec = nn.Sequential(nn.Linear(z_dim, 3 * 32 * 32), nn.Tanh())
+
+    def forward(self, x):
+        mu, logvar = self.enc(x).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return self.dec(z).view(-1, 3, 32, 32), mu, logvar
+
+    def sample(self, n, generator=None):
+        z = torch.randn(n, self.z_dim, generator=generator, device=self.dec[0].weight.device)
+        return self.dec(z).view(-1, 3, 32, 32)
+
+
+def _vae_loss(x, output, beta):
+    x_hat, mu, logvar = output
+    recon = F.mse_loss(x_hat, x, reduction="sum") / len(x)
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def _vae():
+    torch.manual_seed(0)
+    return _TinyVAE()
+
+
+def test_train_vae_history_determinism_and_resume(catalog, tmp_path):
+    m1, m2 = _vae(), _vae()
+    h1 = train_vae(m1, catalog, epochs=2, loss_fn=_vae_loss, **FAST)
+    h2 = train_vae(m2, catalog, epochs=2, loss_fn=_vae_loss, **FAST)
+    assert set(h1.steps) == {"loss", "recon", "kl"} and len(h1.steps["loss"]) == 8
+    assert _same(m1, m2) and h1.steps == h2.steps
+    assert h1.samples[-1][1].shape == (8, 3, 32, 32) and h1.samples[-1][1].dtype == torch.uint8
+    assert h1.epochs["loss"][-1] < h1.epochs["loss"][0]
+    m3 = _vae()
+    train_vae(m3, catalog, epochs=1, loss_fn=_vae_loss, checkpoint=tmp_path / "v.pt", **FAST)
+    m4 = _vae()
+    h4 = train_vae(m4, catalog, epochs=2, loss_fn=_vae_loss, checkpoint=tmp_path / "v.pt", resume=True, **FAST)
+    assert _same(m1, m4) and h4.steps == h1.steps
+    with pytest.raises(ValueError, match="it is a 'vae' checkpoint, not a 'gan' one"):
+        train_gan(*_gan(), catalog, epochs=2, checkpoint=tmp_path / "v.pt", resume=True, **FAST)
+
+
+def test_train_vae_bf16_and_beta(catalog):
+    h = train_vae(_vae(), catalog, epochs=1, loss_fn=_vae_loss, beta=0.0, **{**FAST, "precision": "bf16"})
+    assert all(math.isfinite(v) for v in h.steps["loss"])
+    assert h.steps["loss"] == pytest.approx(h.steps["recon"])  # beta = 0: the KL term drops out
