@@ -9,13 +9,7 @@ from prodgen import checks
 from prodgen.models.dcgan import d_loss_bce, g_loss_non_saturating
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is as fast as two and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 def _not_done(*args):

@@ -12,13 +12,7 @@ from prodgen.models.dcgan import (GAN_LOSSES, Discriminator, Generator, build, b
                                   g_loss_hinge, g_loss_non_saturating, g_loss_saturating)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is as fast as two and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 @pytest.mark.parametrize("size", [32, 64])

@@ -15,13 +15,7 @@ from prodgen.train import History, gan_step, resolve_precision, train_gan, train
 FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # bf16: its own test
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is as fast as two and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 @pytest.fixture(scope="module")
