@@ -1,4 +1,4 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, evaluate.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -144,6 +144,24 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    from .generate import Request, _check_n, generate_catalog, parse_attrs, read_requests
+
+    n = _check_n(args.n, "--n")
+    if args.batch:
+        requests = read_requests(args.batch, default_n=n)
+    elif args.attrs is not None:
+        requests = [Request(parse_attrs(args.attrs), "", n)]
+    else:
+        if not args.text.strip():
+            raise ValueError("the description is empty; describe the product, e.g. --text 'a red striped mug by Acme'")
+        requests = [Request({}, args.text, n)]
+    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=bool(args.batch))
+    total = sum(r.n for r in requests)
+    print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -193,6 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
     s.set_defaults(func=_train)
+    s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
+    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, ... (`prodgen models`)")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="a description, e.g. 'a large red striped t-shirt by Acme' (text models)")
+    what.add_argument("--attrs", help="key=value pairs, e.g. category=mug,color=red (attribute models)")
+    what.add_argument("--batch", help="a CSV with a description column and/or attribute columns, optional n column")
+    s.add_argument("--n", default="1", help="images per request (default 1; a CSV's n column overrides it)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical images")
+    s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.set_defaults(func=_generate)
     s = sub.add_parser("evaluate", help="FID (with its floor), precision/recall and more for a shipped model")
     s.add_argument("model")
     s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")

@@ -31,6 +31,7 @@ __all__ = [
     "judge_features",
     "sample_images",
     "evaluate_generator",
+    "image_quality",
 ]
 
 
@@ -154,22 +155,27 @@ def real_reference(n: int = 2000):
     return load_catalog("train", progress=False).images[:n], load_catalog("test", progress=False).images[:n]
 
 
-def evaluate_generator(model, judge, n: int = 2000, seed: int = 0) -> dict:
-    """FID (with its real-vs-real floor), precision/recall and attribute-histogram distance of ``n`` samples."""
+def image_quality(judge, images: torch.Tensor, n: int = 2000) -> dict:
+    """FID of ``images`` against ``n`` training photos, its floor (``n`` test photos against the same
+    reference), and precision/recall (k = 3): the image-quality half of every model's evaluation."""
     train_imgs, test_imgs = real_reference(n)
     ref = judge_features(judge, train_imgs)
-    samples = sample_images(model, n, seed)
-    fake = judge_features(judge, samples)
+    fake = judge_features(judge, images)
     precision, recall = precision_recall(ref, fake)
+    return {"fid": round(fid(ref, fake), 3), "fid_floor": round(fid(ref, judge_features(judge, test_imgs)), 3),
+            "precision": round(precision, 4), "recall": round(recall, 4)}
+
+
+def evaluate_generator(model, judge, n: int = 2000, seed: int = 0) -> dict:
+    """FID (with its real-vs-real floor), precision/recall and attribute-histogram distance of ``n`` samples."""
+    train_imgs, _ = real_reference(n)
+    samples = sample_images(model, n, seed)
     num_classes = judge.num_classes
     real_hist = attribute_histograms(judge.predict(_judge_input(train_imgs)), num_classes)
     fake_hist = attribute_histograms(judge.predict(_judge_input(samples)), num_classes)
     return {
         "n": n,
-        "fid": round(fid(ref, fake), 3),
-        "fid_floor": round(fid(ref, judge_features(judge, test_imgs)), 3),
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
+        **image_quality(judge, samples, n),
         "histogram_distance": {k: round(v, 4) for k, v in histogram_distance(real_hist, fake_hist).items()},
     }
 

@@ -28,7 +28,14 @@ BUILDERS: dict[str, str] = {
     "dcgan": "prodgen.models.dcgan:build",
     "text-bag": "prodgen.text:build",
     "text-gru": "prodgen.text:build",
+    "text-votes": "prodgen.text:build",
     "vae": "prodgen.models.vae:build",
+    "cgan-projection": "prodgen.models.cgan:build",
+    "cgan-concat": "prodgen.models.cgan:build",
+    "cgan-acgan": "prodgen.models.cgan:build",
+    "cvae": "prodgen.models.cvae:build",
+    "text2img": "prodgen.models.text2img:build",
+    "text2img-embedding": "prodgen.models.text2img:build",
 }
 
 # name -> "module:function(name, fast=False, log=print) -> metrics" that retrains the
@@ -37,8 +44,15 @@ TRAINERS: dict[str, str] = {
     "judge": "prodgen.models.judge:train_checkpoint",
     "text-bag": "prodgen.text:train_checkpoint",
     "text-gru": "prodgen.text:train_checkpoint",
+    "text-votes": "prodgen.text:train_checkpoint",
     "dcgan": "prodgen.models.dcgan:train_checkpoint",
     "vae": "prodgen.models.vae:train_checkpoint",
+    "cgan-projection": "prodgen.models.cgan:train_checkpoint",
+    "cgan-concat": "prodgen.models.cgan:train_checkpoint",
+    "cgan-acgan": "prodgen.models.cgan:train_checkpoint",
+    "cvae": "prodgen.models.cvae:train_checkpoint",
+    "text2img": "prodgen.models.text2img:train_checkpoint",
+    "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
 }
 
 

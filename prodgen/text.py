@@ -41,7 +41,7 @@ from .catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 
 __all__ = [
     "PAD", "UNK", "LANGS", "tokenize", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder",
-    "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown", "fit_reader",
+    "WordVotes", "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown", "fit_reader",
     "cpu_threads", "predict_attributes", "evaluate_reader", "product_words", "validate_description", "TextEncoder",
     "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
 ]
@@ -235,7 +235,52 @@ class GRUEncoder(nn.Module):
         return torch.tanh(self.proj(h))  # N x D, in (-1, 1)
 
 
-ENCODERS = {"bag": BagOfEmbeddings, "gru": GRUEncoder}
+class WordVotes(nn.Module):
+    """Each token, and each pair of neighbouring tokens, *votes*: a score for every value of every
+    attribute (37 numbers). The description's scores are a soft maximum (log-sum-exp) of the votes.
+
+    No layer mixes the words, so the reader cannot learn that "t-shirt" makes "red" unlikely; a
+    combination it never read ("a red t-shirt") is read word by word. The pairs tell "蓝绿色"
+    (teal) from "蓝色" (blue). Lesson 07 uses it as the generator's front end.
+    """
+
+    PAIR_BUCKETS = 8192  # pairs are hashed into this many vote rows
+
+    def __init__(self, vocab_size: int, num_classes: dict[str, int] | None = None):
+        super().__init__()
+        self.num_classes = dict(num_classes or {a: len(v) for a, v in ATTRIBUTES.items()})
+        self.dim = sum(k + 1 for k in self.num_classes.values())  # 37
+        self.vocab_size = vocab_size
+        self.votes = nn.Embedding(vocab_size, self.dim, padding_idx=0)  # one vote per token
+        self.pair_votes = nn.Embedding(self.PAIR_BUCKETS, self.dim)  # one vote per neighbouring pair
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        lengths = lengths.to(ids.device)
+        t = ids.shape[1]
+        mask = torch.arange(t, device=ids.device)[None, :] < lengths[:, None]  # N x T
+        votes = self.votes(ids).masked_fill(~mask[..., None], -1e4)  # N x T x 37
+        if t > 1:
+            pairs = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % self.PAIR_BUCKETS  # N x (T-1), hashed
+            pair_mask = mask[:, 1:]  # both tokens of the pair are real
+            pv = self.pair_votes(pairs).masked_fill(~pair_mask[..., None], -1e4)
+            votes = torch.cat([votes, pv], dim=1)  # N x (2T-1) x 37
+        return votes.logsumexp(dim=1)  # N x 37: a soft maximum over the votes
+
+
+class VoteReader(nn.Module):
+    """A :class:`WordVotes` encoder whose 37 scores *are* the five heads' logits (no head layer that could
+    mix the attributes again). Same interface as :class:`AttributeReader`."""
+
+    def __init__(self, encoder: WordVotes):
+        super().__init__()
+        self.encoder, self.num_classes = encoder, encoder.num_classes
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        scores = self.encoder(ids, lengths).split([k + 1 for k in self.num_classes.values()], dim=1)
+        return dict(zip(self.num_classes, scores))  # attribute -> N x (K + 1)
+
+
+ENCODERS = {"bag": BagOfEmbeddings, "gru": GRUEncoder, "votes": WordVotes}
 
 
 class AttributeReader(nn.Module):
@@ -258,11 +303,15 @@ def make_reader(kind: str, vocab_size: int, seed: int = 0, **sizes) -> Attribute
     if kind not in ENCODERS:
         raise ValueError(f"unknown encoder kind {kind!r}; valid kinds: {', '.join(ENCODERS)}")
     torch.manual_seed(seed)
+    if kind == "votes":
+        return VoteReader(WordVotes(vocab_size))
     return AttributeReader(ENCODERS[kind](vocab_size, **sizes))
 
 
 def build(config: dict) -> AttributeReader:
     """Rebuild a reader from its checkpoint config (``prodgen.pretrained``)."""
+    if config["kind"] == "votes":
+        return VoteReader(WordVotes(config["vocab_size"], config.get("num_classes")))
     sizes = {k: config[k] for k in ("embed_dim", "hidden", "dim") if k in config}
     if config["kind"] == "bag":
         sizes.pop("hidden", None)
@@ -272,6 +321,8 @@ def build(config: dict) -> AttributeReader:
 
 def _config(model: AttributeReader, vocab_size: int) -> dict:
     enc = model.encoder
+    if isinstance(enc, WordVotes):
+        return {"kind": "votes", "vocab_size": vocab_size, "num_classes": model.num_classes}
     config = {"kind": "gru" if isinstance(enc, GRUEncoder) else "bag", "vocab_size": vocab_size,
               "embed_dim": enc.embed.embedding_dim, "dim": enc.dim, "num_classes": model.num_classes}
     if isinstance(enc, GRUEncoder):
@@ -489,6 +540,15 @@ class TextEncoder:
         with cpu_threads(1):
             return self.encoder(ids, lengths)
 
+    @torch.no_grad()
+    def probabilities(self, texts, strict: bool = False) -> torch.Tensor:
+        """What the reader heard, as soft requests ``N x 37``: for each attribute (``ATTRIBUTE_NAMES``
+        order) the softmax over its values and "unspecified" (the conditioning of lesson 07's text2img)."""
+        ids, lengths = self._batch(texts, strict)
+        with cpu_threads(1):
+            logits = self.reader(ids, lengths)
+        return torch.cat([logits[a].float().softmax(dim=1) for a in ATTRIBUTE_NAMES], dim=1)
+
     def read(self, texts, strict: bool = False) -> list[dict]:
         """The attributes the reader hears in each description, ``{attribute: value or None}``."""
         ids, lengths = self._batch(texts, strict)
@@ -516,6 +576,8 @@ CHECKPOINTS: dict[str, dict] = {
                  "unk_rate": 0.1, "min_count": 2, "seed": 0, "train_split": "train", "eval_split": "test"},
     "text-gru": {"kind": "gru", "embed_dim": 64, "hidden": 64, "dim": 64, "epochs": 4, "batch_size": 128,
                  "lr": 3e-3, "unk_rate": 0.1, "min_count": 2, "seed": 0, "train_split": "train", "eval_split": "test"},
+    "text-votes": {"kind": "votes", "epochs": 4, "batch_size": 128, "lr": 0.05, "unk_rate": 0.1, "min_count": 2,
+                   "seed": 0, "train_split": "train", "eval_split": "test"},
 }
 
 
@@ -549,6 +611,9 @@ def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print) -> d
                seed=cfg["seed"], unk_rate=cfg["unk_rate"], log=log)
     seconds = time.perf_counter() - start
     metrics = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog(cfg["eval_split"], progress=False))))
+    if name == "text-votes":  # the reader lesson 07 relies on for combinations never seen in training
+        unseen = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog("unseen", progress=False))))
+        metrics |= {f"unseen_{k}": v for k, v in unseen.items()}
     if log:
         log("test accuracy (mentioned attributes): " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if "unspecified" not in k))

@@ -161,6 +161,10 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
        batches separately), loss ``d_loss(real_logits, fake_logits)``, update D only.
     2. G step: the same fake images through the *updated* D, loss ``g_loss(fake_logits)``, update G.
 
+    A discriminator that returns ``(logits, class_logits)`` (the AC-GAN of lesson 05) has its
+    ``aux_loss(class_logits, labels)`` added to both losses: on real and fake images for D, on
+    fake images for G.
+
     Returns detached scalars ``loss_d``, ``loss_g``, ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z))
     (D as a probability, sigmoid of the logit, measured in the D step).
     """
@@ -171,16 +175,20 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
     cond = () if labels is None else (labels,)
     with autocast():
         fake = generator(z, *cond)
-        real_logits = discriminator(real, *cond).float()
-        fake_logits = discriminator(fake.detach(), *cond).float()
+        real_logits, real_aux = _split(discriminator(real, *cond))
+        fake_logits, fake_aux = _split(discriminator(fake.detach(), *cond))
     loss_d = d_loss(real_logits, fake_logits)
+    if real_aux is not None:  # AC-GAN: D also learns to name the attributes of real and fake images
+        loss_d = loss_d + discriminator.aux_loss(real_aux, labels) + discriminator.aux_loss(fake_aux, labels)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
 
     with autocast():
-        fake_logits_g = discriminator(fake, *cond).float()
+        fake_logits_g, fake_aux_g = _split(discriminator(fake, *cond))
     loss_g = g_loss(fake_logits_g)
+    if fake_aux_g is not None:  # ... and G wants its images named as requested
+        loss_g = loss_g + discriminator.aux_loss(fake_aux_g, labels)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -189,10 +197,18 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
                 "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
 
 
-def vae_step(model, optimizer, x, loss_fn, beta: float = 1.0, autocast=contextlib.nullcontext) -> dict:
-    """One VAE step: ``output = model(x)``, ``loss_fn(x, output, beta)["loss"]`` backwards, update."""
+def _split(output):
+    """``(logits as float32, auxiliary outputs or None)`` from a discriminator's output."""
+    if isinstance(output, tuple):
+        return output[0].float(), output[1]
+    return output.float(), None
+
+
+def vae_step(model, optimizer, x, loss_fn, beta: float = 1.0, autocast=contextlib.nullcontext, labels=None) -> dict:
+    """One VAE step: ``output = model(x)`` (``model(x, labels)`` for a conditional VAE),
+    ``loss_fn(x, output, beta)["loss"]`` backwards, update."""
     with autocast():
-        output = model(x)
+        output = model(x) if labels is None else model(x, labels)
     output = tuple(o.float() for o in output)
     terms = loss_fn(x.float(), output, beta)
     optimizer.zero_grad(set_to_none=True)
@@ -423,17 +439,27 @@ class _Loop:
 def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr=2e-4, betas=(0.5, 0.999),
               loss="non-saturating", max_minutes=None, seed=0, device="auto", precision="auto",
               channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
-              conditional=False, history=None) -> History:
+              conditional=False, condition=None, sample_condition=None, ema=None, ema_decay=0.999,
+              history=None) -> History:
     """Train a GAN on a catalog with Adam; returns the :class:`History`.
 
     - ``generator(z)`` maps ``N x generator.z_dim`` noise to images in [-1, 1]; ``discriminator(x)``
       returns one logit per image. ``conditional=True`` passes the label batch (N x 5) as a second
       argument to both, and the sample grid uses the labels of the catalog's first ``n_samples`` products.
+    - ``condition``: with ``conditional=True``, a function applied to each batch's labels before G and D
+      see them (the sample grid gets the plain labels): e.g. ``lambda y: hide_attributes(y, 0.1)`` so
+      partial requests are learned (lesson 05), or labels -> description embeddings (lesson 07).
+    - ``sample_condition``: what G gets for the sample grid (default: the labels of the catalog's
+      first ``n_samples`` products), e.g. the embeddings of their descriptions.
     - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.models.dcgan.GAN_LOSSES``)
       or a pair of functions ``(d_loss(real_logits, fake_logits), g_loss(fake_logits))``.
     - ``epochs``: how many epochs to run now; with ``resume=True`` the total to reach (an interrupted run
       is finished by repeating the same call). Without a checkpoint file ``resume=True`` starts afresh.
     - ``max_minutes``: stop at the first batch boundary after this many minutes (``history.stopped_early``).
+    - ``ema``: a copy of the generator (``copy.deepcopy(generator)``) that keeps the exponential moving
+      average of its weights, ``ema = decay * ema + (1 - decay) * G`` after every step (batch-norm statistics
+      copied). The average of many nearby generators is smoother than the last one (used by BigGAN and
+      StyleGAN); lesson 05 ships the averaged generator. The sample grid then shows the average.
     - ``history``: a History to append to (continue training in a second call).
 
     The models end on the training device in eval mode.
@@ -441,7 +467,12 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     d_loss, g_loss = _gan_losses(loss)
     if not hasattr(generator, "z_dim"):
         raise ValueError("the generator needs a `z_dim` attribute (the size of its noise vector)")
-    loop = _Loop({"generator": generator, "discriminator": discriminator}, catalog, kind="gan", epochs=epochs,
+    if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in generator.parameters()]:
+        raise ValueError("ema must be a copy of the generator (copy.deepcopy(generator)), not another network")
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    modules = {"generator": generator, "discriminator": discriminator, **({"generator_ema": ema} if ema else {})}
+    loop = _Loop(modules, catalog, kind="gan", epochs=epochs,
                  batch_size=batch_size, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
                  channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
                  progress=progress, history=history, names=("loss_d", "loss_g", "d_real", "d_fake"))
@@ -450,29 +481,53 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(betas))
     # fixed noise for the sample grids: its own generator, so it is the same in every epoch and run
     fixed_z = torch.randn(n_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(dev)
-    fixed_y = catalog.labels[:n_samples].to(dev) if conditional else None
+    if conditional:
+        fixed_y = (catalog.labels[:n_samples] if sample_condition is None else sample_condition[:n_samples]).to(dev)
+    if condition is not None and not conditional:
+        raise ValueError("condition= needs conditional=True (it transforms the labels G and D are given)")
+    if condition is not None and not callable(condition):
+        raise ValueError(f"condition must be a function of the label batch, got {type(condition).__name__}")
 
     def step(x, y):
         z = torch.randn(len(x), generator.z_dim, device=dev)
-        return gan_step(generator, discriminator, opt_g, opt_d, x, z, d_loss, g_loss,
-                        labels=y if conditional else None, autocast=loop.autocast)
+        if conditional and condition is not None:
+            y = condition(y)
+        out = gan_step(generator, discriminator, opt_g, opt_d, x, z, d_loss, g_loss,
+                       labels=y if conditional else None, autocast=loop.autocast)
+        if ema is not None:
+            _update_ema(ema, generator, ema_decay)
+        return out
+
+    shown = ema if ema is not None else generator
 
     def sample():
-        return generator(fixed_z, fixed_y) if conditional else generator(fixed_z)
+        if not conditional:
+            return shown(fixed_z)
+        return shown(fixed_z, fixed_y)
 
     return loop.run({"opt_g": opt_g, "opt_d": opt_d}, step, sample)
+
+
+@torch.no_grad()
+def _update_ema(ema, model, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for the weights; buffers (batch-norm statistics) copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)  # one fused update
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
 
 
 # ----------------------------------------------------------------------------- VAEs
 def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, max_minutes=None, seed=0,
               device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None,
-              resume=False, progress=True, loss_fn=None, history=None) -> History:
+              resume=False, progress=True, loss_fn=None, conditional=False, history=None) -> History:
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
     (default ``prodgen.models.vae.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
     with a generator seeded the same way after every epoch. ``epochs``, ``resume``, ``max_minutes``,
-    ``checkpoint`` and ``history`` work as in :func:`train_gan`.
+    ``checkpoint`` and ``history`` work as in :func:`train_gan`. ``conditional=True`` (the CVAE of
+    lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's
+    first n_samples products, generator=g)``.
     """
     if loss_fn is None:
         from .models.vae import vae_loss as loss_fn
@@ -482,12 +537,16 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
                  names=("loss", "recon", "kl"))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
+    fixed_y = catalog.labels[:n_samples].to(loop.device) if conditional else None
+
     def step(x, y):
-        return vae_step(model, optimizer, x, loss_fn, beta, autocast=loop.autocast)
+        return vae_step(model, optimizer, x, loss_fn, beta, autocast=loop.autocast,
+                        labels=y if conditional else None)
 
     def sample():
         if not hasattr(model, "sample"):
             return None
-        return model.sample(n_samples, generator=torch.Generator(device=loop.device).manual_seed(seed))
+        gen = torch.Generator(device=loop.device).manual_seed(seed)
+        return model.sample(fixed_y if conditional else n_samples, generator=gen)
 
     return loop.run({"optimizer": optimizer}, step, sample)

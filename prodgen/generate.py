@@ -1,0 +1,231 @@
+"""Generate product photos from requests: one request, or a whole catalog from a spreadsheet.
+
+A request is either attributes (``{"category": "mug", "color": "red"}``; the rest unspecified) for the
+attribute-controlled models, or a description ("a large red striped t-shirt by Acme",
+"大号红色条纹T恤，Acme品牌") for the text-to-image models. :func:`generate_catalog` writes PNGs and a
+``metadata.csv`` with the columns ``file, category, color, size, brand, pattern, description, model,
+seed`` (for a description, the attribute columns say what the text reader heard in it).
+
+Row ``r`` of a run with seed ``S`` draws its noise from a generator seeded with ``S + r``: the same seed
+gives byte-identical images, and one row's images do not depend on the other rows. Everything is
+written to a temporary folder and renamed at the end: an interrupted run leaves nothing behind.
+
+Used by ``prodgen generate`` and lessons 07, 09 and 12.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .catalog.attributes import ATTRIBUTE_NAMES
+
+__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "load_generator", "generate",
+           "generate_catalog", "METADATA_COLUMNS"]
+
+MODELS = {"cgan-projection": "attributes", "cgan-concat": "attributes", "cgan-acgan": "attributes",
+          "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
+"""Shipped models that take a request, and what kind of request."""
+
+MAX_IMAGES = 100_000  # per run: a guard against a typo such as --n 1000000
+METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "description", "model", "seed")
+
+
+@dataclass
+class Request:
+    """One row: attributes (``{name: value}``) or a description, and how many images."""
+
+    attrs: dict
+    description: str
+    n: int = 1
+
+
+def parse_attrs(text: str) -> dict:
+    """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against the catalog."""
+    from .models.condition import parse_request
+
+    attrs = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "=" not in part:
+            raise ValueError(f"--attrs expects key=value pairs separated by commas (e.g. color=red,size=large), "
+                             f"got {part!r}")
+        key, value = (s.strip() for s in part.split("=", 1))
+        attrs[key] = value
+    if not attrs:
+        raise ValueError("--attrs is empty; give key=value pairs, e.g. category=mug,color=red "
+                         f"(attributes: {', '.join(ATTRIBUTE_NAMES)})")
+    parse_request(attrs)  # unknown names or values -> ValueError listing the valid ones
+    return attrs
+
+
+def _check_n(n, where: str) -> int:
+    try:
+        value = int(str(n).strip())
+    except ValueError:
+        raise ValueError(f"{where}: n must be a whole number of images (1 to {MAX_IMAGES}), got {n!r}") from None
+    if not 1 <= value <= MAX_IMAGES:
+        raise ValueError(f"{where}: n must be between 1 and {MAX_IMAGES}, got {value}")
+    return value
+
+
+def read_requests(path, default_n: int = 1) -> list[Request]:
+    """Requests from a CSV: a ``description`` column and/or attribute columns (blank cells = unspecified),
+    and an optional ``n`` column (images per row, default ``default_n``). Other columns are ignored."""
+    from .models.condition import parse_request
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"request file not found: {path}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path} is not a readable UTF-8 CSV file ({e})") from None
+    usable = [c for c in columns if c in ATTRIBUTE_NAMES or c == "description"]
+    if not usable:
+        raise ValueError(f"{path} has no request columns; give a 'description' column and/or attribute columns "
+                         f"({', '.join(ATTRIBUTE_NAMES)}), and optionally 'n' (found: {', '.join(columns) or 'none'})")
+    if not rows:
+        raise ValueError(f"{path} has a header but no requests")
+    requests = []
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        attrs = {a: row[a] for a in ATTRIBUTE_NAMES if row.get(a)}
+        description = row.get("description", "")
+        if not attrs and not description:
+            raise ValueError(f"{path}, line {i}: the row asks for nothing (no description, no attribute)")
+        try:
+            parse_request(attrs)
+        except ValueError as e:
+            raise ValueError(f"{path}, line {i}: {e}") from None
+        n = _check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
+        requests.append(Request(attrs, description, n))
+    return requests
+
+
+def load_generator(name: str):
+    """The shipped model ``name`` (sha256-verified) and its request kind, ``"attributes"`` or ``"text"``."""
+    from . import pretrained
+
+    if name not in MODELS:
+        raise ValueError(f"{name!r} cannot generate from a request; models that can: {', '.join(MODELS)}")
+    return pretrained.load(name), MODELS[name]
+
+
+def _text_for(request: Request, kind_model: str) -> str:
+    from .catalog.describe import describe
+
+    if request.description:
+        return request.description
+    if "category" not in request.attrs:
+        raise ValueError(f"{kind_model} needs a description, or attributes that include a category "
+                         f"(got {request.attrs})")
+    return describe(request.attrs, "en", template=0)
+
+
+def generate(model, kind: str, request: Request, seed: int, name: str = "model") -> tuple[torch.Tensor, dict]:
+    """``(uint8 images n x 3 x 32 x 32, the attributes requested or read)`` for one request."""
+    from .catalog import denormalize
+    from .models.condition import parse_request, request_to_dict
+    from .text import validate_description
+
+    if kind == "attributes":
+        if request.description and not request.attrs:
+            raise ValueError(f"{name} is controlled by attributes, not text: give --attrs (or attribute columns), "
+                             f"or use a text model ({', '.join(k for k, v in MODELS.items() if v == 'text')})")
+        labels = parse_request(request.attrs).repeat(request.n, 1)
+        if hasattr(model, "sample"):  # the CVAE
+            images = model.sample(labels, generator=torch.Generator().manual_seed(seed))
+        else:
+            from .models.cgan import generate as cgan_generate
+
+            images = cgan_generate(model, labels, seed)
+        return denormalize(images), request_to_dict(labels[0])
+    text = _text_for(request, name)
+    if not text.strip():
+        raise ValueError("the description is empty; describe the product, e.g. 'a red striped mug by Acme'")
+    validate_description(text)  # no known product word -> ValueError with examples
+    images = model.generate([text] * request.n, seed=seed)
+    heard = model.encoder.read([text])[0]
+    return denormalize(images), {a: v for a, v in heard.items() if v is not None}
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise FileExistsError(f"{out} exists and is not a folder; choose a new folder for the images")
+        if any(out.iterdir()):
+            raise FileExistsError(f"{out} is not empty; choose an empty or new folder, or delete it first")
+
+
+def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0, progress: bool = False) -> Path:
+    """Generate every request with model ``name`` into ``out_dir`` (PNGs + ``metadata.csv``); returns it."""
+    from PIL import Image
+
+    if not requests:
+        raise ValueError("no requests to generate")
+    total = sum(r.n for r in requests)
+    if total > MAX_IMAGES:
+        raise ValueError(f"the requests ask for {total} images in all; at most {MAX_IMAGES} per run")
+    out = Path(out_dir)
+    _prepare_out(out)
+    model, kind = load_generator(name)
+    for i, r in enumerate(requests):  # check every request before writing anything
+        if kind == "text":
+            text = _text_for(r, name)
+            if not text.strip():
+                raise ValueError(f"request {i + 1}: the description is empty; describe the product, "
+                                 "e.g. 'a red striped mug by Acme'")
+            from .text import validate_description
+
+            try:
+                validate_description(text)
+            except ValueError as e:
+                raise ValueError(f"request {i + 1}: {e}") from None
+        elif r.description and not r.attrs:
+            raise ValueError(f"request {i + 1}: {name} is controlled by attributes, not text; give attribute "
+                             f"columns, or use a text model ({', '.join(k for k, v in MODELS.items() if v == 'text')})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"generating with {name}", unit="img")
+    try:
+        rows, k = [], 0
+        with torch.no_grad():
+            for r_index, request in enumerate(requests):
+                row_seed = seed + r_index
+                images, attrs = generate(model, kind, request, row_seed, name)
+                pixels = images.permute(0, 2, 3, 1).numpy()
+                for j in range(len(pixels)):
+                    file = f"{k:06d}.png"
+                    Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
+                    description = _text_for(request, name) if kind == "text" else request.description
+                    rows.append([file, *(attrs.get(a, "") for a in ATTRIBUTE_NAMES), description, name, row_seed])
+                    k += 1
+                if bar is not None:
+                    bar.update(len(pixels))
+        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(METADATA_COLUMNS)
+            writer.writerows(rows)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

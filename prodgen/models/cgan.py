@@ -1,0 +1,349 @@
+"""Conditional GANs (lesson 05): one generator, three ways for the discriminator to use the condition.
+
+The **generator** is the DCGAN generator with the condition fed in twice: its vector is
+concatenated with the noise at the input (Mirza & Osindero, 2014), and every batch norm is a
+*conditional* batch norm whose scale and shift are computed from the condition (de Vries et al.,
+2017; the generator of Miyato & Koyama, 2018). The condition vector comes from ``embed``: an
+:class:`~prodgen.models.condition.AttributeEmbedding` of the five attributes here, a projected
+text embedding in lesson 07.
+
+The three discriminators differ only in how they use the labels ``y``:
+
+- :class:`ConcatDiscriminator`: ``D(x, y)`` sees ``y`` as 37 constant one-hot image planes stacked
+  onto the photo (the original cGAN). Non-saturating loss, batch norm.
+- :class:`ProjectionDiscriminator` (Miyato & Koyama, 2018): features ``h = phi(x)``, score
+  ``psi(h) + sum_a <e_a(y_a), h>``: an inner product between the features and a learned vector for
+  each requested value. Spectral norm on every layer, hinge loss.
+- :class:`ACGANDiscriminator` (Odena et al., 2017): a real/fake logit plus one classifier head per
+  attribute; both players also minimise the classifiers' cross-entropy (:meth:`aux_loss`).
+
+``prodgen.train.train_gan(..., conditional=True)`` trains any pair. Used by lessons 05, 07 and 09,
+``prodgen generate`` and the shipped ``cgan-projection``, ``cgan-concat`` and ``cgan-acgan``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .condition import CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, check_labels, hide_attributes, one_hot, slots
+
+__all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
+           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "generate",
+           "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate"]
+
+
+# ----------------------------------------------------------------------------- the generator
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose per-channel scale and shift are functions of a condition vector ``c``.
+
+    ``y = BN(x) * (1 + gamma(c)) + beta(c)``: ``gamma`` and ``beta`` are linear maps (``1 +`` so a fresh
+    layer starts as a plain batch norm). A red request and a blue one shift the same features differently.
+    """
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Linear(cond_dim, channels)
+        self.beta = nn.Linear(cond_dim, channels)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.gamma(c)[:, :, None, None], self.beta(c)[:, :, None, None]  # N x C x 1 x 1
+        return self.bn(x) * (1 + gamma) + beta
+
+
+class Generator(nn.Module):
+    """``G(z, y)``: noise N x z_dim and a condition -> images N x 3 x 32 x 32 in [-1, 1].
+
+    ``embed`` turns the condition input ``y`` (labels N x 5 by default) into a vector N x cond_dim.
+    """
+
+    def __init__(self, z_dim: int = 64, width: int = 64, embed: nn.Module | None = None, cond_dim: int | None = None):
+        super().__init__()
+        if embed is None:  # five learned 16-d vectors, concatenated: N x 5 -> N x 80
+            embed = nn.Sequential(AttributeEmbedding(16, unspecified="learned"), nn.Flatten())
+            cond_dim = 5 * 16
+        if cond_dim is None:
+            raise ValueError("give cond_dim, the size of the vector `embed` returns")
+        self.z_dim, self.width, self.cond_dim, self.image_size = z_dim, width, cond_dim, 32
+        self.embed = embed
+        w = width
+        # N x (z_dim + cond_dim) x 1 x 1 -> N x 4w x 4 x 4
+        self.input = nn.ConvTranspose2d(z_dim + cond_dim, 4 * w, 4, 1, 0, bias=False)
+        self.bn1 = ConditionalBatchNorm2d(4 * w, cond_dim)
+        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False)  # 4x4 -> 8x8
+        self.bn2 = ConditionalBatchNorm2d(2 * w, cond_dim)
+        self.up3 = nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False)  # 8x8 -> 16x16
+        self.bn3 = ConditionalBatchNorm2d(w, cond_dim)
+        self.out = nn.ConvTranspose2d(w, 3, 4, 2, 1, bias=False)  # 16x16 -> 32x32, RGB
+
+    def forward(self, z: torch.Tensor, y) -> torch.Tensor:
+        c = self.embed(y)  # N x cond_dim
+        h = self.input(torch.cat([z, c], dim=1)[:, :, None, None])  # N x 4w x 4 x 4
+        h = F.relu(self.bn1(h, c))
+        h = F.relu(self.bn2(self.up2(h), c))  # N x 2w x 8 x 8
+        h = F.relu(self.bn3(self.up3(h), c))  # N x w x 16 x 16
+        return torch.tanh(self.out(h))  # N x 3 x 32 x 32
+
+
+# ----------------------------------------------------------------------------- the discriminators
+def _trunk(in_channels: int, width: int, norm: str, deep: bool = False) -> nn.Sequential:
+    """The DCGAN discriminator's body: 32x32 -> 4w x 4 x 4 features.
+
+    ``norm="batch"``: batch norm after the 2nd and 3rd convolution (the DCGAN recipe);
+    ``norm="spectral"``: spectral norm on every convolution instead (each layer 1-Lipschitz).
+    ``deep=True``: a 3x3 convolution before each downsampling one (the SNGAN "standard CNN" layout):
+    more layers looking at fine detail (logos, dots) at each resolution.
+    """
+    sn = spectral_norm if norm == "spectral" else (lambda m: m)
+    bn = (lambda c: nn.BatchNorm2d(c)) if norm == "batch" else (lambda c: nn.Identity())
+    w = width
+    layers, c_in = [], in_channels
+    for i, c in enumerate((w, 2 * w, 4 * w)):  # 32x32 -> 16x16 -> 8x8 -> 4x4
+        if deep:  # same resolution, c_in -> c channels
+            layers += [sn(nn.Conv2d(c_in, c, 3, 1, 1)), nn.LeakyReLU(0.2, True)]
+            c_in = c
+        layers += [sn(nn.Conv2d(c_in, c, 4, 2, 1))]  # halve the resolution
+        layers += [bn(c)] if i > 0 else []  # no normalisation on the first layer's output (DCGAN)
+        layers += [nn.LeakyReLU(0.2, True)]
+        c_in = c
+    return nn.Sequential(*layers)
+
+
+class ConcatDiscriminator(nn.Module):
+    """``D(x, y)``: the 37-way one-hot of ``y`` as constant planes beside the RGB planes -> N logits."""
+
+    loss = "non-saturating"
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.features = _trunk(3 + CONDITION_DIM, width, "batch")
+        self.score = nn.Conv2d(4 * width, 1, 4, 1, 0)  # 4w x 4 x 4 -> 1 x 1 x 1
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 37 x 32 x 32
+        return self.score(self.features(torch.cat([x, planes], dim=1))).flatten()  # N
+
+
+class ProjectionDiscriminator(nn.Module):
+    """``D(x, y) = psi(h) + sum_a <e_a(y_a), h>`` with ``h = phi(x)`` (N x 4w), spectral norm throughout.
+
+    ``embed`` maps the condition to vectors the size of ``h``: per-attribute embeddings with a zero
+    vector for "unspecified" (N x 5 x 4w) by default, a projected text embedding in lesson 07.
+    """
+
+    loss = "hinge"
+
+    def __init__(self, width: int = 64, embed: nn.Module | None = None, deep: bool = False):
+        super().__init__()
+        self.features = _trunk(3, width, "spectral", deep)
+        self.psi = spectral_norm(nn.Linear(4 * width, 1))  # the unconditional "looks real" score
+        self.embed = embed if embed is not None else AttributeEmbedding(4 * width, unspecified="zero")
+
+    def forward(self, x: torch.Tensor, y) -> torch.Tensor:
+        h = F.leaky_relu(self.features(x), 0.2).sum(dim=(2, 3))  # N x 4w x 4 x 4 -> N x 4w (sum pooling)
+        e = self.embed(y)  # N x 5 x 4w (or N x 4w)
+        if e.ndim == 3:
+            e = e.sum(dim=1)  # sum_a e_a(y_a): N x 4w
+        return self.psi(h).flatten() + (e * h).sum(dim=1)  # N: psi(h) + <e, h>
+
+
+class ACGANDiscriminator(nn.Module):
+    """``D(x) -> (logits N, {attribute: class logits N x K})``: real/fake plus five classifiers."""
+
+    loss = "non-saturating"
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.features = _trunk(3, width, "batch")
+        self.score = nn.Conv2d(4 * width, 1, 4, 1, 0)
+        self.heads = nn.ModuleDict({a: nn.Linear(4 * width * 16, k) for a, k in NUM_CLASSES.items()})
+
+    def forward(self, x: torch.Tensor, y=None):
+        h = self.features(x)  # N x 4w x 4 x 4 (y is not looked at: D must *say* what it sees)
+        flat = h.flatten(1)  # N x 16 * 4w
+        return self.score(h).flatten(), {a: head(flat) for a, head in self.heads.items()}
+
+    @staticmethod
+    def aux_loss(class_logits: dict, labels: torch.Tensor) -> torch.Tensor:
+        """Sum over attributes of the cross-entropy for the requested values (unspecified ones skipped)."""
+        loss = 0.0
+        for j, logits in enumerate(class_logits.values()):
+            target = labels[:, j]
+            asked = (target >= 0).sum().clamp(min=1)  # a tensor: no GPU sync, no NaN if nothing was asked
+            loss = loss + F.cross_entropy(logits.float(), target, ignore_index=-1, reduction="sum") / asked
+        return loss
+
+
+DISCRIMINATORS = {"concat": ConcatDiscriminator, "projection": ProjectionDiscriminator, "acgan": ACGANDiscriminator}
+"""name -> discriminator class; each class says which GAN loss it is trained with (``.loss``)."""
+LOSSES = {name: cls.loss for name, cls in DISCRIMINATORS.items()}
+BETAS = {"concat": [0.5, 0.999], "projection": [0.0, 0.9], "acgan": [0.5, 0.999]}
+"""Adam's betas per discriminator: the DCGAN recipe for the batch-norm ones, (0, 0.9) for spectral norm + hinge
+(Miyato et al., 2018)."""
+
+
+def _init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and not hasattr(module, "parametrizations"):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+
+
+def build_pair(kind: str = "projection", z_dim: int = 64, width: int = 64, seed: int | None = 0, deep: bool = False):
+    """A fresh ``(generator, discriminator)`` for ``kind`` in ``DISCRIMINATORS`` (seeded initial weights);
+    ``deep``: the projection discriminator's deeper trunk (see ``_trunk``)."""
+    if kind not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator {kind!r}; valid kinds: {', '.join(DISCRIMINATORS)}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    d = ProjectionDiscriminator(width, deep=deep) if kind == "projection" else DISCRIMINATORS[kind](width)
+    g = Generator(z_dim, width)
+    g.apply(_init)
+    d.apply(_init)
+    return g, d
+
+
+def build(config: dict) -> Generator:
+    """Rebuild a shipped conditional generator from its checkpoint config (``prodgen.pretrained``)."""
+    return Generator(config.get("z_dim", 64), config.get("width", 64))
+
+
+@torch.no_grad()
+def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+    """Images in [-1, 1] for a batch of requests (N x 5, -1 = unspecified), one per row.
+
+    The noise comes from a CPU generator seeded with ``seed``, so the same seed gives the same images.
+    """
+    labels = check_labels(labels)
+    device = next(generator.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(labels), generator.z_dim, generator=gen)
+    generator.eval()
+    out = [generator(z[s:s + batch_size].to(device), labels[s:s + batch_size].to(device)).float().cpu()
+           for s in range(0, len(labels), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, 3, 32, 32)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(generator: Generator, conditions, batches: int = 20, batch_size: int = 256,
+                           seed: int = 0) -> Generator:
+    """Re-estimate the generator's batch-norm statistics from its own outputs (BigGAN's "standing statistics").
+
+    An averaged (EMA) generator has weights no single training step had, so the running means and variances
+    the training generator collected do not fit it. This runs ``batches`` batches of fresh noise with
+    ``conditions(n, generator) -> n conditions`` in training mode, averaging the statistics exactly
+    (``momentum=None``), and leaves the generator in eval mode.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    device = next(generator.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, generator.z_dim, generator=gen)
+        generator(z.to(device), conditions(batch_size, gen).to(device))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    return generator.eval()
+
+
+def random_requests(hide_p: float = 0.1):
+    """``conditions(n, generator)`` for :func:`recalibrate_batch_norm`: uniformly random label rows, each
+    attribute hidden with probability ``hide_p`` (what the generator saw in training)."""
+    def conditions(n, gen):
+        labels = torch.stack([torch.randint(k, (n,), generator=gen) for k in NUM_CLASSES.values()], dim=1)
+        return hide_attributes(labels, hide_p, gen)
+    return conditions
+
+
+# ----------------------------------------------------------------------------- shipped checkpoints
+CHECKPOINT_CONFIG = {
+    "z_dim": 64, "width": 64, "epochs": 60, "minutes": None, "batch_size": 128, "lr": 2e-4,
+    "betas": None, "hide_p": 0.1, "ema_decay": 0.999, "deep": None, "seed": 0, "train_split": "train",
+}
+"""How ``prodgen train cgan-projection`` (and ``cgan-concat``, ``cgan-acgan``) trains: the whole training
+split, Adam (lr 2e-4, ``BETAS`` of the discriminator unless ``betas`` is given), each attribute hidden with
+probability ``hide_p`` so partial requests work, and the shipped generator is the moving average of the
+generator's weights (``ema_decay``) with batch-norm statistics re-estimated on fully specified requests.
+``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the discriminator's (``LOSSES``): hinge for projection,
+non-saturating for the others."""
+
+
+def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=print, device: str = "auto",
+                     **overrides) -> dict:
+    """Train a shipped conditional GAN (``prodgen train cgan-projection``); the discriminator kind is the
+    part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..train import train_gan
+    from .dcgan import compact_history
+
+    kind = name.removeprefix("cgan-")
+    if kind not in DISCRIMINATORS:
+        raise ValueError(f"unknown model {name!r}; conditional GANs: {', '.join('cgan-' + k for k in DISCRIMINATORS)}")
+    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **overrides, "discriminator": kind, "loss": LOSSES[kind]}
+    cfg["betas"] = cfg["betas"] or BETAS[kind]
+    cfg["deep"] = kind == "projection" if cfg["deep"] is None else cfg["deep"]
+    if cfg["deep"] and kind != "projection":
+        raise ValueError("deep=True is an option of the projection discriminator only")
+    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if fast:
+        train, cfg["epochs"], cfg["minutes"] = train.subset(range(1024)), 1, None
+    g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"])
+    g_ema = copy.deepcopy(g)
+    history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                        betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
+                        device=device, progress=log is not None, conditional=True,
+                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, ema_decay=cfg["ema_decay"])
+    g = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=40)  # ship the averaged generator
+    dev = next(g.parameters()).device
+    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
+           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
+           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    g = g.cpu().eval()
+    metrics = evaluate(g, n=500 if fast else 2000)
+    if log:
+        log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
+    pretrained.save(name, g, {"z_dim": g.z_dim, "width": g.width}, metrics=metrics, training={**cfg, **ran},
+                    extra=compact_history(history))
+    return metrics
+
+
+def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> dict:
+    """What ``prodgen evaluate cgan-*`` reports: control accuracy on ``n`` balanced requests (every value
+    of every attribute equally often), on the held-out (category, colour) pairs, and on partial requests;
+    FID on judge features with its floor, precision and recall."""
+    from .. import pretrained
+    from ..catalog import HELD_OUT_PAIRS
+    from ..metrics import control_accuracy, image_quality
+    from .condition import balanced_requests
+
+    judge = judge if judge is not None else pretrained.load("judge")
+    requests = balanced_requests(n, seed)
+    images = generate(generator, requests, seed)
+    unseen = balanced_requests(max(n // 4, 8), seed + 1, only_pairs=HELD_OUT_PAIRS)
+    partial = hide_attributes(balanced_requests(max(n // 4, 8), seed + 2), 0.5,
+                              torch.Generator().manual_seed(seed))
+    return {
+        "n": n,
+        "control": _rounded(control_accuracy(judge, images, requests)),
+        "control_unseen_pairs": _rounded(control_accuracy(judge, generate(generator, unseen, seed + 1), unseen)),
+        "control_partial_requests": _rounded(control_accuracy(judge, generate(generator, partial, seed + 2), partial)),
+        **image_quality(judge, images, n),
+    }
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 4) for k, v in d.items()}

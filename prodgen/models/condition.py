@@ -1,0 +1,152 @@
+"""Attribute conditions: how a request such as "red, large, any brand" becomes numbers a network can use.
+
+A request is a row of five class indices in ``ATTRIBUTE_NAMES`` order (category, color, size, brand,
+pattern), the same layout as ``Catalog.labels``; **-1 means "unspecified"** (the generator may choose).
+Every attribute with ``K`` values gets ``K + 1`` slots: its values, then "unspecified".
+
+- :func:`one_hot`: N x 5 labels -> N x 37 one-hot vector (the concatenation discriminator, the CVAE).
+- :class:`AttributeEmbedding`: a learned vector per value (the generators, the projection discriminator);
+  it also takes *soft* requests, N x 37 probabilities (lesson 07: what a text reader heard).
+- :class:`OneHot`: :func:`one_hot` as a module (the CVAE's decoder).
+- :func:`hide_attributes`: hide attributes at random while training, so partial requests work.
+- :func:`parse_request` / :func:`balanced_requests`: requests from ``{name: value}`` dicts, and the
+  balanced request sets every evaluation uses (each value of each attribute equally often).
+
+Used by lessons 05 (conditional GANs), 06 (conditional VAEs), 07 (text to image) and ``prodgen generate``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
+
+__all__ = ["NUM_CLASSES", "CONDITION_DIM", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
+           "parse_request", "request_to_dict", "balanced_requests", "check_labels"]
+
+NUM_CLASSES: dict[str, int] = {a: len(ATTRIBUTES[a]) for a in ATTRIBUTE_NAMES}  # 8, 10, 3, 4, 4
+CONDITION_DIM = sum(k + 1 for k in NUM_CLASSES.values())  # 37: every value plus one "unspecified" per attribute
+
+
+def check_labels(labels: torch.Tensor) -> torch.Tensor:
+    """``labels`` as an int64 N x 5 tensor, after checking every entry is -1 or a valid class index."""
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 2 or labels.shape[1] != len(ATTRIBUTE_NAMES) or labels.dtype.is_floating_point:
+        raise ValueError(f"labels must be an integer tensor N x {len(ATTRIBUTE_NAMES)} "
+                         f"({', '.join(ATTRIBUTE_NAMES)}; -1 = unspecified), got {tuple(labels.shape)} {labels.dtype}")
+    for j, a in enumerate(ATTRIBUTE_NAMES):
+        col = labels[:, j]
+        if ((col < -1) | (col >= NUM_CLASSES[a])).any():
+            raise ValueError(f"{a} labels must be -1 (unspecified) or 0..{NUM_CLASSES[a] - 1}, "
+                             f"got {sorted(set(col.tolist()))[:8]}")
+    return labels.long()
+
+
+def slots(labels: torch.Tensor) -> torch.Tensor:
+    """Labels with -1 replaced by each attribute's "unspecified" slot ``K``: N x 5, values 0..K."""
+    k = torch.tensor([NUM_CLASSES[a] for a in ATTRIBUTE_NAMES], device=labels.device)
+    return torch.where(labels < 0, k, labels)
+
+
+def one_hot(labels: torch.Tensor) -> torch.Tensor:
+    """N x 5 labels -> N x 37 floats: one 1 per attribute, in the value's slot or in "unspecified".
+
+    Soft requests (floats N x 37, a probability distribution per attribute) pass through unchanged.
+    """
+    if labels.is_floating_point() and labels.shape[-1] == CONDITION_DIM:
+        return labels
+    s = slots(labels)
+    parts = [nn.functional.one_hot(s[:, j], NUM_CLASSES[a] + 1) for j, a in enumerate(ATTRIBUTE_NAMES)]
+    return torch.cat(parts, dim=1).float()  # N x (9 + 11 + 4 + 5 + 5)
+
+
+class AttributeEmbedding(nn.Module):
+    """A learned ``dim``-vector per attribute value: N x 5 labels -> N x 5 x dim.
+
+    ``unspecified="learned"``: "unspecified" has its own learned vector (what a generator needs to
+    draw *something*); ``"zero"``: it is the zero vector and never trained (the projection
+    discriminator: an attribute nobody asked for adds nothing to the score).
+    """
+
+    def __init__(self, dim: int, unspecified: str = "learned"):
+        super().__init__()
+        if unspecified not in ("learned", "zero"):
+            raise ValueError(f"unspecified must be 'learned' or 'zero', got {unspecified!r}")
+        self.dim = dim
+        self.tables = nn.ModuleList(
+            nn.Embedding(k + 1, dim, padding_idx=k if unspecified == "zero" else None) for k in NUM_CLASSES.values())
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.is_floating_point():  # soft request N x 37: each attribute's probability-weighted mix of rows
+            probs = labels.split([t.num_embeddings for t in self.tables], dim=1)
+            return torch.stack([p @ t.weight for p, t in zip(probs, self.tables)], dim=1)  # N x 5 x dim
+        s = slots(labels)
+        return torch.stack([table(s[:, j]) for j, table in enumerate(self.tables)], dim=1)  # N x 5 x dim
+
+
+class OneHot(nn.Module):
+    """:func:`one_hot` as a layer (N x 5 labels -> N x 37), to use as a generator's ``embed``."""
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return one_hot(labels)
+
+
+def hide_attributes(labels: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A copy of ``labels`` with each entry set to -1 ("unspecified") with probability ``p``.
+
+    Training on such partial requests teaches a generator what "any colour" means: when the
+    colour is hidden, the real photo it is compared with can have any colour.
+    """
+    if p <= 0:
+        return labels
+    hide = torch.rand(labels.shape, generator=generator, device=labels.device) < p
+    return labels.masked_fill(hide, -1)
+
+
+def parse_request(attrs: dict) -> torch.Tensor:
+    """``{"color": "red", "size": "large"}`` -> a 1 x 5 label row (-1 for attributes not given).
+
+    Unknown attribute names or values raise a ``ValueError`` that lists the valid ones.
+    """
+    row = [-1] * len(ATTRIBUTE_NAMES)
+    for name, value in attrs.items():
+        if name not in ATTRIBUTE_NAMES:
+            raise ValueError(f"unknown attribute {name!r}; valid attributes: {', '.join(ATTRIBUTE_NAMES)}")
+        if value in (None, ""):
+            continue
+        row[ATTRIBUTE_NAMES.index(name)] = index_of(name, value)
+    return torch.tensor([row], dtype=torch.long)
+
+
+def request_to_dict(row) -> dict:
+    """A label row back to ``{name: value}`` (unspecified attributes left out)."""
+    return {a: values_of(a)[int(k)] for a, k in zip(ATTRIBUTE_NAMES, row) if int(k) >= 0}
+
+
+def balanced_requests(n: int, seed: int = 0, exclude_pairs=(), only_pairs=()) -> torch.Tensor:
+    """``n`` fully specified requests (n x 5) in which every value of every attribute appears equally
+    often (up to rounding), the attributes shuffled independently.
+
+    ``exclude_pairs`` / ``only_pairs``: (category, color) pairs to avoid, or to draw from exclusively
+    (e.g. ``HELD_OUT_PAIRS`` for the unseen combinations); the colour column is re-balanced within them.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of requests, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    cols = []
+    for a in ATTRIBUTE_NAMES:
+        k = NUM_CLASSES[a]
+        col = torch.arange(n) % k
+        cols.append(col[torch.randperm(n, generator=gen)])
+    labels = torch.stack(cols, dim=1)
+    cat, col = ATTRIBUTE_NAMES.index("category"), ATTRIBUTE_NAMES.index("color")
+    if only_pairs:
+        pairs = torch.tensor([[index_of("category", c), index_of("color", v)] for c, v in only_pairs])
+        pick = pairs[torch.arange(n) % len(pairs)][torch.randperm(n, generator=gen)]
+        labels[:, cat], labels[:, col] = pick[:, 0], pick[:, 1]
+    elif exclude_pairs:
+        banned = {(index_of("category", c), index_of("color", v)) for c, v in exclude_pairs}
+        for i in range(n):  # re-draw the colour until the pair is allowed (keeps categories balanced)
+            while (int(labels[i, cat]), int(labels[i, col])) in banned:
+                labels[i, col] = int(torch.randint(NUM_CLASSES["color"], (1,), generator=gen))
+    return labels

@@ -1,0 +1,212 @@
+"""The conditional VAE (lesson 06): a VAE that is told the attributes, so the code keeps only the rest.
+
+Both halves see the condition ``c = one_hot(y)`` (37 numbers, :func:`~prodgen.models.condition.one_hot`):
+
+- encoder ``q(z | x, y)``: the photo with ``c`` stacked on as 37 constant planes (40 input channels);
+- decoder ``p(x | z, y)``: lesson 05's conditional generator with ``z`` as its noise: ``c`` is
+  concatenated with ``z`` at the input *and* sets the scale and shift of every batch norm, so the
+  attributes reach every layer and the decoder has no reason to look for them in ``z``.
+
+The ELBO is the VAE's (``prodgen.models.vae.vae_loss``), now conditional:
+``log p(x|y) >= E_q[log p(x|z,y)] - KL(q(z|x,y) || N(0, I))``. Because the decoder is *given* the
+attributes, storing them in ``z`` again would only cost KL, so the code learns what the labels do not
+say: position, pose, shading. That is what makes **attribute editing** work: encode a real photo with its
+true labels, change one label, decode (:meth:`CVAE.edit`).
+
+Used by lesson 06, ``prodgen generate --model cvae`` and the shipped ``cvae`` checkpoint.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from .cgan import Generator
+from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, one_hot
+from .vae import Encoder, reparameterize, vae_loss
+
+__all__ = ["CVAE", "fill_unspecified", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+
+
+def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Labels with every -1 replaced by a value drawn uniformly (the CVAE is trained on complete labels)."""
+    labels = check_labels(labels).clone()
+    for j, k in enumerate(NUM_CLASSES.values()):
+        missing = labels[:, j] < 0
+        if missing.any():
+            labels[missing, j] = torch.randint(k, (int(missing.sum()),), generator=generator)
+    return labels
+
+
+class CVAE(nn.Module):
+    """``model(x, y) -> (x_hat, mu, logvar)`` for photos N x 3 x 32 x 32 and labels N x 5."""
+
+    def __init__(self, z_dim: int = 8, width: int = 64):
+        super().__init__()
+        self.z_dim, self.width = z_dim, width
+        self.encoder = Encoder(z_dim, width, in_channels=3 + CONDITION_DIM)  # photo + 37 condition planes
+        self.decoder = Generator(z_dim, width, embed=OneHot(), cond_dim=CONDITION_DIM)  # (z, y) -> photo
+
+    def encode_condition(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of ``q(z | x, y)``, each N x z_dim."""
+        n, _, h, w = x.shape
+        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 37 x 32 x 32
+        return self.encoder(torch.cat([x, planes], dim=1))  # N x 40 x 32 x 32 -> N x z_dim (twice)
+
+    def decode_condition(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The image mean of ``p(x | z, y)``: N x 3 x 32 x 32 in [-1, 1]."""
+        return self.decoder(z, y)  # N x z_dim and N x 5 -> N x 3 x 32 x 32
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor):
+        mu, logvar = self.encode_condition(x, y)
+        z = reparameterize(mu, logvar)  # N x z_dim
+        return self.decode_condition(z, y), mu, logvar
+
+    # -- using a trained model (eval mode, batched, on the model's device) -------------------------
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def _batched(self, fn, *tensors, batch_size: int = 500) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            dev = self._device()
+            outs = [fn(*(t[s:s + batch_size].to(dev) for t in tensors)).float().cpu()
+                    for s in range(0, len(tensors[0]), batch_size)]
+        finally:
+            self.train(was)
+        return torch.cat(outs)
+
+    def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One new image per request row (-1 entries are filled at random): ``z ~ N(0, I)``, decoded."""
+        cpu_gen = generator if generator is None or generator.device.type == "cpu" else None
+        labels = fill_unspecified(labels.cpu(), cpu_gen)
+        device = generator.device if generator is not None else torch.device("cpu")
+        z = torch.randn(len(labels), self.z_dim, generator=generator, device=device).cpu()
+        return self._batched(self.decode_condition, z, labels)
+
+    def codes(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Posterior means ``mu(x, y)`` (N x z_dim) of photos (uint8 or [-1, 1]) with their true labels."""
+        from ..catalog import normalize
+
+        x = normalize(images) if images.dtype == torch.uint8 else images.float()
+        return self._batched(lambda a, b: self.encode_condition(a, b)[0], x, check_labels(labels))
+
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean with the true labels."""
+        return self._batched(self.decode_condition, self.codes(images, labels), labels)
+
+    def edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict) -> torch.Tensor:
+        """Re-draw real photos with some attributes changed, e.g. ``changes={"color": "red"}``.
+
+        Encode each photo with its true labels, replace the changed labels, decode with the same code.
+        """
+        from .condition import parse_request
+
+        labels = check_labels(labels)
+        new = labels.clone()
+        request = parse_request(changes)[0]
+        for j in range(new.shape[1]):
+            if request[j] >= 0:
+                new[:, j] = request[j]
+        return self._batched(self.decode_condition, self.codes(images, labels), new)
+
+    def edit_labels(self, images: torch.Tensor, labels: torch.Tensor, new_labels: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`edit`, with the new label rows given directly (N x 5)."""
+        return self._batched(self.decode_condition, self.codes(images, labels), check_labels(new_labels))
+
+
+def build(config: dict) -> CVAE:
+    """Rebuild a shipped CVAE from its checkpoint config (``prodgen.pretrained``)."""
+    return CVAE(config.get("z_dim", 8), config.get("width", 64))
+
+
+# --------------------------------------------------------------------------- measuring edits
+@torch.no_grad()
+def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dict:
+    """Attribute edits on the first ``n`` photos of ``catalog``, per attribute.
+
+    For each attribute, every photo gets a different value of that attribute (chosen at random), is
+    encoded with its true labels and decoded with the changed ones. ``success``: the judge sees the new
+    value; ``preservation``: the judge still sees the photo's other four attributes.
+    """
+    from ..catalog.attributes import ATTRIBUTE_NAMES
+
+    images, labels = catalog.images[:n], catalog.labels[:n]
+    gen = torch.Generator().manual_seed(seed)
+    codes = model.codes(images, labels)
+    table = {}
+    for j, (a, k) in enumerate(NUM_CLASSES.items()):
+        new = labels.clone()
+        new[:, j] = (labels[:, j] + torch.randint(1, k, (len(labels),), generator=gen)) % k  # always a different value
+        edited = model._batched(model.decode_condition, codes, new)
+        pred = judge.predict(edited.contiguous(memory_format=torch.channels_last))
+        others = [i for i in range(len(ATTRIBUTE_NAMES)) if i != j]
+        table[a] = {"success": round(float((pred[:, j] == new[:, j]).double().mean()), 4),
+                    "preservation": round(float((pred[:, others] == labels[:, others]).double().mean()), 4)}
+    recon = judge.predict(model.reconstruct(images, labels).contiguous(memory_format=torch.channels_last))
+    table["mean"] = {key: round(sum(table[a][key] for a in NUM_CLASSES) / len(NUM_CLASSES), 4)
+                     for key in ("success", "preservation")}
+    table["reconstruction_accuracy"] = round(float((recon == labels).double().mean()), 4)
+    return table
+
+
+def evaluate(model: CVAE, n: int = 2000, seed: int = 0, judge=None) -> dict:
+    """What ``prodgen evaluate cvae`` reports: control accuracy of samples for ``n`` balanced requests,
+    the edit table on test photos, FID (with floor), precision and recall of the samples."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..metrics import control_accuracy, image_quality
+    from .condition import balanced_requests
+
+    judge = judge if judge is not None else pretrained.load("judge")
+    requests = balanced_requests(n, seed)
+    images = model.sample(requests, generator=torch.Generator().manual_seed(seed))
+    return {
+        "n": n,
+        "control": {k: round(v, 4) for k, v in control_accuracy(judge, images, requests).items()},
+        "edits": edit_table(model, load_catalog("test", progress=False), judge, n=min(n, 2000), seed=seed),
+        **image_quality(judge, images, n),
+    }
+
+
+# --------------------------------------------------------------------------- the shipped checkpoint
+CHECKPOINT_CONFIG = {"z_dim": 8, "width": 64, "beta": 1.0, "sigma": 0.3, "epochs": 60, "max_minutes": None,
+                     "batch_size": 128, "lr": 1e-3, "seed": 0, "train_split": "train"}
+"""How ``prodgen train cvae`` trains: the whole training split, Adam, the likelihood ``N(x_hat, sigma^2 I)``."""
+
+
+def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: str = "auto", **overrides) -> dict:
+    """Train the shipped CVAE (``prodgen train cvae``) and save it with :func:`evaluate`'s metrics.
+    ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name``)."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..train import train_vae
+
+    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **overrides}
+    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if fast:
+        train, cfg["epochs"], cfg["max_minutes"] = train.subset(range(1024)), 1, None
+    torch.manual_seed(cfg["seed"])
+    model = CVAE(cfg["z_dim"], cfg["width"])
+    history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                        beta=cfg["beta"], max_minutes=cfg["max_minutes"], seed=cfg["seed"], device=device,
+                        progress=log is not None, conditional=True,
+                        loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]))
+    dev = next(model.parameters()).device
+    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
+           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
+           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    model = model.cpu().eval()
+    metrics = evaluate(model, n=500 if fast else 2000)
+    if log:
+        log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
+    pretrained.save(name, model, {"z_dim": model.z_dim, "width": model.width, "sigma": cfg["sigma"]},
+                    metrics=metrics, training={**cfg, **ran})
+    return metrics
+

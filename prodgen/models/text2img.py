@@ -1,0 +1,313 @@
+"""Text to image (lesson 07): a description goes in, the product it describes comes out.
+
+Two parts, trained in two stages:
+
+1. the **description encoder** of lesson 02 (``text-gru``: a GRU over EN words / ZH characters, trained
+   to read the attributes back), **frozen**;
+2. a **conditional GAN** (lesson 05's generator and projection discriminator) conditioned on what the
+   encoder makes of the description. Two choices, both shipped, compared in the lesson:
+
+   - ``condition="attributes"`` (``text2img``): the reader's five heads' probabilities, a *soft request*
+     N x 37 (each attribute's distribution over its values and "unspecified"). The generator embeds it
+     with the lesson-05 attribute tables (a probability-weighted mix of rows).
+   - ``condition="embedding"`` (``text2img-embedding``): the GRU's 64-d sentence vector ``e``, through a
+     small MLP in the generator and a linear map in the discriminator (score ``psi(h) + <W e, h>``; Reed et
+     al., 2016 condition both players on a sentence vector like this).
+
+   The sentence vector mixes the attributes non-linearly, so a combination never seen in training (a
+   green t-shirt) gives a vector the generator cannot read; the attribute bottleneck keeps them apart and
+   generalises to the held-out combinations.
+
+Why frozen: the encoder already reads the attributes (100 % on test descriptions), the GAN's noisy
+gradient would only blur it, and a fixed encoder lets every description be encoded once, before training,
+instead of at every step. What we give up: the encoder cannot learn visual nuances its heads never needed
+(there are none in this catalog; there would be in real photos).
+
+Training pairs: for each allowed attribute combination (the held-out (category, colour) pairs are
+never used), a :class:`DescriptionBank` holds several random English and Chinese descriptions, each
+naming a random subset of the attributes (as the catalog's own descriptions do). Every step, each
+photo is paired with one of its combination's descriptions at random.
+
+Used by lesson 07, ``prodgen generate --model text2img`` and the shipped ``text2img`` checkpoints.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, index_of
+from .cgan import Generator, ProjectionDiscriminator
+from .condition import NUM_CLASSES
+
+__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "NEW_PHRASINGS",
+           "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
+
+_RADIX = [NUM_CLASSES[a] for a in ATTRIBUTE_NAMES]
+
+
+def combination_index(labels: torch.Tensor) -> torch.Tensor:
+    """Each fully specified label row N x 5 as one number in 0..3839 (mixed radix)."""
+    index = torch.zeros(len(labels), dtype=torch.long, device=labels.device)
+    for j, k in enumerate(_RADIX):
+        index = index * k + labels[:, j]
+    return index
+
+
+def _all_combinations() -> torch.Tensor:
+    grids = torch.meshgrid(*[torch.arange(k) for k in _RADIX], indexing="ij")
+    return torch.stack([g.flatten() for g in grids], dim=1)  # 3840 x 5, row i has combination_index i
+
+
+CONDITIONS = ("attributes", "embedding")
+DEFAULT_ENCODER = {"attributes": "text-votes", "embedding": "text-gru"}
+"""The reader each condition uses by default: the word-vote reader's probabilities (it reads combinations it
+never saw, see ``prodgen.text.WordVotes``), the GRU's sentence vector (the vote reader has none)."""
+
+
+def encode_condition(encoder, texts, condition: str, strict: bool = False) -> torch.Tensor:
+    """What the generator is conditioned on: soft requests N x 37 or sentence vectors N x 64."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; valid: {', '.join(CONDITIONS)}")
+    if condition == "attributes":
+        return encoder.probabilities(texts, strict=strict)
+    return encoder.encode(texts, strict=strict).float()
+
+
+class DescriptionBank:
+    """``per_combination`` random descriptions (each in English and Chinese) for every allowed attribute
+    combination, encoded once by a frozen text encoder. ``bank(labels)`` -> one random condition per row."""
+
+    def __init__(self, encoder, per_combination: int = 4, seed: int = 0, exclude_pairs=HELD_OUT_PAIRS,
+                 condition: str = "attributes"):
+        from ..catalog.describe import random_description
+
+        combos = _all_combinations()
+        banned = {(index_of("category", c), index_of("color", v)) for c, v in exclude_pairs}
+        cat, col = ATTRIBUTE_NAMES.index("category"), ATTRIBUTE_NAMES.index("color")
+        self.allowed = torch.tensor([(int(r[cat]), int(r[col])) not in banned for r in combos])
+        rng = np.random.default_rng(seed)
+        texts = []
+        for row in combos[self.allowed].tolist():
+            attrs = {a: ATTRIBUTES[a][k].key for a, k in zip(ATTRIBUTE_NAMES, row)}
+            for _ in range(per_combination):
+                _, en, zh = random_description(attrs, rng)
+                texts += [en, zh]
+        self.texts = texts
+        emb = torch.cat([encode_condition(encoder, texts[s:s + 4096], condition)
+                         for s in range(0, len(texts), 4096)])  # (allowed * per * 2) x D
+        self.dim, self.per = emb.shape[1], 2 * per_combination
+        self.embeddings = torch.zeros(len(combos), self.per, self.dim)  # 3840 x 2per x D (banned rows stay 0)
+        self.embeddings[self.allowed] = emb.reshape(-1, self.per, self.dim)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def to(self, device) -> "DescriptionBank":
+        self.embeddings = self.embeddings.to(device)
+        self.allowed = self.allowed.to(device)
+        return self
+
+    def __call__(self, labels: torch.Tensor) -> torch.Tensor:
+        """One description embedding per label row (N x D), picked at random among its combination's."""
+        combo = combination_index(labels)
+        if not bool(self.allowed[combo].all()):
+            raise ValueError("a label row is a held-out combination: the bank has no descriptions for it")
+        pick = torch.randint(self.per, (len(labels),), generator=self.generator).to(labels.device)
+        return self.embeddings[combo, pick]
+
+
+def bank_requests(bank: DescriptionBank):
+    """``conditions(n, generator)`` for ``cgan.recalibrate_batch_norm``: descriptions of random allowed
+    combinations, encoded as in training."""
+    from .condition import balanced_requests
+
+    def conditions(n, gen):
+        labels = balanced_requests(n, int(torch.randint(2**31 - 1, (1,), generator=gen)), exclude_pairs=HELD_OUT_PAIRS)
+        return bank(labels.to(bank.embeddings.device))
+    return conditions
+
+
+def text_generator(condition: str = "attributes", text_dim: int = 64, z_dim: int = 64, width: int = 64) -> Generator:
+    """The lesson-05 generator for a text condition: soft requests go through its attribute tables as they
+    are; a sentence vector through ``embed`` = MLP ``text_dim -> 80``."""
+    if condition == "attributes":
+        return Generator(z_dim, width)
+    embed = nn.Sequential(nn.Linear(text_dim, 128), nn.ReLU(True), nn.Linear(128, 80))  # N x D -> N x 80
+    return Generator(z_dim, width, embed=embed, cond_dim=80)
+
+
+def text_discriminator(condition: str = "attributes", text_dim: int = 64, width: int = 64) -> ProjectionDiscriminator:
+    """The projection discriminator for a text condition: soft requests weight its attribute vectors; a
+    sentence vector is mapped linearly, ``text_dim -> 4w`` (score ``psi(h) + <W e, h>``)."""
+    if condition == "attributes":
+        return ProjectionDiscriminator(width)
+    return ProjectionDiscriminator(width, embed=nn.Linear(text_dim, 4 * width))
+
+
+class TextToImage(nn.Module):
+    """A frozen description encoder (``prodgen.text.TextEncoder``) and a generator conditioned on its vectors.
+
+    ``model.generate(["a red striped t-shirt by Acme", "大号黑色马克杯"], seed=0)`` -> images in [-1, 1].
+    Only the generator's weights are this model's parameters; the encoder is loaded by name.
+    """
+
+    def __init__(self, encoder, generator: Generator, condition: str = "attributes"):
+        super().__init__()
+        self.generator = generator
+        self.encoder = encoder  # a TextEncoder: not an nn.Module, so not part of state_dict()
+        self.condition = condition
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    def forward(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.generator(z, e)
+
+    @torch.no_grad()
+    def generate(self, texts, seed: int = 0, strict: bool = True, batch_size: int = 500) -> torch.Tensor:
+        """One image per description. ``strict``: refuse blank descriptions or ones that name no known
+        product word (a ``ValueError`` saying which). The same seed gives the same images."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        e = encode_condition(self.encoder, texts, self.condition, strict)  # N x 37 or N x 64
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(texts), self.z_dim, generator=gen)
+        dev = next(self.generator.parameters()).device
+        self.generator.eval()
+        out = [self.generator(z[s:s + batch_size].to(dev), e[s:s + batch_size].to(dev)).float().cpu()
+               for s in range(0, len(texts), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, 3, 32, 32)
+
+
+def build(config: dict) -> TextToImage:
+    """Rebuild the shipped model: load its encoder by name, a fresh generator for the weights."""
+    from ..text import load_encoder
+
+    condition = config.get("condition", "attributes")
+    encoder = load_encoder(config.get("encoder") or DEFAULT_ENCODER[condition])
+    g = text_generator(condition, encoder.dim, config.get("z_dim", 64), config.get("width", 64))
+    return TextToImage(encoder, g, condition)
+
+
+# --------------------------------------------------------------------------- measuring it
+NEW_PHRASINGS: tuple[tuple[str, dict], ...] = (
+    ("I would love a green t-shirt with stripes, please", {"category": "t-shirt", "color": "green", "pattern": "striped"}),
+    ("do you sell blue sneakers from Nova?", {"category": "sneaker", "color": "blue", "brand": "nova"}),
+    ("show me an oversized backpack, black, checked", {"category": "backpack", "color": "black", "size": "large", "pattern": "checked"}),
+    ("need a tiny pink mug asap", {"category": "mug", "color": "pink"}),
+    ("Orbit makes this yellow polka-dot cap", {"category": "cap", "color": "yellow", "brand": "orbit", "pattern": "dotted"}),
+    ("what about a purple lamp? plaid would be nice", {"category": "lamp", "color": "purple", "pattern": "checked"}),
+    ("my kid wants a small red rucksack by Zenith", {"category": "backpack", "color": "red", "size": "small", "brand": "zenith"}),
+    ("teal water bottle, big one, plain", {"category": "bottle", "color": "teal", "size": "large", "pattern": "plain"}),
+    ("gift idea: an orange handbag with polka dots", {"category": "handbag", "color": "orange", "pattern": "dotted"}),
+    ("brown sneaker, Acme, little", {"category": "sneaker", "color": "brown", "brand": "acme", "size": "small"}),
+    ("请给我一件绿色的T恤，要条纹的", {"category": "t-shirt", "color": "green", "pattern": "striped"}),
+    ("我想买Nova的蓝色运动鞋", {"category": "sneaker", "color": "blue", "brand": "nova"}),
+    ("有没有黑色格子的大号背包", {"category": "backpack", "color": "black", "size": "large", "pattern": "checked"}),
+    ("送朋友一个粉色马克杯", {"category": "mug", "color": "pink"}),
+    ("Orbit家的黄色波点帽子", {"category": "cap", "color": "yellow", "brand": "orbit", "pattern": "dotted"}),
+    ("紫色台灯，最好是格纹", {"category": "lamp", "color": "purple", "pattern": "checked"}),
+)
+"""Requests phrased in ways no template uses (fillers the encoder never saw, other word orders), with the
+attributes they name. Several are held-out pairs (green t-shirt, purple lamp)."""
+
+
+def description_accuracy(model: TextToImage, judge, texts, labels: torch.Tensor, seed: int = 0) -> dict:
+    """Generate one image per description; how often the judge sees each *mentioned* attribute
+    (``labels`` N x 5, -1 where the description says nothing)."""
+    from ..metrics import control_accuracy
+
+    images = model.generate(list(texts), seed=seed, strict=False)
+    return {k: round(v, 4) for k, v in control_accuracy(judge, images, labels).items()}
+
+
+def _requested(catalog) -> torch.Tensor:
+    return catalog.labels.masked_fill(~catalog.mentioned, -1)
+
+
+def evaluate(model: TextToImage, n: int = 2000, seed: int = 0, judge=None) -> dict:
+    """What ``prodgen evaluate text2img`` reports: accuracy on the mentioned attributes of ``n`` English and
+    ``n`` Chinese test descriptions, of the ``unseen`` split's (held-out combinations) in both languages,
+    and of :data:`NEW_PHRASINGS` (8 images each); FID (with floor), precision, recall of the EN test images."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..metrics import image_quality
+    from .condition import parse_request
+
+    judge = judge if judge is not None else pretrained.load("judge")
+    test, unseen = load_catalog("test", progress=False), load_catalog("unseen", progress=False)
+    test, unseen = test.subset(range(min(n, len(test)))), unseen.subset(range(min(n, len(unseen))))
+    result = {"n": len(test)}
+    for name, cat in (("test", test), ("unseen", unseen)):
+        for lang in ("en", "zh"):
+            texts = cat.descriptions_en if lang == "en" else cat.descriptions_zh
+            result[f"{name}_{lang}"] = description_accuracy(model, judge, texts, _requested(cat), seed)
+    texts = [t for t, _ in NEW_PHRASINGS for _ in range(8)]
+    labels = torch.cat([parse_request(a) for _, a in NEW_PHRASINGS for _ in range(8)])
+    result["new_phrasings"] = description_accuracy(model, judge, texts, labels, seed)
+    images = model.generate(test.descriptions_en, seed=seed, strict=False)
+    result |= image_quality(judge, images, len(test))
+    return result
+
+
+# --------------------------------------------------------------------------- the shipped checkpoint
+CHECKPOINT_CONFIG = {"encoder": None, "condition": "attributes", "z_dim": 64, "width": 64,
+                     "per_combination": 4, "epochs": 60, "minutes": None, "batch_size": 128, "lr": 2e-4,
+                     "betas": [0.0, 0.9], "ema_decay": 0.999, "seed": 0, "train_split": "train"}
+"""How ``prodgen train text2img`` trains: the frozen ``text-gru`` encoder, a :class:`DescriptionBank` with
+``per_combination`` EN + ZH descriptions per allowed combination, the projection discriminator, hinge loss,
+the moving average of the generator's weights shipped (as for ``cgan-projection``). ``text2img-embedding``:
+the same with ``condition="embedding"``."""
+
+
+def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, device: str = "auto", **overrides) -> dict:
+    """Train a shipped text-to-image model (``prodgen train text2img`` or ``text2img-embedding``) and save its
+    generator with :func:`evaluate`'s metrics. ``fast=True``: 1,024 products, one epoch (a smoke test)."""
+    import copy
+
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..runtime import pick_device
+    from ..text import load_encoder
+    from ..train import train_gan
+    from .cgan import _init, recalibrate_batch_norm
+    from .dcgan import compact_history
+
+    if name not in ("text2img", "text2img-embedding"):
+        raise ValueError(f"unknown model {name!r}; text-to-image models: text2img, text2img-embedding")
+    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **({"condition": "embedding"} if name == "text2img-embedding" else {}), **overrides,
+           "loss": "hinge"}
+    cfg["encoder"] = cfg["encoder"] or DEFAULT_ENCODER[cfg["condition"]]
+    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if fast:
+        train, cfg["epochs"], cfg["minutes"], cfg["per_combination"] = train.subset(range(1024)), 1, None, 1
+    encoder = load_encoder(cfg["encoder"])
+    cond = cfg["condition"]
+    bank = DescriptionBank(encoder, cfg["per_combination"], seed=cfg["seed"], condition=cond).to(pick_device(device))
+    torch.manual_seed(cfg["seed"])
+    g, d = text_generator(cond, encoder.dim, cfg["z_dim"], cfg["width"]), text_discriminator(cond, encoder.dim, cfg["width"])
+    g.apply(_init)
+    d.apply(_init)
+    g_ema = copy.deepcopy(g)
+    history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                        betas=tuple(cfg["betas"]), loss="hinge", max_minutes=cfg["minutes"], seed=cfg["seed"],
+                        device=device, progress=log is not None, conditional=True, condition=bank,
+                        sample_condition=encode_condition(encoder, train.descriptions_en[:64], cond),
+                        ema=g_ema, ema_decay=cfg["ema_decay"])
+    recalibrate_batch_norm(g_ema, bank_requests(bank), batches=40)
+    dev = next(g_ema.parameters()).device
+    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
+           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
+           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    model = TextToImage(encoder, g_ema.cpu().eval(), cond)
+    metrics = evaluate(model, n=500 if fast else 2000)
+    if log:
+        log(f"{name}: " + ", ".join(f"{k} {v['mean']}" for k, v in metrics.items() if isinstance(v, dict)))
+    pretrained.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
+                    metrics=metrics, training={**cfg, **ran}, extra=compact_history(history))
+    return metrics
