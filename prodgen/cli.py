@@ -6,6 +6,7 @@ valid, and exit status 2; never a traceback. Tooling for students and instructor
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -117,6 +118,12 @@ def _train(args) -> int:
     return 0
 
 
+# conditional models -> the module whose ``evaluate(model, n, seed)`` measures them (control accuracy first)
+CONDITIONAL_EVALUATIONS = {"cgan-projection": "prodgen.models.cgan", "cgan-concat": "prodgen.models.cgan",
+                           "cgan-acgan": "prodgen.models.cgan", "cvae": "prodgen.models.cvae",
+                           "text2img": "prodgen.models.text2img", "text2img-embedding": "prodgen.models.text2img"}
+
+
 def _evaluate(args) -> int:
     from . import metrics, pretrained
 
@@ -129,6 +136,9 @@ def _evaluate(args) -> int:
         result = {split: metrics.control_accuracy(model, load_catalog(split, progress=False).images[:args.n],
                                                   load_catalog(split, progress=False).labels[:args.n])
                   for split in ("test", "unseen")}
+    elif args.model in CONDITIONAL_EVALUATIONS:
+        module = importlib.import_module(CONDITIONAL_EVALUATIONS[args.model])
+        result = module.evaluate(model, n=args.n, seed=args.seed)
     elif hasattr(model, "sample") or hasattr(model, "z_dim"):
         result = metrics.evaluate_generator(model, pretrained.load("judge"), n=args.n, seed=args.seed)
     else:
@@ -139,7 +149,9 @@ def _evaluate(args) -> int:
         print(f"{args.model} ({args.n} samples)")
         for key, value in result.items():
             if isinstance(value, dict):
-                value = ", ".join(f"{k} {v:.4f}" for k, v in value.items())
+                value = ", ".join(f"{k} {v:.4f}" if not isinstance(v, dict) else
+                                  f"{k} ({', '.join(f'{kk} {vv:.4f}' for kk, vv in v.items())})"
+                                  for k, v in value.items())
             print(f"  {key:<20} {value}")
     return 0
 
@@ -148,7 +160,9 @@ def _generate(args) -> int:
     from .generate import Request, _check_n, generate_catalog, parse_attrs, read_requests
 
     n = _check_n(args.n, "--n")
-    if args.batch:
+    if args.batch is not None:
+        if not args.batch.strip():
+            raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
         requests = read_requests(args.batch, default_n=n)
     elif args.attrs is not None:
         requests = [Request(parse_attrs(args.attrs), "", n)]
@@ -156,7 +170,7 @@ def _generate(args) -> int:
         if not args.text.strip():
             raise ValueError("the description is empty; describe the product, e.g. --text 'a red striped mug by Acme'")
         requests = [Request({}, args.text, n)]
-    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=bool(args.batch))
+    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=args.batch is not None)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
     return 0
@@ -221,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical images")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
-    s = sub.add_parser("evaluate", help="FID (with its floor), precision/recall and more for a shipped model")
+    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped model")
     s.add_argument("model")
     s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")
     s.add_argument("--seed", type=int, default=0)

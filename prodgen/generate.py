@@ -97,6 +97,9 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
         raise ValueError(f"{path} has a header but no requests")
     requests = []
     for i, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row:  # csv.DictReader keeps cells beyond the header under the key None
+            raise ValueError(f"{path}, line {i}: more cells than the header has columns ({len(columns)}); "
+                             "quote cells that contain commas")
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         attrs = {a: row[a] for a in ATTRIBUTE_NAMES if row.get(a)}
         description = row.get("description", "")
@@ -128,7 +131,7 @@ def _text_for(request: Request, kind_model: str) -> str:
     if "category" not in request.attrs:
         raise ValueError(f"{kind_model} needs a description, or attributes that include a category "
                          f"(got {request.attrs})")
-    return describe(request.attrs, "en", template=0)
+    return describe(request.attrs, "en", template=0, rng=0)  # fixed synonyms: the same request, the same text
 
 
 def generate(model, kind: str, request: Request, seed: int, name: str = "model") -> tuple[torch.Tensor, dict]:

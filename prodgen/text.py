@@ -237,7 +237,7 @@ class GRUEncoder(nn.Module):
 
 class WordVotes(nn.Module):
     """Each token, and each pair of neighbouring tokens, *votes*: a score for every value of every
-    attribute (37 numbers). The description's scores are a soft maximum (log-sum-exp) of the votes.
+    attribute (34 numbers). The description's scores are a soft maximum (log-sum-exp) of the votes.
 
     No layer mixes the words, so the reader cannot learn that "t-shirt" makes "red" unlikely; a
     combination it never read ("a red t-shirt") is read word by word. The pairs tell "蓝绿色"
@@ -249,7 +249,7 @@ class WordVotes(nn.Module):
     def __init__(self, vocab_size: int, num_classes: dict[str, int] | None = None):
         super().__init__()
         self.num_classes = dict(num_classes or {a: len(v) for a, v in ATTRIBUTES.items()})
-        self.dim = sum(k + 1 for k in self.num_classes.values())  # 37
+        self.dim = sum(k + 1 for k in self.num_classes.values())  # 34
         self.vocab_size = vocab_size
         self.votes = nn.Embedding(vocab_size, self.dim, padding_idx=0)  # one vote per token
         self.pair_votes = nn.Embedding(self.PAIR_BUCKETS, self.dim)  # one vote per neighbouring pair
@@ -258,17 +258,17 @@ class WordVotes(nn.Module):
         lengths = lengths.to(ids.device)
         t = ids.shape[1]
         mask = torch.arange(t, device=ids.device)[None, :] < lengths[:, None]  # N x T
-        votes = self.votes(ids).masked_fill(~mask[..., None], -1e4)  # N x T x 37
+        votes = self.votes(ids).masked_fill(~mask[..., None], -1e4)  # N x T x 34
         if t > 1:
             pairs = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % self.PAIR_BUCKETS  # N x (T-1), hashed
             pair_mask = mask[:, 1:]  # both tokens of the pair are real
             pv = self.pair_votes(pairs).masked_fill(~pair_mask[..., None], -1e4)
-            votes = torch.cat([votes, pv], dim=1)  # N x (2T-1) x 37
-        return votes.logsumexp(dim=1)  # N x 37: a soft maximum over the votes
+            votes = torch.cat([votes, pv], dim=1)  # N x (2T-1) x 34
+        return votes.logsumexp(dim=1)  # N x 34: a soft maximum over the votes
 
 
 class VoteReader(nn.Module):
-    """A :class:`WordVotes` encoder whose 37 scores *are* the five heads' logits (no head layer that could
+    """A :class:`WordVotes` encoder whose 34 scores *are* the five heads' logits (no head layer that could
     mix the attributes again). Same interface as :class:`AttributeReader`."""
 
     def __init__(self, encoder: WordVotes):
@@ -542,7 +542,7 @@ class TextEncoder:
 
     @torch.no_grad()
     def probabilities(self, texts, strict: bool = False) -> torch.Tensor:
-        """What the reader heard, as soft requests ``N x 37``: for each attribute (``ATTRIBUTE_NAMES``
+        """What the reader heard, as soft requests ``N x 34``: for each attribute (``ATTRIBUTE_NAMES``
         order) the softmax over its values and "unspecified" (the conditioning of lesson 07's text2img)."""
         ids, lengths = self._batch(texts, strict)
         with cpu_threads(1):

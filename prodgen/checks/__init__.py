@@ -5,6 +5,7 @@ the student's code, a wrong shape or value): it explains and returns ``False``, 
 the lesson keeps running. One module per lesson group; lessons call ``checks.check_...``.
 """
 from .catalog import *  # noqa: F401,F403  lessons 00-01
+from .conditional import *  # noqa: F401,F403  lessons 05-07
 from .gan import *  # noqa: F401,F403  lesson 03
 from .text import *  # noqa: F401,F403  lesson 02
 from .vae import *  # noqa: F401,F403  lesson 04

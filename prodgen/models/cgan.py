@@ -9,7 +9,7 @@ text embedding in lesson 07.
 
 The three discriminators differ only in how they use the labels ``y``:
 
-- :class:`ConcatDiscriminator`: ``D(x, y)`` sees ``y`` as 37 constant one-hot image planes stacked
+- :class:`ConcatDiscriminator`: ``D(x, y)`` sees ``y`` as 34 constant one-hot image planes stacked
   onto the photo (the original cGAN). Non-saturating loss, batch norm.
 - :class:`ProjectionDiscriminator` (Miyato & Koyama, 2018): features ``h = phi(x)``, score
   ``psi(h) + sum_a <e_a(y_a), h>``: an inner product between the features and a learned vector for
@@ -29,7 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .condition import CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, check_labels, hide_attributes, one_hot, slots
+from .condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, check_labels, fill_unspecified,
+                        hide_attributes, one_hot, slots)
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "generate",
@@ -117,7 +118,7 @@ def _trunk(in_channels: int, width: int, norm: str, deep: bool = False) -> nn.Se
 
 
 class ConcatDiscriminator(nn.Module):
-    """``D(x, y)``: the 37-way one-hot of ``y`` as constant planes beside the RGB planes -> N logits."""
+    """``D(x, y)``: the 34-way one-hot of ``y`` as constant planes beside the RGB planes -> N logits."""
 
     loss = "non-saturating"
 
@@ -128,7 +129,7 @@ class ConcatDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 37 x 32 x 32
+        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x 32 x 32
         return self.score(self.features(torch.cat([x, planes], dim=1))).flatten()  # N
 
 
@@ -215,15 +216,19 @@ def build(config: dict) -> Generator:
 
 
 @torch.no_grad()
-def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """Images in [-1, 1] for a batch of requests (N x 5, -1 = unspecified), one per row.
+def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500, fill: bool = True) -> torch.Tensor:
+    """Images in [-1, 1] for a batch of requests (N x 5, -1 = unspecified; or soft N x 34), one per row.
 
-    The noise comes from a CPU generator seeded with ``seed``, so the same seed gives the same images.
+    ``fill=True``: unspecified attributes are drawn at random first (:func:`fill_unspecified`); ``False``
+    leaves them to the generator's learned "unspecified". The noise and the draws come from a CPU generator
+    seeded with ``seed``, so the same seed gives the same images.
     """
-    labels = check_labels(labels)
+    labels = labels if torch.as_tensor(labels).is_floating_point() else check_labels(labels)
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(len(labels), generator.z_dim, generator=gen)
+    if fill:
+        labels = fill_unspecified(labels, gen)
     generator.eval()
     out = [generator(z[s:s + batch_size].to(device), labels[s:s + batch_size].to(device)).float().cpu()
            for s in range(0, len(labels), batch_size)]

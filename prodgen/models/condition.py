@@ -4,11 +4,12 @@ A request is a row of five class indices in ``ATTRIBUTE_NAMES`` order (category,
 pattern), the same layout as ``Catalog.labels``; **-1 means "unspecified"** (the generator may choose).
 Every attribute with ``K`` values gets ``K + 1`` slots: its values, then "unspecified".
 
-- :func:`one_hot`: N x 5 labels -> N x 37 one-hot vector (the concatenation discriminator, the CVAE).
+- :func:`one_hot`: N x 5 labels -> N x 34 one-hot vector (the concatenation discriminator, the CVAE).
 - :class:`AttributeEmbedding`: a learned vector per value (the generators, the projection discriminator);
-  it also takes *soft* requests, N x 37 probabilities (lesson 07: what a text reader heard).
+  it also takes *soft* requests, N x 34 probabilities (lesson 07: what a text reader heard).
 - :class:`OneHot`: :func:`one_hot` as a module (the CVAE's decoder).
-- :func:`hide_attributes`: hide attributes at random while training, so partial requests work.
+- :func:`hide_attributes`: hide attributes at random while training, so partial requests work;
+  :func:`fill_unspecified`: draw the unspecified attributes of a request at random when generating.
 - :func:`parse_request` / :func:`balanced_requests`: requests from ``{name: value}`` dicts, and the
   balanced request sets every evaluation uses (each value of each attribute equally often).
 
@@ -22,10 +23,11 @@ from torch import nn
 from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
 
 __all__ = ["NUM_CLASSES", "CONDITION_DIM", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
+           "fill_unspecified",
            "parse_request", "request_to_dict", "balanced_requests", "check_labels"]
 
 NUM_CLASSES: dict[str, int] = {a: len(ATTRIBUTES[a]) for a in ATTRIBUTE_NAMES}  # 8, 10, 3, 4, 4
-CONDITION_DIM = sum(k + 1 for k in NUM_CLASSES.values())  # 37: every value plus one "unspecified" per attribute
+CONDITION_DIM = sum(k + 1 for k in NUM_CLASSES.values())  # 34: every value plus one "unspecified" per attribute
 
 
 def check_labels(labels: torch.Tensor) -> torch.Tensor:
@@ -49,9 +51,9 @@ def slots(labels: torch.Tensor) -> torch.Tensor:
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
-    """N x 5 labels -> N x 37 floats: one 1 per attribute, in the value's slot or in "unspecified".
+    """N x 5 labels -> N x 34 floats: one 1 per attribute, in the value's slot or in "unspecified".
 
-    Soft requests (floats N x 37, a probability distribution per attribute) pass through unchanged.
+    Soft requests (floats N x 34, a probability distribution per attribute) pass through unchanged.
     """
     if labels.is_floating_point() and labels.shape[-1] == CONDITION_DIM:
         return labels
@@ -77,15 +79,17 @@ class AttributeEmbedding(nn.Module):
             nn.Embedding(k + 1, dim, padding_idx=k if unspecified == "zero" else None) for k in NUM_CLASSES.values())
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        if labels.is_floating_point():  # soft request N x 37: each attribute's probability-weighted mix of rows
+        if labels.is_floating_point():  # soft request N x 34: each attribute's probability-weighted mix of rows
             probs = labels.split([t.num_embeddings for t in self.tables], dim=1)
+            if self.tables[0].padding_idx is not None:  # "zero": leave the unspecified row out (no value, no gradient)
+                return torch.stack([p[:, :-1] @ t.weight[:-1] for p, t in zip(probs, self.tables)], dim=1)
             return torch.stack([p @ t.weight for p, t in zip(probs, self.tables)], dim=1)  # N x 5 x dim
         s = slots(labels)
         return torch.stack([table(s[:, j]) for j, table in enumerate(self.tables)], dim=1)  # N x 5 x dim
 
 
 class OneHot(nn.Module):
-    """:func:`one_hot` as a layer (N x 5 labels -> N x 37), to use as a generator's ``embed``."""
+    """:func:`one_hot` as a layer (N x 5 labels -> N x 34), to use as a generator's ``embed``."""
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         return one_hot(labels)
@@ -98,9 +102,35 @@ def hide_attributes(labels: torch.Tensor, p: float, generator: torch.Generator |
     colour is hidden, the real photo it is compared with can have any colour.
     """
     if p <= 0:
-        return labels
+        return labels.clone()
     hide = torch.rand(labels.shape, generator=generator, device=labels.device) < p
     return labels.masked_fill(hide, -1)
+
+
+def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace every unspecified attribute by a value drawn uniformly at random (the catalog draws its
+    attributes uniformly), so that "a red mug" comes in every size, brand and pattern.
+
+    Hard requests (N x 5): -1 entries are filled. Soft requests (N x 34 probabilities): an attribute whose
+    most likely slot is "unspecified" becomes a one-hot of a random value. Our generators map their
+    learned "unspecified" to one look per request (lesson 05 measures it), hence this step.
+    """
+    if labels.is_floating_point():
+        out, start = labels.clone(), 0
+        for k in NUM_CLASSES.values():
+            block = out[:, start:start + k + 1]
+            missing = block.argmax(dim=1) == k
+            if missing.any():
+                pick = torch.randint(k, (int(missing.sum()),), generator=generator).to(labels.device)
+                block[missing] = nn.functional.one_hot(pick, k + 1).to(block.dtype)
+            start += k + 1
+        return out
+    labels = check_labels(labels).clone()
+    for j, k in enumerate(NUM_CLASSES.values()):
+        missing = labels[:, j] < 0
+        if missing.any():
+            labels[missing, j] = torch.randint(k, (int(missing.sum()),), generator=generator).to(labels.device)
+    return labels
 
 
 def parse_request(attrs: dict) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """The conditional VAE (lesson 06): a VAE that is told the attributes, so the code keeps only the rest.
 
-Both halves see the condition ``c = one_hot(y)`` (37 numbers, :func:`~prodgen.models.condition.one_hot`):
+Both halves see the condition ``c = one_hot(y)`` (34 numbers, :func:`~prodgen.models.condition.one_hot`):
 
-- encoder ``q(z | x, y)``: the photo with ``c`` stacked on as 37 constant planes (40 input channels);
+- encoder ``q(z | x, y)``: the photo with ``c`` stacked on as 34 constant planes (37 input channels);
 - decoder ``p(x | z, y)``: lesson 05's conditional generator with ``z`` as its noise: ``c`` is
   concatenated with ``z`` at the input *and* sets the scale and shift of every batch norm, so the
   attributes reach every layer and the decoder has no reason to look for them in ``z``.
@@ -23,20 +23,10 @@ import torch
 from torch import nn
 
 from .cgan import Generator
-from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, one_hot
+from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, fill_unspecified, one_hot
 from .vae import Encoder, reparameterize, vae_loss
 
 __all__ = ["CVAE", "fill_unspecified", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
-
-
-def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Labels with every -1 replaced by a value drawn uniformly (the CVAE is trained on complete labels)."""
-    labels = check_labels(labels).clone()
-    for j, k in enumerate(NUM_CLASSES.values()):
-        missing = labels[:, j] < 0
-        if missing.any():
-            labels[missing, j] = torch.randint(k, (int(missing.sum()),), generator=generator)
-    return labels
 
 
 class CVAE(nn.Module):
@@ -45,14 +35,14 @@ class CVAE(nn.Module):
     def __init__(self, z_dim: int = 8, width: int = 64):
         super().__init__()
         self.z_dim, self.width = z_dim, width
-        self.encoder = Encoder(z_dim, width, in_channels=3 + CONDITION_DIM)  # photo + 37 condition planes
+        self.encoder = Encoder(z_dim, width, in_channels=3 + CONDITION_DIM)  # photo + 34 condition planes
         self.decoder = Generator(z_dim, width, embed=OneHot(), cond_dim=CONDITION_DIM)  # (z, y) -> photo
 
     def encode_condition(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of ``q(z | x, y)``, each N x z_dim."""
         n, _, h, w = x.shape
-        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 37 x 32 x 32
-        return self.encoder(torch.cat([x, planes], dim=1))  # N x 40 x 32 x 32 -> N x z_dim (twice)
+        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x 32 x 32
+        return self.encoder(torch.cat([x, planes], dim=1))  # N x 37 x 32 x 32 -> N x z_dim (twice)
 
     def decode_condition(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The image mean of ``p(x | z, y)``: N x 3 x 32 x 32 in [-1, 1]."""

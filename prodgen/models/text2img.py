@@ -2,21 +2,19 @@
 
 Two parts, trained in two stages:
 
-1. the **description encoder** of lesson 02 (``text-gru``: a GRU over EN words / ZH characters, trained
-   to read the attributes back), **frozen**;
+1. a **description reader** (lesson 02), **frozen**;
 2. a **conditional GAN** (lesson 05's generator and projection discriminator) conditioned on what the
-   encoder makes of the description. Two choices, both shipped, compared in the lesson:
+   reader makes of the description. Two choices, both shipped, compared in the lesson:
 
    - ``condition="attributes"`` (``text2img``): the reader's five heads' probabilities, a *soft request*
-     N x 37 (each attribute's distribution over its values and "unspecified"). The generator embeds it
-     with the lesson-05 attribute tables (a probability-weighted mix of rows).
+     N x 34 (each attribute's distribution over its values and "unspecified"), embedded with the lesson-05
+     attribute tables (a probability-weighted mix of rows). Any reader that produces soft requests can
+     drive the generator: the shipped one was trained on ``text-gru``'s readings and ships with
+     ``text-votes`` (``prodgen.text.WordVotes``) in front, the reader that reads combinations it never saw.
    - ``condition="embedding"`` (``text2img-embedding``): the GRU's 64-d sentence vector ``e``, through a
      small MLP in the generator and a linear map in the discriminator (score ``psi(h) + <W e, h>``; Reed et
-     al., 2016 condition both players on a sentence vector like this).
-
-   The sentence vector mixes the attributes non-linearly, so a combination never seen in training (a
-   green t-shirt) gives a vector the generator cannot read; the attribute bottleneck keeps them apart and
-   generalises to the held-out combinations.
+     al., 2016 condition both players on a sentence vector like this). It fails on the held-out
+     combinations: the GRU learned that they do not occur, and the generator learned the GRU's geometry.
 
 Why frozen: the encoder already reads the attributes (100 % on test descriptions), the GAN's noisy
 gradient would only blur it, and a fixed encoder lets every description be encoded once, before training,
@@ -38,7 +36,7 @@ from torch import nn
 
 from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, index_of
 from .cgan import Generator, ProjectionDiscriminator
-from .condition import NUM_CLASSES
+from .condition import NUM_CLASSES, fill_unspecified
 
 __all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
@@ -66,7 +64,7 @@ never saw, see ``prodgen.text.WordVotes``), the GRU's sentence vector (the vote 
 
 
 def encode_condition(encoder, texts, condition: str, strict: bool = False) -> torch.Tensor:
-    """What the generator is conditioned on: soft requests N x 37 or sentence vectors N x 64."""
+    """What the generator is conditioned on: soft requests N x 34 or sentence vectors N x 64."""
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; valid: {', '.join(CONDITIONS)}")
     if condition == "attributes":
@@ -167,13 +165,17 @@ class TextToImage(nn.Module):
         return self.generator(z, e)
 
     @torch.no_grad()
-    def generate(self, texts, seed: int = 0, strict: bool = True, batch_size: int = 500) -> torch.Tensor:
+    def generate(self, texts, seed: int = 0, strict: bool = True, batch_size: int = 500, fill: bool = True) -> torch.Tensor:
         """One image per description. ``strict``: refuse blank descriptions or ones that name no known
-        product word (a ``ValueError`` saying which). The same seed gives the same images."""
+        product word (a ``ValueError`` saying which). ``fill`` (soft requests only): attributes the
+        description leaves open are drawn at random (``condition.fill_unspecified``). The same seed gives
+        the same images."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        e = encode_condition(self.encoder, texts, self.condition, strict)  # N x 37 or N x 64
+        e = encode_condition(self.encoder, texts, self.condition, strict)  # N x 34 or N x 64
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(len(texts), self.z_dim, generator=gen)
+        if fill and self.condition == "attributes":
+            e = fill_unspecified(e, gen)
         dev = next(self.generator.parameters()).device
         self.generator.eval()
         out = [self.generator(z[s:s + batch_size].to(dev), e[s:s + batch_size].to(dev)).float().cpu()
