@@ -16,7 +16,11 @@ The pieces, in the order lesson 02 builds them:
    :func:`fit_reader` trains it, :func:`evaluate_reader` measures it per language.
 5. Shipped checkpoints ``text-bag`` and ``text-gru`` (:func:`train_checkpoint`, wired to
    ``prodgen train``); :func:`load_encoder` returns a :class:`TextEncoder` whose
-   ``encode(descriptions)`` gives the condition vectors.
+   ``encode(descriptions)`` gives the condition vectors and ``probabilities(descriptions)`` the
+   soft requests (:func:`soft_request`) lesson 07 conditions a generator on.
+6. Lesson 07: both readers learn that held-out combinations ("a red t-shirt") never occur and misread
+   them; :class:`WordVotes` / :class:`VoteReader` (shipped as ``text-votes``) cannot, because no layer
+   mixes the words.
 
 :func:`product_words` and :func:`validate_description` say whether a description names
 anything the catalog knows, so lesson 07 and ``prodgen generate --text`` can refuse
@@ -40,10 +44,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from .catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 
 __all__ = [
-    "PAD", "UNK", "LANGS", "tokenize", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder",
-    "WordVotes", "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown", "fit_reader",
-    "cpu_threads", "predict_attributes", "evaluate_reader", "product_words", "validate_description", "TextEncoder",
-    "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
+    "PAD", "UNK", "LANGS", "tokenize", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
+    "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown",
+    "fit_reader", "cpu_threads", "soft_request", "predict_attributes", "evaluate_reader", "product_words",
+    "validate_description", "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
 ]
 
 PAD, UNK = "<pad>", "<unk>"
@@ -498,6 +502,12 @@ def evaluate_reader(model: AttributeReader, data: dict) -> dict:
     return result
 
 
+def soft_request(logits: dict) -> torch.Tensor:
+    """A reader's ``{attribute: N x (K + 1) logits}`` as a soft request N x 34: each attribute's softmax,
+    concatenated in ``ATTRIBUTE_NAMES`` order (lesson 07's exercise; ``prodgen.models.condition`` layout)."""
+    return torch.cat([logits[a].float().softmax(dim=1) for a in ATTRIBUTE_NAMES], dim=1)
+
+
 # ----------------------------------------------------------------------------- using a trained encoder
 class TextEncoder:
     """A trained reader and its vocabulary: raw descriptions in, condition vectors out.
@@ -546,8 +556,7 @@ class TextEncoder:
         order) the softmax over its values and "unspecified" (the conditioning of lesson 07's text2img)."""
         ids, lengths = self._batch(texts, strict)
         with cpu_threads(1):
-            logits = self.reader(ids, lengths)
-        return torch.cat([logits[a].float().softmax(dim=1) for a in ATTRIBUTE_NAMES], dim=1)
+            return soft_request(self.reader(ids, lengths))
 
     def read(self, texts, strict: bool = False) -> list[dict]:
         """The attributes the reader hears in each description, ``{attribute: value or None}``."""

@@ -26,7 +26,14 @@ from .cgan import Generator
 from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, fill_unspecified, one_hot
 from .vae import Encoder, reparameterize, vae_loss
 
-__all__ = ["CVAE", "fill_unspecified", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+
+
+def condition_planes(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The encoder's input: the photo plus one constant plane per entry of ``one_hot(labels)``, N x 37 x H x W."""
+    n, _, h, w = x.shape
+    planes = one_hot(labels).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x H x W
+    return torch.cat([x, planes], dim=1)
 
 
 class CVAE(nn.Module):
@@ -40,9 +47,7 @@ class CVAE(nn.Module):
 
     def encode_condition(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of ``q(z | x, y)``, each N x z_dim."""
-        n, _, h, w = x.shape
-        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x 32 x 32
-        return self.encoder(torch.cat([x, planes], dim=1))  # N x 37 x 32 x 32 -> N x z_dim (twice)
+        return self.encoder(condition_planes(x, y))  # N x 37 x 32 x 32 -> N x z_dim (twice)
 
     def decode_condition(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The image mean of ``p(x | z, y)``: N x 3 x 32 x 32 in [-1, 1]."""
