@@ -104,7 +104,7 @@ def _models(args) -> int:
         return 0
     for name, e in entries.items():
         ok = "ok" if pretrained.available(name) else "MISSING/CORRUPT"
-        print(f"{name:<10} {e['file']:<14} [{ok}]")
+        print(f"{name:<20} {e['file']:<24} [{ok}]")
         for key, value in e["metrics"].items():
             print(f"    {key:<28} {value}")
     return 0
