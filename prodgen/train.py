@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["History", "train_gan", "train_vae", "gan_step", "vae_step", "resolve_precision", "autocast_for",
+__all__ = ["History", "train_gan", "train_vae", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
            "cpu_has_native_bf16"]
 
 
@@ -514,6 +514,15 @@ def _update_ema(ema, model, decay: float) -> None:
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)  # one fused update
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
+
+
+def training_record(history: History, model, fast: bool = False) -> dict:
+    """How a run went, for a checkpoint's manifest entry: epochs, images, seconds, whether the time budget
+    stopped it, and the device it ran on (the GPU's name on CUDA). Used by every ``train_checkpoint``."""
+    dev = next(model.parameters()).device
+    return {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
+            "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
 
 
 # ----------------------------------------------------------------------------- VAEs

@@ -103,7 +103,7 @@ def check_condition_planes(condition_planes) -> None:
 
 @_check("attribute editing",
         "mu = model.codes(images, labels); new = labels.clone(); new[:, index_of_attribute] = value index; "
-        "return model._batched(model.decode_condition, mu, new)  (or model.edit)")
+        "return model.decode(mu, new)  (or model.edit)")
 def check_edit(edit) -> None:
     """Lesson 06: ``edit(model, images, labels, attribute, value) -> images`` = decode(mu(x, y), y')."""
     torch = _torch()
@@ -125,13 +125,13 @@ def check_edit(edit) -> None:
     new = labels.clone()
     new[:, ATTRIBUTE_NAMES.index("color")] = index_of("color", "blue")
     mu = model.codes(images, labels)
-    expected = model._batched(model.decode_condition, mu, new)
-    recon = model._batched(model.decode_condition, mu, labels)
+    expected = model.decode(mu, new)
+    recon = model.decode(mu, labels)
     if torch.allclose(out.float(), expected, atol=1e-4):
         return
     _expect(not torch.allclose(out.float(), recon, atol=1e-4), "the images came back unchanged: decode with the "
             "NEW labels (colour set to blue)")
-    wrong_code = model._batched(model.decode_condition, model.codes(images, new), new)
+    wrong_code = model.decode(model.codes(images, new), new)
     _expect(not torch.allclose(out.float(), wrong_code, atol=1e-4), "you encoded the photos with the new labels: "
             "encode with their TRUE labels (the code must describe this photo as it is), then decode with the new ones")
     _expect(False, "the edited images differ from decode(mu(x, true labels), new labels): use the posterior "

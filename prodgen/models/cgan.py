@@ -289,7 +289,7 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
     part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics."""
     from .. import pretrained
     from ..catalog import load_catalog
-    from ..train import train_gan
+    from ..train import train_gan, training_record
     from .dcgan import compact_history
 
     kind = name.removeprefix("cgan-")
@@ -313,10 +313,7 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
                         device=device, progress=log is not None, conditional=True,
                         condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, ema_decay=cfg["ema_decay"])
     g = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=40)  # ship the averaged generator
-    dev = next(g.parameters()).device
-    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
-           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    ran = training_record(history, g, fast)
     g = g.cpu().eval()
     metrics = evaluate(g, n=500 if fast else 2000)
     if log:

@@ -74,13 +74,18 @@ class CVAE(nn.Module):
             self.train(was)
         return torch.cat(outs)
 
+    def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Image means for codes ``z`` (N x z_dim) and label rows (N x 5): N x 3 x 32 x 32 in [-1, 1]
+        (eval mode, in batches, on the CPU)."""
+        return self._batched(self.decode_condition, z, check_labels(labels))
+
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One new image per request row (-1 entries are filled at random): ``z ~ N(0, I)``, decoded."""
         cpu_gen = generator if generator is None or generator.device.type == "cpu" else None
         labels = fill_unspecified(labels.cpu(), cpu_gen)
         device = generator.device if generator is not None else torch.device("cpu")
         z = torch.randn(len(labels), self.z_dim, generator=generator, device=device).cpu()
-        return self._batched(self.decode_condition, z, labels)
+        return self.decode(z, labels)
 
     def codes(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Posterior means ``mu(x, y)`` (N x z_dim) of photos (uint8 or [-1, 1]) with their true labels."""
@@ -91,7 +96,7 @@ class CVAE(nn.Module):
 
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean with the true labels."""
-        return self._batched(self.decode_condition, self.codes(images, labels), labels)
+        return self.decode(self.codes(images, labels), labels)
 
     def edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict) -> torch.Tensor:
         """Re-draw real photos with some attributes changed, e.g. ``changes={"color": "red"}``.
@@ -106,11 +111,11 @@ class CVAE(nn.Module):
         for j in range(new.shape[1]):
             if request[j] >= 0:
                 new[:, j] = request[j]
-        return self._batched(self.decode_condition, self.codes(images, labels), new)
+        return self.decode(self.codes(images, labels), new)
 
     def edit_labels(self, images: torch.Tensor, labels: torch.Tensor, new_labels: torch.Tensor) -> torch.Tensor:
         """Like :meth:`edit`, with the new label rows given directly (N x 5)."""
-        return self._batched(self.decode_condition, self.codes(images, labels), check_labels(new_labels))
+        return self.decode(self.codes(images, labels), check_labels(new_labels))
 
 
 def build(config: dict) -> CVAE:
@@ -136,7 +141,7 @@ def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dic
     for j, (a, k) in enumerate(NUM_CLASSES.items()):
         new = labels.clone()
         new[:, j] = (labels[:, j] + torch.randint(1, k, (len(labels),), generator=gen)) % k  # always a different value
-        edited = model._batched(model.decode_condition, codes, new)
+        edited = model.decode(codes, new)
         pred = judge.predict(edited.contiguous(memory_format=torch.channels_last))
         others = [i for i in range(len(ATTRIBUTE_NAMES)) if i != j]
         table[a] = {"success": round(float((pred[:, j] == new[:, j]).double().mean()), 4),
@@ -178,7 +183,7 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
     ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name``)."""
     from .. import pretrained
     from ..catalog import load_catalog
-    from ..train import train_vae
+    from ..train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
     if unknown:
@@ -193,10 +198,7 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
                         beta=cfg["beta"], max_minutes=cfg["max_minutes"], seed=cfg["seed"], device=device,
                         progress=log is not None, conditional=True,
                         loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]))
-    dev = next(model.parameters()).device
-    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
-           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    ran = training_record(history, model, fast)
     model = model.cpu().eval()
     metrics = evaluate(model, n=500 if fast else 2000)
     if log:

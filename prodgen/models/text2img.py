@@ -273,7 +273,7 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
     from ..catalog import load_catalog
     from ..runtime import pick_device
     from ..text import load_encoder
-    from ..train import train_gan
+    from ..train import train_gan, training_record
     from .cgan import _init, recalibrate_batch_norm
     from .dcgan import compact_history
 
@@ -302,10 +302,7 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
                         sample_condition=encode_condition(encoder, train.descriptions_en[:64], cond),
                         ema=g_ema, ema_decay=cfg["ema_decay"])
     recalibrate_batch_norm(g_ema, bank_requests(bank), batches=40)
-    dev = next(g_ema.parameters()).device
-    ran = {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
-           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    ran = training_record(history, g_ema, fast)
     model = TextToImage(encoder, g_ema.cpu().eval(), cond)
     metrics = evaluate(model, n=500 if fast else 2000)
     if log:

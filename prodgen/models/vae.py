@@ -307,7 +307,7 @@ def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: s
     test metrics. ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG` (e.g. ``max_minutes=10``).
     ``fast=True``: 2,000 products, one epoch (a smoke test; it still overwrites the checkpoint ``name``)."""
     from ..catalog import load_catalog
-    from ..train import train_vae
+    from ..train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
     if unknown:
@@ -324,10 +324,7 @@ def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: s
     history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                         beta=cfg["beta"], max_minutes=cfg["max_minutes"], seed=cfg["seed"], device=device,
                         progress=log is not None)
-    dev = next(model.parameters()).device
-    ran = {"fast": fast, "epochs_done": len(history.epochs["loss"]), "images_seen": history.images_seen,
-           "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
-           "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+    ran = training_record(history, model, fast)
     return _save_checkpoint(name, model, cfg, ran, log)
 
 
