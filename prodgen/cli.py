@@ -157,9 +157,9 @@ def _evaluate(args) -> int:
 
 
 def _generate(args) -> int:
-    from .generate import Request, _check_n, generate_catalog, parse_attrs, read_requests
+    from .generate import Request, check_n, generate_catalog, parse_attrs, read_requests
 
-    n = _check_n(args.n, "--n")
+    n = check_n(args.n, "--n")
     if args.batch is not None:
         if not args.batch.strip():
             raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")

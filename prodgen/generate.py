@@ -24,7 +24,7 @@ import torch
 
 from .catalog.attributes import ATTRIBUTE_NAMES
 
-__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "load_generator", "generate",
+__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator", "generate",
            "generate_catalog", "METADATA_COLUMNS"]
 
 MODELS = {"cgan-projection": "attributes", "cgan-concat": "attributes", "cgan-acgan": "attributes",
@@ -64,7 +64,8 @@ def parse_attrs(text: str) -> dict:
     return attrs
 
 
-def _check_n(n, where: str) -> int:
+def check_n(n, where: str) -> int:
+    """``n`` (a number or text) as a whole number of images in 1..MAX_IMAGES; ``where`` names the source in errors."""
     try:
         value = int(str(n).strip())
     except ValueError:
@@ -109,7 +110,7 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
             parse_request(attrs)
         except ValueError as e:
             raise ValueError(f"{path}, line {i}: {e}") from None
-        n = _check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
+        n = check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
         requests.append(Request(attrs, description, n))
     return requests
 
