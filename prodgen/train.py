@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from . import losses
+
 __all__ = ["History", "train_gan", "train_vae", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
            "cpu_has_native_bf16"]
 
@@ -169,9 +171,7 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
     (D as a probability, sigmoid of the logit, measured in the D step).
     """
     if d_loss is None or g_loss is None:
-        from .models.dcgan import d_loss_bce, g_loss_non_saturating
-
-        d_loss, g_loss = d_loss or d_loss_bce, g_loss or g_loss_non_saturating
+        d_loss, g_loss = d_loss or losses.d_loss_bce, g_loss or losses.g_loss_non_saturating
     cond = () if labels is None else (labels,)
     with autocast():
         fake = generator(z, *cond)
@@ -221,12 +221,10 @@ def vae_step(model, optimizer, x, loss_fn, beta: float = 1.0, autocast=contextli
 def _gan_losses(loss):
     if isinstance(loss, (tuple, list)) and len(loss) == 2 and all(callable(f) for f in loss):
         return tuple(loss)
-    from .models.dcgan import GAN_LOSSES
-
-    if loss not in GAN_LOSSES:
-        raise ValueError(f"unknown GAN loss {loss!r}; valid losses: {', '.join(GAN_LOSSES)} "
+    if loss not in losses.GAN_LOSSES:
+        raise ValueError(f"unknown GAN loss {loss!r}; valid losses: {', '.join(losses.GAN_LOSSES)} "
                          "(or a pair of functions (d_loss, g_loss))")
-    return GAN_LOSSES[loss]
+    return losses.GAN_LOSSES[loss]
 
 
 def _check_common(catalog, epochs, batch_size, max_minutes, n_samples):
@@ -451,7 +449,7 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
       partial requests are learned (lesson 05), or labels -> description embeddings (lesson 07).
     - ``sample_condition``: what G gets for the sample grid (default: the labels of the catalog's
       first ``n_samples`` products), e.g. the embeddings of their descriptions.
-    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.models.dcgan.GAN_LOSSES``)
+    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.losses.GAN_LOSSES``)
       or a pair of functions ``(d_loss(real_logits, fake_logits), g_loss(fake_logits))``.
     - ``epochs``: how many epochs to run now; with ``resume=True`` the total to reach (an interrupted run
       is finished by repeating the same call). Without a checkpoint file ``resume=True`` starts afresh.
@@ -532,14 +530,14 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
-    (default ``prodgen.models.vae.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
+    (default ``prodgen.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
     with a generator seeded the same way after every epoch. ``epochs``, ``resume``, ``max_minutes``,
     ``checkpoint`` and ``history`` work as in :func:`train_gan`. ``conditional=True`` (the CVAE of
     lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's
     first n_samples products, generator=g)``.
     """
     if loss_fn is None:
-        from .models.vae import vae_loss as loss_fn
+        loss_fn = losses.vae_loss
     loop = _Loop({"model": model}, catalog, kind="vae", epochs=epochs, batch_size=batch_size,
                  max_minutes=max_minutes, seed=seed, device=device, precision=precision, channels_last=channels_last,
                  n_samples=n_samples, checkpoint=checkpoint, resume=resume, progress=progress, history=history,

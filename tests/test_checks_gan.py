@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from prodgen import checks
-from prodgen.models.dcgan import d_loss_bce, g_loss_non_saturating
+from prodgen.losses import d_loss_bce, g_loss_non_saturating
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py

@@ -8,8 +8,8 @@ import torch
 
 from prodgen import pretrained
 from prodgen.models import dcgan
-from prodgen.models.dcgan import (GAN_LOSSES, Discriminator, Generator, build, build_pair, d_loss_bce, d_loss_hinge,
-                                  g_loss_hinge, g_loss_non_saturating, g_loss_saturating)
+from prodgen.losses import GAN_LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_non_saturating, g_loss_saturating
+from prodgen.models.dcgan import Discriminator, Generator, build, build_pair
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py

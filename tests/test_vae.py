@@ -8,8 +8,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from prodgen import pretrained
-from prodgen.models.vae import (SIGMA, VAE, CodeMixture, Decoder, Encoder, build, evaluate, gaussian_kl, kl_per_dim,
-                                recon_constant, reparameterize, traverse, vae_loss)
+from prodgen.losses import SIGMA, gaussian_kl, recon_constant, vae_loss
+from prodgen.models.vae import VAE, CodeMixture, Decoder, Encoder, build, evaluate, kl_per_dim, reparameterize, traverse
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ Both halves see the condition ``c = one_hot(y)`` (34 numbers, :func:`~prodgen.mo
   concatenated with ``z`` at the input *and* sets the scale and shift of every batch norm, so the
   attributes reach every layer and the decoder has no reason to look for them in ``z``.
 
-The ELBO is the VAE's (``prodgen.models.vae.vae_loss``), now conditional:
+The ELBO is the VAE's (``prodgen.losses.vae_loss``), now conditional:
 ``log p(x|y) >= E_q[log p(x|z,y)] - KL(q(z|x,y) || N(0, I))``. Because the decoder is *given* the
 attributes, storing them in ``z`` again would only cost KL, so the code learns what the labels do not
 say: position, pose, shading. That is what makes **attribute editing** work: encode a real photo with its
@@ -24,9 +24,11 @@ from torch import nn
 
 from .cgan import Generator
 from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, fill_unspecified, one_hot
-from .vae import Encoder, reparameterize, vae_loss
+from .protocol import TEMPERATURE, ImageModel, noise
+from ..losses import vae_loss
+from .vae import Encoder, reparameterize
 
-__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
 
 
 def condition_planes(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -121,6 +123,31 @@ class CVAE(nn.Module):
 def build(config: dict) -> CVAE:
     """Rebuild a shipped CVAE from its checkpoint config (``prodgen.pretrained``)."""
     return CVAE(config.get("z_dim", 8), config.get("width", 64))
+
+
+class CVAEImageModel(ImageModel):
+    """The image-model protocol (``prodgen.models.protocol``) for a CVAE: attribute requests (unspecified
+    ones drawn at random, as :meth:`CVAE.sample` does), codes from ``N(0, t^2 I)`` with the knob
+    ``temperature`` t. Registered as ``cvae`` in ``pretrained.GENERATORS``; ``prodgen evaluate`` adds the
+    attribute-edit table (:func:`edit_table`)."""
+
+    accepts = "attributes"
+
+    @property
+    def knobs(self) -> dict:
+        return {"temperature": TEMPERATURE}
+
+    def _images(self, labels: torch.Tensor, seed: int, temperature: float = 1.0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        labels = fill_unspecified(labels, gen)  # the same draws as CVAE.sample with this generator
+        z = noise(len(labels), self.network.z_dim, gen) * temperature  # N x z_dim
+        return self.network.decode(z, labels)
+
+    def extra_evaluation(self, n: int, seed: int, judge) -> dict:
+        from ..catalog import load_catalog
+
+        return {"edits": edit_table(self.network, load_catalog("test", progress=False), judge, n=min(n, 2000),
+                                    seed=seed)}
 
 
 # --------------------------------------------------------------------------- measuring edits

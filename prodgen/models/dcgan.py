@@ -1,4 +1,4 @@
-"""DCGAN: a generator and a discriminator made of (transposed) convolutions, and the GAN losses.
+"""DCGAN: a generator and a discriminator made of (transposed) convolutions.
 
 Radford, Metz & Chintala, *Unsupervised representation learning with deep convolutional
 generative adversarial networks* (2016). The recipe: no pooling (strided convolutions do the
@@ -7,8 +7,8 @@ discriminator's input, ReLU in the generator, LeakyReLU(0.2) in the discriminato
 output in [-1, 1], Adam with lr 2e-4 and beta1 0.5, weights drawn from N(0, 0.02).
 
 At 32x32 each network has four layers; ``image_size=64`` adds one more to each.
-The loss functions take the discriminator's **logits** (before the sigmoid) and use
-``softplus``, which is the numerically safe way to write ``-log(sigmoid(.))``.
+The discriminator returns **logits** (before the sigmoid); the GAN losses that read them
+(``d_loss_bce``, ``g_loss_non_saturating``, the hinge pair, ...) live in ``prodgen.losses``.
 
 Used by lesson 03 (GANs) and, through ``prodgen.train``, by lessons 05 and 10.
 """
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-__all__ = [
-    "Generator", "Discriminator", "init_weights", "build", "build_pair",
-    "d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_hinge", "g_loss_hinge",
-    "GAN_LOSSES", "CHECKPOINT_CONFIG", "train_checkpoint", "save_checkpoint", "compact_history",
-]
+from .protocol import TRUNCATION, ImageModel, noise
+
+__all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG", "train_checkpoint",
+           "save_checkpoint", "compact_history"]
 
 
 # ----------------------------------------------------------------------------- the networks
@@ -99,41 +97,24 @@ def build(config: dict) -> Generator:
     return Generator(config.get("z_dim", 100), config.get("width", 64), config.get("image_size", 32))
 
 
-# ----------------------------------------------------------------------------- the losses
-# D(x) = sigmoid(logit). With softplus(t) = log(1 + e^t):
-#   -log D(x)       = softplus(-logit)
-#   -log(1 - D(x))  = softplus(logit)
-def d_loss_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator: maximise E[log D(x)] + E[log(1 - D(G(z)))], i.e. minimise its negative."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+class DCGANImageModel(ImageModel):
+    """The image-model protocol (``prodgen.models.protocol``) for a DCGAN generator: unconditional, so a
+    request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``pretrained.GENERATORS``."""
 
+    accepts = "nothing"
 
-def g_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator, the min-max form: minimise E[log(1 - D(G(z)))] (weak gradients when D wins)."""
-    return -F.softplus(fake_logits).mean()
+    def __init__(self, network: Generator, name: str = "dcgan", info: dict | None = None):
+        super().__init__(network, name, info)
+        self.image_size = network.image_size
 
+    @property
+    def knobs(self) -> dict:
+        return {"truncation": TRUNCATION}
 
-def g_loss_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator, the non-saturating form: minimise -E[log D(G(z))] (strong gradients when D wins)."""
-    return F.softplus(-fake_logits).mean()
-
-
-def d_loss_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Hinge discriminator: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] on raw scores."""
-    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-
-
-def g_loss_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Hinge generator: -E[D(G(z))] (the Wasserstein-style generator loss)."""
-    return -fake_logits.mean()
-
-
-# name -> (discriminator loss, generator loss); ``prodgen.train.train_gan(loss=name)`` picks one.
-GAN_LOSSES = {
-    "non-saturating": (d_loss_bce, g_loss_non_saturating),
-    "saturating": (d_loss_bce, g_loss_saturating),
-    "hinge": (d_loss_hinge, g_loss_hinge),
-}
+    def _images(self, n: int, seed: int, truncation=None) -> torch.Tensor:
+        z = noise(n, self.network.z_dim, torch.Generator().manual_seed(seed), truncation)  # n x z_dim
+        device = next(self.network.parameters()).device
+        return torch.cat([self.network(z[s:s + 500].to(device)).float().cpu() for s in range(0, n, 500)])
 
 
 # ----------------------------------------------------------------------------- the shipped model

@@ -2,35 +2,28 @@
 
 An **encoder** maps a 32x32 product photo to a Gaussian over a ``z_dim``-dimensional latent
 code, ``q(z|x) = N(mu, diag(exp(logvar)))``; a **decoder** maps a code back to an image, the
-mean of ``p(x|z) = N(x_hat, SIGMA^2 I)``. Training maximises the ELBO; :func:`vae_loss` is its
+mean of ``p(x|z) = N(x_hat, SIGMA^2 I)``. Training maximises the ELBO; ``prodgen.losses.vae_loss`` is its
 negative (up to a constant), with a ``beta`` weight on the KL term.
 
 Pieces used elsewhere:
 
 - :class:`Encoder` / :class:`Decoder`: 32x32 conv nets; ``in_channels`` and ``z_dim`` let the
   conditional VAE of lesson 06 feed a condition in beside the image or the code.
-- :func:`reparameterize`, :func:`gaussian_kl`, :func:`vae_loss`: the lesson's exercises, in
-  their reference form (``prodgen.train.train_vae`` uses :func:`vae_loss` as its default loss).
+- :func:`reparameterize`: the lesson's first exercise, in its reference form. The loss (the other two
+  exercises, ``gaussian_kl`` and ``vae_loss``, and the likelihood's ``SIGMA``) lives in
+  ``prodgen.losses``, which the training engine owns (``train_vae`` uses ``vae_loss`` by default).
 - :func:`build` / :func:`train_checkpoint`: the shipped checkpoint ``vae`` (``prodgen train vae``).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-__all__ = ["SIGMA", "Encoder", "Decoder", "VAE", "reparameterize", "gaussian_kl", "vae_loss", "recon_constant",
-           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "CHECKPOINT_CONFIG", "train_checkpoint"]
+from ..losses import SIGMA, gaussian_kl, vae_loss
+from .protocol import TEMPERATURE, ImageModel, noise
 
-SIGMA = 0.3
-"""Standard deviation of the decoder's Gaussian likelihood ``p(x|z) = N(x_hat, SIGMA^2 I)``, in the
-units of images scaled to [-1, 1] (0.3 is about 38 of 255 grey levels). Only ``beta * 2 SIGMA^2`` matters
-for the optimum, so SIGMA is the same knob as beta. In 40-epoch runs (z_dim 32) the reconstruction error
-barely changed from 0.1 to 0.3 (MSE 0.0144 -> 0.0148) while the code got a third cheaper (KL 115 -> 73 nats);
-0.5 and 0.7 did not make prior samples visibly better. Hence 0.3."""
-
-IMAGE_PIXELS = 3 * 32 * 32  # D, the number of numbers in one image
+__all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
+           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -93,41 +86,12 @@ class Decoder(nn.Module):
         return self.net(h)  # N x 3 x 32 x 32
 
 
-# --------------------------------------------------------------------------- the three formulas
+# --------------------------------------------------------------------------- the reparameterisation
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A sample ``z = mu + sigma * eps`` with ``eps ~ N(0, I)``, differentiable in ``mu`` and ``logvar``."""
     device = generator.device if generator is not None else mu.device  # a generator draws on its own device
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=device).to(mu.device)  # N x z_dim
     return mu + torch.exp(0.5 * logvar) * eps
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """``KL(N(mu, sigma^2) || N(0, 1))`` for every entry (same shape as ``mu``), in nats.
-
-    Closed form: ``0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)``; sum over the last axis for a diagonal Gaussian.
-    """
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-
-
-def vae_loss(x: torch.Tensor, output, beta: float = 1.0, sigma: float = SIGMA) -> dict[str, torch.Tensor]:
-    """The negative ELBO with a weight ``beta`` on the KL term, per image (mean over the batch), in nats.
-
-    ``output`` is the model's ``(x_hat, mu, logvar)``. With the likelihood ``p(x|z) = N(x_hat, sigma^2 I)``,
-    ``-log p(x|z) = ||x - x_hat||^2 / (2 sigma^2) + D/2 * log(2 pi sigma^2)``; ``recon`` is the first term
-    (the constant, :func:`recon_constant`, has no gradient and is left out). Returns
-    ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``.
-    """
-    x_hat, mu, logvar = output
-    x_hat, mu, logvar = x_hat.float(), mu.float(), logvar.float()  # sums in fp32 even under autocast
-    n = x.shape[0]
-    recon = (x.float() - x_hat).pow(2).reshape(n, -1).sum(1).div(2 * sigma**2).mean()
-    kl = gaussian_kl(mu, logvar).reshape(n, -1).sum(1).mean()
-    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
-
-
-def recon_constant(sigma: float = SIGMA, pixels: int = IMAGE_PIXELS) -> float:
-    """The constant ``D/2 * log(2 pi sigma^2)`` that ``recon`` leaves out of ``-log p(x|z)``."""
-    return 0.5 * pixels * math.log(2 * math.pi * sigma**2)
 
 
 # --------------------------------------------------------------------------- the model
@@ -293,6 +257,22 @@ class CodeMixture:
 def build(config: dict) -> VAE:
     """Rebuild a VAE from its checkpoint config (``prodgen.pretrained``)."""
     return VAE(config.get("z_dim", 16), config.get("width", 32))
+
+
+class VAEImageModel(ImageModel):
+    """The image-model protocol (``prodgen.models.protocol``) for a VAE: unconditional (a request is a
+    number of images), codes drawn from the prior ``N(0, t^2 I)`` with the knob ``temperature`` t and
+    decoded. Registered as ``vae`` in ``pretrained.GENERATORS``."""
+
+    accepts = "nothing"
+
+    @property
+    def knobs(self) -> dict:
+        return {"temperature": TEMPERATURE}
+
+    def _images(self, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
+        z = noise(n, self.network.z_dim, torch.Generator().manual_seed(seed)) * temperature  # n x z_dim
+        return self.network.decode(z).float().cpu()
 
 
 CHECKPOINT_CONFIG = {"z_dim": 16, "width": 32, "beta": 1.0, "sigma": SIGMA, "epochs": 40, "max_minutes": None,
