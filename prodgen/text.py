@@ -4,7 +4,9 @@ The pieces, in the order lesson 02 builds them:
 
 1. :func:`tokenize` splits a description into tokens: English words (lower-cased,
    hyphenated words kept whole, punctuation split off) and single Chinese characters.
-   "Acme品牌，大号T恤" -> ``["acme", "品", "牌", "，", "大", "号", "t", "恤"]``.
+   "Acme品牌，大号T恤" -> ``["acme", "品", "牌", "，", "大", "号", "t", "恤"]``. Plural product
+   words are made singular ("sneakers" -> "sneaker"); Chinese nouns have no plural, and the number
+   and measure word of "两个红色杯子" (两, 个) are words a reader may not know, which it learned to skip.
 2. :class:`Vocabulary` numbers the tokens seen in training descriptions; ``<pad>`` is 0
    and ``<unk>`` (any word it never saw) is 1. :meth:`Vocabulary.encode_batch` pads a
    batch of descriptions into one ``N x T`` id tensor plus their lengths.
@@ -44,7 +46,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from .catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 
 __all__ = [
-    "PAD", "UNK", "LANGS", "tokenize", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
+    "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
     "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown",
     "fit_reader", "cpu_threads", "soft_request", "predict_attributes", "evaluate_reader", "product_words",
     "validate_description", "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
@@ -68,10 +70,34 @@ def _require_text(text, what: str = "description") -> str:
     return text
 
 
+def _plural(word: str) -> str:
+    """The English plural of a singular noun: cup -> cups, dress -> dresses, party -> parties."""
+    if word.endswith(("s", "sh", "ch", "x", "z")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+@lru_cache(maxsize=1)
+def singular_forms() -> dict[str, str]:
+    """``{plural: singular}`` for the last word of every category name ("sneakers" -> "sneaker",
+    "shoes" -> "shoe", "t-shirts" -> "t-shirt"), built from the vocabulary in ``catalog.attributes``."""
+    forms = {}
+    for value in ATTRIBUTES["category"]:
+        for name in value.en:
+            last = _TOKEN.findall(name.lower())[-1]
+            forms[_plural(last)] = last
+    return forms
+
+
 def tokenize(text: str) -> list[str]:
     """Split a description into tokens: lower-cased English words, single Chinese characters,
-    punctuation as tokens of their own. An empty or blank description is a ``ValueError``."""
-    return _TOKEN.findall(_require_text(text).lower())
+    punctuation as tokens of their own; plural product words become singular ("two red mugs" ->
+    ``["two", "red", "mug"]``), so readers trained on catalog descriptions read plurals too.
+    An empty or blank description is a ``ValueError``."""
+    singular = singular_forms()
+    return [singular.get(token, token) for token in _TOKEN.findall(_require_text(text).lower())]
 
 
 class Vocabulary:

@@ -25,6 +25,78 @@ def test_tokenize(description, tokens):
     assert tokenize(description) == tokens
 
 
+# ----------------------------------------------------------------------------- plurals
+@pytest.mark.parametrize("plural, singular", [
+    ("two red mugs", ["two", "red", "mug"]),
+    ("Sneakers by Nova", ["sneaker", "by", "nova"]),
+    ("three striped T-Shirts", ["three", "striped", "t-shirt"]),
+    ("black running shoes", ["black", "running", "shoe"]),
+    ("tees, purses and tote bags", ["tee", ",", "purse", "and", "tote", "bag"]),
+    ("two desk lamps", ["two", "desk", "lamp"]),
+])
+def test_tokenize_makes_plural_category_words_singular(plural, singular):
+    assert tokenize(plural) == singular
+
+
+def test_every_category_word_has_its_plural_and_no_plural_is_a_catalog_word():
+    from prodgen.catalog.attributes import ATTRIBUTES
+    from prodgen.catalog.describe import TEMPLATES
+
+    forms = text.singular_forms()
+    for value in ATTRIBUTES["category"]:
+        for name in value.en:
+            assert tokenize(name + "s") == tokenize(name), name  # "sneaker" + "s", "running shoe" + "s", ...
+    catalog_words = {t for values in ATTRIBUTES.values() for v in values for p in v.en + v.en_phrase
+                     for t in tokenize(p)}
+    catalog_words |= {t for template in TEMPLATES["en"] for t in text._TOKEN.findall(template.lower())}
+    assert not set(forms) & catalog_words, "a plural form would rewrite a word the catalog's descriptions use"
+
+
+PLURALS = [  # (description, what it asks for): English plurals, Chinese numbers and measure words
+    ("two red caps", {"category": "cap", "color": "red"}),
+    ("sneakers", {"category": "sneaker"}),
+    ("three large striped t-shirts", {"category": "t-shirt", "size": "large", "pattern": "striped"}),
+    ("some black running shoes", {"category": "sneaker", "color": "black"}),
+    ("small dotted handbags from Orbit", {"category": "handbag", "size": "small", "pattern": "dotted", "brand": "orbit"}),
+    ("checked water bottles", {"category": "bottle", "pattern": "checked"}),
+    ("purple backpacks", {"category": "backpack", "color": "purple"}),
+    ("two desk lamps", {"category": "lamp"}),
+    ("yellow tote bags", {"category": "handbag", "color": "yellow"}),
+    ("two teal coffee mugs by Nova", {"category": "mug", "color": "teal", "brand": "nova"}),
+    ("两个红色杯子", {"category": "mug", "color": "red"}),
+    ("两双黑色运动鞋", {"category": "sneaker", "color": "black"}),
+    ("三顶蓝色帽子", {"category": "cap", "color": "blue"}),
+    ("两件大号条纹T恤", {"category": "t-shirt", "size": "large", "pattern": "striped"}),
+    ("两盏粉色台灯", {"category": "lamp", "color": "pink"}),
+    ("一些绿色水瓶", {"category": "bottle", "color": "green"}),
+    ("两只棕色手提包", {"category": "handbag", "color": "brown"}),
+    ("三个紫色双肩包", {"category": "backpack", "color": "purple"}),
+]
+
+
+@pytest.mark.parametrize("name", ["text-gru", "text-votes"])
+def test_shipped_readers_read_plurals_and_measure_words(name):
+    """Lessons 02 and 07: the readers lessons 02 and 07 ship read exactly what each plural phrasing asks for."""
+    encoder = text.load_encoder(name)
+    readings = encoder.read([description for description, _ in PLURALS])
+    for (description, wanted), heard in zip(PLURALS, readings):
+        assert heard == {a: wanted.get(a) for a in ATTRIBUTE_NAMES}, (description, heard)
+
+
+def test_plural_descriptions_read_like_their_singulars():
+    encoder = text.load_encoder("text-bag")  # the weakest reader: plurals change nothing it sees
+    for plural, singular in [("two red caps", "two red cap"), ("sneakers by Nova", "sneaker by Nova")]:
+        assert torch.equal(encoder.encode(plural), encoder.encode(singular))
+
+
+def test_new_phrasings_include_plurals():
+    from prodgen.models.text2img import NEW_PHRASINGS
+
+    phrasings = [t for t, _ in NEW_PHRASINGS]
+    assert any(t in text.singular_forms() for p in phrasings for t in text._TOKEN.findall(p.lower()))
+    assert "两个红色杯子" in phrasings
+
+
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t"])
 def test_blank_description_is_a_clear_value_error(blank):
     with pytest.raises(ValueError, match="description is empty"):

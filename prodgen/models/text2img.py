@@ -211,9 +211,13 @@ NEW_PHRASINGS: tuple[tuple[str, dict], ...] = (
     ("送朋友一个粉色马克杯", {"category": "mug", "color": "pink"}),
     ("Orbit家的黄色波点帽子", {"category": "cap", "color": "yellow", "brand": "orbit", "pattern": "dotted"}),
     ("紫色台灯，最好是格纹", {"category": "lamp", "color": "purple", "pattern": "checked"}),
+    ("two red caps for the twins", {"category": "cap", "color": "red"}),
+    ("a set of checked mugs by Nova", {"category": "mug", "pattern": "checked", "brand": "nova"}),
+    ("两个红色杯子", {"category": "mug", "color": "red"}),
+    ("三双黑色运动鞋，Acme的", {"category": "sneaker", "color": "black", "brand": "acme"}),
 )
-"""Requests phrased in ways no template uses (fillers the encoder never saw, other word orders), with the
-attributes they name. Several are held-out pairs (green t-shirt, purple lamp)."""
+"""Requests phrased in ways no template uses (fillers the encoder never saw, other word orders, plurals and
+Chinese measure words), with the attributes they name. Several are held-out pairs (green t-shirt, purple lamp)."""
 
 
 def description_accuracy(model: TextToImage, judge, texts, labels: torch.Tensor, seed: int = 0) -> dict:
