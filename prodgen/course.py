@@ -517,6 +517,27 @@ def _kernel_can_import_prodgen() -> Iterator[None]:
             os.environ["PYTHONPATH"] = old
 
 
+def _encrypted_kernel_config() -> dict:
+    """Kernel-manager settings that encrypt the kernel's local TCP channels (CurveZMQ).
+
+    ipykernel >= 7 logs "Kernel is running over TCP without encryption" to the terminal for every
+    kernel started without keys: one warning per lesson in `prodgen course run`. jupyter_client
+    >= 8.10 provisions the keys itself when asked ("auto": for kernels whose kernelspec declares
+    curve support, as ipykernel's does), which fixes the cause instead of hiding the message.
+    Older jupyter_client or a pyzmq without CurveZMQ: {} (those kernels do not log it anyway,
+    or cannot encrypt).
+    """
+    try:
+        import zmq
+        from jupyter_client.manager import KernelManager
+        from traitlets.config import Config
+    except ImportError:  # pragma: no cover - papermill depends on all three
+        return {}
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return {}
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+
+
 def _execute(src: Path, dst: Path, fast: bool, timeout: float | None) -> None:
     """Run `src` with papermill into `dst`, with FAST set and the notebook's folder as cwd.
 
@@ -537,6 +558,7 @@ def _execute(src: Path, dst: Path, fast: bool, timeout: float | None) -> None:
         kwargs["request_save_on_cell_execute"] = False
     if timeout is not None:
         kwargs["execution_timeout"] = timeout
+    kwargs.update(_encrypted_kernel_config())
     try:
         papermill.execute_notebook(str(src), str(dst), **kwargs)
     except PapermillExecutionError:

@@ -268,7 +268,7 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     img += 0.5
     np.clip(img, 0, 255, out=img)
     out = Image.fromarray(img.astype(np.uint8)).resize((image_size, image_size), Image.BOX)
-    return np.asarray(out)
+    return np.array(out)  # a writable copy (asarray of a PIL image is read-only: torch.from_numpy warns)
 
 
 def _pattern_amount(pattern: str, fu: np.ndarray, fv: np.ndarray) -> np.ndarray | None:
