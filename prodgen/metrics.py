@@ -11,7 +11,20 @@
 - **Control accuracy**: for conditional models, how often the judge sees the attribute
   that was asked for.
 
-Used by lessons 03+ (and 08 in depth) and by ``prodgen evaluate``.
+Lesson 08 (evaluation) adds the rest of an honest evaluation:
+
+- **KID** (Bińkowski et al., 2018): the unbiased MMD² with a cubic polynomial kernel.
+- **Density and coverage** (Naeem et al., 2020): precision/recall that outliers cannot fool.
+- **FID∞** (Chong & Forsyth, 2020): FID extrapolated to infinitely many samples.
+- **Intervals**: bootstrap intervals for FID and for control accuracy.
+- **Within-request diversity**: how varied the images for one fully specified request are,
+  against real photos with the same attributes.
+- **Memorisation**: how close samples sit to their nearest training photo, against new real photos.
+
+Every metric checks its features first (``as_features``): NaN, wrong shapes, mismatched
+dimensions or too few samples raise a one-line ``ValueError``.
+
+Used by lessons 03+ (and 08 in depth), ``prodgen evaluate`` and ``prodgen leaderboard``.
 """
 from __future__ import annotations
 
@@ -32,6 +45,17 @@ __all__ = [
     "sample_images",
     "evaluate_generator",
     "image_quality",
+    "as_features",
+    "kid",
+    "density_coverage",
+    "fid_infinity",
+    "fid_interval",
+    "control_hits",
+    "accuracy_interval",
+    "group_spread",
+    "diversity_ratio",
+    "nearest_distances",
+    "memorisation_ratio",
 ]
 
 
@@ -45,9 +69,7 @@ def judge_features(judge, images: torch.Tensor, batch_size: int = 512) -> torch.
 
 def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (float64) of N x D features."""
-    f = np.asarray(features.cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"need an N x D array of features with N >= 2, got shape {f.shape}")
+    f = as_features(features).numpy()
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
@@ -63,9 +85,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     Tr((S1 S2)^1/2) equals Tr((S1^1/2 S2 S1^1/2)^1/2) because both matrices have the same
     eigenvalues, and the second one is symmetric, so ``eigvalsh`` gives them stably.
     """
+    s1 = np.asarray(sigma1, np.float64)
+    return _frechet_from_root(mu1, s1, _sqrt_psd(s1), mu2, sigma2)
+
+
+def _frechet_from_root(mu1, s1, root1, mu2, sigma2) -> float:
+    """``frechet_distance`` with S1^1/2 already computed (bootstraps against one fixed reference)."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    root1 = _sqrt_psd(s1)
+    s2 = np.asarray(sigma2, np.float64)
     middle = root1 @ s2 @ root1
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
@@ -73,6 +100,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 def fid(features_a, features_b) -> float:
     """FID between two sets of features (N x D each)."""
+    _pair(features_a, features_b, "features_a", "features_b")
     return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
 
 
@@ -96,8 +124,7 @@ def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, c
 
 def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls."""
-    real = torch.as_tensor(real_features, dtype=torch.float64)
-    fake = torch.as_tensor(fake_features, dtype=torch.float64)
+    real, fake = _pair(real_features, fake_features)
     if len(real) <= k or len(fake) <= k:
         raise ValueError(f"need more than k={k} real and generated samples, got {len(real)} and {len(fake)}")
     precision = _covered(fake, real, _kth_neighbour_radius(real, k)).double().mean().item()
@@ -118,17 +145,28 @@ def histogram_distance(hist_a: dict, hist_b: dict) -> dict[str, float]:
     return d
 
 
+def control_hits(judge, images: torch.Tensor, requested: torch.Tensor) -> torch.Tensor:
+    """Per image and attribute: 1.0 if the judge sees the requested value, 0.0 if not, NaN if the
+    attribute was not requested (-1). N x 5 float64; the raw material of ``control_accuracy`` and
+    ``accuracy_interval`` (lesson 08)."""
+    requested = torch.as_tensor(requested)
+    if requested.ndim != 2 or requested.shape[1] != len(ATTRIBUTE_NAMES) or len(requested) != len(images):
+        raise ValueError(f"requested must be an N x {len(ATTRIBUTE_NAMES)} array of class indices (-1 = not asked) "
+                         f"for the {len(images)} images, got shape {tuple(requested.shape)}")
+    pred = judge.predict(_judge_input(images))
+    hits = (pred == requested).double()
+    hits[requested < 0] = float("nan")
+    return hits
+
+
 def control_accuracy(judge, images: torch.Tensor, requested: torch.Tensor) -> dict[str, float]:
     """How often the judge sees the requested value, per attribute (-1 = not requested, skipped)."""
-    from .catalog.dataset import normalize
-
-    x = normalize(images) if images.dtype == torch.uint8 else images.float()
-    pred = judge.predict(x.contiguous(memory_format=torch.channels_last))
+    hits = control_hits(judge, images, requested)
     acc = {}
     for j, a in enumerate(ATTRIBUTE_NAMES):
-        asked = requested[:, j] >= 0
+        asked = ~hits[:, j].isnan()
         if asked.any():
-            acc[a] = float((pred[asked, j] == requested[asked, j]).double().mean())
+            acc[a] = float(hits[asked, j].mean())
     acc["mean"] = float(np.mean(list(acc.values()))) if acc else float("nan")
     return acc
 
@@ -185,3 +223,345 @@ def _judge_input(images: torch.Tensor) -> torch.Tensor:
 
     x = normalize(images) if images.dtype == torch.uint8 else images.float()
     return x.contiguous(memory_format=torch.channels_last)
+
+
+# ------------------------------------------------------------ input checks (lesson 08)
+def as_features(features, name: str = "features", min_samples: int = 2) -> torch.Tensor:
+    """``features`` as an N x D float64 CPU tensor, or a one-line ``ValueError`` saying what is wrong.
+
+    Checked: a 2-D numeric array, at least ``min_samples`` rows, only finite numbers. Every metric
+    of this module calls it (lesson 08 shows why a NaN must never reach an FID silently).
+    """
+    try:
+        f = torch.as_tensor(features.detach().cpu() if isinstance(features, torch.Tensor) else np.asarray(features))
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be an N x D array of numbers, got {type(features).__name__}") from None
+    if f.dtype == torch.bool or f.is_complex() or not (f.is_floating_point() or f.dtype in
+                                                       (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)):
+        raise ValueError(f"{name} must be an N x D array of real numbers, got dtype {f.dtype}")
+    if f.ndim != 2:
+        raise ValueError(f"{name} must be an N x D array of features (N samples, D dimensions), got shape {tuple(f.shape)}")
+    if f.shape[1] < 1:
+        raise ValueError(f"{name} has no feature dimensions (shape {tuple(f.shape)}); D must be at least 1")
+    if len(f) < min_samples:
+        raise ValueError(f"{name} has {len(f)} samples (N = {len(f)}); this metric needs N >= {min_samples}")
+    f = f.to(torch.float64)
+    bad = int((~torch.isfinite(f)).sum())
+    if bad:
+        raise ValueError(f"{name} holds {bad} NaN or infinite values; features must be finite numbers")
+    return f
+
+
+def _pair(real_features, fake_features, real_name: str = "real_features", fake_name: str = "fake_features",
+          min_real: int = 2, min_fake: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets checked by ``as_features`` and of the same feature dimension."""
+    real = as_features(real_features, real_name, min_real)
+    fake = as_features(fake_features, fake_name, min_fake)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"{real_name} and {fake_name} have different feature dimensions ({real.shape[1]} vs "
+                         f"{fake.shape[1]}); both must come from the same feature extractor")
+    return real, fake
+
+
+def _check_level(level: float, rounds: int) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
+    if int(rounds) != rounds or rounds < 2:
+        raise ValueError(f"rounds must be a whole number >= 2, got {rounds}")
+
+
+# ------------------------------------------------------------ KID
+def _poly_kernel_products(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """K(a, b) @ weights for the kernel k(x, y) = (x·y / d + 1)³, without keeping K (rows in chunks)."""
+    d = a.shape[1]
+    chunk = max(1, 4_000_000 // len(b))  # at most ~32 MB of kernel values at a time
+    out = []
+    for s in range(0, len(a), chunk):
+        out.append(((a[s:s + chunk] @ b.T / d + 1) ** 3) @ weights)
+    return torch.cat(out)
+
+
+def _kid_subsets(n_real: int, n_fake: int, subsets: int, subset_size: int, seed: int):
+    """The rows each KID subset uses: a list of (real indices, fake indices), drawn without replacement."""
+    m_real, m_fake = min(subset_size, n_real), min(subset_size, n_fake)
+    if m_real == n_real and m_fake == n_fake:
+        return [(torch.arange(n_real), torch.arange(n_fake))]
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randperm(n_real, generator=gen)[:m_real], torch.randperm(n_fake, generator=gen)[:m_fake])
+            for _ in range(subsets)]
+
+
+def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Bińkowski et al., 2018) on (judge) features: (mean, std).
+
+    The unbiased estimate of the squared maximum mean discrepancy with the kernel
+    k(x, y) = (x·y / d + 1)³::
+
+        MMD² = Σ_{i≠j} k(x_i, x_j) / m(m-1) + Σ_{i≠j} k(y_i, y_j) / n(n-1) - 2 Σ_{i,j} k(x_i, y_j) / mn
+
+    averaged over ``subsets`` random subsets of ``subset_size`` rows of each set (std = their
+    population standard deviation). When ``subset_size`` is at least both set sizes, it is the
+    single estimate over all samples and std is 0. Unbiased, so two real sets can give a slightly
+    negative KID (lesson 08).
+    """
+    real, fake = _pair(real_features, fake_features)
+    if int(subsets) != subsets or subsets < 1:
+        raise ValueError(f"subsets must be a whole number >= 1, got {subsets}")
+    if int(subset_size) != subset_size or subset_size < 2:
+        raise ValueError(f"subset_size must be a whole number >= 2, got {subset_size}")
+    chosen = _kid_subsets(len(real), len(fake), int(subsets), int(subset_size), seed)
+    # Indicator columns: sums over a subset's kernel block are s_a^T K s_b, so the Gram matrices are
+    # built once (in row chunks) for all subsets together.
+    s_real = torch.zeros(len(real), len(chosen), dtype=torch.float64)
+    s_fake = torch.zeros(len(fake), len(chosen), dtype=torch.float64)
+    for c, (ir, jf) in enumerate(chosen):
+        s_real[ir, c] = 1.0
+        s_fake[jf, c] = 1.0
+    d = real.shape[1]
+    diag_real = (((real * real).sum(1) / d + 1) ** 3) @ s_real
+    diag_fake = (((fake * fake).sum(1) / d + 1) ** 3) @ s_fake
+    k_rr = (s_real * _poly_kernel_products(real, real, s_real)).sum(0) - diag_real
+    k_ff = (s_fake * _poly_kernel_products(fake, fake, s_fake)).sum(0) - diag_fake
+    k_rf = (s_real * _poly_kernel_products(real, fake, s_fake)).sum(0)
+    m, n = s_real.sum(0), s_fake.sum(0)
+    mmd = k_rr / (m * (m - 1)) + k_ff / (n * (n - 1)) - 2 * k_rf / (m * n)
+    return float(mmd.mean()), float(mmd.std(correction=0)) if len(mmd) > 1 else 0.0
+
+
+# ------------------------------------------------------------ density and coverage
+def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, float]:
+    """Density and coverage (Naeem et al., 2020): (density, coverage), lesson 08.
+
+    Every real sample gets a ball reaching its k-th nearest real neighbour. **Density** counts how
+    many real balls each generated sample falls in, divided by k and averaged (about 1 when the two
+    sets match; above 1 when samples crowd where the real data is dense). **Coverage** is the share
+    of real balls that hold at least one generated sample (0..1). Unlike precision/recall, only the
+    real data's balls are used, so one real outlier's huge ball cannot inflate them.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a whole number >= 1, got {k}")
+    real, fake = _pair(real_features, fake_features, min_real=int(k) + 1, min_fake=1)
+    radii = _kth_neighbour_radius(real, int(k))
+    inside_count = torch.zeros(len(fake), dtype=torch.float64)
+    nearest_fake = []
+    for s in range(0, len(real), 2048):
+        dist = torch.cdist(real[s:s + 2048], fake)  # real chunk x fake
+        inside = dist < radii[s:s + 2048, None]
+        inside_count += inside.double().sum(0)
+        nearest_fake.append(dist.min(dim=1).values)
+    density = float(inside_count.sum() / (k * len(fake)))
+    coverage = float((torch.cat(nearest_fake) < radii).double().mean())
+    return density, coverage
+
+
+# ------------------------------------------------------------ FID at infinitely many samples
+def fid_infinity(real_features, fake_features, sizes=None, seed: int = 0) -> dict:
+    """FID∞ (Chong & Forsyth, 2020), lesson 08: FID measured at several sample sizes n and fitted
+    as FID(n) = intercept + slope / n; the intercept is the FID at n → ∞, free of the small-sample
+    bias, so models measured with different n can be compared.
+
+    FID(n) uses n real and n generated rows drawn without replacement (both sets shrink, as when
+    a whole evaluation is run at n). ``sizes`` defaults to 8 sizes evenly spaced in 1/n from
+    n_max/4 to n_max = min(len(real), len(fake)). Returns
+    ``{"sizes": [...], "fids": [...], "slope": float, "intercept": float}``.
+    """
+    real, fake = _pair(real_features, fake_features)
+    n_max = min(len(real), len(fake))
+    if sizes is None:
+        n_min = max(2, n_max // 4)
+        sizes = sorted({int(round(1 / v)) for v in np.linspace(1 / n_min, 1 / n_max, 8)})
+    sizes = [int(n) for n in sizes]
+    if len(set(sizes)) < 2:
+        raise ValueError(f"fid_infinity needs at least 2 different sample sizes to fit a line, got {sizes}")
+    bad = [n for n in sizes if not 2 <= n <= n_max]
+    if bad:
+        raise ValueError(f"sample sizes must lie in [2, {n_max}] (the smaller set's size), got {bad}")
+    gen = torch.Generator().manual_seed(seed)
+    fids = []
+    for n in sizes:
+        r = real[torch.randperm(len(real), generator=gen)[:n]]
+        f = fake[torch.randperm(len(fake), generator=gen)[:n]]
+        fids.append(fid(r, f))
+    slope, intercept = np.polyfit(1.0 / np.asarray(sizes, dtype=np.float64), np.asarray(fids), 1)
+    return {"sizes": sizes, "fids": [float(v) for v in fids], "slope": float(slope), "intercept": float(intercept)}
+
+
+# ------------------------------------------------------------ intervals
+def _weighted_stats(x: torch.Tensor, counts: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the rows of ``x`` repeated ``counts`` times (a bootstrap resample)."""
+    n = counts.sum()
+    mu = counts @ x / n
+    centred = x - mu
+    cov = (centred * counts[:, None]).T @ centred / (n - 1)
+    return mu.numpy(), cov.numpy()
+
+
+def _normal_quantile(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def fid_interval(real_features, fake_features, rounds: int = 50, level: float = 0.95, seed: int = 0,
+                 resample: str = "fake") -> tuple[float, float]:
+    """A bootstrap confidence interval (low, high) for the FID, lesson 08.
+
+    The generated rows (``resample="fake"``: what changes when the model is sampled with another
+    seed against the fixed real reference) or both sets (``"both"``) are resampled with
+    replacement ``rounds`` times; the interval is FID ± z · (bootstrap standard deviation). A
+    normal interval, because resampled sets hold duplicates, which push every bootstrapped FID up
+    (the small-sample bias), so the plain percentile interval can miss the estimate itself.
+    """
+    _check_level(level, rounds)
+    if resample not in ("fake", "both"):
+        raise ValueError(f"resample must be 'fake' or 'both', got {resample!r}")
+    real, fake = _pair(real_features, fake_features)
+    mu_r, s_r = gaussian_stats(real)
+    root_r = _sqrt_psd(s_r)
+    point = _frechet_from_root(mu_r, s_r, root_r, *gaussian_stats(fake))
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(int(rounds)):
+        w_f = torch.bincount(torch.randint(len(fake), (len(fake),), generator=gen), minlength=len(fake)).double()
+        if resample == "both":
+            w_r = torch.bincount(torch.randint(len(real), (len(real),), generator=gen), minlength=len(real)).double()
+            values.append(frechet_distance(*_weighted_stats(real, w_r), *_weighted_stats(fake, w_f)))
+        else:
+            values.append(_frechet_from_root(mu_r, s_r, root_r, *_weighted_stats(fake, w_f)))
+    half = _normal_quantile((1 + level) / 2) * float(np.std(values, ddof=1))
+    return point - half, point + half
+
+
+def accuracy_interval(hits, rounds: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile-bootstrap confidence interval (low, high) for control accuracy, lesson 08.
+
+    ``hits``: N values (one attribute) or N x A (``control_hits``): 1 = the judge saw what was
+    asked, 0 = it did not, NaN = not asked. The statistic is the mean over attributes of each
+    attribute's accuracy (``control_accuracy(...)["mean"]``); images are resampled with replacement.
+    """
+    _check_level(level, rounds)
+    h = torch.as_tensor(np.asarray(hits, dtype=np.float64))
+    if h.ndim == 1:
+        h = h[:, None]
+    if h.ndim != 2 or len(h) < 2:
+        raise ValueError(f"hits must be N or N x A values (1 hit, 0 miss, NaN not asked) with N >= 2, "
+                         f"got shape {tuple(h.shape)}")
+    asked = ~h.isnan()
+    if ((h[asked] != 0) & (h[asked] != 1)).any() or torch.isinf(h).any():
+        raise ValueError("hits must hold only 1 (hit), 0 (miss) or NaN (not asked)")
+    if not asked.any():
+        raise ValueError("hits holds no requested attribute (all NaN); nothing to measure")
+    gen = torch.Generator().manual_seed(seed)
+    h0, a = torch.nan_to_num(h), asked.double()
+    stats = []
+    for s in range(0, int(rounds), 100):  # 100 resamples at a time: rounds x N x A stays small
+        idx = torch.randint(len(h), (min(100, int(rounds) - s), len(h)), generator=gen)
+        hit_sum, ask_sum = h0[idx].sum(1), a[idx].sum(1)  # resamples x A
+        per_attr = torch.where(ask_sum > 0, hit_sum / ask_sum.clamp(min=1), torch.nan)
+        stats.append(per_attr.nanmean(1))
+    values = torch.cat(stats).numpy()
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------ within-request diversity
+def _group_keys(groups, n: int, name: str) -> list:
+    g = np.asarray(groups.cpu() if isinstance(groups, torch.Tensor) else groups)
+    if g.ndim not in (1, 2) or len(g) != n:
+        raise ValueError(f"{name} must hold one group id (or one attribute row) per sample, {n} in all; "
+                         f"got shape {g.shape}")
+    if g.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be whole numbers (group ids or attribute class indices), got dtype {g.dtype}")
+    return [int(v) for v in g] if g.ndim == 1 else [tuple(int(v) for v in row) for row in g]
+
+
+def _spread_by_key(f: torch.Tensor, keys: list, min_size: int, max_members: int, seed: int) -> dict:
+    members: dict = {}
+    for i, key in enumerate(keys):
+        members.setdefault(key, []).append(i)
+    gen = torch.Generator().manual_seed(seed)
+    spread = {}
+    for key, idx in members.items():
+        if len(idx) < min_size:
+            continue
+        idx = torch.tensor(idx)
+        if len(idx) > max_members:
+            idx = idx[torch.randperm(len(idx), generator=gen)[:max_members]]
+        spread[key] = float(torch.pdist(f[idx]).mean())
+    return spread
+
+
+def _check_min_size(min_size) -> int:
+    if int(min_size) != min_size or min_size < 2:
+        raise ValueError(f"min_size must be a whole number >= 2 (a spread needs two samples), got {min_size}")
+    return int(min_size)
+
+
+def group_spread(features, groups, min_size: int = 2, max_members: int = 64, seed: int = 0) -> dict:
+    """Mean pairwise Euclidean distance among the samples of each group: ``{group: spread}``.
+
+    ``groups`` holds one id per sample, or one attribute row per sample (each distinct row is a
+    group, keyed by a tuple). Groups with fewer than ``min_size`` samples are left out; groups
+    larger than ``max_members`` use that many members drawn with a fixed seed (lesson 08).
+    """
+    min_size = _check_min_size(min_size)
+    f = as_features(features, "features", 1)
+    return _spread_by_key(f, _group_keys(groups, len(f), "groups"), min_size, max_members, seed)
+
+
+def diversity_ratio(fake_features, fake_groups, real_features, real_groups, min_size: int = 2) -> float:
+    """Within-request diversity, lesson 08: how varied the images for one request are, against real
+    photos with the same attributes.
+
+    Groups are requests (ids, or fully specified attribute rows, the same kind for both sets). For
+    the groups with at least ``min_size`` samples in both sets: the mean over groups of the
+    generated spread (mean pairwise judge-feature distance, ``group_spread``) divided by the mean
+    over the same groups of the real spread. 1.0 = as varied as real photos (pose, position,
+    shading); near 0 = one image per request.
+    """
+    min_size = _check_min_size(min_size)
+    fake, real = _pair(fake_features, real_features, "fake_features", "real_features", min_real=1, min_fake=1)
+    fake_spread = _spread_by_key(fake, _group_keys(fake_groups, len(fake), "fake_groups"), min_size, 64, 0)
+    real_keys = _group_keys(real_groups, len(real), "real_groups")
+    wanted = [i for i, key in enumerate(real_keys) if key in fake_spread]  # only the requested groups
+    real_spread = _spread_by_key(real[wanted], [real_keys[i] for i in wanted], min_size, 64, 0)
+    common = [key for key in fake_spread if key in real_spread]
+    if not common:
+        raise ValueError(f"no group has at least {min_size} generated and {min_size} real samples; "
+                         "use the same kind of group ids (or attribute rows) for both sets and several images per request")
+    fake_mean = float(np.mean([fake_spread[key] for key in common]))
+    real_mean = float(np.mean([real_spread[key] for key in common]))
+    if real_mean == 0:
+        raise ValueError("the real samples of every shared group are identical (spread 0); the ratio is undefined")
+    return fake_mean / real_mean
+
+
+# ------------------------------------------------------------ memorisation
+def nearest_distances(reference_features, query_features, chunk: int = 1024) -> torch.Tensor:
+    """Euclidean distance from each query row to its nearest reference row (float64), lesson 08."""
+    ref, query = _pair(reference_features, query_features, "reference_features", "query_features", 1, 1)
+    ref32 = ref.float()
+    out = []
+    for s in range(0, len(query), chunk):
+        q = query[s:s + chunk]
+        d2 = torch.cdist(q.float(), ref32).square()  # fast float32 search for the nearest row ...
+        best = d2.argmin(dim=1)
+        out.append((q - ref[best]).norm(dim=1))  # ... then the exact float64 distance to it
+    return torch.cat(out)
+
+
+def memorisation_ratio(train_features, fake_features, heldout_features) -> float:
+    """Memorisation, lesson 08: median distance from each generated sample to its nearest training
+    photo, divided by the same median for held-out real photos (not in the training set).
+
+    About 1: samples sit as far from the training photos as new real photos do; well below 1:
+    the model copies. The median, not the mean: it says what a typical sample does, and a few
+    broken, far-away samples cannot raise it and so hide a model that copies the rest.
+    """
+    train, fake = _pair(train_features, fake_features, "train_features", "fake_features", 1, 1)
+    _, heldout = _pair(train, heldout_features, "train_features", "heldout_features", 1, 1)
+    held = float(nearest_distances(train, heldout).median())
+    if held == 0:
+        raise ValueError("the held-out photos are copies of training photos (median distance 0); "
+                         "heldout_features must come from photos outside the training set")
+    return float(nearest_distances(train, fake).median()) / held
