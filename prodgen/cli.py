@@ -1,4 +1,4 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -6,7 +6,6 @@ valid, and exit status 2; never a traceback. Tooling for students and instructor
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
@@ -118,31 +117,32 @@ def _train(args) -> int:
     return 0
 
 
-# conditional models -> the module whose ``evaluate(model, n, seed)`` measures them (control accuracy first)
-CONDITIONAL_EVALUATIONS = {"cgan-projection": "prodgen.models.cgan", "cgan-concat": "prodgen.models.cgan",
-                           "cgan-acgan": "prodgen.models.cgan", "cvae": "prodgen.models.cvae",
-                           "text2img": "prodgen.models.text2img", "text2img-embedding": "prodgen.models.text2img"}
-
-
 def _evaluate(args) -> int:
     from . import metrics, pretrained
 
-    if args.n < 4:
-        raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
-    model = pretrained.load(args.model)
-    if args.model == "judge":
+    if args.model in pretrained.generators():  # every image model: measured through the one protocol
+        from . import leaderboard
+
+        row = leaderboard.evaluate_model(args.model, n=args.n, seed=args.seed, refresh=args.refresh)
+        model = pretrained.load_generator(args.model)
+        extra = model.extra_evaluation(args.n, args.seed, pretrained.load("judge"))
+        skip = {"model", "accepts", "n", "seed", "protocol", "details", "sha256", "measured_at", "cached",
+                "control_mean", "control_heldout", "control_en", "control_zh", "control_unseen"}  # in details
+        result = {"n": row["n"], **row["details"], **extra,
+                  **{k: v for k, v in row.items() if k not in skip and k not in row["details"] and v is not None}}
+    elif args.model == "judge":  # the measuring instrument itself: accuracy on real photos
         from .catalog import load_catalog
 
+        if args.n < 4:
+            raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
+        model = pretrained.load(args.model)
         result = {split: metrics.control_accuracy(model, load_catalog(split, progress=False).images[:args.n],
                                                   load_catalog(split, progress=False).labels[:args.n])
                   for split in ("test", "unseen")}
-    elif args.model in CONDITIONAL_EVALUATIONS:
-        module = importlib.import_module(CONDITIONAL_EVALUATIONS[args.model])
-        result = module.evaluate(model, n=args.n, seed=args.seed)
-    elif hasattr(model, "sample") or hasattr(model, "z_dim"):
-        result = metrics.evaluate_generator(model, pretrained.load("judge"), n=args.n, seed=args.seed)
     else:
-        raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy")
+        pretrained.verify(args.model)  # unknown or damaged -> its own clear error
+        raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
+                         f"(image models: {', '.join(pretrained.generators())})")
     if args.json:
         print(json.dumps({"model": args.model, **result}, indent=2))
     else:
@@ -156,6 +156,27 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _leaderboard(args) -> int:
+    from . import leaderboard
+
+    try:
+        n = int(str(args.n).strip())
+    except ValueError:
+        raise ValueError(f"--n must be a whole number of samples (at least {leaderboard.MIN_N}), got {args.n!r}") from None
+    if n < leaderboard.MIN_N:
+        raise ValueError(f"--n must be at least {leaderboard.MIN_N} (density/coverage use k = 5 neighbours, FID∞ "
+                         f"fits several sample sizes), got {n}")
+    models = None if args.models is None else args.models.split(",")
+    rows = leaderboard.evaluate_all(models, n=n, refresh=args.refresh, seed=args.seed, progress=not args.json)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "details"} for r in rows], indent=2, ensure_ascii=False))
+    elif args.markdown:
+        print(leaderboard.format_markdown(rows))
+    else:
+        print(leaderboard.format_table(rows))
+    return 0
+
+
 def _generate(args) -> int:
     from .generate import Request, check_n, generate_catalog, parse_attrs, read_requests
 
@@ -166,10 +187,12 @@ def _generate(args) -> int:
         requests = read_requests(args.batch, default_n=n)
     elif args.attrs is not None:
         requests = [Request(parse_attrs(args.attrs), "", n)]
-    else:
+    elif args.text is not None:
         if not args.text.strip():
             raise ValueError("the description is empty; describe the product, e.g. --text 'a red striped mug by Acme'")
         requests = [Request({}, args.text, n)]
+    else:  # no request: fine for an unconditional model; the others say what they need
+        requests = [Request({}, "", n)]
     out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=args.batch is not None)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
@@ -226,8 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
     s.set_defaults(func=_train)
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
-    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, ... (`prodgen models`)")
-    what = s.add_mutually_exclusive_group(required=True)
+    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`)")
+    what = s.add_mutually_exclusive_group()  # none of them: an unconditional model (dcgan, vae)
     what.add_argument("--text", help="a description, e.g. 'a large red striped t-shirt by Acme' (text models)")
     what.add_argument("--attrs", help="key=value pairs, e.g. category=mug,color=red (attribute models)")
     what.add_argument("--batch", help="a CSV with a description column and/or attribute columns, optional n column")
@@ -240,7 +263,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--refresh", action="store_true", help="measure again even if the leaderboard cache has the figures")
     s.set_defaults(func=_evaluate)
+    s = sub.add_parser("leaderboard", help="every shipped image generator measured the same way (cached per checkpoint)")
+    s.add_argument("--models", help="comma-separated names (default: every shipped generator)")
+    s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--refresh", action="store_true", help="re-measure instead of reading cached rows")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="the rows as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
+    s.set_defaults(func=_leaderboard)
     return p
 
 

@@ -1,10 +1,13 @@
 """Generate product photos from requests: one request, or a whole catalog from a spreadsheet.
 
-A request is either attributes (``{"category": "mug", "color": "red"}``; the rest unspecified) for the
-attribute-controlled models, or a description ("a large red striped t-shirt by Acme",
-"大号红色条纹T恤，Acme品牌") for the text-to-image models. :func:`generate_catalog` writes PNGs and a
-``metadata.csv`` with the columns ``file, category, color, size, brand, pattern, description, model,
-seed`` (for a description, the attribute columns say what the text reader heard in it).
+Every model is reached through the image-model protocol (``prodgen.models.protocol``) and the registry
+(``pretrained.load_generator``): what a model accepts decides what a request must hold. A request is
+attributes (``{"category": "mug", "color": "red"}``; the rest unspecified) for the attribute-controlled
+models, a description ("a large red striped t-shirt by Acme", "大号红色条纹T恤，Acme品牌") for the
+text-to-image models (attributes are described for them), or just a number of images for the
+unconditional ones (``dcgan``, ``vae``). :func:`generate_catalog` writes PNGs and a ``metadata.csv`` with
+the columns ``file, category, color, size, brand, pattern, description, model, seed`` (for a
+description, the attribute columns say what the text reader heard in it).
 
 Row ``r`` of a run with seed ``S`` draws its noise from a generator seeded with ``S + r``: the same seed
 gives byte-identical images, and one row's images do not depend on the other rows. Everything is
@@ -24,12 +27,17 @@ import torch
 
 from .catalog.attributes import ATTRIBUTE_NAMES
 
-__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator", "generate",
-           "generate_catalog", "METADATA_COLUMNS"]
+__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
+           "check_request", "generate", "generate_catalog", "METADATA_COLUMNS"]
 
-MODELS = {"cgan-projection": "attributes", "cgan-concat": "attributes", "cgan-acgan": "attributes",
-          "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
-"""Shipped models that take a request, and what kind of request."""
+
+def __getattr__(name):
+    if name == "MODELS":  # {generator: what it accepts}, read from the registry when first asked for
+        from . import pretrained
+
+        return pretrained.generator_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MAX_IMAGES = 100_000  # per run: a guard against a typo such as --n 1000000
 METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "description", "model", "seed")
@@ -116,50 +124,59 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
 
 
 def load_generator(name: str):
-    """The shipped model ``name`` (sha256-verified) and its request kind, ``"attributes"`` or ``"text"``."""
+    """The shipped image generator ``name`` (sha256-verified) as a protocol ``ImageModel``; its ``accepts``
+    says what a request must hold."""
     from . import pretrained
 
-    if name not in MODELS:
-        raise ValueError(f"{name!r} cannot generate from a request; models that can: {', '.join(MODELS)}")
-    return pretrained.load(name), MODELS[name]
+    return pretrained.load_generator(name)
 
 
-def _text_for(request: Request, kind_model: str) -> str:
+def _text_models() -> str:
+    from . import pretrained
+
+    return ", ".join(k for k, v in pretrained.generator_kinds().items() if v == "text")
+
+
+def _text_for(request: Request, name: str) -> str:
     from .catalog.describe import describe
 
     if request.description:
         return request.description
     if "category" not in request.attrs:
-        raise ValueError(f"{kind_model} needs a description, or attributes that include a category "
+        raise ValueError(f"{name} needs a description, or attributes that include a category "
                          f"(got {request.attrs})")
     return describe(request.attrs, "en", template=0, rng=0)  # fixed synonyms: the same request, the same text
 
 
-def generate(model, kind: str, request: Request, seed: int, name: str = "model") -> tuple[torch.Tensor, dict]:
-    """``(uint8 images n x 3 x 32 x 32, the attributes requested or read)`` for one request."""
-    from .catalog import denormalize
-    from .models.condition import parse_request, request_to_dict
+def check_request(model, request: Request) -> None:
+    """``ValueError`` if ``request`` does not fit what ``model`` accepts (checked before anything is written)."""
     from .text import validate_description
 
-    if kind == "attributes":
+    if model.accepts == "text":
+        text = _text_for(request, model.name)
+        if not text.strip():
+            raise ValueError("the description is empty; describe the product, e.g. 'a red striped mug by Acme'")
+        validate_description(text)  # no known product word -> ValueError with examples
+    elif model.accepts == "attributes":
         if request.description and not request.attrs:
-            raise ValueError(f"{name} is controlled by attributes, not text: give --attrs (or attribute columns), "
-                             f"or use a text model ({', '.join(k for k, v in MODELS.items() if v == 'text')})")
-        labels = parse_request(request.attrs).repeat(request.n, 1)
-        if hasattr(model, "sample"):  # the CVAE
-            images = model.sample(labels, generator=torch.Generator().manual_seed(seed))
-        else:
-            from .models.cgan import generate as cgan_generate
+            raise ValueError(f"{model.name} is controlled by attributes, not text: give --attrs (or attribute "
+                             f"columns), or use a text model ({_text_models()})")
+        if not request.attrs:
+            raise ValueError(f"{model.name} needs a request: give --attrs (e.g. category=mug,color=red) or --batch")
+    elif request.attrs or request.description:
+        raise ValueError(f"{model.name} is unconditional: it takes no attributes or description; ask only for a "
+                         "number of images (--n)")
 
-            images = cgan_generate(model, labels, seed)
-        return denormalize(images), request_to_dict(labels[0])
-    text = _text_for(request, name)
-    if not text.strip():
-        raise ValueError("the description is empty; describe the product, e.g. 'a red striped mug by Acme'")
-    validate_description(text)  # no known product word -> ValueError with examples
-    images = model.generate([text] * request.n, seed=seed)
-    heard = model.encoder.read([text])[0]
-    return denormalize(images), {a: v for a, v in heard.items() if v is not None}
+
+def generate(model, request: Request, seed: int) -> tuple[torch.Tensor, dict]:
+    """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one request."""
+    check_request(model, request)
+    if model.accepts == "text":
+        text = _text_for(request, model.name)
+        return model.generate([text] * request.n, seed=seed), model.understood([text])[0]
+    if model.accepts == "attributes":
+        return model.generate([request.attrs] * request.n, seed=seed), model.understood([request.attrs])[0]
+    return model.generate(request.n, seed=seed), {}
 
 
 def _prepare_out(out: Path) -> None:
@@ -181,22 +198,12 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
         raise ValueError(f"the requests ask for {total} images in all; at most {MAX_IMAGES} per run")
     out = Path(out_dir)
     _prepare_out(out)
-    model, kind = load_generator(name)
+    model = load_generator(name)
     for i, r in enumerate(requests):  # check every request before writing anything
-        if kind == "text":
-            text = _text_for(r, name)
-            if not text.strip():
-                raise ValueError(f"request {i + 1}: the description is empty; describe the product, "
-                                 "e.g. 'a red striped mug by Acme'")
-            from .text import validate_description
-
-            try:
-                validate_description(text)
-            except ValueError as e:
-                raise ValueError(f"request {i + 1}: {e}") from None
-        elif r.description and not r.attrs:
-            raise ValueError(f"request {i + 1}: {name} is controlled by attributes, not text; give attribute "
-                             f"columns, or use a text model ({', '.join(k for k, v in MODELS.items() if v == 'text')})")
+        try:
+            check_request(model, r)
+        except ValueError as e:
+            raise ValueError(f"request {i + 1}: {e}" if len(requests) > 1 else str(e)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -211,12 +218,12 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
         with torch.no_grad():
             for r_index, request in enumerate(requests):
                 row_seed = seed + r_index
-                images, attrs = generate(model, kind, request, row_seed, name)
+                images, attrs = generate(model, request, row_seed)
                 pixels = images.permute(0, 2, 3, 1).numpy()
                 for j in range(len(pixels)):
                     file = f"{k:06d}.png"
                     Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
-                    description = _text_for(request, name) if kind == "text" else request.description
+                    description = _text_for(request, name) if model.accepts == "text" else request.description
                     rows.append([file, *(attrs.get(a, "") for a in ATTRIBUTE_NAMES), description, name, row_seed])
                     k += 1
                 if bar is not None:

@@ -6,8 +6,10 @@ measured when it was saved. :func:`load` rebuilds the network with the builder
 registered for that name, verifies the file's sha256, and loads the weights with
 ``torch.load(weights_only=True)``, which cannot run code hidden in a file.
 Files are written atomically (temp file + rename): an interrupted save never leaves
-a half-written checkpoint. Used by every lesson that says "load pretrained, or train
-it yourself" (02+), by ``prodgen models`` and ``prodgen doctor``.
+a half-written checkpoint. :data:`GENERATORS` says which entries are image generators;
+:func:`load_generator` gives one through the image-model protocol. Used by every lesson that
+says "load pretrained, or train it yourself" (02+), by ``prodgen models``, ``generate``,
+``evaluate``, ``leaderboard`` and ``prodgen doctor``.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from . import paths
 
-__all__ = ["BUILDERS", "TRAINERS", "available", "load", "load_entry", "manifest", "names", "save", "train", "verify"]
+__all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "available", "generators", "generator_kinds", "load", "load_entry",
+           "load_generator", "manifest", "names", "save", "train", "verify"]
 
 # name -> "module:function" that builds the network from the manifest's config dict.
 # Only these builders are ever imported: the manifest cannot name arbitrary code.
@@ -53,6 +56,21 @@ TRAINERS: dict[str, str] = {
     "cvae": "prodgen.models.cvae:train_checkpoint",
     "text2img": "prodgen.models.text2img:train_checkpoint",
     "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
+}
+
+# name -> "module:Class" implementing the image-model protocol (``prodgen.models.protocol.ImageModel``) around
+# the network BUILDERS makes: the entries that are image generators, in course order. ``prodgen generate``,
+# ``evaluate`` and ``leaderboard`` take their models from here (:func:`load_generator`); a new image model is
+# one line here, one in BUILDERS (and TRAINERS), and its manifest entry.
+GENERATORS: dict[str, str] = {
+    "dcgan": "prodgen.models.dcgan:DCGANImageModel",
+    "vae": "prodgen.models.vae:VAEImageModel",
+    "cgan-projection": "prodgen.models.cgan:CGANImageModel",
+    "cgan-concat": "prodgen.models.cgan:CGANImageModel",
+    "cgan-acgan": "prodgen.models.cgan:CGANImageModel",
+    "cvae": "prodgen.models.cvae:CVAEImageModel",
+    "text2img": "prodgen.models.text2img:TextImageModel",
+    "text2img-embedding": "prodgen.models.text2img:TextImageModel",
 }
 
 
@@ -148,6 +166,34 @@ def load_entry(name: str, device="cpu"):
         raise ValueError(f"checkpoint for {name!r} cannot be loaded ({type(e).__name__}: {str(e)[:200]}); "
                          f"retrain it with `prodgen train {name}`") from None
     return model.to(device).eval(), {**entry, "extra": payload.get("extra", {})}
+
+
+def generators(shipped: bool = False) -> list[str]:
+    """Names of the image generators in :data:`GENERATORS` (course order); ``shipped=True``: only those
+    the manifest lists."""
+    listed = manifest() if shipped else GENERATORS
+    return [name for name in GENERATORS if name in listed]
+
+
+def _generator_class(name: str):
+    if name not in GENERATORS:
+        raise ValueError(f"{name!r} is not an image generator; generators: {', '.join(GENERATORS)}")
+    module, cls = GENERATORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def generator_kinds() -> dict[str, str]:
+    """``{name: what it accepts}`` ("attributes", "text" or "nothing") for every generator, without loading
+    any checkpoint."""
+    return {name: _generator_class(name).accepts for name in GENERATORS}
+
+
+def load_generator(name: str, device="cpu"):
+    """The shipped image generator ``name`` as an ``ImageModel`` (``prodgen.models.protocol``): its
+    ``accepts``, ``knobs`` and ``generate(requests, seed, **knobs) -> uint8 images``; sha256-verified."""
+    cls = _generator_class(name)
+    network, info = load_entry(name, device)
+    return cls(network, name, info)
 
 
 def load(name: str, device="cpu"):

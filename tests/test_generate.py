@@ -117,10 +117,26 @@ def test_attribute_request(tmp_path, model):
         assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("model", ["dcgan", "vae"])
+def test_unconditional_model_needs_no_request(tmp_path, capsys, model):
+    out = tmp_path / "out"
+    assert _generate("--model", model, "--n", 3, "--seed", 2, "--out", out) == 0
+    assert "wrote 3 image(s) from 1 request(s)" in capsys.readouterr().out
+    rows = _metadata(out)
+    assert [r["file"] for r in rows] == ["000000.png", "000001.png", "000002.png"]
+    for r in rows:
+        assert {a: r[a] for a in ATTRIBUTE_NAMES} == dict.fromkeys(ATTRIBUTE_NAMES, "")
+        assert (r["description"], r["model"], r["seed"]) == ("", model, "2")
+    want = pretrained.load_generator(model).generate(3, seed=2)  # the protocol's images, losslessly
+    got = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1) for p in _pngs(out)])
+    assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("model, what", [
     ("cgan-projection", ["--attrs", "category=cap,pattern=dotted"]),
     ("cvae", ["--attrs", "color=blue"]),  # the CVAE fills the unspecified attributes at random: seeded too
     ("text2img", ["--text", "红色条纹T恤，Acme品牌"]),
+    ("dcgan", []),  # unconditional: the noise alone, seeded
 ])
 def test_same_seed_same_bytes_another_seed_differs(tmp_path, model, what):
     outs = {}
@@ -236,8 +252,14 @@ BAD_INPUT = {
     "no product word": (["--model", "text2img", "--text", "something nice for my sister"], None,
                         "names no product attribute the catalog knows"),
     "unknown model": (["--model", "stylegan", "--attrs", "color=red"], None,
-                      "'stylegan' cannot generate from a request; models that can: cgan-projection, cgan-concat, "
+                      "'stylegan' is not an image generator; generators: dcgan, vae, cgan-projection, cgan-concat, "
                       "cgan-acgan, cvae, text2img, text2img-embedding"),
+    "not an image model": (["--model", "judge", "--attrs", "color=red"], None, "'judge' is not an image generator"),
+    "attributes for an unconditional model": (["--model", "dcgan", "--attrs", "color=red"], None,
+                                              "dcgan is unconditional: it takes no attributes or description"),
+    "text for an unconditional model": (["--model", "vae", "--text", "a red mug"], None, "vae is unconditional"),
+    "no request for an attribute model": (["--model", "cvae"], None,
+                                          "cvae needs a request: give --attrs (e.g. category=mug,color=red) or --batch"),
     "malformed attrs": (ATTRS + ["color:red"], None, "--attrs expects key=value pairs"),
     "empty attrs": (ATTRS + [" , "], None, "--attrs is empty"),
     "n zero": (ATTRS + ["color=red", "--n", "0"], None, "n must be between 1 and 100000, got 0"),

@@ -31,9 +31,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, check_labels, fill_unspecified,
                         hide_attributes, one_hot, slots)
+from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
-           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "generate",
+           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate"]
 
 
@@ -215,18 +216,35 @@ def build(config: dict) -> Generator:
     return Generator(config.get("z_dim", 64), config.get("width", 64))
 
 
+class CGANImageModel(ImageModel):
+    """The image-model protocol (``prodgen.models.protocol``) for a conditional GAN generator: attribute
+    requests; knobs ``truncation`` and ``unspecified`` (open attributes drawn at random, or left to the
+    generator's learned "unspecified"). Registered as ``cgan-*`` in ``pretrained.GENERATORS``."""
+
+    accepts = "attributes"
+
+    @property
+    def knobs(self) -> dict:
+        return {"truncation": TRUNCATION, "unspecified": UNSPECIFIED}
+
+    def _images(self, labels: torch.Tensor, seed: int, truncation=None, unspecified: str = "random") -> torch.Tensor:
+        return generate(self.network, labels, seed, fill=unspecified == "random", truncation=truncation)
+
+
 @torch.no_grad()
-def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500, fill: bool = True) -> torch.Tensor:
+def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500, fill: bool = True,
+             truncation: float | None = None) -> torch.Tensor:
     """Images in [-1, 1] for a batch of requests (N x 5, -1 = unspecified; or soft N x 34), one per row.
 
     ``fill=True``: unspecified attributes are drawn at random first (:func:`fill_unspecified`); ``False``
     leaves them to the generator's learned "unspecified". The noise and the draws come from a CPU generator
-    seeded with ``seed``, so the same seed gives the same images.
+    seeded with ``seed``, so the same seed gives the same images. ``truncation`` t: noise entries with
+    |z| > t are re-drawn (``protocol.noise``; lesson 09).
     """
     labels = labels if torch.as_tensor(labels).is_floating_point() else check_labels(labels)
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(labels), generator.z_dim, generator=gen)
+    z = noise(len(labels), generator.z_dim, gen, truncation)
     if fill:
         labels = fill_unspecified(labels, gen)
     generator.eval()

@@ -37,8 +37,9 @@ from torch import nn
 from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, index_of
 from .cgan import Generator, ProjectionDiscriminator
 from .condition import NUM_CLASSES, fill_unspecified
+from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
-__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "NEW_PHRASINGS",
+__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
 
 _RADIX = [NUM_CLASSES[a] for a in ATTRIBUTE_NAMES]
@@ -165,15 +166,16 @@ class TextToImage(nn.Module):
         return self.generator(z, e)
 
     @torch.no_grad()
-    def generate(self, texts, seed: int = 0, strict: bool = True, batch_size: int = 500, fill: bool = True) -> torch.Tensor:
+    def generate(self, texts, seed: int = 0, strict: bool = True, batch_size: int = 500, fill: bool = True,
+                 truncation: float | None = None) -> torch.Tensor:
         """One image per description. ``strict``: refuse blank descriptions or ones that name no known
         product word (a ``ValueError`` saying which). ``fill`` (soft requests only): attributes the
         description leaves open are drawn at random (``condition.fill_unspecified``). The same seed gives
-        the same images."""
+        the same images. ``truncation`` t: noise entries with |z| > t are re-drawn (``protocol.noise``)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         e = encode_condition(self.encoder, texts, self.condition, strict)  # N x 34 or N x 64
         gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(texts), self.z_dim, generator=gen)
+        z = noise(len(texts), self.z_dim, gen, truncation)
         if fill and self.condition == "attributes":
             e = fill_unspecified(e, gen)
         dev = next(self.generator.parameters()).device
@@ -191,6 +193,28 @@ def build(config: dict) -> TextToImage:
     encoder = load_encoder(config.get("encoder") or DEFAULT_ENCODER[condition])
     g = text_generator(condition, encoder.dim, config.get("z_dim", 64), config.get("width", 64))
     return TextToImage(encoder, g, condition)
+
+
+class TextImageModel(ImageModel):
+    """The image-model protocol (``prodgen.models.protocol``) for a text-to-image model: descriptions in,
+    checked strictly (blank, or no known product word -> ``ValueError``); knobs ``truncation`` and, for the
+    soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``pretrained.GENERATORS``."""
+
+    accepts = "text"
+
+    @property
+    def knobs(self) -> dict:
+        if self.network.condition == "attributes":
+            return {"truncation": TRUNCATION, "unspecified": UNSPECIFIED}
+        return {"truncation": TRUNCATION}  # a sentence vector has no "unspecified" to fill
+
+    def _images(self, texts: list, seed: int, truncation=None, unspecified: str = "random") -> torch.Tensor:
+        return self.network.generate(texts, seed=seed, strict=True, fill=unspecified == "random",
+                                     truncation=truncation)
+
+    def understood(self, requests) -> list[dict]:
+        """What the model's description reader heard in each description (attributes it did not hear left out)."""
+        return [{a: v for a, v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
 
 
 # --------------------------------------------------------------------------- measuring it

@@ -1,0 +1,442 @@
+"""One leaderboard for every image generator: the same requests, seeds, reference and metrics for all.
+
+Every generator in the registry (``pretrained.GENERATORS``) is measured through the image-model protocol
+(``prodgen.models.protocol``) in exactly the same way, so a model added to the registry appears here
+without any code change:
+
+- **requests**: ``balanced_requests(n, seed)`` (every value of every attribute equally often). Attribute
+  models get them as labels, text models as English descriptions naming all five attributes,
+  unconditional models are asked for ``n`` images.
+- **reference**: judge features of the first ``n`` training photos; the **floor** is the FID of the
+  first ``n`` test photos against the same reference.
+- **columns**: FID (with floor), FID∞, KID ± std, precision/recall (k = 3), density/coverage (k = 5),
+  control (mean and weakest attribute) and control on the held-out (category, colour) pairs for
+  conditional models, EN / ZH / unseen control for text models (the mentioned attributes of test and
+  unseen catalog descriptions), the attribute-histogram distance for unconditional models,
+  within-request diversity, the memorisation ratio, and images/s (batch 64, after a warm-up batch).
+
+Rows are cached per checkpoint: the key is the sha256 of the model's checkpoint, of the checkpoints it
+loads (e.g. a text reader), of the judge, plus ``n``, the seed and :data:`PROTOCOL_VERSION`. A retrained
+model is re-measured; a second run reads JSON files and does not import torch. The judge features of the
+real photos are computed once and cached too. Cache: ``$PRODGEN_CACHE/leaderboard`` (default
+``data/cache/leaderboard``), atomic writes.
+
+Used by ``prodgen leaderboard``, ``prodgen evaluate``, lesson 08 and the README's model tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from . import paths, pretrained
+
+__all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "cache_folder", "cache_file", "evaluate_all", "evaluate_model",
+           "measure", "format_table", "format_markdown"]
+
+PROTOCOL_VERSION = 1
+"""Bump when anything about how rows are measured changes: every cached row is then re-measured."""
+MIN_N = 16
+"""Fewest samples a row can be measured with (density/coverage use k = 5 neighbours, FID∞ fits several sizes)."""
+SPEED_BATCH = 64
+PER_REQUEST = 8  # images per request for within-request diversity
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "model"),
+    ("fid", "FID"),
+    ("fid_floor", "floor"),
+    ("fid_inf", "FID∞"),
+    ("kid", "KID"),
+    ("precision", "prec."),
+    ("recall", "recall"),
+    ("density", "density"),
+    ("coverage", "cover."),
+    ("control_mean", "control"),
+    ("control_min", "weakest"),
+    ("control_heldout", "held-out"),
+    ("control_en", "EN"),
+    ("control_zh", "ZH"),
+    ("control_unseen", "unseen"),
+    ("histogram_distance", "hist. dist."),
+    ("diversity", "diversity"),
+    ("memorisation", "memo."),
+    ("images_per_s", "img/s"),
+)
+"""The table's columns: (row key, header). ``kid`` is shown as mean ± std (over subsets)."""
+
+
+# ----------------------------------------------------------------------------- the cache
+def cache_folder() -> Path:
+    """Where rows and the real reference are cached: ``$PRODGEN_CACHE/leaderboard`` or ``data/cache/leaderboard``."""
+    return paths.cache_dir() / "leaderboard"
+
+
+def _check_n(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_N:
+        raise ValueError(f"n must be a whole number of samples >= {MIN_N} (density/coverage use k = 5 neighbours "
+                         f"and FID∞ fits several sample sizes), got {n!r}")
+    return n
+
+
+def _check_models(models) -> list[str]:
+    valid = pretrained.generators()
+    if models is None:
+        return pretrained.generators(shipped=True)
+    names = [m.strip() for m in ([models] if isinstance(models, str) else models) if m.strip()]
+    if not names:
+        raise ValueError(f"no model named; generators: {', '.join(valid)}")
+    unknown = [m for m in names if m not in valid]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; generators: {', '.join(valid)}")
+    return list(dict.fromkeys(names))
+
+
+def _depends_on(name: str) -> list[str]:
+    """``name``, the judge, and every registry entry the model's config names (e.g. a text reader)."""
+    config = pretrained.manifest().get(name, {}).get("config", {})
+    named = [v for v in config.values() if isinstance(v, str) and v in pretrained.manifest()]
+    return list(dict.fromkeys([name, "judge", *named]))
+
+
+def cache_file(name: str, n: int = 2000, seed: int = 0) -> Path:
+    """The cache file of ``name``'s row: keyed by the sha256 of every checkpoint it depends on (verified on
+    disk), ``n``, ``seed`` and :data:`PROTOCOL_VERSION`."""
+    shas = []
+    for dep in _depends_on(name):
+        pretrained.verify(dep)  # the file on disk is the one the manifest names (else a clear error)
+        shas.append(f"{dep}={pretrained.manifest()[dep]['sha256']}")
+    key = hashlib.sha256(json.dumps([PROTOCOL_VERSION, n, seed, shas]).encode()).hexdigest()[:20]
+    return cache_folder() / f"{name}-n{n}-s{seed}-{key}.json"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_cached(path: Path) -> dict | None:
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # missing or unreadable: measure again
+    return row if isinstance(row, dict) and row.get("protocol") == PROTOCOL_VERSION else None
+
+
+# ----------------------------------------------------------------------------- the real reference
+class _Reference:
+    """Judge features and predictions of the real photos every row is compared with (cached on disk)."""
+
+    def __init__(self, judge):
+        import torch
+
+        from .catalog import load_catalog
+        from .catalog.dataset import CACHE_VERSION
+
+        self.judge = judge
+        judge_sha = pretrained.manifest()["judge"]["sha256"]
+        path = cache_folder() / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
+        data = None
+        if path.is_file():
+            try:
+                data = torch.load(path, weights_only=True)
+            except (RuntimeError, OSError, EOFError):
+                data = None
+        if data is None:
+            data = {}
+            for split in ("train", "test"):
+                cat = load_catalog(split, progress=False)
+                feats, preds = _judge(judge, cat.images)
+                data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                torch.save(data, tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        self.train, self.test = data["train"], data["test"]
+        self._floors: dict[int, float] = {}
+
+    def floor(self, n: int) -> float:
+        from .metrics import fid
+
+        if n not in self._floors:
+            self._floors[n] = fid(self.train["features"][:n], self.test["features"][:n])
+        return self._floors[n]
+
+
+def _judge(judge, images):
+    """Judge features (N x 256, float32) and predicted classes (N x 5) of uint8 images, in one pass."""
+    import torch
+
+    from .metrics import judge_features
+
+    feats = judge_features(judge, images)
+    with torch.no_grad():
+        preds = torch.stack([head(feats).argmax(1) for head in judge.heads.values()], 1)
+    return feats.float(), preds
+
+
+# ----------------------------------------------------------------------------- measuring one model
+def _describe(labels, seed: int, lang: str = "en") -> list[str]:
+    """Descriptions naming all five attributes of each label row (synonyms and templates seeded)."""
+    import numpy as np
+
+    from .catalog.describe import describe
+    from .models.condition import request_to_dict
+
+    rng = np.random.default_rng(seed)
+    return [describe(request_to_dict(row), lang, rng=rng) for row in labels.tolist()]
+
+
+def _ask(model, labels, seed: int):
+    """Generate one image per label row in the form the model accepts (text models get descriptions)."""
+    if model.accepts == "text":
+        return model.generate(_describe(labels, seed), seed=seed)
+    return model.generate(labels, seed=seed)
+
+
+def _control(preds, requested) -> dict:
+    """Per-attribute share of images where the judge sees the requested value (-1 = not requested), and the mean."""
+    from .catalog.attributes import ATTRIBUTE_NAMES
+
+    acc = {}
+    for j, a in enumerate(ATTRIBUTE_NAMES):
+        asked = requested[:, j] >= 0
+        if bool(asked.any()):
+            acc[a] = round(float((preds[asked, j] == requested[asked, j]).double().mean()), 4)
+    acc["mean"] = round(sum(acc.values()) / len(acc), 4) if acc else None
+    return acc
+
+
+def _speed(model, requests, seconds: float) -> float:
+    """Images per second for batches of ``SPEED_BATCH`` requests, after one warm-up batch."""
+    model.generate(requests, seed=0)  # warm-up: first-call allocations, kernel selection
+    reps, start = 0, time.perf_counter()
+    while True:
+        model.generate(requests, seed=reps + 1)
+        reps += 1
+        elapsed = time.perf_counter() - start
+        if (elapsed >= seconds and reps >= 2) or reps >= 50:
+            return SPEED_BATCH * reps / elapsed
+
+
+def _diversity(model, ref: _Reference, n: int, seed: int):
+    """Within-request diversity: ``PER_REQUEST`` images for each of ``n // 16`` fully specified requests that
+    the training set has at least two photos of, against those photos (``metrics.diversity_ratio``)."""
+    import torch
+
+    from .metrics import diversity_ratio
+    from .models.condition import NUM_CLASSES
+
+    labels = ref.train["labels"]
+    radix = torch.tensor([k for k in NUM_CLASSES.values()])
+    combo = torch.zeros(len(labels), dtype=torch.long)
+    for j, k in enumerate(radix.tolist()):
+        combo = combo * k + labels[:, j]
+    counts = torch.bincount(combo, minlength=int(radix.prod()))
+    eligible = torch.nonzero(counts >= 2).flatten()
+    gen = torch.Generator().manual_seed(seed)
+    chosen = eligible[torch.randperm(len(eligible), generator=gen)[:max(n // 16, 2)]].sort().values
+    order = combo.argsort()
+    requests = labels[order[torch.searchsorted(combo[order], chosen)]]  # one training row per chosen combination
+    asked = requests.repeat_interleave(PER_REQUEST, dim=0)
+    fake_feats, _ = _judge(ref.judge, _ask(model, asked, seed + 3))
+    real = torch.isin(combo, chosen)
+    return diversity_ratio(fake_feats, asked, ref.train["features"][real], labels[real])
+
+
+def _text_controls(model, ref: _Reference, n: int, seed: int) -> dict:
+    """Control on the mentioned attributes of ``n // 4`` test and unseen catalog descriptions, EN and ZH, and on
+    ``text2img.NEW_PHRASINGS``-style requests (what ``text2img.evaluate`` measured)."""
+    import torch
+
+    from .catalog import load_catalog
+    from .models.condition import parse_request
+    from .models.text2img import NEW_PHRASINGS
+
+    out = {}
+    m = max(n // 4, MIN_N)
+    for split in ("test", "unseen"):
+        cat = load_catalog(split, progress=False)
+        cat = cat.subset(range(min(m, len(cat))))
+        requested = cat.labels.masked_fill(~cat.mentioned, -1)
+        for lang, texts in (("en", cat.descriptions_en), ("zh", cat.descriptions_zh)):
+            _, preds = _judge(ref.judge, model.generate(list(texts), seed=seed))
+            out[f"{split}_{lang}"] = _control(preds, requested)
+    texts = [t for t, _ in NEW_PHRASINGS for _ in range(8)]
+    labels = torch.cat([parse_request(a) for _, a in NEW_PHRASINGS for _ in range(8)])
+    _, preds = _judge(ref.judge, model.generate(texts, seed=seed))
+    out["new_phrasings"] = _control(preds, labels)
+    return out
+
+
+def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: float = 1.0, _ref=None) -> dict:
+    """One leaderboard row for ``model`` (any protocol ``ImageModel``, e.g. one trained in a notebook),
+    measured now (never cached). The row also holds ``details``: per-attribute control, partial requests,
+    the text splits and the histogram distances, which ``prodgen evaluate`` prints."""
+    import numpy as np
+    import torch
+
+    from . import metrics
+    from .catalog import HELD_OUT_PAIRS
+    from .models.condition import balanced_requests, hide_attributes
+
+    n = _check_n(n)
+    start = time.perf_counter()
+    judge = judge if judge is not None else pretrained.load("judge")
+    ref = _ref if _ref is not None else _Reference(judge)
+    real = ref.train["features"][:n]
+    row = {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed, "protocol": PROTOCOL_VERSION}
+    details = {}
+    requests = balanced_requests(n, seed)
+    if model.accepts == "nothing":
+        fake, preds = _judge(judge, model.generate(n, seed=seed))
+        num = judge.num_classes
+        hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
+                                          metrics.attribute_histograms(preds, num))
+        details["histogram_distance"] = {k: round(v, 4) for k, v in hist.items()}
+        row["histogram_distance"] = details["histogram_distance"]["mean"]
+        speed_requests = SPEED_BATCH
+    else:
+        fake, preds = _judge(judge, _ask(model, requests, seed))
+        details["control"] = _control(preds, requests)
+        attrs = {k: v for k, v in details["control"].items() if k != "mean"}
+        row["control_mean"] = details["control"]["mean"]
+        row["control_min_attribute"] = min(attrs, key=attrs.get)
+        row["control_min"] = attrs[row["control_min_attribute"]]
+        heldout = balanced_requests(max(n // 4, MIN_N), seed + 1, only_pairs=HELD_OUT_PAIRS)
+        details["control_unseen_pairs"] = _control(_judge(judge, _ask(model, heldout, seed + 1))[1], heldout)
+        row["control_heldout"] = details["control_unseen_pairs"]["mean"]
+        if model.accepts == "attributes":
+            partial = hide_attributes(balanced_requests(max(n // 4, MIN_N), seed + 2), 0.5,
+                                      torch.Generator().manual_seed(seed))
+            details["control_partial_requests"] = _control(_judge(judge, model.generate(partial, seed=seed + 2))[1],
+                                                           partial)
+        else:
+            details |= _text_controls(model, ref, n, seed)
+            row["control_en"], row["control_zh"] = details["test_en"]["mean"], details["test_zh"]["mean"]
+            row["control_unseen"] = round((details["unseen_en"]["mean"] + details["unseen_zh"]["mean"]) / 2, 4)
+        row["diversity"] = round(_diversity(model, ref, n, seed), 4)
+        speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
+        if model.accepts == "text":
+            speed_requests = _describe(speed_requests, seed)
+    row["fid"] = round(metrics.fid(real, fake), 3)
+    row["fid_floor"] = round(ref.floor(n), 3)
+    row["fid_inf"] = round(metrics.fid_infinity(real, fake, seed=seed)["intercept"], 3)
+    kid_mean, kid_std = metrics.kid(real, fake, seed=seed)
+    row["kid"], row["kid_std"] = round(kid_mean, 6), round(kid_std, 6)
+    precision, recall = metrics.precision_recall(real, fake)
+    density, coverage = metrics.density_coverage(real, fake)
+    row |= {"precision": round(precision, 4), "recall": round(recall, 4), "density": round(density, 4),
+            "coverage": round(coverage, 4)}
+    row["memorisation"] = round(metrics.memorisation_ratio(ref.train["features"], fake, ref.test["features"][:n]), 4)
+    row["images_per_s"] = round(_speed(model, speed_requests, speed_seconds), 1)
+    row["threads"] = torch.get_num_threads()
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    for key in ("control_mean", "control_min", "control_min_attribute", "control_heldout", "control_en",
+                "control_zh", "control_unseen", "histogram_distance", "diversity"):
+        row.setdefault(key, None)
+    if not all(np.isfinite(v) for v in row.values() if isinstance(v, float)):
+        raise ValueError(f"{model.name}: a metric came out NaN or infinite; the model's images or features are broken")
+    row["details"] = details
+    return row
+
+
+# ----------------------------------------------------------------------------- the whole board
+class _Session:
+    """The judge and the real reference, loaded once for all the rows measured in one call."""
+
+    def __init__(self):
+        self._judge = self._ref = None
+
+    @property
+    def judge(self):
+        if self._judge is None:
+            self._judge = pretrained.load("judge")
+        return self._judge
+
+    @property
+    def ref(self):
+        if self._ref is None:
+            self._ref = _Reference(self.judge)
+        return self._ref
+
+
+def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = False, _session=None,
+                   speed_seconds: float = 1.0) -> dict:
+    """The row of registry generator ``name``: read from the cache, or measured (:func:`measure`) and cached."""
+    (name,) = _check_models([name])
+    n = _check_n(n)
+    path = cache_file(name, n, seed)
+    if not refresh and (row := _read_cached(path)) is not None:
+        return {**row, "cached": True}
+    session = _session or _Session()
+    model = pretrained.load_generator(name)
+    row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref)
+    row["sha256"] = pretrained.manifest()[name]["sha256"]
+    row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
+    return {**row, "cached": False}
+
+
+def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 0, progress: bool = False,
+                 speed_seconds: float = 1.0) -> list[dict]:
+    """One row per generator (``models``: names, or None for every shipped generator in the registry), in
+    registry order; cached rows come back without measuring (``refresh=True`` re-measures)."""
+    import sys
+
+    names, n = _check_models(models), _check_n(n)
+    session, rows = _Session(), []
+    for name in names:
+        t = time.perf_counter()
+        if progress:
+            print(f"{name}: ", end="", file=sys.stderr, flush=True)
+        row = evaluate_model(name, n, seed, refresh, _session=session, speed_seconds=speed_seconds)
+        if progress:
+            print("cached" if row["cached"] else f"measured in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- formatting
+def _cell(row: dict, key: str) -> str:
+    value = row.get(key)
+    if key == "kid" and value is not None:
+        return f"{value:.2f} ± {row.get('kid_std', 0):.2f}"
+    if key == "control_min" and value is not None:
+        return f"{value:.3f} ({row.get('control_min_attribute')})"
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if key.startswith("fid"):
+        return f"{value:.1f}"
+    if key == "images_per_s":
+        return f"{value:,.0f}"
+    return f"{value:.3f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as an aligned plain-text table (what ``prodgen leaderboard`` prints)."""
+    cells = [[header for _, header in COLUMNS]] + [[_cell(r, key) for key, _ in COLUMNS] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(c)))
+             for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table (the README's model table)."""
+    lines = ["| " + " | ".join(header for _, header in COLUMNS) + " |",
+             "|" + "|".join("---" if key == "model" else "---:" for key, _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cell(r, key) for key, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
