@@ -1,0 +1,143 @@
+"""pytest set-up for the whole repository: nbval's quick mode for the solution lessons.
+
+`pytest` re-executes every committed solution notebook with nbval (`--nbval-lax`: only cells marked
+`# NBVAL_CHECK_OUTPUT` are compared). Running each lesson with its default parameters would take
+minutes per lesson, so by default the lessons run in *quick mode*:
+
+- right after the cell tagged `parameters`, one cell is added to the run (not to the notebook):
+  `FAST = True`, exactly what papermill injects for `prodgen course run --fast`; marked cells must
+  print the same in both modes (a test in tests/test_lessons.py checks they exist, nbval compares);
+- after the last cell, one more test item, `lesson assertions`, reads what the lesson published
+  with `prodgen.course.record(...)` during that same run and checks it with the lesson's entry in
+  `LESSON_ASSERTIONS` (tests/test_lessons.py). One execution thus serves both the output
+  comparison and the assertions.
+
+`PRODGEN_NBVAL_MODE=default pytest solutions/` runs the lessons as committed (default parameters,
+slow: what `prodgen course run` times). The notebooks on disk are never changed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+QUICK_CELL = "FAST = True  # nbval quick mode: added by conftest.py to this run, not to the notebook"
+
+
+def quick_mode() -> bool:
+    mode = os.environ.get("PRODGEN_NBVAL_MODE", "quick")
+    if mode not in ("quick", "default"):
+        raise pytest.UsageError(f"PRODGEN_NBVAL_MODE={mode!r}: use 'quick' (FAST=True, the default) or 'default'")
+    return mode == "quick"
+
+
+def _lesson_assertions() -> dict:
+    """LESSON_ASSERTIONS from tests/test_lessons.py (the module pytest imported, or loaded here)."""
+    path = ROOT / "tests" / "test_lessons.py"
+    module = sys.modules.get("test_lessons")
+    if module is None or Path(getattr(module, "__file__", "")).resolve() != path:
+        spec = importlib.util.spec_from_file_location("prodgen_lesson_assertions", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.LESSON_ASSERTIONS
+
+
+def _recorded(outputs) -> dict:
+    """The values a lesson published with prodgen.course.record, merged in order (later wins)."""
+    from prodgen.course import RESULTS_MIME
+
+    results: dict = {}
+    for output in outputs or []:
+        data = output.get("data", {}).get(RESULTS_MIME)
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(data, dict):
+            results.update(data)
+    return results
+
+
+class LessonAssertions(pytest.Item):
+    """Checks what a solution lesson computed during nbval's quick-mode run of it."""
+
+    def __init__(self, *, cells, number, **kwargs):
+        super().__init__(**kwargs)
+        self.cells, self.number = cells, number
+
+    def runtest(self):
+        if self.parent.timed_out:
+            pytest.fail("a cell timed out, so the lesson did not finish")
+        unrun = [cell.name for cell in self.cells if cell.test_outputs is None and not cell.options["skip"]]
+        if unrun:
+            pytest.fail(f"{len(unrun)} cells did not run (first: {unrun[0]}): see their failures above")
+        assertion = _lesson_assertions().get(self.number)
+        if assertion is None:
+            pytest.fail(
+                f"lesson {self.number} has no entry in LESSON_ASSERTIONS (tests/test_lessons.py): "
+                f"add an assert_{self.number}(results) that checks what the lesson computed"
+            )
+        results = {}
+        for cell in self.cells:
+            results.update(_recorded(cell.test_outputs))
+        if not results.get("fast"):
+            pytest.fail("the lesson recorded no `fast=True`: did the quick-mode FAST cell run after `parameters`?")
+        assertion(results)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}::lesson assertions"
+
+
+def _quick_notebook_class():
+    from nbval.plugin import IPyNbCell, IPyNbFile
+    from nbformat.v4 import new_code_cell
+
+    from prodgen.course import LESSON_RE
+
+    class QuickNotebook(IPyNbFile):
+        """nbval's notebook collector with the quick-mode FAST cell and the lesson assertions."""
+
+        def collect(self):
+            cells, injected = [], False
+            for item in super().collect():
+                cells.append(item)
+                yield item
+                if not injected and "parameters" in item.cell.metadata.get("tags", []):
+                    injected = True
+                    yield IPyNbCell.from_parent(
+                        self, name=f"{item.name} + FAST = True", cell_num=item.cell_num,
+                        cell=new_code_cell(QUICK_CELL), options=defaultdict(bool, check=False),
+                    )
+            if not injected:
+                raise pytest.UsageError(f"{self.path.name} has no cell tagged `parameters`: quick mode needs one")
+            match = LESSON_RE.match(self.path.name)
+            if match:
+                yield LessonAssertions.from_parent(self, name="lesson assertions", cells=cells, number=match["num"])
+
+    return QuickNotebook
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    outcome = yield
+    if file_path.suffix != ".ipynb" or file_path.parent != ROOT / "solutions" or not quick_mode():
+        return
+    from nbval.plugin import IPyNbFile
+
+    collectors = outcome.get_result()
+    if any(isinstance(c, IPyNbFile) for c in collectors):
+        quick = _quick_notebook_class()
+        outcome.force_result(
+            [quick.from_parent(parent, path=file_path) if isinstance(c, IPyNbFile) else c for c in collectors]
+        )
+
+
+def pytest_collection_modifyitems(items):
+    """Every notebook item is slow: the quick loop (`pytest -m "not slow"`) skips lesson execution."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
