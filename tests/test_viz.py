@@ -258,3 +258,34 @@ def test_import_prodgen_does_not_import_matplotlib_but_viz_sets_up_the_font():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert FAMILY in out.stdout
+
+
+def _code_cells(path: Path) -> list[str]:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+DRAWS = re.compile(r"\bplt\.|\bshow_images\(|\bplot_(counts|curves)\(|\.imshow\(")
+IMPORTS_VIZ = re.compile(r"^\s*(from prodgen\.viz import|import prodgen\.viz|from prodgen import .*\bviz\b)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_every_lesson_imports_prodgen_viz_before_its_first_figure(path):
+    """Importing prodgen.viz is what makes Chinese render, so a lesson's figures come after it."""
+    cells = _code_cells(path)
+    first_figure = next((i for i, source in enumerate(cells) if DRAWS.search(source)), None)
+    if first_figure is None:
+        return  # no figures, nothing to draw Chinese in
+    assert any(IMPORTS_VIZ.search(source) for source in cells[: first_figure + 1]), (
+        f"{path.name}: import prodgen.viz (e.g. `from prodgen.viz import show_images`) in the setup cell, "
+        "before the first figure, so that Chinese labels render")
+
+
+def test_the_import_check_tells_a_lesson_without_viz(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "import matplotlib.pyplot as plt\nimport prodgen", "metadata": {}},
+                    {"cell_type": "code", "source": "fig, ax = plt.subplots()", "metadata": {}},
+                    {"cell_type": "code", "source": "from prodgen.viz import show_images", "metadata": {}}]}
+    path = tmp_path / "99_late.ipynb"
+    path.write_text(json.dumps(nb))
+    with pytest.raises(AssertionError, match="import prodgen.viz"):
+        test_every_lesson_imports_prodgen_viz_before_its_first_figure(path)
