@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 __all__ = ["main"]
@@ -109,11 +110,30 @@ def _models(args) -> int:
     return 0
 
 
+def _number(text, flag: str, kind, low):
+    """``--flag``'s value as an int or a float >= ``low`` (> 0 for floats), or one clear error line."""
+    if text is None:
+        return None
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
+    if not (value >= low if kind is int else 0 < value < float("inf")):
+        raise ValueError(f"{flag} must be {what} {'>= ' + str(low) if kind is int else '> 0'}, got {text}")
+    return value
+
+
 def _train(args) -> int:
     from . import pretrained
 
-    metrics = pretrained.train(args.model, fast=args.fast)
-    print(f"saved {args.model}: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)))
+    metrics = pretrained.train(args.model, fast=args.fast, out=args.out, epochs=_number(args.epochs, "--epochs", int, 1),
+                               minutes=_number(args.minutes, "--minutes", float, 0),
+                               seed=_number(args.seed, "--seed", int, 0), device=args.device, resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 alone saves and reports
+        where = args.out or "the shipped checkpoint and manifest"
+        print(f"saved {args.model} to {where}: "
+              + ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)))
     return 0
 
 
@@ -244,9 +264,16 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
-    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration")
+    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several processes)")
     s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
+    s.add_argument("--out", help="write the checkpoint to this .pt file; without it the shipped one is replaced")
+    s.add_argument("--epochs", help="epochs to train (with --resume: the total to reach); default: the recipe's")
+    s.add_argument("--minutes", help="stop cleanly after this many minutes (at a batch boundary)")
+    s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    s.add_argument("--seed", help="the recipe's seed (initial weights, data order, noise); default: the recipe's")
+    s.add_argument("--resume", action="store_true",
+                   help="continue from the training state saved after each epoch (next to --out, or in the cache)")
     s.set_defaults(func=_train)
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
     s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`)")

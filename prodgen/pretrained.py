@@ -23,6 +23,7 @@ from . import paths
 
 __all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "available", "generators", "generator_kinds", "load", "load_entry",
            "load_generator", "manifest", "names", "save", "train", "verify"]
+__all__ += ["SETTINGS", "load_file", "state_path"]  # prodgen train's options, --out files, --resume state
 
 # name -> "module:function" that builds the network from the manifest's config dict.
 # Only these builders are ever imported: the manifest cannot name arbitrary code.
@@ -41,8 +42,13 @@ BUILDERS: dict[str, str] = {
     "text2img-embedding": "prodgen.models.text2img:build",
 }
 
-# name -> "module:function(name, fast=False, log=print) -> metrics" that retrains the
-# checkpoint with its shipped configuration (``prodgen train NAME``).
+# name -> "module:function(name, fast=False, log=print, ...) -> metrics" that retrains the checkpoint with its
+# shipped configuration (``prodgen train NAME``). What a trainer can take beyond that, all optional (``train``
+# reads its signature and refuses an option a trainer lacks, naming the model):
+#   device= the torch device;  out= a file to write instead of the shipped checkpoint (``save(..., out=)``);
+#   checkpoint= / resume= the engine's per-epoch training state, passed on to ``train_gan`` / ``train_vae``;
+#   epochs= / minutes= / seed= (through **settings) replace the CHECKPOINT_CONFIG entries of those names.
+# Under torchrun every rank calls the trainer; rank 0 alone evaluates and saves (the others return {}).
 TRAINERS: dict[str, str] = {
     "judge": "prodgen.models.judge:train_checkpoint",
     "text-bag": "prodgen.text:train_checkpoint",
@@ -139,16 +145,97 @@ def _builder(name: str):
     return getattr(importlib.import_module(module), function)
 
 
-def train(name: str, fast: bool = False, log=print) -> dict:
-    """Retrain checkpoint ``name`` with its shipped configuration and save it; returns its metrics."""
+SETTINGS = ("epochs", "minutes", "seed")  # options that replace the recipe's CHECKPOINT_CONFIG entries
+
+
+def state_path(name: str, out=None) -> Path:
+    """Where ``prodgen train NAME`` keeps its per-epoch training state (models, optimisers, history, RNG)
+    for ``--resume``: next to ``out`` (``x.pt`` -> ``x.state.pt``), else ``<cache>/train-state/NAME.pt``."""
+    if out is not None:
+        out = Path(out)
+        return out.with_name(f"{out.stem}.state{out.suffix}")
+    return paths.cache_dir() / "train-state" / f"{name}.pt"
+
+
+def _check_options(epochs, minutes, seed, out) -> None:
+    def whole(value, low):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if epochs is not None and not whole(epochs, 1):
+        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+                                or not 0 < minutes < float("inf")):
+        raise ValueError(f"minutes must be a positive number of minutes, got {minutes!r}")
+    if seed is not None and not whole(seed, 0):
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    if out is not None and (Path(out).suffix != ".pt" or Path(out).is_dir()):
+        raise ValueError(f"--out must be the path of a .pt file to write, got {str(out)!r}")
+
+
+def _trainer(name: str):
+    """``(trainer function, its parameters, its recipe dict)`` for a trainable name."""
+    import inspect
+
     if name not in TRAINERS:
         raise ValueError(f"unknown model {name!r}; trainable models: {', '.join(TRAINERS)}")
     module, function = TRAINERS[name].split(":")
     try:
-        trainer = getattr(importlib.import_module(module), function)
+        module = importlib.import_module(module)
+        trainer = getattr(module, function)
     except (ImportError, AttributeError):
         raise ValueError(f"{name!r} has no trainer yet ({TRAINERS[name]} is missing)") from None
-    return trainer(name, fast=fast, log=log)
+    return trainer, inspect.signature(trainer).parameters, getattr(module, "CHECKPOINT_CONFIG", {})
+
+
+def _uses_engine(params) -> bool:
+    """Whether a trainer trains with ``prodgen.train`` (so it takes every option and runs under torchrun)."""
+    return all(k in params for k in ("device", "out", "checkpoint", "resume"))
+
+
+def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | None = None,
+          minutes: float | None = None, seed: int | None = None, device: str = "auto", resume: bool = False) -> dict:
+    """Retrain checkpoint ``name`` with its shipped configuration and save it; returns its metrics.
+
+    ``out``: write the checkpoint to this ``.pt`` file (:func:`load_file` reads it) and leave the shipped
+    checkpoint and the manifest alone; without it the shipped checkpoint is replaced. ``epochs``,
+    ``minutes`` (a time budget) and ``seed`` replace the recipe's values; ``device``: ``auto``, ``cpu``,
+    ``cuda``, ``mps``. The training state is saved after every epoch (:func:`state_path`), and
+    ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
+    joins the process group (``prodgen.distributed``): every process trains on its shard, rank 0 saves.
+    Models whose trainer has its own loop (the judge, the text readers) take none of these options.
+    """
+    from . import distributed
+
+    trainer, params, recipe = _trainer(name)
+    _check_options(epochs, minutes, seed, out)
+    takes_settings = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    asked = {"epochs": epochs, "minutes": minutes, "seed": seed, "out": out, "resume": resume or None,
+             "device": None if device == "auto" else device}
+    refused = [k for k, v in asked.items() if v is not None and k not in params
+               and not (k in SETTINGS and k in recipe and takes_settings)]
+    engine_models = lambda: ", ".join(n for n in TRAINERS if _uses_engine(_trainer(n)[1]))  # noqa: E731
+    if refused:
+        raise ValueError(f"prodgen train {name} takes no --{', --'.join(refused)} (it trains with its own loop); "
+                         f"all options work for {engine_models()}")
+    if not _uses_engine(params):
+        if distributed.launched():
+            raise ValueError(f"{name} trains in one process (its own loop, not prodgen.train's engine); "
+                             f"under torchrun train one of {engine_models()}")
+        return trainer(name, fast=fast, log=log, **{k: v for k, v in asked.items() if v is not None})
+    joined = distributed.launched() and distributed.world_size() == 1
+    dev = distributed.init(device)  # joins the process group under torchrun
+    try:
+        if not distributed.is_main():
+            log = None  # rank 0 alone reports
+        state = state_path(name, out)
+        if resume and log and not state.is_file():
+            log(f"no training state at {state}: starting afresh")
+        settings = {k: v for k, v in asked.items() if k in SETTINGS and v is not None}
+        return trainer(name, fast=fast, log=log, device=device if dev is None else str(dev),
+                       out=None if out is None else Path(out), checkpoint=state, resume=resume, **settings)
+    finally:
+        if joined:
+            distributed.teardown()
 
 
 def load_entry(name: str, device="cpu"):
@@ -196,27 +283,55 @@ def load_generator(name: str, device="cpu"):
     return cls(network, name, info)
 
 
+def load_file(path, device="cpu"):
+    """``(model, info)`` from a checkpoint file written by ``prodgen train --out`` (``save(..., out=)``):
+    rebuilt with the registered builder of the name stored in it, loaded with ``weights_only=True``."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        name = payload["name"]
+        model = _builder(name)(payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, EOFError, OSError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` ({type(e).__name__}: "
+                         f"{str(e)[:200]})") from None
+    info = {k: payload.get(k, {}) for k in ("name", "config", "training", "metrics", "extra")}
+    return model.to(device).eval(), info
+
+
 def load(name: str, device="cpu"):
     """The shipped network ``name`` in eval mode, sha256-verified, loaded with ``weights_only=True``."""
     return load_entry(name, device)[0]
 
 
 def save(name: str, model, config: dict, metrics: dict | None = None, training: dict | None = None,
-         extra: dict | None = None) -> Path:
+         extra: dict | None = None, out=None) -> Path:
     """Save ``model``'s weights as the checkpoint ``name`` and record it in the manifest.
 
     ``config`` must rebuild the network with ``BUILDERS[name]``; ``training`` says how it
     was trained (for ``prodgen train``), ``metrics`` what was measured; ``extra`` holds
-    plain data stored inside the checkpoint (e.g. a vocabulary).
+    plain data stored inside the checkpoint (e.g. a vocabulary). ``out``: write the file there
+    instead, with ``name``, ``training`` and ``metrics`` inside it, and leave the shipped
+    checkpoint and the manifest alone (``prodgen train --out``; :func:`load_file` reads it).
     """
     import torch
 
     _builder(name)  # refuse names without a builder before writing anything
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload |= {"name": name, "training": training or {}, "metrics": metrics or {}}
+        _atomic_write(out, lambda f: torch.save(payload, f))
+        return out
     folder = paths.checkpoints_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
     _atomic_write(path, lambda f: torch.save(payload, f))
     entries = manifest()
     entries[name] = {"file": path.name, "sha256": _sha256(path), "config": config,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from . import losses
+from . import distributed, losses
 
 __all__ = ["History", "train_gan", "train_vae", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
            "cpu_has_native_bf16"]
@@ -178,8 +178,9 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
         real_logits, real_aux = _split(discriminator(real, *cond))
         fake_logits, fake_aux = _split(discriminator(fake.detach(), *cond))
     loss_d = d_loss(real_logits, fake_logits)
+    aux_loss = getattr(discriminator, "module", discriminator).aux_loss if real_aux is not None else None  # DDP: .module
     if real_aux is not None:  # AC-GAN: D also learns to name the attributes of real and fake images
-        loss_d = loss_d + discriminator.aux_loss(real_aux, labels) + discriminator.aux_loss(fake_aux, labels)
+        loss_d = loss_d + aux_loss(real_aux, labels) + aux_loss(fake_aux, labels)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
@@ -188,7 +189,7 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
         fake_logits_g, fake_aux_g = _split(discriminator(fake, *cond))
     loss_g = g_loss(fake_logits_g)
     if fake_aux_g is not None:  # ... and G wants its images named as requested
-        loss_g = loss_g + discriminator.aux_loss(fake_aux_g, labels)
+        loss_g = loss_g + aux_loss(fake_aux_g, labels)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -299,7 +300,11 @@ class _Loop:
         from .runtime import pick_device
 
         _check_common(catalog, epochs, batch_size, max_minutes, n_samples)
-        self.device = pick_device(device)
+        self.world, self.rank, self.main = distributed.world_size(), distributed.rank(), distributed.is_main()
+        if self.world > 1 and (batch_size % self.world or batch_size // self.world < 2):
+            raise ValueError(f"batch_size {batch_size} is the global batch, split evenly across the {self.world} "
+                             f"processes: it must be a multiple of {self.world} with at least 2 per process")
+        self.device = (distributed.init(device) if self.world > 1 else None) or pick_device(device)
         self.precision = resolve_precision(precision, self.device)
         # channels_last is a CPU speed-up (oneDNN); on a GPU these small convolutions ran slower with it
         self.channels_last = bool(channels_last) and self.device.type == "cpu"
@@ -310,7 +315,7 @@ class _Loop:
             m.to(self.device, memory_format=self.memory_format)
         self.catalog, self.kind, self.names = catalog, kind, names
         self.epochs, self.batch_size, self.max_minutes = epochs, batch_size, max_minutes
-        self.seed, self.n_samples, self.progress = seed, n_samples, progress
+        self.seed, self.n_samples, self.progress = seed, n_samples, progress and self.main
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.resume = resume
         self.history = history if history is not None else History()
@@ -318,8 +323,17 @@ class _Loop:
         torch.manual_seed(seed)  # the noise z (and anything else random in the models)
         self.data_gen = torch.Generator().manual_seed(seed)  # the order of the products, one permutation per epoch
         self.steps_per_epoch = len(catalog) // batch_size
-        # flushing losses to Python floats syncs an accelerator: do it every step only on the CPU
+        # flushing losses to Python floats syncs an accelerator (and, with several processes, all ranks):
+        # every step on the CPU, every 25 steps on a GPU
         self.flush_every = 1 if self.device.type == "cpu" else 25
+        self.wrappers = []
+
+    def wrap(self, module):
+        """The module the training step should call: ``module`` itself, or its DDP wrapper under torchrun."""
+        wrapped = distributed.wrap(module, self.device)
+        if wrapped is not module:
+            self.wrappers.append(wrapped)
+        return wrapped
 
     # -- checkpoints ------------------------------------------------------------------------
     def restore(self, optimizers: dict) -> int:
@@ -335,7 +349,7 @@ class _Loop:
         return int(payload["epoch"])
 
     def save(self, optimizers: dict, epoch: int) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or not self.main:  # rank 0 alone writes
             return
         state = {name: m.state_dict() for name, m in {**self.modules, **optimizers}.items()}
         _save_atomic({"kind": self.kind, "epoch": epoch, "state": state, "history": self.history.state_dict(),
@@ -353,7 +367,8 @@ class _Loop:
 
             # with a time budget the number of steps is unknown: count them without a total
             total = None if self.max_minutes is not None else (last - first) * self.steps_per_epoch
-            bar = tqdm(total=total, unit="step", leave=True, desc=f"{self.kind} on {self.device.type}")
+            where = self.device.type if self.world == 1 else f"{self.world} x {self.device.type}"
+            bar = tqdm(total=total, unit="step", leave=True, desc=f"{self.kind} on {where}")
         start = run_start = time.perf_counter()
         budget = None if self.max_minutes is None else 60.0 * self.max_minutes
         epoch = first
@@ -365,27 +380,35 @@ class _Loop:
             for epoch in range(first + 1, last + 1):
                 if bar is not None:
                     budget_note = f", {self.max_minutes:g} min budget" if self.max_minutes is not None else ""
-                    bar.set_description(f"{self.kind} on {self.device.type}, epoch {epoch}/{last}{budget_note}",
-                                        refresh=False)
-                for m in self.modules.values():
+                    bar.set_description(f"{self.kind} on {where}, epoch {epoch}/{last}{budget_note}", refresh=False)
+                for m in [*self.modules.values(), *self.wrappers]:
                     m.train()
+                if self.world > 1:  # each rank its own noise, drawn from (seed, epoch, rank): resumable exactly
+                    torch.manual_seed(((self.seed * 100_003 + epoch) * 4096 + self.rank) % 2**63)
                 rows, pending = [], []
-                batches = self.catalog.batches(self.batch_size, shuffle=True, generator=self.data_gen,
-                                               drop_last=True, device=self.device)
-                for x, y in batches:
+                for x, y in self._batches():
                     x = x.contiguous(memory_format=self.memory_format)
                     out = step(x, y)
                     pending.append(torch.stack([out[k].float() for k in self.names]))
-                    self.history.images_seen += len(x)
-                    if len(pending) >= self.flush_every:
-                        rows += self._flush(pending, bar)
-                        pending = []
-                    if budget is not None and time.perf_counter() - run_start >= budget:
+                    self.history.images_seen += len(x) * self.world  # the global count
+                    over = budget is not None and time.perf_counter() - run_start >= budget
+                    if self.world > 1:  # ranks must stop at the same step: they agree when they flush
+                        if len(pending) < self.flush_every:
+                            continue
+                        new, over = self._flush(pending, bar, over)
+                        rows, pending = rows + new, []
+                    elif len(pending) >= self.flush_every:
+                        rows, pending = rows + self._flush(pending, bar)[0], []
+                    if over:
                         self.history.stopped_early = True
                         break
-                rows += self._flush(pending, bar)
+                if pending:  # same number of steps on every rank, so this flush is collective too
+                    new, over = self._flush(pending, bar, over)
+                    rows += new
+                    self.history.stopped_early |= over
                 self.history._add_epoch(self.names, rows)
-                if self.n_samples:
+                distributed.sync_buffers(self.modules.values())  # rank 0's batch-norm statistics everywhere
+                if self.n_samples and self.main:
                     self._sample(epoch, sample)
                 self.history.seconds += time.perf_counter() - start
                 start = time.perf_counter()
@@ -397,20 +420,42 @@ class _Loop:
             self.history.seconds += time.perf_counter() - start
             if bar is not None:
                 bar.close()
-            for m in self.modules.values():
+            for m in [*self.modules.values(), *self.wrappers]:
                 m.eval()
         if self.progress:
             done = epoch - first if last > first else 0
             note = " (stopped at the time budget)" if self.history.stopped_early else ""
+            procs = f" by {self.world} processes" if self.world > 1 else ""
             last_epoch = ", ".join(f"{k} {v[-1]:.3f}" for k, v in self.history.epochs.items() if v)
             print(f"trained {done} epoch(s) in {(time.perf_counter() - run_start) / 60:.1f} min{note}; "
-                  f"{self.history.images_seen:,} images seen in all" + (f"; last epoch: {last_epoch}" if last_epoch else ""))
+                  f"{self.history.images_seen:,} images seen in all{procs}"
+                  + (f"; last epoch: {last_epoch}" if last_epoch else ""))
         return self.history
 
-    def _flush(self, pending, bar) -> list:
+    def _batches(self):
+        """One epoch of ``(x, y)`` on the device; under torchrun this rank's slice of each global batch."""
+        if self.world == 1:
+            yield from self.catalog.batches(self.batch_size, shuffle=True, generator=self.data_gen,
+                                            drop_last=True, device=self.device)
+            return
+        from .catalog import normalize
+
+        order = torch.randperm(len(self.catalog), generator=self.data_gen)  # the same on every rank
+        for idx in distributed.shard(order, self.batch_size):
+            x, y = self.catalog.images[idx], self.catalog.labels[idx]
+            yield normalize(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+
+    def _flush(self, pending, bar, stop: bool = False) -> tuple[list, bool]:
+        """Record the pending steps' values (averaged over ranks); returns them and whether any rank
+        asked to ``stop`` (the time budget)."""
         if not pending:
-            return []
-        rows = torch.stack(pending).cpu().tolist()
+            return [], stop
+        values = torch.stack(pending)
+        if self.world > 1:
+            flat = torch.cat([values.flatten(), torch.tensor([float(stop)], device=values.device)])
+            flat = distributed.all_reduce_sum(flat)
+            values, stop = flat[:-1].view_as(values) / self.world, bool(flat[-1] > 0)
+        rows = values.cpu().tolist()
         self.history._add_steps(self.names, rows)
         if bar is not None:
             bar.update(len(rows))
@@ -419,7 +464,7 @@ class _Loop:
             if not all(math.isfinite(v) for v in row):
                 raise FloatingPointError(f"the loss became {row} (not finite) after {self.history.images_seen:,} "
                                          "images: lower the learning rate or try precision='fp32'")
-        return rows
+        return rows, stop
 
     @torch.no_grad()
     def _sample(self, epoch: int, sample) -> None:
@@ -486,11 +531,13 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     if condition is not None and not callable(condition):
         raise ValueError(f"condition must be a function of the label batch, got {type(condition).__name__}")
 
+    net_g, net_d = loop.wrap(generator), loop.wrap(discriminator)  # DDP wrappers under torchrun
+
     def step(x, y):
         z = torch.randn(len(x), generator.z_dim, device=dev)
         if conditional and condition is not None:
             y = condition(y)
-        out = gan_step(generator, discriminator, opt_g, opt_d, x, z, d_loss, g_loss,
+        out = gan_step(net_g, net_d, opt_g, opt_d, x, z, d_loss, g_loss,
                        labels=y if conditional else None, autocast=loop.autocast)
         if ema is not None:
             _update_ema(ema, generator, ema_decay)
@@ -515,12 +562,14 @@ def _update_ema(ema, model, decay: float) -> None:
 
 
 def training_record(history: History, model, fast: bool = False) -> dict:
-    """How a run went, for a checkpoint's manifest entry: epochs, images, seconds, whether the time budget
-    stopped it, and the device it ran on (the GPU's name on CUDA). Used by every ``train_checkpoint``."""
+    """How a run went, for a checkpoint's manifest entry: epochs, images (all processes together), seconds,
+    whether the time budget stopped it, the device it ran on (the GPU's name on CUDA) and the number of
+    processes (``torchrun``). Used by every ``train_checkpoint``."""
     dev = next(model.parameters()).device
     return {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
             "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
-            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type}
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
+            "processes": distributed.world_size()}
 
 
 # ----------------------------------------------------------------------------- VAEs
@@ -545,9 +594,10 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     fixed_y = catalog.labels[:n_samples].to(loop.device) if conditional else None
+    net = loop.wrap(model)  # the DDP wrapper under torchrun
 
     def step(x, y):
-        return vae_step(model, optimizer, x, loss_fn, beta, autocast=loop.autocast,
+        return vae_step(net, optimizer, x, loss_fn, beta, autocast=loop.autocast,
                         labels=y if conditional else None)
 
     def sample():

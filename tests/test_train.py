@@ -256,3 +256,93 @@ def test_train_vae_bf16_and_beta(catalog):
     h = train_vae(_vae(), catalog, epochs=1, loss_fn=_vae_loss, beta=0.0, **{**FAST, "precision": "bf16"})
     assert all(math.isfinite(v) for v in h.steps["loss"])
     assert h.steps["loss"] == pytest.approx(h.steps["recon"])  # beta = 0: the KL term drops out
+
+
+# ----------------------------------------------------------------------------- prodgen train's options
+def _tiny_dcgan(monkeypatch, tmp_path):
+    """The dcgan recipe with tiny networks, and an empty checkpoints folder standing in for the shipped one."""
+    from prodgen.models import dcgan
+
+    monkeypatch.setitem(dcgan.CHECKPOINT_CONFIG, "width", 8)
+    monkeypatch.setitem(dcgan.CHECKPOINT_CONFIG, "z_dim", 16)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(shipped))
+    return shipped
+
+
+@pytest.mark.slow  # ~8 s on a busy 2-core machine
+def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
+    from prodgen import cli, pretrained
+
+    shipped = _tiny_dcgan(monkeypatch, tmp_path)
+    out = tmp_path / "runs" / "mine.pt"
+    argv = ["train", "dcgan", "--fast", "--out", str(out), "--device", "cpu", "--seed", "3"]
+    assert cli.main([*argv, "--epochs", "2"]) == 0
+    assert f"saved dcgan to {out}" in capsys.readouterr().out
+    assert list(shipped.iterdir()) == []  # --out leaves the shipped checkpoint and the manifest alone
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.state.pt"]
+    model, info = pretrained.load_file(out)
+    assert info["name"] == "dcgan" and info["config"]["width"] == 8 and not model.training
+    assert info["training"]["seed"] == 3 and info["training"]["epochs_done"] == 2
+    assert info["training"]["images_seen"] == 2 * 1024 and info["training"]["processes"] == 1
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    assert cli.main([*argv, "--epochs", "3", "--resume"]) == 0  # the total to reach: one more epoch
+    model, info = pretrained.load_file(out)
+    assert info["training"]["epochs_done"] == 3 and info["training"]["images_seen"] == 3 * 1024
+    assert any(not torch.equal(first[k], v) for k, v in model.state_dict().items())
+    assert len(info["extra"]["sample_epochs"]) == 3  # the history came back from the training state
+
+
+def test_train_without_out_replaces_the_shipped_checkpoint(monkeypatch, tmp_path):
+    from prodgen import paths, pretrained
+
+    shipped = _tiny_dcgan(monkeypatch, tmp_path)
+    assert pretrained.state_path("dcgan") == paths.cache_dir() / "train-state" / "dcgan.pt"
+    monkeypatch.setattr(pretrained, "state_path", lambda name, out=None: tmp_path / "state" / f"{name}.pt")
+    metrics = pretrained.train("dcgan", fast=True, log=None, device="cpu", minutes=0.5)
+    assert metrics["epochs_done"] == 1 and (shipped / "dcgan.pt").is_file()
+    assert pretrained.manifest()["dcgan"]["training"]["minutes"] == 0.5  # --minutes replaced the fast budget
+    assert (tmp_path / "state" / "dcgan.pt").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
+    (["--epochs", "two"], "--epochs must be a whole number, got 'two'"),
+    (["--minutes", "-1"], "--minutes must be a number > 0, got -1"),
+    (["--minutes", "nan"], "--minutes must be a number > 0"),
+    (["--seed", "1.5"], "--seed must be a whole number, got '1.5'"),
+    (["--out", "somewhere/"], "--out must be the path of a .pt file"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_train_bad_values_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    from prodgen import cli
+
+    shipped = _tiny_dcgan(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "dcgan", "--fast", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(shipped.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["shipped"]
+
+
+def test_models_with_their_own_loop_refuse_engine_options_and_torchrun(monkeypatch, capsys):
+    from prodgen import cli, pretrained
+
+    assert cli.main(["train", "text-gru", "--epochs", "3"]) == 2
+    assert "prodgen train text-gru takes no --epochs" in capsys.readouterr().err
+    assert cli.main(["train", "judge", "--minutes", "1", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "takes no --minutes, --resume" in err and "dcgan, vae, cgan-projection" in err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
+    with pytest.raises(ValueError, match="judge trains in one process .* under torchrun train one of dcgan"):
+        pretrained.train("judge", fast=True, log=None)
+
+
+def test_python_dash_m_prodgen_is_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "prodgen", "train", "dcgan", "--epochs", "-3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr == "prodgen: error: --epochs must be a whole number >= 1, got -3\n"

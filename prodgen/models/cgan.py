@@ -302,11 +302,13 @@ non-saturating for the others."""
 
 
 def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=print, device: str = "auto",
-                     **overrides) -> dict:
+                     out=None, checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train a shipped conditional GAN (``prodgen train cgan-projection``); the discriminator kind is the
-    part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics."""
+    part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics.
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
     from .. import pretrained
     from ..catalog import load_catalog
+    from ..distributed import is_main
     from ..train import train_gan, training_record
     from .dcgan import compact_history
 
@@ -323,13 +325,17 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
         raise ValueError("deep=True is an option of the projection discriminator only")
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"], cfg["minutes"] = train.subset(range(1024)), 1, None
+        train = train.subset(range(1024))
+        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"])
     g_ema = copy.deepcopy(g)
     history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                         betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
                         device=device, progress=log is not None, conditional=True,
-                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, ema_decay=cfg["ema_decay"])
+                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, ema_decay=cfg["ema_decay"],
+                        checkpoint=checkpoint, resume=resume)
+    if not is_main():  # under torchrun rank 0 alone measures and saves
+        return {}
     g = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=40)  # ship the averaged generator
     ran = training_record(history, g, fast)
     g = g.cpu().eval()
@@ -337,7 +343,7 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
     if log:
         log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
     pretrained.save(name, g, {"z_dim": g.z_dim, "width": g.width}, metrics=metrics, training={**cfg, **ran},
-                    extra=compact_history(history))
+                    extra=compact_history(history), out=out)
     return metrics
 
 

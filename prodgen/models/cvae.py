@@ -200,16 +200,19 @@ def evaluate(model: CVAE, n: int = 2000, seed: int = 0, judge=None) -> dict:
 
 
 # --------------------------------------------------------------------------- the shipped checkpoint
-CHECKPOINT_CONFIG = {"z_dim": 8, "width": 64, "beta": 1.0, "sigma": 0.3, "epochs": 60, "max_minutes": None,
+CHECKPOINT_CONFIG = {"z_dim": 8, "width": 64, "beta": 1.0, "sigma": 0.3, "epochs": 60, "minutes": None,
                      "batch_size": 128, "lr": 1e-3, "seed": 0, "train_split": "train"}
 """How ``prodgen train cvae`` trains: the whole training split, Adam, the likelihood ``N(x_hat, sigma^2 I)``."""
 
 
-def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: str = "auto", **overrides) -> dict:
+def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: str = "auto", out=None,
+                     checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train the shipped CVAE (``prodgen train cvae``) and save it with :func:`evaluate`'s metrics.
-    ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name``)."""
+    ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name`` unless ``out``
+    is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
     from .. import pretrained
     from ..catalog import load_catalog
+    from ..distributed import is_main
     from ..train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
@@ -218,19 +221,22 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"], cfg["max_minutes"] = train.subset(range(1024)), 1, None
+        train = train.subset(range(1024))
+        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     torch.manual_seed(cfg["seed"])
     model = CVAE(cfg["z_dim"], cfg["width"])
     history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        beta=cfg["beta"], max_minutes=cfg["max_minutes"], seed=cfg["seed"], device=device,
+                        beta=cfg["beta"], max_minutes=cfg["minutes"], seed=cfg["seed"], device=device,
                         progress=log is not None, conditional=True,
-                        loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]))
+                        loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]), checkpoint=checkpoint, resume=resume)
+    if not is_main():  # under torchrun rank 0 alone measures and saves
+        return {}
     ran = training_record(history, model, fast)
     model = model.cpu().eval()
     metrics = evaluate(model, n=500 if fast else 2000)
     if log:
         log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
     pretrained.save(name, model, {"z_dim": model.z_dim, "width": model.width, "sigma": cfg["sigma"]},
-                    metrics=metrics, training={**cfg, **ran})
+                    metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
 

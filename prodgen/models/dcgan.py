@@ -128,31 +128,36 @@ CHECKPOINT_CONFIG = {
 
 
 def train_checkpoint(name: str = "dcgan", fast: bool = False, log=print, config: dict | None = None,
-                     device: str = "auto") -> dict:
+                     device: str = "auto", out=None, checkpoint=None, resume: bool = False, **settings) -> dict:
     """Train the shipped DCGAN with ``CHECKPOINT_CONFIG`` (``prodgen train dcgan``) and save it.
 
-    Runs on any device (``"auto"``: a GPU when there is one). ``fast=True`` trains a tiny
-    version (to test the pipeline). The manifest gets the training time and, when the judge
-    is shipped, FID on judge features and the attribute-histogram distance of 2,000 samples;
-    the checkpoint's ``extra`` holds the run's history (per-epoch curves, sample grids).
+    Runs on any device (``"auto"``: a GPU when there is one), and under torchrun on several.
+    ``fast=True`` trains a tiny version (to test the pipeline). ``config`` / ``settings`` replace
+    entries of the recipe; ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``.
+    The manifest gets the training time and, when the judge is shipped, FID on judge features and
+    the attribute-histogram distance of 2,000 samples; the checkpoint's ``extra`` holds the run's
+    history (per-epoch curves, sample grids).
     """
     from ..catalog import load_catalog
-    from ..train import train_gan
+    from ..distributed import is_main
+    from ..train import train_gan, training_record
 
-    cfg = {**CHECKPOINT_CONFIG, **(config or {})}
-    if fast:
-        cfg["epochs"], cfg["minutes"] = 1, 1.0
+    unknown = set(settings) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **({"epochs": 1, "minutes": 1.0} if fast else {}), **(config or {}), **settings}
     train = load_catalog(cfg["train_split"], n=1024 if fast else None, progress=log is not None)
     g, d = build_pair(cfg["z_dim"], cfg["width"], cfg["image_size"], seed=cfg["seed"])
     history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                         betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
-                        device=device, progress=log is not None)
-    device_name = str(next(g.parameters()).device)
-    return save_checkpoint(name, g, history, {**cfg, "fast": fast, "device": device_name}, log=log)
+                        device=device, progress=log is not None, checkpoint=checkpoint, resume=resume)
+    if not is_main():  # under torchrun rank 0 alone measures and saves
+        return {}
+    return save_checkpoint(name, g, history, {**cfg, **training_record(history, g, fast)}, log=log, out=out)
 
 
-def save_checkpoint(name: str, generator: Generator, history, training: dict, log=print) -> dict:
-    """Measure a trained generator and save it with ``prodgen.pretrained.save``; returns the metrics."""
+def save_checkpoint(name: str, generator: Generator, history, training: dict, log=print, out=None) -> dict:
+    """Measure a trained generator and save it with ``prodgen.pretrained.save`` (to ``out`` if given)."""
     from .. import pretrained
 
     generator = generator.cpu().eval()
@@ -168,7 +173,7 @@ def save_checkpoint(name: str, generator: Generator, history, training: dict, lo
     if log:
         log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     config = {"z_dim": generator.z_dim, "width": generator.width, "image_size": generator.image_size}
-    pretrained.save(name, generator, config, metrics=metrics, training=training, extra=compact_history(history))
+    pretrained.save(name, generator, config, metrics=metrics, training=training, extra=compact_history(history), out=out)
     return metrics
 
 

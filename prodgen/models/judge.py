@@ -117,20 +117,25 @@ def judge_accuracy(model: Judge, catalog) -> dict[str, float]:
 CHECKPOINT_CONFIG = {"width": 32, "epochs": 6, "batch_size": 128, "lr": 3e-3, "seed": 0, "train_split": "train"}
 
 
-def train_checkpoint(name: str = "judge", fast: bool = False, log=print) -> dict:
-    """Train the shipped judge (``prodgen train judge``) and save it with its test metrics."""
+def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=None, **overrides) -> dict:
+    """Train the shipped judge (``prodgen train judge``) and save it with its test metrics (to ``out`` if given).
+    ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG`. Its loop is :func:`fit_judge`, one process
+    on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.pretrained.train`` says so)."""
     from .. import pretrained
     from ..catalog import load_catalog
 
-    cfg = dict(CHECKPOINT_CONFIG)
+    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **overrides}
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"] = train.subset(range(2000)), 1
+        train, cfg["epochs"] = train.subset(range(2000)), overrides.get("epochs", 1)
     model = fit_judge(train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], log=log)
     metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("test", progress=False)).items()}
     metrics |= {f"unseen_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("unseen", progress=False)).items()}
     if log:
         log("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     config = {"num_classes": model.num_classes, "width": cfg["width"]}
-    pretrained.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast})
+    pretrained.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
     return metrics

@@ -292,13 +292,16 @@ the moving average of the generator's weights shipped (as for ``cgan-projection`
 the same with ``condition="embedding"``."""
 
 
-def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, device: str = "auto", **overrides) -> dict:
+def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, device: str = "auto", out=None,
+                     checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train a shipped text-to-image model (``prodgen train text2img`` or ``text2img-embedding``) and save its
-    generator with :func:`evaluate`'s metrics. ``fast=True``: 1,024 products, one epoch (a smoke test)."""
+    generator with :func:`evaluate`'s metrics. ``fast=True``: 1,024 products, one epoch (a smoke test).
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
     import copy
 
     from .. import pretrained
     from ..catalog import load_catalog
+    from ..distributed import is_main
     from ..runtime import pick_device
     from ..text import load_encoder
     from ..train import train_gan, training_record
@@ -315,7 +318,8 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
     cfg["encoder"] = cfg["encoder"] or DEFAULT_ENCODER[cfg["condition"]]
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"], cfg["minutes"], cfg["per_combination"] = train.subset(range(1024)), 1, None, 1
+        train, cfg["per_combination"] = train.subset(range(1024)), 1
+        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     encoder = load_encoder(cfg["encoder"])
     cond = cfg["condition"]
     bank = DescriptionBank(encoder, cfg["per_combination"], seed=cfg["seed"], condition=cond).to(pick_device(device))
@@ -328,7 +332,9 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
                         betas=tuple(cfg["betas"]), loss="hinge", max_minutes=cfg["minutes"], seed=cfg["seed"],
                         device=device, progress=log is not None, conditional=True, condition=bank,
                         sample_condition=encode_condition(encoder, train.descriptions_en[:64], cond),
-                        ema=g_ema, ema_decay=cfg["ema_decay"])
+                        ema=g_ema, ema_decay=cfg["ema_decay"], checkpoint=checkpoint, resume=resume)
+    if not is_main():  # under torchrun rank 0 alone measures and saves
+        return {}
     recalibrate_batch_norm(g_ema, bank_requests(bank), batches=40)
     ran = training_record(history, g_ema, fast)
     model = TextToImage(encoder, g_ema.cpu().eval(), cond)
@@ -336,5 +342,5 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
     if log:
         log(f"{name}: " + ", ".join(f"{k} {v['mean']}" for k, v in metrics.items() if isinstance(v, dict)))
     pretrained.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
-                    metrics=metrics, training={**cfg, **ran}, extra=compact_history(history))
+                    metrics=metrics, training={**cfg, **ran}, extra=compact_history(history), out=out)
     return metrics

@@ -275,18 +275,21 @@ class VAEImageModel(ImageModel):
         return self.network.decode(z).float().cpu()
 
 
-CHECKPOINT_CONFIG = {"z_dim": 16, "width": 32, "beta": 1.0, "sigma": SIGMA, "epochs": 40, "max_minutes": None,
+CHECKPOINT_CONFIG = {"z_dim": 16, "width": 32, "beta": 1.0, "sigma": SIGMA, "epochs": 40, "minutes": None,
                      "batch_size": 128, "lr": 2e-3, "seed": 0, "train_split": "train"}
 """How the shipped ``vae`` checkpoint is trained: the whole training split for ``epochs`` epochs (stopping
-early after ``max_minutes`` if set). The shipped model: 40 epochs in 50 s on an H200 GPU. On 2 CPU cores the
+early after ``minutes`` if set). The shipped model: 40 epochs in 50 s on an H200 GPU. On 2 CPU cores the
 loop runs at about 2,000 images/s when nothing else competes for them, so about 7 min (800k images)."""
 
 
-def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: str = "auto", **overrides) -> dict:
+def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: str = "auto", out=None,
+                     checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train the shipped VAE (``prodgen train vae``) with ``prodgen.train.train_vae`` and save it with its
-    test metrics. ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG` (e.g. ``max_minutes=10``).
-    ``fast=True``: 2,000 products, one epoch (a smoke test; it still overwrites the checkpoint ``name``)."""
+    test metrics. ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG` (e.g. ``minutes=10``).
+    ``fast=True``: 2,000 products, one epoch (a smoke test; it still overwrites the checkpoint ``name``
+    unless ``out`` is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
     from ..catalog import load_catalog
+    from ..distributed import is_main
     from ..train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
@@ -298,17 +301,20 @@ def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: s
         raise ValueError(f"sigma is fixed at {SIGMA} (vae_loss's default); change SIGMA to train with another")
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"], cfg["max_minutes"] = train.subset(range(2000)), 1, None
+        train = train.subset(range(2000))
+        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     torch.manual_seed(cfg["seed"])  # the initial weights
     model = VAE(cfg["z_dim"], cfg["width"])
     history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        beta=cfg["beta"], max_minutes=cfg["max_minutes"], seed=cfg["seed"], device=device,
-                        progress=log is not None)
+                        beta=cfg["beta"], max_minutes=cfg["minutes"], seed=cfg["seed"], device=device,
+                        progress=log is not None, checkpoint=checkpoint, resume=resume)
+    if not is_main():  # under torchrun rank 0 alone measures and saves
+        return {}
     ran = training_record(history, model, fast)
-    return _save_checkpoint(name, model, cfg, ran, log)
+    return _save_checkpoint(name, model, cfg, ran, log, out)
 
 
-def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print) -> dict:
+def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print, out=None) -> dict:
     """Measure a trained VAE on the test split and save it with ``prodgen.pretrained.save``."""
     from .. import pretrained
     from ..catalog import load_catalog
@@ -320,5 +326,5 @@ def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print) -> 
     if log:
         log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     config = {"z_dim": model.z_dim, "width": model.width, "sigma": SIGMA}
-    pretrained.save(name, model, config, metrics=metrics, training={**cfg, **ran})
+    pretrained.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
