@@ -260,6 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="run with FAST=True (small data, few epochs)")
     s.add_argument("--student", action="store_true", help="run the student notebooks (only NotImplementedError allowed)")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
+    s.add_argument("--update", action="store_true",
+                   help="contributors: save each solution that ran without an error with its new outputs, then rebuild notebooks/")
     s.set_defaults(func=_course_run)
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")

@@ -538,10 +538,35 @@ def _encrypted_kernel_config() -> dict:
     return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
+def _kernel_log_manager(log) -> dict:
+    """A kernel manager class whose kernel process writes its own log to ``log`` (an open file).
+
+    The kernel process's stderr holds only the kernel's log, never a lesson's output (cell output
+    travels in the notebook). Shutting a kernel down interrupts it first (jupyter_client's design),
+    and when the interrupt lands inside a message handler ipykernel logs "KeyboardInterrupt caught
+    in kernel" as an ERROR: harmless after the last cell, but it would be printed between the lines
+    of `prodgen course run`. The log file keeps such lines (and any real kernel crash) for reading.
+    """
+    try:
+        from jupyter_client.manager import AsyncKernelManager
+    except ImportError:  # pragma: no cover - papermill depends on jupyter_client
+        return {}
+    if not hasattr(AsyncKernelManager, "_async_launch_kernel"):
+        return {}
+
+    class LessonKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):  # the documented extension point
+            kw.setdefault("stderr", log)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return {"kernel_manager_class": LessonKernelManager}
+
+
 def _execute(src: Path, dst: Path, fast: bool, timeout: float | None) -> None:
     """Run `src` with papermill into `dst`, with FAST set and the notebook's folder as cwd.
 
-    Cell errors do not raise here: papermill leaves them in `dst`, for `_judge`.
+    Cell errors do not raise here: papermill leaves them in `dst`, for `_judge`. The kernel's own
+    log goes to `dst` with the suffix `.kernel.log`, so the terminal shows only the run's progress.
     """
     import inspect
 
@@ -559,16 +584,38 @@ def _execute(src: Path, dst: Path, fast: bool, timeout: float | None) -> None:
     if timeout is not None:
         kwargs["execution_timeout"] = timeout
     kwargs.update(_encrypted_kernel_config())
+    with open(dst.with_suffix(".kernel.log"), "w", encoding="utf-8") as log:
+        kwargs.update(_kernel_log_manager(log))
+        try:
+            papermill.execute_notebook(str(src), str(dst), **kwargs)
+        except PapermillExecutionError:
+            pass  # the executed notebook, with its error outputs, is in dst
+
+
+def _execute_as_saved(src: Path, dst: Path, timeout: float | None) -> None:
+    """Run `src` with the parameters it was saved with into `dst`: no injected cell and no papermill
+    metadata, so the result can replace a solution (`run(update=True)`). Stops at the first error,
+    which stays in that cell's outputs for `_judge`."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = _read(src)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(src.parent)}}, **_encrypted_kernel_config())
     try:
-        papermill.execute_notebook(str(src), str(dst), **kwargs)
-    except PapermillExecutionError:
-        pass  # the executed notebook, with its error outputs, is in dst
+        client.execute()
+    except CellExecutionError:
+        pass
+    finally:
+        _write_atomically(dst, nbformat.writes(nb))
 
 
 def run_lesson(
-    src: Path, dst: Path, fast: bool = False, student: bool = False, timeout: float | None = None
+    src: Path, dst: Path, fast: bool = False, student: bool = False, timeout: float | None = None,
+    as_saved: bool = False,
 ) -> LessonRun:
-    """Execute one lesson into `dst` and judge the executed notebook."""
+    """Execute one lesson into `dst` and judge the executed notebook (`as_saved`: with the notebook's own
+    parameters and no papermill metadata, see `_execute_as_saved`)."""
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if src == dst:
         raise ValueError(f"refusing to write the executed notebook over its source {src}")
@@ -577,9 +624,15 @@ def run_lesson(
     start = time.perf_counter()
     try:
         with _kernel_can_import_prodgen():
-            _execute(src, dst, fast, timeout)
+            if as_saved:
+                _execute_as_saved(src, dst, timeout)
+            else:
+                _execute(src, dst, fast, timeout)
     except Exception as error:  # kernel died, cell timed out, bad notebook, ...
         run.message = _one_line(type(error).__name__, str(error))
+        log = dst.with_suffix(".kernel.log")
+        if log.is_file() and log.stat().st_size:
+            run.message += f" (kernel log: {log})"
     run.seconds = time.perf_counter() - start
     if dst.is_file():
         executed = _read(dst)
@@ -597,11 +650,17 @@ def run(
     out_dir: Path | str | None = None,
     timeout: float | None = None,
     log: Callable[[str], object] = print,
+    update: bool = False,
 ) -> list[LessonRun]:
     """Execute lessons (all if `lessons` is empty) headlessly; `timeout` is per cell, in seconds.
 
     Executed copies go to `out_dir` (default `<root>/build/executed/<solutions|notebooks>/`).
+    `update=True` (contributors): run each solution with the parameters it is saved with and, when it ran
+    without an error, write it back over `solutions/` with its new outputs (atomically), then rebuild the
+    student notebooks; a failed lesson's source stays as it was.
     """
+    if update and (fast or student):
+        raise ValueError("update=True re-executes the solutions with their saved parameters: drop fast/student")
     root = _root(root)
     which = "notebooks" if student else "solutions"
     sources = resolve_lessons(lessons or [], root, which)
@@ -609,9 +668,14 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for src in sources:
-        lesson = run_lesson(src, out / src.name, fast=fast, student=student, timeout=timeout)
-        log(f"{lesson.name} ({lesson.mode}, {lesson.seconds:.1f} s): {_result(lesson)}")
+        lesson = run_lesson(src, out / src.name, fast=fast, student=student, timeout=timeout, as_saved=update)
+        if update and lesson.ok:
+            _write_atomically(src, lesson.output_path.read_text(encoding="utf-8"))
+        log(f"{lesson.name} ({lesson.mode}{', saved' if update and lesson.ok else ''}, {lesson.seconds:.1f} s): "
+            f"{_result(lesson)}")
         runs.append(lesson)
+    if update and any(r.ok for r in runs):
+        build(root)
     return runs
 
 

@@ -340,6 +340,22 @@ def test_run_students_allows_only_not_implemented(tmp_path):
     assert table.splitlines()[-1].startswith("total") and table.endswith("1/2 ok")
 
 
+def test_update_saves_solutions_that_ran_and_leaves_failed_ones(tmp_path):
+    root = make_repo(tmp_path, {"00_record": RECORDING, "01_broken": BROKEN})
+    broken_before = (root / "solutions" / "01_broken.ipynb").read_text()
+    lines = []
+    runs = course.run([], update=True, root=root, log=lines.append)
+    assert [r.ok for r in runs] == [True, False] and ", saved," in lines[0] and "saved" not in lines[1]
+    saved = nbformat.read(str(root / "solutions" / "00_record.ipynb"), as_version=4)
+    assert course.read_results(saved) == {"loss": 0.25, "fast": False, "x": 1}  # its own FAST = False
+    assert len(saved.cells) == len(RECORDING.cells) and "papermill" not in saved.metadata
+    assert all("execution" not in c.metadata and "papermill" not in c.metadata for c in saved.cells)
+    assert (root / "solutions" / "01_broken.ipynb").read_text() == broken_before
+    assert (root / "notebooks" / "00_record.ipynb").read_text() == course.student_text(saved)  # rebuilt
+    with pytest.raises(ValueError, match="drop fast/student"):
+        course.run([], update=True, fast=True, root=root)
+
+
 def test_judge_rejects_not_implemented_outside_exercises():
     error = new_output("error", ename="NotImplementedError", evalue="todo", traceback=[])
     nb = new_notebook(cells=[new_code_cell("f()", outputs=[error])])
