@@ -101,3 +101,4 @@ def test_course_run_prints_only_its_own_progress(tmp_path):
     assert done.stdout.splitlines() == ["progress: 00_tiny", "ok"], done.stdout + done.stderr
     assert "without encryption" not in done.stderr
     assert done.stderr.strip() == "", done.stderr
+    assert (tmp_path / "build" / "executed" / "solutions" / "00_tiny.kernel.log").is_file()  # the kernel's own log
