@@ -64,7 +64,8 @@ def course_characters(root: Path) -> set[str]:
     """CJK characters in the package sources and every lesson cell under ``root``."""
     found: set[str] = set()
     for path in sorted((root / "prodgen").rglob("*.py")):
-        found.update(CJK.findall(path.read_text(encoding="utf-8")))
+        if path.parent.name != "fonts":  # this script's own lists are not course text
+            found.update(CJK.findall(path.read_text(encoding="utf-8")))
     for path in sorted((root / "solutions").glob("*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
             source = cell.get("source", "")
