@@ -141,7 +141,7 @@ class _Reference:
 
         self.judge = judge
         judge_sha = pretrained.manifest()["judge"]["sha256"]
-        path = cache_folder() / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
+        path = paths.cache_dir() / "leaderboard" / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
         data = None
         if path.is_file():
             try:
@@ -397,11 +397,11 @@ def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 
     session, rows = _Session(), []
     for name in names:
         t = time.perf_counter()
-        if progress:
-            print(f"{name}: ", end="", file=sys.stderr, flush=True)
+        if progress and (refresh or _read_cached(cache_file(name, n, seed)) is None):
+            print(f"measuring {name} (n = {n}) ...", file=sys.stderr, flush=True)
         row = evaluate_model(name, n, seed, refresh, _session=session, speed_seconds=speed_seconds)
-        if progress:
-            print("cached" if row["cached"] else f"measured in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        if progress and not row["cached"]:
+            print(f"  {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
         rows.append(row)
     return rows
 

@@ -1,0 +1,279 @@
+"""The one image-model protocol and `prodgen leaderboard`.
+
+Every registry generator implements the protocol (accepts, knobs, generate -> uint8, seeded); the
+leaderboard measures in a FAST mode (small n), caches each row under the sha256 of the checkpoints it
+depends on (a retrained model is re-measured, a second run reads the cache), and bad input is one line,
+exit 2, no traceback.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from prodgen import leaderboard, paths, pretrained
+from prodgen.cli import main
+from prodgen.models.protocol import ACCEPTS, Knob, ImageModel, noise
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
+
+SHIPPED = pretrained.generators(shipped=True)
+
+
+def _requests(model: ImageModel, n: int = 2):
+    """``n`` requests of the kind the model accepts."""
+    return {"attributes": [{"category": "mug", "color": "red"}, {"size": "large"}, {}][:n],
+            "text": ["a red striped mug by Acme", "大号黑色T恤"][:n],
+            "nothing": n}[model.accepts]
+
+
+# ----------------------------------------------------------------------------- the protocol
+def test_the_registry_lists_every_shipped_image_model():
+    assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img",
+                       "text2img-embedding"]
+    assert set(pretrained.GENERATORS) <= set(pretrained.BUILDERS)
+    assert "judge" not in pretrained.GENERATORS and "text-gru" not in pretrained.GENERATORS
+    assert pretrained.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
+                                            "cgan-concat": "attributes", "cgan-acgan": "attributes",
+                                            "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_generator_implements_the_protocol(name):
+    model = pretrained.load_generator(name)
+    assert isinstance(model, ImageModel) and model.name == name and model.accepts in ACCEPTS
+    for key, knob in model.knobs.items():  # every knob says its default, which is valid
+        assert isinstance(knob, Knob) and knob.name == key
+        assert knob.check(knob.default) == knob.default
+    requests = _requests(model)
+    a = model.generate(requests, seed=3)
+    assert a.dtype == torch.uint8 and a.shape == (2, 3, 32, 32)
+    assert torch.equal(a, model.generate(requests, seed=3))  # same seed, same bytes
+    assert not torch.equal(a, model.generate(requests, seed=4))
+    assert not torch.equal(a[0], a[1])
+    for key, knob in model.knobs.items():  # a knob that is not at its default changes the images
+        other = "learned" if knob.choices else 0.3
+        assert not torch.equal(a, model.generate(requests, seed=3, **{key: other})), key
+    assert len(model.understood(requests)) == 2
+    with pytest.raises(ValueError, match=f"{name} has no knob guidance; its knobs: "):
+        model.generate(requests, seed=0, guidance=3.0)
+    wrong = {"attributes": 2, "text": 2, "nothing": ["a red mug"]}[model.accepts]
+    with pytest.raises(ValueError, match=f"{name} is "):
+        model.generate(wrong, seed=0)
+
+
+def test_knob_ranges_and_choices_are_checked():
+    model = pretrained.load_generator("cgan-projection")
+    with pytest.raises(ValueError, match=r"truncation must be in \[0.05, 4.0\], got 9"):
+        model.generate([{}], truncation=9)
+    with pytest.raises(ValueError, match="unspecified must be one of random, learned"):
+        model.generate([{}], unspecified="any")
+    with pytest.raises(ValueError, match=r"temperature must be a number in \[0.0, 3.0\]"):
+        pretrained.load_generator("vae").generate(1, temperature=float("nan"))
+
+
+def test_protocol_keeps_the_lesson_functions_images():
+    """Knobs at their defaults give exactly the images the family's own functions give (lessons 05 and 07)."""
+    from prodgen.catalog import denormalize
+    from prodgen.models import cgan
+    from prodgen.models.condition import balanced_requests
+
+    labels = balanced_requests(6, seed=1)
+    model = pretrained.load_generator("cgan-projection")
+    assert torch.equal(model.generate(labels, seed=5), denormalize(cgan.generate(model.network, labels, seed=5)))
+    text = pretrained.load_generator("text2img")
+    assert torch.equal(text.generate(["a red mug"] * 2, seed=2), denormalize(text.network.generate(["a red mug"] * 2, seed=2)))
+
+
+def test_truncated_noise_stays_inside_the_threshold_and_is_seeded():
+    z = noise(500, 64, torch.Generator().manual_seed(0), truncation=0.5)
+    assert z.abs().max() <= 0.5 and z.std() > 0.2
+    assert torch.equal(z, noise(500, 64, torch.Generator().manual_seed(0), truncation=0.5))
+    assert torch.equal(noise(4, 8, torch.Generator().manual_seed(1)), torch.randn(4, 8, generator=torch.Generator().manual_seed(1)))
+
+
+# ----------------------------------------------------------------------------- the cache
+@pytest.fixture
+def rows_folder(tmp_path, monkeypatch):
+    """Rows cached in a private folder (the real photos' judge features stay in the shared cache)."""
+    folder = tmp_path / "leaderboard"
+    monkeypatch.setattr(leaderboard, "cache_folder", lambda: folder)
+    return folder
+
+
+@pytest.fixture
+def fake_measure(monkeypatch):
+    """``measure`` replaced by a recorder: the cache logic is tested without measuring."""
+    calls = []
+
+    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None):
+        calls.append((model.name, n, seed))
+        return {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed,
+                "protocol": leaderboard.PROTOCOL_VERSION, "fid": 1.0 + len(calls), "details": {}}
+
+    monkeypatch.setattr(leaderboard, "measure", measure)
+    monkeypatch.setattr(leaderboard, "_Session", lambda: type("S", (), {"judge": None, "ref": None})())
+    return calls
+
+
+def _private_checkpoints(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(paths.checkpoints_dir(), folder)
+    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
+    return folder
+
+
+def test_a_second_run_reads_the_cache_and_a_retrained_model_is_measured_again(rows_folder, fake_measure, tmp_path,
+                                                                              monkeypatch):
+    first = leaderboard.evaluate_all(["cgan-projection", "dcgan"], n=64)
+    assert [r["model"] for r in first] == ["cgan-projection", "dcgan"] and not any(r["cached"] for r in first)
+    assert len(fake_measure) == 2 and len(list(rows_folder.glob("*.json"))) == 2
+    again = leaderboard.evaluate_all(["cgan-projection", "dcgan"], n=64)
+    assert all(r["cached"] for r in again) and len(fake_measure) == 2
+    assert [r["fid"] for r in again] == [r["fid"] for r in first]
+    leaderboard.evaluate_all(["dcgan"], n=64, seed=1)  # another seed or n is another row
+    leaderboard.evaluate_all(["dcgan"], n=128)
+    assert len(fake_measure) == 4
+    leaderboard.evaluate_all(["dcgan"], n=64, refresh=True)
+    assert len(fake_measure) == 5
+
+    folder = _private_checkpoints(tmp_path, monkeypatch)  # "retrain" cgan-projection: other weights, new sha256
+    before = leaderboard.cache_file("cgan-projection", 64)
+    net = pretrained.load("cgan-projection")
+    with torch.no_grad():
+        next(net.parameters()).mul_(1.01)
+    entry = pretrained.manifest()["cgan-projection"]
+    pretrained.save("cgan-projection", net, entry["config"], metrics=entry["metrics"], training=entry["training"])
+    assert pretrained.manifest()["cgan-projection"]["sha256"] != entry["sha256"]
+    assert leaderboard.cache_file("cgan-projection", 64) != before
+    rows = leaderboard.evaluate_all(["cgan-projection", "dcgan"], n=64)
+    assert [r["cached"] for r in rows] == [False, True] and fake_measure[-1] == ("cgan-projection", 64, 0)
+    assert rows[0]["sha256"] == pretrained.manifest()["cgan-projection"]["sha256"]
+
+    shutil.copy(folder / "judge.pt", folder / "judge.bak")  # the judge is part of every key
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["judge"]["sha256"] = "0" * 64
+    (folder / "judge.pt").write_bytes(b"not the judge")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="checkpoint for 'judge' is corrupt"):
+        leaderboard.cache_file("dcgan", 64)
+
+
+def test_text_models_are_keyed_by_their_reader_too(rows_folder):
+    text = str(leaderboard.cache_file("text2img", 64))
+    assert leaderboard._depends_on("text2img") == ["text2img", "judge", "text-votes"]
+    assert leaderboard._depends_on("cgan-projection") == ["cgan-projection", "judge"]
+    assert text.endswith(".json") and "text2img-n64-s0-" in text
+
+
+def test_a_model_added_to_the_registry_appears_without_code_changes(rows_folder, fake_measure, tmp_path, monkeypatch):
+    folder = _private_checkpoints(tmp_path, monkeypatch)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    shutil.copy(folder / "cgan-projection.pt", folder / "cgan-copy.pt")
+    manifest["cgan-copy"] = {**manifest["cgan-projection"], "file": "cgan-copy.pt"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setitem(pretrained.BUILDERS, "cgan-copy", pretrained.BUILDERS["cgan-projection"])
+    monkeypatch.setitem(pretrained.GENERATORS, "cgan-copy", pretrained.GENERATORS["cgan-projection"])
+    rows = leaderboard.evaluate_all(None, n=32)
+    assert [r["model"] for r in rows] == SHIPPED + ["cgan-copy"]
+
+
+def test_cached_rows_are_formatted(rows_folder, fake_measure):
+    rows = leaderboard.evaluate_all(["cvae"], n=32)
+    md = leaderboard.format_markdown(rows).splitlines()
+    assert md[0].startswith("| model | FID | floor | FID∞ | KID |") and md[1].startswith("|---|---:|")
+    assert md[2].startswith("| cvae | 2.0 | – |")
+    assert leaderboard.format_table(rows).splitlines()[2].startswith("cvae")
+
+
+# ----------------------------------------------------------------------------- measuring, FAST mode
+@pytest.mark.slow
+def test_fast_leaderboard_measures_and_a_second_cli_run_is_instant(rows_folder, tmp_path, monkeypatch, capsys):
+    """Two models at n = 64 (the real measurement, a few seconds each once the real photos' features are cached),
+    then the CLI reads both rows from the cache."""
+    rows = leaderboard.evaluate_all(["cgan-projection", "dcgan", "text2img"], n=64, speed_seconds=0.05)
+    cgan, dcgan, text = rows
+    for row in rows:
+        assert row["n"] == 64 and row["protocol"] == leaderboard.PROTOCOL_VERSION and not row["cached"]
+        assert row["fid"] > 0 and row["fid_floor"] > 0 and row["kid_std"] == 0  # n < subset size: one KID estimate
+        for key in ("precision", "recall", "coverage"):
+            assert 0 <= row[key] <= 1
+        assert row["density"] > 0 and row["memorisation"] > 0 and row["images_per_s"] > 0
+    assert dcgan["histogram_distance"] > 0 and dcgan["control_mean"] is None and dcgan["diversity"] is None
+    for row in (cgan, text):
+        assert row["histogram_distance"] is None
+        assert 0.8 <= row["control_min"] <= row["control_mean"] <= 1 and 0.5 <= row["control_heldout"] <= 1
+        assert row["control_min_attribute"] in ("category", "color", "size", "brand", "pattern")
+        assert 0 < row["diversity"] < 2
+    assert cgan["control_en"] is None and 0.8 <= text["control_en"] <= 1 and 0.8 <= text["control_zh"] <= 1
+    assert set(text["details"]) >= {"control", "control_unseen_pairs", "test_en", "test_zh", "unseen_en",
+                                    "unseen_zh", "new_phrasings"}
+    assert dcgan["fid"] > cgan["fid"]  # the unconditional DCGAN is the weakest model on every earlier measurement
+    assert json.loads(leaderboard.cache_file("dcgan", 64).read_text())["fid"] == dcgan["fid"]
+
+    start = time.perf_counter()
+    assert main(["leaderboard", "--models", "cgan-projection,dcgan,text2img", "--n", "64", "--json"]) == 0
+    assert time.perf_counter() - start < 2
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in listed] == ["cgan-projection", "dcgan", "text2img"] and all(r["cached"] for r in listed)
+    assert [r["fid"] for r in listed] == [r["fid"] for r in rows] and "details" not in listed[0]
+    assert main(["leaderboard", "--models", "dcgan", "--n", "64", "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| model | FID |")
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_protocols_measurements(rows_folder, capsys):
+    assert main(["evaluate", "cvae", "--n", "32", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "cvae" and result["n"] == 32
+    assert {"control", "control_unseen_pairs", "control_partial_requests", "edits", "fid", "fid_floor", "precision",
+            "recall", "fid_inf", "kid", "density", "coverage", "diversity", "memorisation"} <= set(result)
+    assert result["control"]["mean"] > 0.8 and result["edits"]["mean"]["success"] > 0.8
+
+
+# ----------------------------------------------------------------------------- bad input
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "prodgen.cli", "leaderboard", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "stylegan"], "unknown model 'stylegan'; generators: dcgan, vae, cgan-projection, cgan-concat, "
+                               "cgan-acgan, cvae, text2img, text2img-embedding"),
+    (["--models", "judge"], "unknown model 'judge'; generators: dcgan,"),
+    (["--models", " , "], "no model named; generators: dcgan,"),
+    (["--n", "1"], "--n must be at least 16"),
+    (["--n", "0"], "--n must be at least 16"),
+    (["--n", "many"], "--n must be a whole number of samples"),
+])
+def test_bad_input_is_one_line_exit_2(args, message):
+    result = _cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prodgen: error: ") and message in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_python_api_refuses_bad_n():
+    for n in (1, 0, 15, 2.5, True, "64"):
+        with pytest.raises(ValueError, match="n must be a whole number of samples >= 16"):
+            leaderboard.evaluate_all(["dcgan"], n=n)
+
+
+@pytest.mark.parametrize("broken, message", [
+    (lambda f: f.masked_fill(torch.rand(f.shape) < 0.01, float("nan")), "NaN or infinite"),
+    (lambda f: f[:, :128], "different feature dimensions (256 vs 128)"),
+])
+def test_broken_features_are_one_line_and_nothing_is_cached(rows_folder, monkeypatch, capsys, broken, message):
+    real_judge = leaderboard._judge
+    monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (broken(real_judge(judge, images)[0]),
+                                                                      real_judge(judge, images)[1]))
+    assert main(["leaderboard", "--models", "dcgan", "--n", "16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("prodgen: error: ") and message in err[-1] and "Traceback" not in "".join(err)
+    assert not list(rows_folder.glob("*.json")) and not list(rows_folder.glob(".*.tmp"))
