@@ -600,14 +600,16 @@ def _execute_as_saved(src: Path, dst: Path, timeout: float | None) -> None:
     from nbclient.exceptions import CellExecutionError
 
     nb = _read(src)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(src.parent)}}, **_encrypted_kernel_config())
-    try:
-        client.execute()
-    except CellExecutionError:
-        pass
-    finally:
-        _write_atomically(dst, nbformat.writes(nb))
+    with open(dst.with_suffix(".kernel.log"), "w", encoding="utf-8") as log:  # the kernel's own log, as in _execute
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                resources={"metadata": {"path": str(src.parent)}}, **_encrypted_kernel_config(),
+                                **_kernel_log_manager(log))
+        try:
+            client.execute()
+        except CellExecutionError:
+            pass
+        finally:
+            _write_atomically(dst, nbformat.writes(nb))
 
 
 def run_lesson(
