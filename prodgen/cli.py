@@ -172,7 +172,7 @@ def _evaluate(args) -> int:
                 value = ", ".join(f"{k} {v:.4f}" if not isinstance(v, dict) else
                                   f"{k} ({', '.join(f'{kk} {vv:.4f}' for kk, vv in v.items())})"
                                   for k, v in value.items())
-            print(f"  {key:<20} {value}")
+            print(f"  {key:<22} {value}")
     return 0
 
 
