@@ -129,7 +129,8 @@ def _train(args) -> int:
 
     metrics = pretrained.train(args.model, fast=args.fast, out=args.out, epochs=_number(args.epochs, "--epochs", int, 1),
                                minutes=_number(args.minutes, "--minutes", float, 0),
-                               seed=_number(args.seed, "--seed", int, 0), device=args.device, resume=args.resume)
+                               seed=_number(args.seed, "--seed", int, 0), batch=_number(args.batch, "--batch", int, 2),
+                               device=args.device, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 alone saves and reports
         where = args.out or "the shipped checkpoint and manifest"
         print(f"saved {args.model} to {where}: "
@@ -274,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", help="stop cleanly after this many minutes (at a batch boundary)")
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     s.add_argument("--seed", help="the recipe's seed (initial weights, data order, noise); default: the recipe's")
+    s.add_argument("--batch", help="the global batch size (split across torchrun's processes); default: the recipe's")
     s.add_argument("--resume", action="store_true",
                    help="continue from the training state saved after each epoch (next to --out, or in the cache)")
     s.set_defaults(func=_train)

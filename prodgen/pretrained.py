@@ -47,7 +47,7 @@ BUILDERS: dict[str, str] = {
 # reads its signature and refuses an option a trainer lacks, naming the model):
 #   device= the torch device;  out= a file to write instead of the shipped checkpoint (``save(..., out=)``);
 #   checkpoint= / resume= the engine's per-epoch training state, passed on to ``train_gan`` / ``train_vae``;
-#   epochs= / minutes= / seed= (through **settings) replace the CHECKPOINT_CONFIG entries of those names.
+#   **settings: CHECKPOINT_CONFIG entries to replace (SETTINGS: epochs, minutes, seed, batch_size).
 # Under torchrun every rank calls the trainer; rank 0 alone evaluates and saves (the others return {}).
 TRAINERS: dict[str, str] = {
     "judge": "prodgen.models.judge:train_checkpoint",
@@ -145,7 +145,8 @@ def _builder(name: str):
     return getattr(importlib.import_module(module), function)
 
 
-SETTINGS = ("epochs", "minutes", "seed")  # options that replace the recipe's CHECKPOINT_CONFIG entries
+# option of ``train`` (``prodgen train --NAME``) -> the recipe's CHECKPOINT_CONFIG entry it replaces
+SETTINGS = {"epochs": "epochs", "minutes": "minutes", "seed": "seed", "batch": "batch_size"}
 
 
 def state_path(name: str, out=None) -> Path:
@@ -157,7 +158,7 @@ def state_path(name: str, out=None) -> Path:
     return paths.cache_dir() / "train-state" / f"{name}.pt"
 
 
-def _check_options(epochs, minutes, seed, out) -> None:
+def _check_options(epochs, minutes, seed, batch, out) -> None:
     def whole(value, low):
         return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
@@ -168,6 +169,8 @@ def _check_options(epochs, minutes, seed, out) -> None:
         raise ValueError(f"minutes must be a positive number of minutes, got {minutes!r}")
     if seed is not None and not whole(seed, 0):
         raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    if batch is not None and not whole(batch, 2):
+        raise ValueError(f"batch must be a whole number >= 2, got {batch!r}")
     if out is not None and (Path(out).suffix != ".pt" or Path(out).is_dir()):
         raise ValueError(f"--out must be the path of a .pt file to write, got {str(out)!r}")
 
@@ -193,12 +196,14 @@ def _uses_engine(params) -> bool:
 
 
 def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | None = None,
-          minutes: float | None = None, seed: int | None = None, device: str = "auto", resume: bool = False) -> dict:
+          minutes: float | None = None, seed: int | None = None, batch: int | None = None, device: str = "auto",
+          resume: bool = False) -> dict:
     """Retrain checkpoint ``name`` with its shipped configuration and save it; returns its metrics.
 
     ``out``: write the checkpoint to this ``.pt`` file (:func:`load_file` reads it) and leave the shipped
     checkpoint and the manifest alone; without it the shipped checkpoint is replaced. ``epochs``,
-    ``minutes`` (a time budget) and ``seed`` replace the recipe's values; ``device``: ``auto``, ``cpu``,
+    ``minutes`` (a time budget), ``seed`` and ``batch`` (the global batch size, see ``prodgen.train``)
+    replace the recipe's values; ``device``: ``auto``, ``cpu``,
     ``cuda``, ``mps``. The training state is saved after every epoch (:func:`state_path`), and
     ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
     joins the process group (``prodgen.distributed``): every process trains on its shard, rank 0 saves.
@@ -207,12 +212,13 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     from . import distributed
 
     trainer, params, recipe = _trainer(name)
-    _check_options(epochs, minutes, seed, out)
+    _check_options(epochs, minutes, seed, batch, out)
     takes_settings = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    asked = {"epochs": epochs, "minutes": minutes, "seed": seed, "out": out, "resume": resume or None,
-             "device": None if device == "auto" else device}
-    refused = [k for k, v in asked.items() if v is not None and k not in params
-               and not (k in SETTINGS and k in recipe and takes_settings)]
+    options = {"out": out, "resume": resume or None, "device": None if device == "auto" else device}
+    asked = {"epochs": epochs, "minutes": minutes, "seed": seed, "batch": batch}
+    settings = {SETTINGS[k]: v for k, v in asked.items() if v is not None}
+    refused = [k for k, v in options.items() if v is not None and k not in params]
+    refused += [k for k, v in asked.items() if v is not None and not (SETTINGS[k] in recipe and takes_settings)]
     engine_models = lambda: ", ".join(n for n in TRAINERS if _uses_engine(_trainer(n)[1]))  # noqa: E731
     if refused:
         raise ValueError(f"prodgen train {name} takes no --{', --'.join(refused)} (it trains with its own loop); "
@@ -221,7 +227,7 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
         if distributed.launched():
             raise ValueError(f"{name} trains in one process (its own loop, not prodgen.train's engine); "
                              f"under torchrun train one of {engine_models()}")
-        return trainer(name, fast=fast, log=log, **{k: v for k, v in asked.items() if v is not None})
+        return trainer(name, fast=fast, log=log, **{k: v for k, v in options.items() if v is not None}, **settings)
     joined = distributed.launched() and distributed.world_size() == 1
     dev = distributed.init(device)  # joins the process group under torchrun
     try:
@@ -230,7 +236,6 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
         state = state_path(name, out)
         if resume and log and not state.is_file():
             log(f"no training state at {state}: starting afresh")
-        settings = {k: v for k, v in asked.items() if k in SETTINGS and v is not None}
         return trainer(name, fast=fast, log=log, device=device if dev is None else str(dev),
                        out=None if out is None else Path(out), checkpoint=state, resume=resume, **settings)
     finally:

@@ -23,7 +23,29 @@ GPU the layout stays NCHW (channels_last measured ~12 % slower on an H200). ``"f
 ``"bf16"`` force a precision. ``prodgen bench`` measures the engine against a bare loop and
 against a plain fp32 NCHW loop, and says which precision the default picked.
 
-Used by lessons 03 (GANs), 04 (VAEs), 05-07 (conditional models) and 10.
+Several processes. Under ``torchrun`` (``torchrun --standalone --nproc_per_node=N -m prodgen train MODEL``,
+or a script that joined a process group) the same loops train with DistributedDataParallel
+(``prodgen.distributed``: gloo on the CPU, NCCL with one GPU per process):
+
+- data: every epoch all ranks draw the same permutation from the seeded generator and each takes its own
+  slice of every global batch, so no product is seen twice in an epoch;
+- ``batch_size`` is the **global** batch, split evenly across the processes (it must be a multiple of N).
+  DDP averages the gradients over ranks, so a step is the same mean-over-``batch_size`` step as in one
+  process and the learning rate means the same: results are comparable with one process, the number of
+  steps per epoch does not change, each step costs every rank 1/N of the images;
+- batch norm keeps **per-rank** statistics (no SyncBatchNorm): each rank normalises its own slice, just as
+  the GAN step already normalises real and fake batches separately. SyncBatchNorm would add a collective to
+  every normalisation layer in every forward (three discriminator forwards per step) for models this small,
+  and PyTorch implements it for accelerators only (it refuses CPU tensors, so gloo runs could not use it). With many GPUs raise the global batch
+  (``--batch``) so each rank keeps a few dozen images. Running statistics are copied from rank 0 before
+  each sample grid and checkpoint, so every buffer, and the EMA generator, ends identical on all ranks
+  (the weights are identical by construction: DDP broadcasts the initial ones and averages gradients);
+- each rank draws its own noise (seeded from seed, epoch and rank, so ``resume=True`` continues exactly);
+  the history's losses are means over ranks and ``images_seen`` counts the images of all ranks;
+- rank 0 alone shows progress, draws the sample grid and writes the (atomic) checkpoint; the time budget
+  is agreed by all ranks when losses are gathered (every step on the CPU, every 25 steps on a GPU).
+
+Used by lessons 03 (GANs), 04 (VAEs), 05-07 (conditional models) and 10, and by ``prodgen train``.
 """
 from __future__ import annotations
 

@@ -277,14 +277,14 @@ def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
 
     shipped = _tiny_dcgan(monkeypatch, tmp_path)
     out = tmp_path / "runs" / "mine.pt"
-    argv = ["train", "dcgan", "--fast", "--out", str(out), "--device", "cpu", "--seed", "3"]
+    argv = ["train", "dcgan", "--fast", "--out", str(out), "--device", "cpu", "--seed", "3", "--batch", "64"]
     assert cli.main([*argv, "--epochs", "2"]) == 0
     assert f"saved dcgan to {out}" in capsys.readouterr().out
     assert list(shipped.iterdir()) == []  # --out leaves the shipped checkpoint and the manifest alone
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.state.pt"]
     model, info = pretrained.load_file(out)
     assert info["name"] == "dcgan" and info["config"]["width"] == 8 and not model.training
-    assert info["training"]["seed"] == 3 and info["training"]["epochs_done"] == 2
+    assert info["training"]["seed"] == 3 and info["training"]["batch_size"] == 64 and info["training"]["epochs_done"] == 2
     assert info["training"]["images_seen"] == 2 * 1024 and info["training"]["processes"] == 1
     first = {k: v.clone() for k, v in model.state_dict().items()}
     assert cli.main([*argv, "--epochs", "3", "--resume"]) == 0  # the total to reach: one more epoch
@@ -312,6 +312,7 @@ def test_train_without_out_replaces_the_shipped_checkpoint(monkeypatch, tmp_path
     (["--minutes", "-1"], "--minutes must be a number > 0, got -1"),
     (["--minutes", "nan"], "--minutes must be a number > 0"),
     (["--seed", "1.5"], "--seed must be a whole number, got '1.5'"),
+    (["--batch", "1"], "--batch must be a whole number >= 2, got 1"),
     (["--out", "somewhere/"], "--out must be the path of a .pt file"),
     (["--device", "tpu"], "unknown device 'tpu'"),
 ])
@@ -333,7 +334,7 @@ def test_models_with_their_own_loop_refuse_engine_options_and_torchrun(monkeypat
     assert "prodgen train text-gru takes no --epochs" in capsys.readouterr().err
     assert cli.main(["train", "judge", "--minutes", "1", "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "takes no --minutes, --resume" in err and "dcgan, vae, cgan-projection" in err
+    assert "takes no --resume, --minutes" in err and "dcgan, vae, cgan-projection" in err
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
     with pytest.raises(ValueError, match="judge trains in one process .* under torchrun train one of dcgan"):
         pretrained.train("judge", fast=True, log=None)
