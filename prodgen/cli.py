@@ -127,7 +127,8 @@ def _number(text, flag: str, kind, low):
 def _train(args) -> int:
     from . import pretrained
 
-    metrics = pretrained.train(args.model, fast=args.fast, out=args.out, epochs=_number(args.epochs, "--epochs", int, 1),
+    metrics = pretrained.train(args.model, fast=args.fast, out=args.out,
+                               epochs=_number(args.epochs, "--epochs", int, 1),
                                minutes=_number(args.minutes, "--minutes", float, 0),
                                seed=_number(args.seed, "--seed", int, 0), batch=_number(args.batch, "--batch", int, 2),
                                device=args.device, resume=args.resume)

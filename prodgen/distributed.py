@@ -121,8 +121,8 @@ def wrap(module: torch.nn.Module, device) -> torch.nn.Module:
     device = torch.device(device)
     ids = [device.index] if device.type == "cuda" else None
     # no buffer broadcast before every forward (newer PyTorch renamed the switch)
-    no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-               else {"broadcast_buffers": False})
+    renamed = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    no_sync = {"forward_sync_buffers": False} if renamed else {"broadcast_buffers": False}
     return DistributedDataParallel(module, device_ids=ids, **no_sync)
 
 

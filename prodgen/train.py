@@ -200,7 +200,8 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
         real_logits, real_aux = _split(discriminator(real, *cond))
         fake_logits, fake_aux = _split(discriminator(fake.detach(), *cond))
     loss_d = d_loss(real_logits, fake_logits)
-    aux_loss = getattr(discriminator, "module", discriminator).aux_loss if real_aux is not None else None  # DDP: .module
+    inner = getattr(discriminator, "module", discriminator)  # under DDP the network is the wrapper's .module
+    aux_loss = inner.aux_loss if real_aux is not None else None
     if real_aux is not None:  # AC-GAN: D also learns to name the attributes of real and fake images
         loss_d = loss_d + aux_loss(real_aux, labels) + aux_loss(fake_aux, labels)
     opt_d.zero_grad(set_to_none=True)

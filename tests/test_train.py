@@ -284,7 +284,8 @@ def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.state.pt"]
     model, info = pretrained.load_file(out)
     assert info["name"] == "dcgan" and info["config"]["width"] == 8 and not model.training
-    assert info["training"]["seed"] == 3 and info["training"]["batch_size"] == 64 and info["training"]["epochs_done"] == 2
+    assert info["training"]["seed"] == 3 and info["training"]["batch_size"] == 64
+    assert info["training"]["epochs_done"] == 2
     assert info["training"]["images_seen"] == 2 * 1024 and info["training"]["processes"] == 1
     first = {k: v.clone() for k, v in model.state_dict().items()}
     assert cli.main([*argv, "--epochs", "3", "--resume"]) == 0  # the total to reach: one more epoch
