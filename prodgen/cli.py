@@ -1,4 +1,4 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -221,6 +221,12 @@ def _generate(args) -> int:
     return 0
 
 
+def _studio(args) -> int:
+    from .studio_server import serve
+
+    return serve(port=args.port, open_browser=not args.no_browser, export_dir=args.export)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -306,6 +312,11 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="the rows as JSON")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
     s.set_defaults(func=_leaderboard)
+    s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
+    s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
+    s.add_argument("--no-browser", action="store_true", help="only print the URL (with its token)")
+    s.add_argument("--export", default="studio-export", help="folder the studio exports pinned images to")
+    s.set_defaults(func=_studio)
     return p
 
 

@@ -13,7 +13,7 @@ Row ``r`` of a run with seed ``S`` draws its noise from a generator seeded with 
 gives byte-identical images, and one row's images do not depend on the other rows. Everything is
 written to a temporary folder and renamed at the end: an interrupted run leaves nothing behind.
 
-Used by ``prodgen generate`` and lessons 07, 09 and 12.
+Used by ``prodgen generate``, the studio's export (:func:`write_catalog`) and lessons 07, 09 and 12.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch
 from .catalog.attributes import ATTRIBUTE_NAMES
 
 __all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
-           "check_request", "generate", "generate_catalog", "METADATA_COLUMNS"]
+           "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
 
 
 def __getattr__(name):
@@ -238,5 +238,41 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
     finally:
         if bar is not None:
             bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def write_catalog(out_dir, images: torch.Tensor, rows: list[dict]) -> Path:
+    """Write uint8 ``images`` (N x 3 x H x W) and one metadata dict per image (keys from ``METADATA_COLUMNS``
+    except ``file``; missing ones blank) as a folder in :func:`generate_catalog`'s format, atomically (a
+    temporary folder renamed at the end). ``out_dir`` must be new or empty. Used by the studio's export."""
+    from PIL import Image
+
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or len(images) != len(rows):
+        raise ValueError(f"write_catalog needs uint8 images N x 3 x H x W and one metadata row per image, got "
+                         f"{tuple(images.shape)} {images.dtype} and {len(rows)} rows")
+    if not len(images):
+        raise ValueError("nothing to write: no images")
+    out = Path(out_dir)
+    _prepare_out(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        pixels = images.permute(0, 2, 3, 1).numpy()
+        lines = []
+        for k, row in enumerate(rows):
+            file = f"{k:06d}.png"
+            Image.fromarray(pixels[k]).save(tmp / file, optimize=False)
+            lines.append([file, *(row.get(c, "") for c in METADATA_COLUMNS[1:])])
+        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(METADATA_COLUMNS)
+            writer.writerows(lines)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

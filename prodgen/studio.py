@@ -1,0 +1,342 @@
+"""The Product Studio: generate, pin, edit and export products with ipywidgets (lesson 09, ``prodgen studio``).
+
+``Studio()`` builds the app in any notebook (display it, or ``studio.app``); ``prodgen studio`` serves it as a
+web page with Voilà. It talks to image models only through the protocol (``prodgen.models.protocol``) and the
+registry (``pretrained.generators``), so a model added to the registry appears here without code changes:
+
+- **Generate**: a model picker (each entry says what the model accepts), one dropdown per attribute
+  ("any" = unspecified) for attribute models, a description box (English or Chinese) for text models,
+  seed, count, and one control per knob the model has; Generate -> a grid and a status line with the time.
+- **Pin** images of the grid, and **export** the pinned ones as a catalog folder (PNGs + ``metadata.csv``,
+  the ``prodgen generate`` format, written atomically by ``generate.write_catalog``).
+- **Edit**: a catalog photo or an uploaded PNG, re-drawn with some attributes changed by an editor from
+  :data:`EDITORS` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
+
+Every handler reports in the status line; bad input (an unknown word, a description with no product word, a
+bad PNG) is a one-line message there, never a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import time
+from pathlib import Path
+
+import ipywidgets as widgets
+import torch
+
+from . import pretrained
+from .catalog.attributes import ATTRIBUTE_NAMES, values_of
+
+__all__ = ["Studio", "EDITORS", "grid_png", "ANY"]
+
+ANY = "any"
+KEEP = "keep"
+MAX_COUNT = 64
+
+# name -> "module:Class.method" taking (network, images uint8 N x 3 x H x W, labels N x 5, changes dict) and
+# returning images in [-1, 1]: the registered attribute editors (diffusion inpainting adds a line here).
+EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit"}
+
+ACCEPTS_TEXT = {"attributes": "attributes (pick them below; 'any' = the model chooses)",
+                "text": "a description in English or Chinese",
+                "nothing": "nothing: unconditional, it draws products at random"}
+
+
+def grid_png(images: torch.Tensor, columns: int = 8, scale: int = 3, gap: int = 2) -> bytes:
+    """uint8 images N x 3 x H x W as one PNG grid (nearest-neighbour upscaled ``scale`` times)."""
+    from PIL import Image
+
+    n, _, h, w = images.shape
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    hs, ws = h * scale, w * scale
+    canvas = torch.full((3, rows * (hs + gap) - gap, columns * (ws + gap) - gap), 255, dtype=torch.uint8)
+    big = images.repeat_interleave(scale, 2).repeat_interleave(scale, 3)  # N x 3 x hs x ws
+    for i in range(n):
+        r, c = divmod(i, columns)
+        canvas[:, r * (hs + gap):r * (hs + gap) + hs, c * (ws + gap):c * (ws + gap) + ws] = big[i]
+    buf = io.BytesIO()
+    Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _load_editor(name: str):
+    module, attr = EDITORS[name].split(":")
+    target = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    network = pretrained.load(name)
+    return lambda images, labels, changes: target(network, images, labels, changes)
+
+
+class Studio:
+    """The Product Studio app (``studio.app`` is the widget; a ``Studio`` displays itself in a notebook).
+
+    ``models``: generator names (default: every shipped generator, in course order); ``editors``: editor
+    names (default: the shipped ones in :data:`EDITORS`); ``export_dir``: the default export folder.
+    """
+
+    def __init__(self, models: list[str] | None = None, editors: list[str] | None = None,
+                 export_dir="studio-export"):
+        self.models = list(models) if models is not None else pretrained.generators(shipped=True)
+        if not self.models:
+            raise ValueError("no image generator is shipped; train one, e.g. `prodgen train dcgan`")
+        unknown = [m for m in self.models if m not in pretrained.GENERATORS]
+        if unknown:
+            raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(pretrained.GENERATORS)}")
+        shipped = pretrained.manifest()
+        self.editors = list(editors) if editors is not None else [e for e in EDITORS if e in shipped]
+        self._loaded: dict = {}
+        self._editor_cache: dict = {}
+        self.kinds = pretrained.generator_kinds()
+        self.images = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)  # the current grid
+        self.meta: list[dict] = []  # one metadata row per grid image
+        self.pinned: list[tuple[torch.Tensor, dict]] = []  # (image 3 x H x W, metadata row)
+        self.last_seconds = None
+        self._catalog = None
+        self._build(export_dir)
+
+    # -- widgets -----------------------------------------------------------------------------------
+    def _build(self, export_dir) -> None:
+        W = widgets
+        self.model = W.Dropdown(options=[(f"{m} ({self.kinds[m]})", m) for m in self.models],
+                                value=self.models[0], description="model")
+        self.accepts = W.HTML()
+        self.attributes = {a: W.Dropdown(options=[ANY, *values_of(a)], value=ANY, description=a)
+                           for a in ATTRIBUTE_NAMES}
+        self.attribute_box = W.HBox(list(self.attributes.values()), layout=W.Layout(flex_flow="row wrap"))
+        self.description = W.Text(placeholder="e.g. a large red striped t-shirt by Acme / 大号红色条纹T恤",
+                                  description="description", layout=W.Layout(width="90%"))
+        self.seed = W.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed")
+        self.count = W.BoundedIntText(value=16, min=1, max=MAX_COUNT, description="count")
+        self.knob_box = W.HBox()
+        self.knob_widgets: dict = {}
+        self.generate_button = W.Button(description="Generate", button_style="primary", icon="magic")
+        self.status = W.HTML(value="ready")
+        self.grid = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.pick = W.SelectMultiple(options=[], description="pick", rows=4)
+        self.pin_button = W.Button(description="Pin picked", icon="thumb-tack")
+        self.clear_button = W.Button(description="Clear pins")
+        self.pinned_view = W.Image(format="png")
+        self.export_dir = W.Text(value=str(export_dir), description="folder")
+        self.export_button = W.Button(description="Export pinned", icon="download")
+        generate_tab = W.VBox([
+            W.HBox([self.model, self.accepts]), self.attribute_box, self.description,
+            W.HBox([self.seed, self.count]), self.knob_box, self.generate_button, self.grid,
+            W.HBox([self.pick, W.VBox([self.pin_button, self.clear_button])]),
+            W.HTML("<b>Pinned</b>"), self.pinned_view, W.HBox([self.export_dir, self.export_button]),
+        ])
+        # the edit tab
+        self.editor = W.Dropdown(options=self.editors or ["(no editor shipped)"], description="editor")
+        self.source = W.ToggleButtons(options=["catalog photo", "uploaded PNG"], value="catalog photo")
+        self.photo = W.BoundedIntText(value=0, min=0, max=1999, description="photo #")
+        self.upload = W.FileUpload(accept=".png", multiple=False, description="PNG")
+        self.changes = {a: W.Dropdown(options=[KEEP, *values_of(a)], value=KEEP, description=a)
+                        for a in ATTRIBUTE_NAMES}
+        self.edit_button = W.Button(description="Edit", button_style="primary", icon="paint-brush")
+        self.before_after = W.Image(format="png")
+        edit_tab = W.VBox([self.editor, self.source, W.HBox([self.photo, self.upload]),
+                           W.HBox(list(self.changes.values()), layout=W.Layout(flex_flow="row wrap")),
+                           self.edit_button, self.before_after])
+        self.tabs = W.Tab(children=[generate_tab, edit_tab])
+        self.tabs.set_title(0, "Generate")
+        self.tabs.set_title(1, "Edit")
+        self.app = W.VBox([W.HTML("<h3>Product Studio</h3>"), self.tabs, self.status])
+        self.app.add_class("prodgen-studio")
+        self.model.observe(lambda change: self._safely(self._model_changed), names="value")
+        self.generate_button.on_click(lambda _: self._safely(self.on_generate))
+        self.pin_button.on_click(lambda _: self._safely(self.on_pin))
+        self.clear_button.on_click(lambda _: self._safely(self.on_clear))
+        self.export_button.on_click(lambda _: self._safely(self.on_export))
+        self.edit_button.on_click(lambda _: self._safely(self.on_edit))
+        self._model_changed()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.app)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def say(self, text: str, ok: bool = True) -> None:
+        """Put ``text`` in the status line (red when not ``ok``)."""
+        import html
+
+        color = "#1a7f37" if ok else "#c62828"
+        self.status.value = f'<span class="studio-status" style="color:{color}">{html.escape(text)}</span>'
+
+    @property
+    def status_text(self) -> str:
+        """The status line without its markup."""
+        import re
+
+        return re.sub(r"<[^>]+>", "", self.status.value).replace("&#x27;", "'").replace("&quot;", '"') \
+            .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    def _safely(self, handler) -> None:
+        """Run a handler; any error becomes one line in the status line, never a traceback."""
+        try:
+            handler()
+        except KeyError as e:
+            self.say(f"unknown: {e.args[0]}", ok=False)
+        except (ValueError, FileNotFoundError, FileExistsError) as e:
+            self.say(str(e), ok=False)
+        except Exception as e:  # noqa: BLE001 - the studio must never show a traceback
+            self.say(f"{type(e).__name__}: {e}", ok=False)
+
+    def generator(self, name: str | None = None):
+        """The loaded ``ImageModel`` for ``name`` (default: the picked one); loaded once."""
+        name = name or self.model.value
+        if name not in self._loaded:
+            self._loaded[name] = pretrained.load_generator(name)
+        return self._loaded[name]
+
+    def _model_changed(self) -> None:
+        name = self.model.value
+        kind = self.kinds[name]
+        self.accepts.value = f"<i>accepts {ACCEPTS_TEXT[kind]}</i>"
+        self.attribute_box.layout.display = None if kind == "attributes" else "none"
+        self.description.layout.display = None if kind == "text" else "none"
+        model = self.generator(name)
+        self.knob_widgets = {}
+        for k, knob in model.knobs.items():
+            if knob.choices:
+                w = widgets.Dropdown(options=list(knob.choices), value=knob.default, description=k)
+            else:
+                start = knob.default if knob.default is not None else knob.high
+                w = widgets.FloatSlider(value=start, min=knob.low, max=knob.high, step=0.05, description=k)
+                if knob.default is None:  # an optional knob: off unless ticked
+                    w = widgets.HBox([widgets.Checkbox(value=False, description=f"{k} on", indent=False), w])
+            w.tooltip = knob.doc
+            self.knob_widgets[k] = w
+        self.knob_box.children = list(self.knob_widgets.values())
+        self.say(f"{name} ready")
+
+    def knob_values(self) -> dict:
+        """The knob settings from the controls (an optional knob left unticked = off)."""
+        values = {}
+        for k, w in self.knob_widgets.items():
+            if isinstance(w, widgets.HBox):
+                tick, slider = w.children
+                values[k] = float(slider.value) if tick.value else None
+            else:
+                values[k] = w.value
+        return values
+
+    def request(self) -> tuple[object, dict]:
+        """``(requests for generate, metadata shared by the grid)`` from the controls."""
+        model = self.generator()
+        n = int(self.count.value)
+        if not 1 <= n <= MAX_COUNT:
+            raise ValueError(f"count must be 1 to {MAX_COUNT}, got {n}")
+        if model.accepts == "attributes":
+            attrs = {a: w.value for a, w in self.attributes.items() if w.value != ANY}
+            return [attrs] * n, dict(attrs)
+        if model.accepts == "text":
+            from .text import validate_description
+
+            text = self.description.value.strip()
+            if not text:
+                raise ValueError("type a description, e.g. 'a red striped mug by Acme' or 'Acme品牌红色条纹马克杯'")
+            validate_description(text)  # no product word -> one-line ValueError
+            heard = model.understood([text])[0]
+            return [text] * n, {**heard, "description": text}
+        return n, {}
+
+    # -- handlers ----------------------------------------------------------------------------------
+    def on_generate(self) -> None:
+        """Generate a grid from the controls (the Generate button)."""
+        model = self.generator()
+        requests, meta = self.request()
+        knobs = self.knob_values()
+        self.say(f"generating with {model.name}…")
+        start = time.perf_counter()
+        images = model.generate(requests, seed=int(self.seed.value), **knobs)
+        self.images = images
+        self.meta = [{**meta, "model": model.name, "seed": int(self.seed.value)} for _ in range(len(images))]
+        self.grid.value = grid_png(images)
+        self.last_seconds = time.perf_counter() - start
+        self.pick.options = [str(i + 1) for i in range(len(images))]
+        heard = {k: v for k, v in meta.items() if k != "description"}
+        read = f"; read as {heard}" if model.accepts == "text" else ""
+        self.say(f"generated {len(images)} images with {model.name} in {self.last_seconds:.2f} s{read}")
+
+    def on_pin(self) -> None:
+        """Pin the picked grid images."""
+        if not self.pick.value:
+            raise ValueError("pick one or more images of the grid first (their numbers, left to right)")
+        for label in self.pick.value:
+            i = int(label) - 1
+            self.pinned.append((self.images[i].clone(), dict(self.meta[i])))
+        self.pinned_view.value = grid_png(torch.stack([p[0] for p in self.pinned]), columns=12, scale=2)
+        self.say(f"{len(self.pinned)} pinned")
+
+    def on_clear(self) -> None:
+        self.pinned = []
+        self.pinned_view.value = b""
+        self.say("pins cleared")
+
+    def on_export(self) -> Path:
+        """Write the pinned images as a catalog folder (PNGs + metadata.csv), atomically."""
+        from .generate import write_catalog
+
+        if not self.pinned:
+            raise ValueError("nothing pinned yet: generate, pick images and press 'Pin picked'")
+        text = self.export_dir.value.strip()
+        if not text:
+            raise ValueError("give a folder to export to")
+        out = write_catalog(Path(text).expanduser(), torch.stack([p[0] for p in self.pinned]),
+                            [p[1] for p in self.pinned])
+        self.say(f"exported {len(self.pinned)} images to {out}")
+        return out
+
+    def _source_photo(self) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """``(image 1 x 3 x 32 x 32 uint8, labels 1 x 5, where it came from)``."""
+        from .catalog import load_catalog, normalize
+
+        if self.source.value == "catalog photo":
+            if self._catalog is None:
+                self._catalog = load_catalog("test", progress=False)
+            i = int(self.photo.value)
+            if not 0 <= i < len(self._catalog):
+                raise ValueError(f"photo # must be 0 to {len(self._catalog) - 1}, got {i}")
+            return self._catalog.images[i:i + 1], self._catalog.labels[i:i + 1], f"test photo {i}"
+        if not self.upload.value:
+            raise ValueError("upload a PNG first (or pick 'catalog photo')")
+        item = self.upload.value[0]
+        image = read_png(bytes(item["content"]), item.get("name", "upload"))
+        judge = self._editor_cache.setdefault("judge", pretrained.load("judge"))
+        labels = judge.predict(normalize(image))
+        return image, labels, f"{item.get('name', 'upload')} (attributes read by the judge)"
+
+    def on_edit(self) -> None:
+        """Re-draw the chosen photo with the changed attributes (before | after)."""
+        if not self.editors:
+            raise ValueError("no attribute editor is shipped; train one, e.g. `prodgen train cvae`")
+        changes = {a: w.value for a, w in self.changes.items() if w.value != KEEP}
+        if not changes:
+            raise ValueError("choose at least one attribute to change")
+        image, labels, where = self._source_photo()
+        name = self.editor.value
+        if name not in self._editor_cache:
+            self._editor_cache[name] = _load_editor(name)
+        from .catalog import denormalize
+
+        start = time.perf_counter()
+        after = denormalize(self._editor_cache[name](image, labels, changes).float())
+        self.edited = after
+        self.before_after.value = grid_png(torch.cat([image, after]), columns=2, scale=6)
+        self.say(f"edited {where} with {name}: {changes} in {time.perf_counter() - start:.2f} s (before | after)")
+
+
+def read_png(data: bytes, name: str = "upload", size: int = 32) -> torch.Tensor:
+    """An uploaded image file as uint8 1 x 3 x size x size (RGB, resized); not an image -> ``ValueError``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        picture = Image.open(io.BytesIO(data))
+        picture.load()
+    except (UnidentifiedImageError, OSError):
+        raise ValueError(f"{name} is not a PNG image the studio can read") from None
+    picture = picture.convert("RGB").resize((size, size), Image.LANCZOS)
+    return torch.from_numpy(__import__("numpy").asarray(picture).copy()).permute(2, 0, 1)[None]

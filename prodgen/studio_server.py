@@ -1,0 +1,132 @@
+"""``prodgen studio``: the Product Studio (``prodgen.studio``) as a standalone web page, served by Voilà.
+
+Voilà runs a notebook and shows only its widgets, so a workshop projector gets the studio without
+JupyterLab around it. The server listens on 127.0.0.1 only and asks for a random token (in the printed
+URL); Ctrl-C stops it and removes the temporary notebook. Voilà is an optional extra
+(``pip install "prodgen[studio]"``). Used by ``prodgen studio`` and its browser test.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = ["voila_available", "write_notebook", "voila_command", "start", "serve", "MISSING"]
+
+MISSING = 'prodgen studio needs Voilà: pip install "prodgen[studio]"'
+
+
+def voila_available() -> bool:
+    return importlib.util.find_spec("voila") is not None
+
+
+def write_notebook(folder, export_dir) -> Path:
+    """A one-cell notebook that shows ``Studio(export_dir=...)``, written into ``folder``."""
+    import nbformat
+
+    source = f"from prodgen.studio import Studio\nStudio(export_dir={str(Path(export_dir).resolve())!r})"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = Path(folder) / "studio.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"--port must be a port number 1 to 65535, got {port!r}")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will (a closed port may linger)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise ValueError(f"port {port} on 127.0.0.1 is in use; choose another with --port") from None
+
+
+def voila_command(notebook: Path, port: int, token: str) -> list[str]:
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0", f"--token={token}", "--no-browser",
+            "--VoilaConfiguration.show_tracebacks=False"]
+
+
+def start(port: int = 8866, export_dir="studio-export", timeout: float = 120.0, log_file=None):
+    """Start Voilà serving the studio; returns ``(process, url, temp folder)`` once it answers.
+
+    ``ValueError`` if Voilà is missing or the port is taken; ``RuntimeError`` if it does not start."""
+    if not voila_available():
+        raise ValueError(MISSING)
+    _check_port(port)
+    folder = Path(tempfile.mkdtemp(prefix="prodgen-studio-"))
+    notebook = write_notebook(folder, export_dir)
+    token = secrets.token_hex(16)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    proc = subprocess.Popen(voila_command(notebook, port, token), cwd=folder, stdout=out, stderr=out,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RuntimeError(f"Voilà exited with code {proc.returncode} before serving the studio")
+        try:  # any HTTP answer (even a refusal) means the server is up; rendering starts a kernel
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/", timeout=2):
+                return proc, url, folder
+        except urllib.error.HTTPError:
+            return proc, url, folder
+        except OSError:
+            time.sleep(0.3)
+    stop(proc, folder)
+    raise RuntimeError(f"Voilà did not answer on port {port} within {timeout:.0f} s")
+
+
+def stop(proc, folder) -> None:
+    """Stop Voilà (SIGINT twice, as Ctrl-C does; then terminate) and remove the temporary notebook."""
+    try:
+        for sig in (signal.SIGINT, signal.SIGINT):
+            if proc.poll() is None:
+                os.killpg(proc.pid, sig)
+                time.sleep(0.3)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(port: int = 8866, open_browser: bool = True, export_dir="studio-export", log=print) -> int:
+    """``prodgen studio``: serve until Ctrl-C; prints the URL (with its token)."""
+    proc, url, folder = start(port, export_dir)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    try:
+        log(f"Product Studio: {url}")
+        log(f"exports go to {Path(export_dir).resolve()}; press Ctrl-C to stop")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        proc.wait()
+        return 0 if proc.returncode in (0, -signal.SIGINT) else 1
+    except KeyboardInterrupt:
+        log("stopping the studio")
+        return 0
+    finally:
+        stop(proc, folder)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,0 +1,189 @@
+"""The Product Studio's widget logic without a browser: set widget values, press the buttons' handlers,
+check the grid, the status line, the pins, the export folder and the messages for bad input."""
+import csv
+import datetime
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from prodgen import pretrained
+
+pytestmark = pytest.mark.skipif(not pretrained.available("dcgan"), reason="needs the shipped checkpoints")
+
+
+@pytest.fixture(scope="module")
+def studio():
+    from prodgen.studio import Studio
+
+    return Studio()
+
+
+def png(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def click(button):
+    button.click()  # runs the registered on_click handlers, as the front end does
+
+
+def test_every_shipped_generator_is_offered_with_what_it_accepts(studio):
+    assert studio.models == pretrained.generators(shipped=True)
+    labels = dict((v, k) for k, v in studio.model.options)
+    for name, kind in pretrained.generator_kinds().items():
+        if name in studio.models:
+            assert kind in labels[name]
+
+
+def test_generate_a_grid_and_its_status(studio):
+    studio.model.value = "dcgan"
+    studio.count.value, studio.seed.value = 16, 3
+    click(studio.generate_button)
+    assert studio.status_text.startswith("generated 16 images with dcgan in ")
+    grid = png(studio.grid.value)
+    assert grid.size == (8 * 96 + 7 * 2, 2 * 96 + 2)  # 8 columns x 2 rows of 32 px x 3, 2 px gaps
+    first = studio.images.clone()
+    click(studio.generate_button)
+    assert torch.equal(studio.images, first)  # same seed, same images
+    studio.seed.value = 4
+    click(studio.generate_button)
+    assert not torch.equal(studio.images, first)
+
+
+def test_knob_controls_follow_the_model_and_change_images(studio):
+    studio.model.value = "cgan-projection"
+    assert set(studio.knob_widgets) == set(studio.generator().knobs)
+    assert studio.attribute_box.layout.display is None and studio.description.layout.display == "none"
+    studio.attributes["category"].value, studio.attributes["color"].value = "mug", "red"
+    studio.count.value, studio.seed.value = 4, 0
+    click(studio.generate_button)
+    plain = studio.images.clone()
+    assert studio.meta[0]["category"] == "mug" and studio.meta[0]["color"] == "red"
+    tick, slider = studio.knob_widgets["truncation"].children
+    tick.value, slider.value = True, 0.5
+    assert studio.knob_values()["truncation"] == 0.5
+    click(studio.generate_button)
+    assert studio.status_text.startswith("generated 4 images")
+    assert not torch.equal(studio.images, plain)
+    tick.value = False
+    studio.attributes["category"].value = studio.attributes["color"].value = "any"
+
+
+def test_text_model_messages(studio):
+    studio.model.value = "text2img"
+    assert studio.description.layout.display is None and studio.attribute_box.layout.display == "none"
+    studio.description.value = "hello world, nice weather"
+    before = studio.grid.value
+    click(studio.generate_button)
+    assert "names no product attribute" in studio.status_text
+    assert "Traceback" not in studio.status.value and studio.grid.value == before
+    studio.description.value = ""
+    click(studio.generate_button)
+    assert studio.status_text.startswith("type a description")
+    studio.description.value, studio.count.value = "红色条纹马克杯", 2
+    click(studio.generate_button)
+    assert studio.status_text.startswith("generated 2 images with text2img")
+    assert studio.meta[0]["category"] == "mug" and studio.meta[0]["color"] == "red"
+
+
+def test_pin_and_export(studio, tmp_path):
+    studio.on_clear()
+    click(studio.export_button)
+    assert studio.status_text.startswith("nothing pinned")
+    studio.model.value = "dcgan"
+    studio.count.value = 6
+    click(studio.generate_button)
+    studio.pick.value = ()
+    click(studio.pin_button)
+    assert studio.status_text.startswith("pick one or more")
+    studio.pick.value = ("2", "5")
+    click(studio.pin_button)
+    assert len(studio.pinned) == 2 and studio.status_text == "2 pinned"
+    assert torch.equal(studio.pinned[1][0], studio.images[4])
+    out = tmp_path / "catalog"
+    studio.export_dir.value = str(out)
+    click(studio.export_button)
+    assert studio.status_text == f"exported 2 images to {out}"
+    rows = list(csv.DictReader(open(out / "metadata.csv", encoding="utf-8")))
+    assert [r["file"] for r in rows] == ["000000.png", "000001.png"]
+    assert rows[0]["model"] == "dcgan" and rows[0]["seed"] == str(studio.seed.value)
+    saved = torch.from_numpy(__import__("numpy").array(Image.open(out / "000001.png"))).permute(2, 0, 1)
+    assert torch.equal(saved, studio.images[4])
+    click(studio.export_button)  # the folder is not empty now: refused, nothing changed
+    assert "not empty" in studio.status_text and len(list(out.iterdir())) == 3
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.skipif(not pretrained.available("cvae") or not pretrained.available("judge"), reason="needs cvae+judge")
+def test_edit_catalog_photo_and_upload(studio):
+    for w in studio.changes.values():
+        w.value = "keep"
+    studio.source.value = "catalog photo"
+    click(studio.edit_button)
+    assert studio.status_text.startswith("choose at least one attribute")
+    studio.changes["color"].value = "red"
+    studio.photo.value = 5
+    click(studio.edit_button)
+    assert studio.status_text.startswith("edited test photo 5 with cvae")
+    assert png(studio.before_after.value).size == (2 * 192 + 2, 192)
+    from prodgen.models.judge import Judge  # noqa: F401 - the judge reads the edited colour
+    judge = pretrained.load("judge")
+    from prodgen.catalog import index_of, normalize
+
+    assert judge.predict(normalize(studio.edited))[0, 1] == index_of("color", "red")
+    studio.source.value = "uploaded PNG"
+    studio.upload.value = ()
+    click(studio.edit_button)
+    assert studio.status_text.startswith("upload a PNG first")
+    for data, expect in ((b"not a picture", "is not a PNG image"), (None, "edited x.png")):
+        if data is None:
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 64), (30, 90, 200)).save(buf, format="PNG")
+            data = buf.getvalue()
+        studio.upload.value = ({"name": "x.png", "type": "image/png", "size": len(data), "content": memoryview(data),
+                                "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+        click(studio.edit_button)
+        assert expect in studio.status_text
+    studio.source.value = "catalog photo"
+
+
+def test_unexpected_errors_are_one_line(studio):
+    studio.count.value = 2
+    studio.model.value = "dcgan"
+    studio.knob_widgets = {"no-such-knob": studio.knob_widgets["truncation"]}
+    click(studio.generate_button)
+    assert studio.status_text.startswith("dcgan has no knob no-such-knob")
+    studio._model_changed()
+
+
+def test_bad_construction():
+    from prodgen.studio import Studio
+
+    with pytest.raises(ValueError, match="not image generators: judge"):
+        Studio(models=["judge"])
+
+
+def test_cli_without_voila_says_how_to_install(monkeypatch, capsys):
+    from prodgen import cli, studio_server
+
+    monkeypatch.setattr(studio_server, "voila_available", lambda: False)
+    assert cli.main(["studio", "--no-browser"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['prodgen: error: prodgen studio needs Voilà: pip install "prodgen[studio]"']
+
+
+def test_cli_port_in_use(capsys):
+    import socket
+
+    from prodgen import cli, studio_server
+
+    if not studio_server.voila_available():
+        pytest.skip("voila is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert cli.main(["studio", "--no-browser", "--port", str(port)]) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+    assert cli.main(["studio", "--no-browser", "--port", "70000"]) == 2
