@@ -77,6 +77,14 @@ def test_knob_ranges_and_choices_are_checked():
         pretrained.load_generator("vae").generate(1, temperature=float("nan"))
 
 
+def test_a_whole_number_knob_refuses_fractions():
+    steps = Knob("steps", 50, 1, 1000)
+    assert steps.check(20.0) == 20 and isinstance(steps.check(20.0), int)
+    with pytest.raises(ValueError, match=r"steps must be a whole number in \[1, 1000\], got 2.5"):
+        steps.check(2.5)
+    assert Knob("t", None, 0.05, 4.0).check(None) is None and Knob("t", 1.0, 0.0, 3.0).check(2) == 2.0
+
+
 def test_protocol_keeps_the_lesson_functions_images():
     """Knobs at their defaults give exactly the images the family's own functions give (lessons 05 and 07)."""
     from prodgen.catalog import denormalize

@@ -34,7 +34,8 @@ ACCEPTS = ("attributes", "text", "nothing")
 class Knob:
     """A setting of ``generate``: its default, and either a numeric range ``[low, high]`` or ``choices``.
 
-    A default of ``None`` means "off"; ``None`` is then also a valid value.
+    A default of ``None`` means "off"; ``None`` is then also a valid value. An ``int`` default makes the knob
+    a whole number (e.g. sampling steps); a ``float`` default, a real number.
     """
 
     name: str
@@ -57,6 +58,10 @@ class Knob:
                              f"{' or None (off)' if self.default is None else ''}, got {value!r}")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise ValueError(f"{self.name} must be in [{self.low}, {self.high}], got {value}")
+        if isinstance(self.default, int):  # a count (e.g. diffusion steps): whole numbers only
+            if value != int(value):
+                raise ValueError(f"{self.name} must be a whole number in [{self.low}, {self.high}], got {value}")
+            return int(value)
         return float(value)
 
 
