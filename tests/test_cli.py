@@ -60,6 +60,7 @@ def test_doctor_reports_a_missing_cache_with_the_fix(capsys):
     assert "[FIX] catalog cache" in out and "prodgen data build" in out
 
 
+@pytest.mark.slow  # renders and trains: the whole benchmark in its quick form
 def test_bench_reports_the_figures(capsys):
     assert main(["bench", "--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

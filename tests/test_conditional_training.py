@@ -11,7 +11,7 @@ import pytest
 from prodgen import paths, pretrained
 from prodgen.generate import MODELS
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # one_thread: conftest.py; slow: trains
 
 
 @pytest.fixture
