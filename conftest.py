@@ -136,6 +136,16 @@ def pytest_collect_file(file_path, parent):
         )
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`) each worker and every kernel it starts computes on one thread:
+    two processes with two threads each on two cores would make their threads wait on each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the lesson kernels this worker starts
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(items):
     """Every notebook item is slow: the quick loop (`pytest -m "not slow"`) skips lesson execution."""
     for item in items:

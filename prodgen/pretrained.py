@@ -187,7 +187,8 @@ def _trainer(name: str):
         trainer = getattr(module, function)
     except (ImportError, AttributeError):
         raise ValueError(f"{name!r} has no trainer yet ({TRAINERS[name]} is missing)") from None
-    return trainer, inspect.signature(trainer).parameters, getattr(module, "CHECKPOINT_CONFIG", {})
+    recipe = getattr(module, "CHECKPOINT_CONFIG", None) or getattr(module, "CHECKPOINTS", {}).get(name, {})
+    return trainer, inspect.signature(trainer).parameters, recipe  # CHECKPOINTS: one recipe per name (text.py)
 
 
 def _uses_engine(params) -> bool:

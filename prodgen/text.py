@@ -626,18 +626,22 @@ def flat_metrics(result: dict) -> dict[str, float]:
     return flat
 
 
-def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print) -> dict:
+def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=None, **overrides) -> dict:
     """Train the shipped reader ``name`` (``prodgen train text-gru``) on the EN + ZH training
-    descriptions, evaluate it on the test split and save it with its vocabulary."""
+    descriptions, evaluate it on the test split and save it with its vocabulary (to ``out`` if given,
+    else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe."""
     from . import pretrained
     from .catalog import load_catalog
 
     if name not in CHECKPOINTS:
         raise ValueError(f"unknown text encoder {name!r}; valid names: {', '.join(CHECKPOINTS)}")
-    cfg = dict(CHECKPOINTS[name])
+    unknown = set(overrides) - set(CHECKPOINTS[name])
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINTS[name])}")
+    cfg = {**CHECKPOINTS[name], **overrides}
     train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"] = train.subset(range(2000)), 1
+        train, cfg["epochs"] = train.subset(range(2000)), overrides.get("epochs", 1)
     vocab = Vocabulary.build(train.descriptions_en + train.descriptions_zh, min_count=cfg["min_count"])
     sizes = {k: cfg[k] for k in ("embed_dim", "hidden", "dim") if k in cfg}
     model = make_reader(cfg["kind"], len(vocab), seed=cfg["seed"], **sizes)
@@ -654,5 +658,5 @@ def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print) -> d
             f"{k} {v:.4f}" for k, v in metrics.items() if "unspecified" not in k))
     pretrained.save(name, model, _config(model, len(vocab)), metrics=metrics,
                     training={**cfg, "fast": fast, "seconds": round(seconds, 1), "n_train": len(train)},
-                    extra={"vocab": vocab.to_list()})
+                    extra={"vocab": vocab.to_list()}, out=out)
     return metrics

@@ -1,6 +1,8 @@
 """prodgen.text: tokenizer, vocabulary, padding, encoders, training, shipped checkpoints."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -297,3 +299,16 @@ def test_train_checkpoint_fast_writes_a_loadable_checkpoint(tmp_path, monkeypatc
     entry = pretrained.manifest()["text-bag"]
     assert entry["training"]["fast"] and entry["metrics"] == metrics
     assert text.load_encoder("text-bag").encode(["a mug"]).shape == (1, 64)
+
+
+def test_prodgen_train_text_reader_with_out_and_settings(tmp_path, monkeypatch):
+    """`prodgen train text-bag --out PATH --epochs E --seed S`: the shipped checkpoint and manifest stay."""
+    manifest_before = json.dumps(pretrained.manifest(), sort_keys=True)
+    out = tmp_path / "bag.pt"
+    metrics = pretrained.train("text-bag", fast=True, log=None, out=out, epochs=1, seed=3)
+    assert out.is_file() and 0 <= metrics["en_category"] <= 1
+    assert json.dumps(pretrained.manifest(), sort_keys=True) == manifest_before
+    model, info = pretrained.load_file(out)
+    assert info["training"]["seed"] == 3 and info["training"]["epochs"] == 1
+    with pytest.raises(ValueError, match="takes no --minutes"):
+        pretrained.train("text-bag", fast=True, log=None, out=out, minutes=1.0)
