@@ -9,7 +9,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("catalog", "checks", "cli", "course", "device", "models", "paths", "viz", "bench", "doctor")
+_SUBMODULES = (
+    "bench", "catalog", "checks", "cli", "course", "distributed", "doctor", "generate", "leaderboard", "losses",
+    "metrics", "models", "paths", "pretrained", "runtime", "studio", "text", "train", "viz",
+)
 __all__ = ["__version__", *_SUBMODULES]
 
 

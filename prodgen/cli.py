@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 
 def _doctor(args) -> int:
-    from .runtime import diagnose
+    from .doctor import diagnose
 
     findings = diagnose()
     for f in findings:
@@ -86,7 +86,11 @@ def _course_check(args) -> int:
 def _course_run(args) -> int:
     from . import course
 
-    runs = course.run(args.lessons, fast=args.fast, student=args.student, timeout=args.timeout)
+    if args.update and (args.fast or args.student):
+        print("prodgen course run: --update re-executes solutions/ with their saved parameters; it cannot be "
+              "combined with --fast or --student", file=sys.stderr)
+        return 2
+    runs = course.run(args.lessons, fast=args.fast, student=args.student, timeout=args.timeout, update=args.update)
     print(course.format_table(runs))
     return 0 if all(r.ok for r in runs) else 1
 
