@@ -18,7 +18,6 @@ slow: what `prodgen course run` times). The notebooks on disk are never changed.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from collections import defaultdict
@@ -48,20 +47,6 @@ def _lesson_assertions() -> dict:
     return module.LESSON_ASSERTIONS
 
 
-def _recorded(outputs) -> dict:
-    """The values a lesson published with prodgen.course.record, merged in order (later wins)."""
-    from prodgen.course import RESULTS_MIME
-
-    results: dict = {}
-    for output in outputs or []:
-        data = output.get("data", {}).get(RESULTS_MIME)
-        if isinstance(data, str):
-            data = json.loads(data)
-        if isinstance(data, dict):
-            results.update(data)
-    return results
-
-
 class LessonAssertions(pytest.Item):
     """Checks what a solution lesson computed during nbval's quick-mode run of it."""
 
@@ -81,9 +66,9 @@ class LessonAssertions(pytest.Item):
                 f"lesson {self.number} has no entry in LESSON_ASSERTIONS (tests/test_lessons.py): "
                 f"add an assert_{self.number}(results) that checks what the lesson computed"
             )
-        results = {}
-        for cell in self.cells:
-            results.update(_recorded(cell.test_outputs))
+        from prodgen.course import results_in
+
+        results = results_in([output for cell in self.cells for output in cell.test_outputs or []])
         if not results.get("fast"):
             pytest.fail("the lesson recorded no `fast=True`: did the quick-mode FAST cell run after `parameters`?")
         assertion(results)

@@ -430,20 +430,24 @@ def record(**values) -> None:
     display({RESULTS_MIME: values, "text/plain": text}, raw=True)
 
 
+def results_in(outputs) -> dict:
+    """The values recorded in a list of cell outputs, merged in order (later wins)."""
+    results: dict = {}
+    for output in outputs or []:
+        data = output.get("data", {}).get(RESULTS_MIME)
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(data, dict):
+            results.update(data)
+    return results
+
+
 def read_results(nb_or_path: nbformat.NotebookNode | Path | str) -> dict:
     """All values recorded in an executed notebook, merged in order (later wins)."""
     nb = nb_or_path
     if isinstance(nb_or_path, (str, Path)):
         nb = _read(Path(nb_or_path))
-    results: dict = {}
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []):
-            data = output.get("data", {}).get(RESULTS_MIME)
-            if isinstance(data, str):
-                data = json.loads(data)
-            if isinstance(data, dict):
-                results.update(data)
-    return results
+    return results_in([output for cell in nb.get("cells", []) for output in cell.get("outputs", [])])
 
 
 # --------------------------------------------------------------------------- running lessons
