@@ -114,11 +114,11 @@ class Studio:
         self.knob_widgets: dict = {}
         self.generate_button = W.Button(description="Generate", button_style="primary", icon="magic")
         self.status = W.HTML(value="ready")
-        self.grid = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.grid = W.Image(format="png", layout=W.Layout(max_width="100%", display="none"))
         self.pick = W.SelectMultiple(options=[], description="pick", rows=4)
         self.pin_button = W.Button(description="Pin picked", icon="thumb-tack")
         self.clear_button = W.Button(description="Clear pins")
-        self.pinned_view = W.Image(format="png")
+        self.pinned_view = W.Image(format="png", layout=W.Layout(display="none"))
         self.export_dir = W.Text(value=str(export_dir), description="folder")
         self.export_button = W.Button(description="Export pinned", icon="download")
         generate_tab = W.VBox([
@@ -135,7 +135,7 @@ class Studio:
         self.changes = {a: W.Dropdown(options=[KEEP, *values_of(a)], value=KEEP, description=a)
                         for a in ATTRIBUTE_NAMES}
         self.edit_button = W.Button(description="Edit", button_style="primary", icon="paint-brush")
-        self.before_after = W.Image(format="png")
+        self.before_after = W.Image(format="png", layout=W.Layout(display="none"))
         edit_tab = W.VBox([self.editor, self.source, W.HBox([self.photo, self.upload]),
                            W.HBox(list(self.changes.values()), layout=W.Layout(flex_flow="row wrap")),
                            self.edit_button, self.before_after])
@@ -143,7 +143,9 @@ class Studio:
         self.tabs.set_title(0, "Generate")
         self.tabs.set_title(1, "Edit")
         self.app = W.VBox([W.HTML("<h3>Product Studio</h3>"), self.tabs, self.status])
-        self.app.add_class("prodgen-studio")
+        self.app.add_class("prodgen-studio")  # CSS hooks for the browser tests
+        self.attribute_box.add_class("studio-attributes")
+        self.grid.add_class("studio-grid")
         self.model.observe(lambda change: self._safely(self._model_changed), names="value")
         self.generate_button.on_click(lambda _: self._safely(self.on_generate))
         self.pin_button.on_click(lambda _: self._safely(self.on_pin))
@@ -205,9 +207,9 @@ class Studio:
             else:
                 start = knob.default if knob.default is not None else knob.high
                 w = widgets.FloatSlider(value=start, min=knob.low, max=knob.high, step=0.05, description=k)
-                if knob.default is None:  # an optional knob: off unless ticked
-                    w = widgets.HBox([widgets.Checkbox(value=False, description=f"{k} on", indent=False), w])
             w.tooltip = knob.doc
+            if knob.default is None:  # an optional knob: off unless ticked
+                w = widgets.HBox([widgets.Checkbox(value=False, description=f"{k} on", indent=False), w])
             self.knob_widgets[k] = w
         self.knob_box.children = list(self.knob_widgets.values())
         self.say(f"{name} ready")
@@ -255,6 +257,7 @@ class Studio:
         self.images = images
         self.meta = [{**meta, "model": model.name, "seed": int(self.seed.value)} for _ in range(len(images))]
         self.grid.value = grid_png(images)
+        self.grid.layout.display = None
         self.last_seconds = time.perf_counter() - start
         self.pick.options = [str(i + 1) for i in range(len(images))]
         heard = {k: v for k, v in meta.items() if k != "description"}
@@ -269,11 +272,13 @@ class Studio:
             i = int(label) - 1
             self.pinned.append((self.images[i].clone(), dict(self.meta[i])))
         self.pinned_view.value = grid_png(torch.stack([p[0] for p in self.pinned]), columns=12, scale=2)
+        self.pinned_view.layout.display = None
         self.say(f"{len(self.pinned)} pinned")
 
     def on_clear(self) -> None:
         self.pinned = []
         self.pinned_view.value = b""
+        self.pinned_view.layout.display = "none"  # an empty image would show as a broken one
         self.say("pins cleared")
 
     def on_export(self) -> Path:
@@ -326,6 +331,7 @@ class Studio:
         after = denormalize(self._editor_cache[name](image, labels, changes).float())
         self.edited = after
         self.before_after.value = grid_png(torch.cat([image, after]), columns=2, scale=6)
+        self.before_after.layout.display = None
         self.say(f"edited {where} with {name}: {changes} in {time.perf_counter() - start:.2f} s (before | after)")
 
 
