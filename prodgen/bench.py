@@ -4,7 +4,8 @@
 - the first build of the default training split (20k images at 32 px) into an empty cache;
 - loading that split again from the cache;
 - the training engine (``prodgen.train``) on the CPU: its cost over a bare loop, and its default
-  path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop.
+  path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop;
+- the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture.
 
 The build runs in a temporary cache folder, so the user's cache is never touched.
 """
@@ -68,7 +69,40 @@ def run_benchmarks(quick: bool = False, log=print) -> dict:
     log(f"first build of train ({n_train} images, 32 px): {build:.1f} s")
     log(f"cached load of train ({n_train} images): {min(loads):.3f} s (best of 3)")
     report["engine"] = engine_benchmark(cat, quick=quick, log=log)
+    report["studio"] = studio_benchmark(log=log)
     return report
+
+
+# ----------------------------------------------------------------------------- the studio (lesson 09)
+def studio_benchmark(rounds: int = 7, log=print) -> dict | None:
+    """Seconds from the Generate click to the grid PNG in the Product Studio, for a grid of 16 from every
+    shipped GAN (a generator with a truncation knob), after a first call; median of ``rounds`` clicks with
+    new seeds. The browser then only has to show a PNG of a few tens of KB. None without ipywidgets."""
+    import importlib.util
+    import statistics
+
+    from . import pretrained
+
+    if importlib.util.find_spec("ipywidgets") is None:
+        return None
+    from .studio import Studio
+
+    result = {}
+    for name in pretrained.generators(shipped=True):
+        studio = Studio(models=[name], editors=[])
+        if "truncation" not in studio.generator().knobs:
+            continue
+        studio.count.value = 16
+        studio.description.value = "a large red striped mug by Acme"  # read only by text models
+        studio.on_generate()  # the first call (lazy imports, allocator warm-up)
+        times = []
+        for seed in range(1, rounds + 1):
+            studio.seed.value = seed
+            studio.generate_button.click()
+            times.append(studio.last_seconds)
+        result[name] = round(statistics.median(times), 3)
+        log(f"studio grid of 16 from {name}: {result[name]:.3f} s (median of {rounds} clicks)")
+    return {"grid": 16, "rounds": rounds, "seconds": result}
 
 
 # ----------------------------------------------------------------------------- the training engine
@@ -218,4 +252,8 @@ def format_report(report: dict) -> str:
                   f"{'engine time / bare loop time':<44}{e['engine_over_bare']:>12.3f}",
                   f"{'speed-up over the examples-style loop':<44}{e['speedup_vs_examples']:>12.2f}x",
                   f"{('bf16 autocast' if other.startswith('bf16') else 'fp32, no autocast') + ', speed vs the default':<44}{e[other]:>12.2f}x"]
+    st = report.get("studio")
+    if st:
+        lines += ["", f"Product Studio: a grid of {st['grid']}, click to PNG, median of {st['rounds']} clicks"]
+        lines += [f"{name:<44}{sec:>12.3f} s" for name, sec in st["seconds"].items()]
     return "\n".join(lines)
