@@ -160,6 +160,46 @@ def assert_07(results: dict) -> None:
     assert results["demo_steps"] >= 1 and results["csv_rows"] == 6
 
 
+def assert_08(results: dict) -> None:
+    fast = results["fast"]
+    assert results["checks_passed"] == 3, "all three solved exercises should pass their checks"
+    # judge features agree on every attribute; pixel neighbours miss colour, brand and pattern
+    judge, pixels = results["agreement"]["judge"], results["agreement"]["pixels"]
+    assert min(judge.values()) >= 0.85 and pixels["pattern"] < judge["pattern"] - 0.2
+    # the floor falls with n (the c/n bias); in the default run its FID∞ is near 0 and the models' FID∞ < FID
+    curve = results["floor_curve"]
+    assert all(a > b for a, b in zip(curve, curve[1:])), curve
+    fid, fid_inf = results["fid"], results["fid_inf"]
+    assert fid["cgan-projection"] < fid["dcgan"] and results["floor"] < fid["cgan-projection"]
+    if not fast:
+        assert abs(results["floor_fid_inf"]) < 0.25 * results["floor"], results["floor_fid_inf"]
+        assert all(fid_inf[m] < fid[m] for m in fid), (fid_inf, fid)
+    # KID of real vs real scatters around 0 (some draws negative); dcgan far above
+    assert results["kid_real_negative_share"] >= 0.1
+    assert abs(results["kid_real_mean"]) < results["kid_model_mean"]["dcgan"] / 3
+    # Naeem et al.'s points on the toy: P/R drop for identical 64-D Gaussians, D/C do not; a real outlier
+    # fools precision, barely moves density
+    toy = results["toy"]
+    p64, r64, d64, c64 = toy["identical, 64-D"]
+    assert max(p64, r64) < 0.85 and 0.9 < d64 < 1.1 and c64 > 0.9
+    assert toy["+ bad samples + 1 real outlier"][0] > toy["+ 50 bad samples"][0] + 0.05
+    assert abs(toy["+ bad samples + 1 real outlier"][2] - toy["+ 50 bad samples"][2]) < 0.05
+    q = results["quality"]
+    assert q["dcgan"]["recall"] < q["cgan-projection"]["recall"]
+    assert q["dcgan"]["coverage"] < q["cgan-projection"]["coverage"]
+    # control of the shipped projection cGAN, its held-out pairs and partial requests
+    assert min(results["control"].values()) >= 0.9 and results["weakest"] in results["control"]
+    assert results["control_heldout"] >= 0.9 and results["control_partial"] >= 0.9
+    # one look per request for the cGAN, real-like variety for the CVAE; nobody copies, the copycat does
+    assert results["diversity"]["cgan-projection"] < 0.4 and results["diversity"]["cvae"] > 0.7
+    memo = results["memorisation"]
+    assert memo["copycat"] < 0.5 and memo["cgan-projection"] > 0.9 and memo["dcgan"] > 0.9
+    low, high = results["fid_interval"]
+    assert low < results["fid_seeds"][0] < high and len(results["fid_runs"]) == 4
+    assert len(results["board_models"]) == (2 if fast else 8)
+    assert results["board_fid"]["cgan-projection"] < results["board_fid"]["dcgan"]
+
+
 LESSON_ASSERTIONS = {
     "00": assert_00,
     "01": assert_01,
@@ -169,6 +209,7 @@ LESSON_ASSERTIONS = {
     "05": assert_05,
     "06": assert_06,
     "07": assert_07,
+    "08": assert_08,
 }
 
 
