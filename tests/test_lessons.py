@@ -200,6 +200,28 @@ def assert_08(results: dict) -> None:
     assert results["board_fid"]["cgan-projection"] < results["board_fid"]["dcgan"]
 
 
+def assert_09(results: dict) -> None:
+    assert results["checks_passed"] == 3, "all three solved exercises should pass their checks"
+    # the lerp midpoint leaves the shell of radius sqrt(100) = 10; slerp stays on it
+    mid = results["mid_norm"]
+    assert abs(mid["slerp"] - 10) < 1.5 and mid["lerp"] < 0.8 * mid["slerp"]
+    # strong truncation costs diversity (recall, coverage) and, for this DCGAN, fidelity too (FID)
+    curve = results["truncation_curve"]
+    strongest, off = curve[0], curve[-1]
+    assert strongest["truncation"] is not None and off["truncation"] is None
+    assert strongest["recall"] < off["recall"] - 0.3 and strongest["coverage"] < off["coverage"] - 0.2
+    assert strongest["fid"] > off["fid"]
+    # a latent direction adds "mug" but changes the rest; asking the conditional GAN is reliable and clean
+    mug = results["walks"]["mug"]
+    assert mug[-1]["success"] >= 0.8 and mug[-1]["success"] > mug[0]["success"] + 0.5 and mug[-1]["kept"] < 0.7
+    assert results["walks"]["red"][-1]["success"] < results["asked"]["red"]["success"] - 0.3
+    for value, asked in results["asked"].items():
+        assert asked["success"] >= 0.85 and asked["kept"] >= 0.95, (value, asked)
+    from prodgen import pretrained
+
+    assert results["studio_models"] == pretrained.generators(shipped=True)
+
+
 LESSON_ASSERTIONS = {
     "00": assert_00,
     "01": assert_01,
@@ -210,6 +232,7 @@ LESSON_ASSERTIONS = {
     "06": assert_06,
     "07": assert_07,
     "08": assert_08,
+    "09": assert_09,
 }
 
 
