@@ -10,8 +10,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "bench", "catalog", "checks", "cli", "course", "distributed", "doctor", "generate", "leaderboard", "losses",
-    "metrics", "models", "paths", "pretrained", "runtime", "studio", "text", "train", "viz",
+    "bench", "catalog", "checks", "cli", "course", "distributed", "doctor", "generate", "latent", "leaderboard",
+    "losses", "metrics", "models", "paths", "pretrained", "runtime", "studio", "studio_server", "text", "train", "viz",
 )
 __all__ = ["__version__", *_SUBMODULES]
 
