@@ -8,7 +8,9 @@
   "control" for an unconditional generator (InterFaceGAN, Shen et al., 2020).
 - :func:`edit_along`: the success / what-else-changed measurement of such a move.
 
-Truncated noise is ``prodgen.models.protocol.noise``. Used by lesson 09.
+- :func:`interpolate`: the path between two images' latents (``ImageModel.latents``): the studio's blend.
+
+Truncated noise is ``prodgen.models.protocol.noise``. Used by lesson 09 and the studio.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 import torch
 from torch.nn import functional as F
 
-__all__ = ["lerp", "slerp", "attribute_direction", "edit_along", "one_thread"]
+__all__ = ["lerp", "slerp", "interpolate", "attribute_direction", "edit_along", "one_thread"]
 
 
 @contextmanager
@@ -47,6 +49,28 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     if float(torch.sin(omega)) < 1e-6:
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def interpolate(a: dict, b: dict, steps: int = 8) -> dict:
+    """``steps`` latents from ``a`` to ``b``, two one-row dicts from an ``ImageModel``'s ``latents``: the noise
+    ``"z"`` along the arc (:func:`slerp`: a Gaussian code's norm), every other input (a condition: a soft
+    request or a sentence vector) along the straight line. The first and last rows are ``a`` and ``b``
+    exactly, and an input the two share stays exactly the same, so its images keep what the two agree on."""
+    if set(a) != set(b):
+        raise ValueError(f"cannot blend latents with different inputs: {sorted(a)} vs {sorted(b)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be a whole number >= 2 (the two ends included), got {steps!r}")
+    t = torch.linspace(0, 1, steps)
+    out = {}
+    for key in a:
+        x, y = torch.as_tensor(a[key]).reshape(-1).float(), torch.as_tensor(b[key]).reshape(-1).float()
+        if x.shape != y.shape:
+            raise ValueError(f"cannot blend {key!r} of sizes {x.numel()} and {y.numel()}")
+        path = (slerp if key == "z" else lerp)(x, y, t)
+        path = torch.where(x == y, x, path)  # what both share stays exact
+        path[0], path[-1] = x, y  # the ends are the two images, not a rounding of them
+        out[key] = path
+    return out
 
 
 def attribute_direction(z: torch.Tensor, has: torch.Tensor, steps: int = 300, lr: float = 0.05) -> torch.Tensor:

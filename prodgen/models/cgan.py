@@ -228,7 +228,22 @@ class CGANImageModel(ImageModel):
         return {"truncation": TRUNCATION, "unspecified": UNSPECIFIED}
 
     def _images(self, labels: torch.Tensor, seed: int, truncation=None, unspecified: str = "random") -> torch.Tensor:
-        return generate(self.network, labels, seed, fill=unspecified == "random", truncation=truncation)
+        return self._decode(**self._latents(labels, seed, truncation, unspecified))  # = generate() below
+
+    def _latents(self, labels: torch.Tensor, seed: int, truncation=None, unspecified: str = "random") -> dict:
+        """``z`` and the condition as :func:`generate` draws them (noise first, then the open attributes, from
+        one generator); the condition as its one-hot N x 34, which the generator reads exactly as the labels
+        and which blends (a mix of two requests is a soft request)."""
+        gen = torch.Generator().manual_seed(seed)
+        z = noise(len(labels), self.network.z_dim, gen, truncation)
+        if unspecified == "random":
+            labels = fill_unspecified(labels, gen)
+        return {"z": z, "condition": one_hot(labels)}
+
+    def _decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        device = next(self.network.parameters()).device
+        return torch.cat([self.network(z[s:s + 500].to(device), condition[s:s + 500].to(device)).float().cpu()
+                          for s in range(0, len(z), 500)])
 
 
 @torch.no_grad()

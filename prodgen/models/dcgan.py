@@ -112,9 +112,14 @@ class DCGANImageModel(ImageModel):
         return {"truncation": TRUNCATION}
 
     def _images(self, n: int, seed: int, truncation=None) -> torch.Tensor:
-        z = noise(n, self.network.z_dim, torch.Generator().manual_seed(seed), truncation)  # n x z_dim
+        return self._decode(**self._latents(n, seed, truncation))
+
+    def _latents(self, n: int, seed: int, truncation=None) -> dict:
+        return {"z": noise(n, self.network.z_dim, torch.Generator().manual_seed(seed), truncation)}  # n x z_dim
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         device = next(self.network.parameters()).device
-        return torch.cat([self.network(z[s:s + 500].to(device)).float().cpu() for s in range(0, n, 500)])
+        return torch.cat([self.network(z[s:s + 500].to(device)).float().cpu() for s in range(0, len(z), 500)])
 
 
 # ----------------------------------------------------------------------------- the shipped model

@@ -12,8 +12,13 @@ this protocol, never to model names: a new model is a registry entry (``pretrain
   VAEs; guidance and steps for diffusion later). The defaults give the model's plain behaviour.
 - ``generate(requests, seed=0, **knobs)``: uint8 images N x 3 x H x W on the CPU, one per request. The
   noise comes from a CPU generator seeded with ``seed``: the same seed gives byte-identical images.
+- ``latents(requests, seed=0, **knobs)`` (optional): the exact inputs ``generate`` feeds the network, one
+  row per request (``{"z": N x z_dim}``, plus ``"condition"`` for conditional models), or ``None`` for a
+  model that cannot blend (the default); ``from_latents(latents)`` decodes such a dict, and
+  ``from_latents(latents(r, seed, **k))`` is byte-identical to ``generate(r, seed, **k)``. The studio
+  interpolates between two pinned images with it (``prodgen.latent.interpolate``).
 
-Used by ``prodgen generate`` / ``evaluate`` / ``leaderboard`` and lessons 08, 09 and 11.
+Used by ``prodgen generate`` / ``evaluate`` / ``leaderboard``, the studio and lessons 08, 09 and 11.
 """
 from __future__ import annotations
 
@@ -171,6 +176,35 @@ class ImageModel(ABC):
     @abstractmethod
     def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
         """Images in [-1, 1] for prepared requests (see :meth:`prepare`); implemented by each family."""
+
+    def latents(self, requests, seed: int = 0, **knobs) -> dict[str, torch.Tensor] | None:
+        """The exact network inputs :meth:`generate` uses for these requests, seed and knobs, one row per
+        request (``{"z": N x z_dim, ...}``), or ``None`` if this model cannot blend its images."""
+        values = self.check_knobs(knobs)
+        return self._latents(self.prepare(requests), int(seed), **values)
+
+    def _latents(self, prepared, seed: int, **knobs) -> dict[str, torch.Tensor] | None:
+        """Implemented by families whose images are a function of a few input tensors (the GANs)."""
+        return None
+
+    @torch.no_grad()
+    def from_latents(self, latents: dict) -> torch.Tensor:
+        """uint8 images N x 3 x H x W decoded from a :meth:`latents` dict (or a blend of two,
+        ``prodgen.latent.interpolate``); a model without latents, or a dict of the wrong shape -> ``ValueError``."""
+        from ..catalog import denormalize
+
+        if not isinstance(latents, dict) or not latents:
+            raise ValueError("from_latents needs a dict of tensors, as latents() returns")
+        rows = {len(v) for v in latents.values()}
+        if len(rows) != 1:
+            raise ValueError(f"latents must all have one row per image, got {sorted(rows)} rows")
+        if rows == {0}:
+            return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        return denormalize(self._decode(**latents).float().cpu())
+
+    def _decode(self, **latents) -> torch.Tensor:
+        """Images in [-1, 1] from latents; families that implement :meth:`_latents` implement this too."""
+        raise ValueError(f"{self.name} has no latents to decode (its latents() is None)")
 
     def understood(self, requests) -> list[dict]:
         """The attributes the model takes each request to ask for, ``{name: value}`` (open ones left out):

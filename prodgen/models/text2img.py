@@ -212,6 +212,22 @@ class TextImageModel(ImageModel):
         return self.network.generate(texts, seed=seed, strict=True, fill=unspecified == "random",
                                      truncation=truncation)
 
+    def _latents(self, texts: list, seed: int, truncation=None, unspecified: str = "random") -> dict:
+        """``z`` and the condition (soft requests N x 34 after the open attributes were drawn, or sentence
+        vectors N x 64), drawn as :meth:`TextToImage.generate` draws them."""
+        net = self.network
+        e = encode_condition(net.encoder, texts, net.condition, strict=True)
+        gen = torch.Generator().manual_seed(seed)
+        z = noise(len(texts), net.z_dim, gen, truncation)
+        if unspecified == "random" and net.condition == "attributes":
+            e = fill_unspecified(e, gen)
+        return {"z": z, "condition": e}
+
+    def _decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        device = next(self.network.parameters()).device
+        return torch.cat([self.network(z[s:s + 500].to(device), condition[s:s + 500].to(device)).float().cpu()
+                          for s in range(0, len(z), 500)])
+
     def understood(self, requests) -> list[dict]:
         """What the model's description reader heard in each description (attributes it did not hear left out)."""
         return [{a: v for a, v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
