@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import paths
 
-__all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "available", "generators", "generator_kinds", "load", "load_entry",
+__all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "EDITORS", "available", "generators", "generator_kinds", "load", "load_entry",
            "load_generator", "manifest", "names", "save", "train", "verify"]
 __all__ += ["SETTINGS", "load_file", "state_path"]  # prodgen train's options, --out files, --resume state
 
@@ -78,6 +78,11 @@ GENERATORS: dict[str, str] = {
     "text2img": "prodgen.models.text2img:TextImageModel",
     "text2img-embedding": "prodgen.models.text2img:TextImageModel",
 }
+
+# name -> "module:Class.method" taking (network, images uint8 N x 3 x H x W, labels N x 5, changes dict) and
+# returning images in [-1, 1]: the attribute editors the studio's Edit tab offers (lesson 09; diffusion
+# inpainting adds a line here).
+EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit"}
 
 
 def _manifest_path() -> Path:

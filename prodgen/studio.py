@@ -9,8 +9,11 @@ registry (``pretrained.generators``), so a model added to the registry appears h
   seed, count, and one control per knob the model has; Generate -> a grid and a status line with the time.
 - **Pin** images of the grid, and **export** the pinned ones as a catalog folder (PNGs + ``metadata.csv``,
   the ``prodgen generate`` format, written atomically by ``generate.write_catalog``).
+- **Interpolate** between two pinned images of the same model, if the model has latents (the GANs: the
+  protocol's ``latents`` is not ``None``): a strip from one to the other (``prodgen.latent.interpolate``),
+  shown as the grid, so its images can be pinned and exported too.
 - **Edit**: a catalog photo or an uploaded PNG, re-drawn with some attributes changed by an editor from
-  :data:`EDITORS` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
+  ``pretrained.EDITORS`` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
 
 Every handler reports in the status line; bad input (an unknown word, a description with no product word, a
 bad PNG) is a one-line message there, never a traceback.
@@ -27,16 +30,13 @@ import torch
 
 from . import pretrained
 from .catalog.attributes import ATTRIBUTE_NAMES, values_of
+from .pretrained import EDITORS
 
 __all__ = ["Studio", "EDITORS", "grid_png", "ANY"]
 
 ANY = "any"
 KEEP = "keep"
 MAX_COUNT = 64
-
-# name -> "module:Class.method" taking (network, images uint8 N x 3 x H x W, labels N x 5, changes dict) and
-# returning images in [-1, 1]: the registered attribute editors (diffusion inpainting adds a line here).
-EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit"}
 
 ACCEPTS_TEXT = {"attributes": "attributes (pick them below; 'any' = the model chooses)",
                 "text": "a description in English or Chinese",
@@ -74,7 +74,7 @@ class Studio:
     """The Product Studio app (``studio.app`` is the widget; a ``Studio`` displays itself in a notebook).
 
     ``models``: generator names (default: every shipped generator, in course order); ``editors``: editor
-    names (default: the shipped ones in :data:`EDITORS`); ``export_dir``: the default export folder.
+    names (default: the shipped ones in ``pretrained.EDITORS``); ``export_dir``: the default export folder.
     """
 
     def __init__(self, models: list[str] | None = None, editors: list[str] | None = None,
@@ -92,7 +92,8 @@ class Studio:
         self.kinds = pretrained.generator_kinds()
         self.images = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)  # the current grid
         self.meta: list[dict] = []  # one metadata row per grid image
-        self.pinned: list[tuple[torch.Tensor, dict]] = []  # (image 3 x H x W, metadata row)
+        self.sources: list[dict] = []  # what regenerates each grid image (see on_generate, on_interpolate)
+        self.pinned: list[tuple[torch.Tensor, dict, dict]] = []  # (image 3 x H x W, metadata row, source)
         self.last_seconds = None
         self._catalog = None
         self._build(export_dir)
@@ -121,11 +122,16 @@ class Studio:
         self.pinned_view = W.Image(format="png", layout=W.Layout(display="none"))
         self.export_dir = W.Text(value=str(export_dir), description="folder")
         self.export_button = W.Button(description="Export pinned", icon="download")
+        self.blend_a = W.Dropdown(options=[], description="from pin")
+        self.blend_b = W.Dropdown(options=[], description="to pin")
+        self.steps = W.IntSlider(value=8, min=2, max=32, description="steps")
+        self.interpolate_button = W.Button(description="Interpolate", icon="arrows-h")
         generate_tab = W.VBox([
             W.HBox([self.model, self.accepts]), self.attribute_box, self.description,
             W.HBox([self.seed, self.count]), self.knob_box, self.generate_button, self.grid,
             W.HBox([self.pick, W.VBox([self.pin_button, self.clear_button])]),
             W.HTML("<b>Pinned</b>"), self.pinned_view, W.HBox([self.export_dir, self.export_button]),
+            W.HBox([self.blend_a, self.blend_b, self.steps, self.interpolate_button]),
         ])
         # the edit tab
         self.editor = W.Dropdown(options=self.editors or ["(no editor shipped)"], description="editor")
@@ -151,6 +157,7 @@ class Studio:
         self.pin_button.on_click(lambda _: self._safely(self.on_pin))
         self.clear_button.on_click(lambda _: self._safely(self.on_clear))
         self.export_button.on_click(lambda _: self._safely(self.on_export))
+        self.interpolate_button.on_click(lambda _: self._safely(self.on_interpolate))
         self.edit_button.on_click(lambda _: self._safely(self.on_edit))
         self._model_changed()
 
@@ -253,33 +260,87 @@ class Studio:
         knobs = self.knob_values()
         self.say(f"generating with {model.name}…")
         start = time.perf_counter()
-        images = model.generate(requests, seed=int(self.seed.value), **knobs)
-        self.images = images
-        self.meta = [{**meta, "model": model.name, "seed": int(self.seed.value)} for _ in range(len(images))]
-        self.grid.value = grid_png(images)
-        self.grid.layout.display = None
+        seed = int(self.seed.value)
+        images = model.generate(requests, seed=seed, **knobs)
+        self._show(images, [{**meta, "model": model.name, "seed": seed} for _ in range(len(images))],
+                   [{"model": model.name, "requests": requests, "seed": seed, "index": i, "knobs": dict(knobs)}
+                    for i in range(len(images))])
         self.last_seconds = time.perf_counter() - start
-        self.pick.options = [str(i + 1) for i in range(len(images))]
         heard = {k: v for k, v in meta.items() if k != "description"}
         read = f"; read as {heard}" if model.accepts == "text" else ""
         self.say(f"generated {len(images)} images with {model.name} in {self.last_seconds:.2f} s{read}")
 
+    def _show(self, images: torch.Tensor, meta: list[dict], sources: list[dict]) -> None:
+        """Make ``images`` the grid (with a metadata row and a source per image), pickable by number."""
+        self.images, self.meta, self.sources = images, meta, sources
+        self.grid.value = grid_png(images)
+        self.grid.layout.display = None
+        self.pick.options = [str(i + 1) for i in range(len(images))]
+
+    def _pins_changed(self) -> None:
+        options = [(f"{i + 1} ({p[1]['model']})", i) for i, p in enumerate(self.pinned)]
+        self.blend_a.options, self.blend_b.options = options, options
+        if options:
+            self.blend_a.value, self.blend_b.value = 0, len(options) - 1
+
     def on_pin(self) -> None:
-        """Pin the picked grid images."""
+        """Pin the picked grid images (with what regenerates each: model, requests, seed, index, knobs)."""
         if not self.pick.value:
             raise ValueError("pick one or more images of the grid first (their numbers, left to right)")
         for label in self.pick.value:
             i = int(label) - 1
-            self.pinned.append((self.images[i].clone(), dict(self.meta[i])))
+            self.pinned.append((self.images[i].clone(), dict(self.meta[i]), self.sources[i]))
         self.pinned_view.value = grid_png(torch.stack([p[0] for p in self.pinned]), columns=12, scale=2)
         self.pinned_view.layout.display = None
+        self._pins_changed()
         self.say(f"{len(self.pinned)} pinned")
 
     def on_clear(self) -> None:
         self.pinned = []
         self.pinned_view.value = b""
         self.pinned_view.layout.display = "none"  # an empty image would show as a broken one
+        self._pins_changed()
         self.say("pins cleared")
+
+    def _latent_row(self, source: dict):
+        """The one-row latents of a pinned image (its model's ``latents``), or ``None`` if it has none."""
+        if "latents" in source:  # an image of an interpolated strip
+            return source["latents"]
+        model = self.generator(source["model"])
+        latents = model.latents(source["requests"], seed=source["seed"], **source["knobs"])
+        return None if latents is None else {k: v[source["index"]] for k, v in latents.items()}
+
+    def on_interpolate(self) -> None:
+        """A strip of ``steps`` images from one pinned image to another (same model, one with latents),
+        shown as the grid: its ends are the two pinned images."""
+        from .latent import interpolate
+
+        need = "interpolation needs two pins from the same GAN"
+        if len(self.pinned) < 2:
+            raise ValueError(f"{need}: {len(self.pinned)} pinned")
+        a, b = self.blend_a.value, self.blend_b.value
+        if a == b:
+            raise ValueError(f"{need}: pick two different pins")
+        (image_a, meta_a, source_a), (image_b, meta_b, source_b) = self.pinned[a], self.pinned[b]
+        name = source_a["model"]
+        if source_b["model"] != name:
+            raise ValueError(f"{need}; pin {a + 1} is from {name}, pin {b + 1} from {source_b['model']}")
+        start = time.perf_counter()
+        row_a, row_b = self._latent_row(source_a), self._latent_row(source_b)
+        if row_a is None or row_b is None:
+            raise ValueError(f"{need}; {name} cannot blend (it has no latents)")
+        steps = int(self.steps.value)
+        path = interpolate(row_a, row_b, steps)
+        # the ends are the pins themselves: decoded again in a batch of another size, a network's rounding can
+        # move a few pixels by one level (its kernels depend on the batch shape)
+        inner = self.generator(name).from_latents({k: v[1:-1] for k, v in path.items()})
+        images = torch.cat([image_a[None], inner, image_b[None]])
+        shared = {k: v for k, v in meta_a.items() if k not in ("model", "seed") and meta_b.get(k) == v}
+        self._show(images, [{**shared, "model": name} for _ in range(steps)],
+                   [{"model": name, "latents": {k: v[i] for k, v in path.items()}} for i in range(steps)])
+        self.last_seconds = time.perf_counter() - start
+        self.say(f"interpolated {steps} images from pin {a + 1} to pin {b + 1} with {name} in "
+                 f"{self.last_seconds:.2f} s (pick and pin them like a grid)")
 
     def on_export(self) -> Path:
         """Write the pinned images as a catalog folder (PNGs + metadata.csv), atomically."""

@@ -98,10 +98,17 @@ def test_interpolation_ends_are_the_two_images(models, name):
     images = model.generate(requests, seed=2)
     latents = model.latents(requests, seed=2)
     a, b = ({k: v[i] for k, v in latents.items()} for i in (1, 2))
-    strip = model.from_latents(interpolate(a, b, 7))
+    path = interpolate(a, b, 7)
+    assert all(torch.equal(path[k][0], a[k]) and torch.equal(path[k][-1], b[k]) for k in a)
+    strip = model.from_latents(path)
     assert strip.shape == (7, 3, 32, 32)
-    assert torch.equal(strip[0], images[1]) and torch.equal(strip[-1], images[2])
-    assert not torch.equal(strip[3], images[1]) and not torch.equal(strip[3], images[2])
+    # the ends decode to the two images; in a batch of another size than generate's, the network's kernels may
+    # round a few bytes one level differently (seen: 1 byte of 3 x 32 x 32, by 1), never more
+    for end, image in ((strip[0], images[1]), (strip[-1], images[2])):
+        diff = (end.int() - image.int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
+    assert (strip[3].int() - images[1].int()).abs().float().mean() > 2
+    assert (strip[3].int() - images[2].int()).abs().float().mean() > 2
 
 
 def test_interpolate_rule():

@@ -115,6 +115,85 @@ def test_pin_and_export(studio, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+def test_interpolate_between_two_pins(studio, tmp_path):
+    studio.on_clear()
+    click(studio.interpolate_button)
+    assert studio.status_text == "interpolation needs two pins from the same GAN: 0 pinned"
+    studio.model.value = "cgan-projection"
+    studio.attributes["category"].value = "mug"
+    studio.count.value, studio.seed.value = 6, 9
+    tick, slider = studio.knob_widgets["truncation"].children
+    tick.value, slider.value = True, 1.0
+    click(studio.generate_button)
+    tick.value = False
+    grid = studio.images.clone()
+    studio.pick.value = ("1",)
+    click(studio.pin_button)
+    click(studio.interpolate_button)
+    assert studio.status_text == "interpolation needs two pins from the same GAN: 1 pinned"
+    studio.pick.value = ("4",)
+    click(studio.pin_button)
+    assert (studio.blend_a.value, studio.blend_b.value) == (0, 1)
+    studio.steps.value = 8
+    click(studio.interpolate_button)
+    assert studio.status_text.startswith("interpolated 8 images from pin 1 to pin 2 with cgan-projection in ")
+    strip = studio.images
+    assert strip.shape == (8, 3, 32, 32) and png(studio.grid.value).size == (8 * 96 + 7 * 2, 96)
+    assert torch.equal(strip[0], grid[0]) and torch.equal(strip[-1], grid[3])  # the ends are the pins
+    model = studio.generator("cgan-projection")  # and the latents the studio found are the pins' own
+    for pin, image in ((studio.pinned[0], grid[0]), (studio.pinned[1], grid[3])):
+        alone = model.from_latents({k: v[None] for k, v in studio._latent_row(pin[2]).items()})[0]
+        assert (alone.int() - image.int()).abs().max() <= 1  # a batch of 1 vs 6: at most a rounding
+    assert not torch.equal(strip[4], grid[0]) and not torch.equal(strip[4], grid[3])
+    assert studio.meta[3] == {"category": "mug", "model": "cgan-projection"}  # no seed makes a blend
+    studio.pick.value = ("4",)  # a blend can be pinned, exported and blended again
+    click(studio.pin_button)
+    studio.blend_a.value, studio.blend_b.value = 2, 0
+    studio.steps.value = 3
+    click(studio.interpolate_button)
+    assert torch.equal(studio.images[0], strip[3]) and torch.equal(studio.images[-1], grid[0])
+    studio.export_dir.value = str(tmp_path / "pins")
+    click(studio.export_button)
+    assert studio.status_text.startswith("exported 3 images")
+    studio.blend_b.value = 2
+    click(studio.interpolate_button)
+    assert studio.status_text == "interpolation needs two pins from the same GAN: pick two different pins"
+    studio.attributes["category"].value = "any"
+    studio.model.value = "dcgan"
+    studio.count.value = 2
+    click(studio.generate_button)
+    studio.pick.value = ("2",)
+    click(studio.pin_button)
+    studio.blend_a.value, studio.blend_b.value = 0, 3
+    before = studio.images.clone()
+    click(studio.interpolate_button)
+    assert studio.status_text == ("interpolation needs two pins from the same GAN; pin 1 is from cgan-projection, "
+                                  "pin 4 from dcgan")
+    assert torch.equal(studio.images, before)
+
+
+@pytest.mark.skipif(not pretrained.available("vae"), reason="needs the vae")
+def test_a_model_without_latents_cannot_blend(studio):
+    studio.on_clear()
+    studio.model.value = "vae"
+    studio.count.value = 3
+    click(studio.generate_button)
+    studio.pick.value = ("1", "3")
+    click(studio.pin_button)
+    click(studio.interpolate_button)
+    assert studio.status_text == "interpolation needs two pins from the same GAN; vae cannot blend (it has no latents)"
+    assert "Traceback" not in studio.status.value
+    studio.on_clear()
+    assert studio.blend_a.options == () and studio.blend_a.value is None
+    studio.model.value = "dcgan"
+
+
+def test_editors_are_registered_next_to_the_generators():
+    from prodgen import studio
+
+    assert studio.EDITORS is pretrained.EDITORS and set(pretrained.EDITORS) <= set(pretrained.BUILDERS)
+
+
 @pytest.mark.skipif(not pretrained.available("cvae") or not pretrained.available("judge"), reason="needs cvae+judge")
 def test_edit_catalog_photo_and_upload(studio):
     for w in studio.changes.values():
