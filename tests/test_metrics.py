@@ -312,6 +312,7 @@ def _blur(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(x, [k // 2] * 4, mode="replicate"), kernel, groups=3)
 
 
+@pytest.mark.slow  # 16 s on a quiet machine: 8 x 2,000 photos through the judge
 def test_fid_rises_with_noise_and_blur(judge, real_sets):
     train, test = real_sets
     ref = metrics.judge_features(judge, train.images)
