@@ -70,8 +70,8 @@ def start(port: int = 8866, export_dir="studio-export", timeout: float = 120.0, 
     notebook = write_notebook(folder, export_dir)
     token = secrets.token_hex(16)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(voila_command(notebook, port, token), cwd=folder, stdout=out, stderr=out,
-                            start_new_session=True)
+    proc = subprocess.Popen(voila_command(notebook, port, token), cwd=folder, stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=out, start_new_session=True)  # no stdin: no shutdown prompt
     url = f"http://127.0.0.1:{port}/?token={token}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,17 +90,21 @@ def start(port: int = 8866, export_dir="studio-export", timeout: float = 120.0, 
 
 
 def stop(proc, folder) -> None:
-    """Stop Voilà (SIGINT twice, as Ctrl-C does; then terminate) and remove the temporary notebook."""
+    """Stop Voilà (SIGINT twice, as Ctrl-C does; then terminate, then kill: a server that will not stop within
+    about 20 s is stopped anyway) and remove the temporary notebook."""
     try:
         for sig in (signal.SIGINT, signal.SIGINT):
             if proc.poll() is None:
                 os.killpg(proc.pid, sig)
                 time.sleep(0.3)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+        for sig, wait in ((None, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            if sig is not None:
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     except ProcessLookupError:
         pass
     finally:

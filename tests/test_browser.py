@@ -213,7 +213,7 @@ def test_prodgen_studio_in_voila(browser, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         try:
-            out, err = proc.communicate(timeout=30)
+            out, err = proc.communicate(timeout=60)  # stop() gives Voilà up to ~21 s
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -331,8 +331,8 @@ def test_train_bad_values_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys,
 def test_models_with_their_own_loop_refuse_engine_options_and_torchrun(monkeypatch, capsys):
     from prodgen import cli, pretrained
 
-    assert cli.main(["train", "text-gru", "--epochs", "3"]) == 2
-    assert "prodgen train text-gru takes no --epochs" in capsys.readouterr().err
+    assert cli.main(["train", "text-gru", "--minutes", "3"]) == 2  # its recipe has epochs, not a time budget
+    assert "prodgen train text-gru takes no --minutes" in capsys.readouterr().err
     assert cli.main(["train", "judge", "--minutes", "1", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "takes no --resume, --minutes" in err and "dcgan, vae, cgan-projection" in err
