@@ -114,7 +114,10 @@ def stop(proc, folder) -> None:
 def serve(port: int = 8866, open_browser: bool = True, export_dir="studio-export", log=print) -> int:
     """``prodgen studio``: serve until Ctrl-C; prints the URL (with its token)."""
     proc, url, folder = start(port, export_dir)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    # Ctrl-C and `kill` both stop it cleanly. SIGINT is installed explicitly: a process started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt for it (seen in CI: the studio outlived the test that sent it SIGINT).
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         log(f"Product Studio: {url}")
         log(f"exports go to {Path(export_dir).resolve()}; press Ctrl-C to stop")
@@ -129,7 +132,8 @@ def serve(port: int = 8866, open_browser: bool = True, export_dir="studio-export
         return 0
     finally:
         stop(proc, folder)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum, frame):
