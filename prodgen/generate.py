@@ -18,14 +18,13 @@ Used by ``prodgen generate``, the studio's export (:func:`write_catalog`) and le
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .catalog.attributes import ATTRIBUTE_NAMES
+from .paths import atomic_folder
 
 __all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
            "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
@@ -204,42 +203,40 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
             check_request(model, r)
         except ValueError as e:
             raise ValueError(f"request {i + 1}: {e}" if len(requests) > 1 else str(e)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"generating with {name}", unit="img")
     try:
-        rows, k = [], 0
-        with torch.no_grad():
-            for r_index, request in enumerate(requests):
-                row_seed = seed + r_index
-                images, attrs = generate(model, request, row_seed)
-                pixels = images.permute(0, 2, 3, 1).numpy()
-                for j in range(len(pixels)):
-                    file = f"{k:06d}.png"
-                    Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
-                    description = _text_for(request, name) if model.accepts == "text" else request.description
-                    rows.append([file, *(attrs.get(a, "") for a in ATTRIBUTE_NAMES), description, name, row_seed])
-                    k += 1
-                if bar is not None:
-                    bar.update(len(pixels))
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(METADATA_COLUMNS)
-            writer.writerows(rows)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
+        with atomic_folder(out) as tmp:
+            rows, k = [], 0
+            with torch.no_grad():
+                for r_index, request in enumerate(requests):
+                    row_seed = seed + r_index
+                    images, attrs = generate(model, request, row_seed)
+                    pixels = images.permute(0, 2, 3, 1).numpy()
+                    for j in range(len(pixels)):
+                        file = f"{k:06d}.png"
+                        Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
+                        description = _text_for(request, name) if model.accepts == "text" else request.description
+                        rows.append([file, *(attrs.get(a, "") for a in ATTRIBUTE_NAMES), description, name, row_seed])
+                        k += 1
+                    if bar is not None:
+                        bar.update(len(pixels))
+            _write_metadata(tmp, rows)
     finally:
         if bar is not None:
             bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _write_metadata(folder: Path, rows: list[list]) -> None:
+    """``metadata.csv`` with :data:`METADATA_COLUMNS` and one row per image."""
+    with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(METADATA_COLUMNS)
+        writer.writerows(rows)
 
 
 def write_catalog(out_dir, images: torch.Tensor, rows: list[dict]) -> Path:
@@ -255,24 +252,12 @@ def write_catalog(out_dir, images: torch.Tensor, rows: list[dict]) -> Path:
         raise ValueError("nothing to write: no images")
     out = Path(out_dir)
     _prepare_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        pixels = images.permute(0, 2, 3, 1).numpy()
+    pixels = images.permute(0, 2, 3, 1).numpy()
+    with atomic_folder(out) as tmp:
         lines = []
         for k, row in enumerate(rows):
             file = f"{k:06d}.png"
             Image.fromarray(pixels[k]).save(tmp / file, optimize=False)
             lines.append([file, *(row.get(c, "") for c in METADATA_COLUMNS[1:])])
-        with open(tmp / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(METADATA_COLUMNS)
-            writer.writerows(lines)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _write_metadata(tmp, lines)
     return out

@@ -7,9 +7,12 @@ Used by the catalog, the checkpoints registry and ``prodgen doctor``.
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir"]
+__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder"]
 
 
 def repo_root() -> Path | None:
@@ -37,3 +40,22 @@ def checkpoints_dir() -> Path:
     if os.environ.get("PRODGEN_CHECKPOINTS"):
         return Path(os.environ["PRODGEN_CHECKPOINTS"]).expanduser()
     return data_dir() / "checkpoints"
+
+
+@contextmanager
+def atomic_folder(out) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write into; when the block ends without an error it becomes ``out``
+    (which the caller has checked is missing or empty), otherwise it is removed, so an interrupted write
+    leaves nothing. Used by the catalog export, ``prodgen generate`` and the studio's export."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()  # empty, checked by the caller
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .attributes import ATTRIBUTE_NAMES, values_of
 from .dataset import Catalog
+from ..paths import atomic_folder
 
 __all__ = ["COLUMNS", "export_catalog", "load_folder", "metadata_csv"]
 
@@ -62,11 +61,7 @@ def export_catalog(catalog: Catalog, out_dir, progress: bool = False) -> Path:
             raise FileExistsError(
                 f"{out} already holds {'a different export' if meta.is_file() else 'other files'} "
                 f"({len(existing)} entries); choose an empty or new folder, or delete it first")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         names = _file_names(catalog)
         pixels = catalog.images.permute(0, 2, 3, 1).numpy()
         it = range(len(catalog))
@@ -77,11 +72,6 @@ def export_catalog(catalog: Catalog, out_dir, progress: bool = False) -> Path:
         for i in it:
             Image.fromarray(pixels[i]).save(tmp / names[i], optimize=False)
         (tmp / "metadata.csv").write_text(text, encoding="utf-8")
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
