@@ -7,20 +7,10 @@ from torch.nn import functional as F
 
 from prodgen import checks
 from prodgen.losses import d_loss_bce, g_loss_non_saturating
+from check_helpers import not_done as _not_done, run_check as _run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
-
-
-def _not_done(*args):
-    raise NotImplementedError("Exercise not done yet.")
-
-
-def _run(check, answer, capsys):
-    ok = check(answer)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1, "a check prints exactly one line"
-    return ok, out
 
 
 def _step_right(g, d, opt_g, opt_d, real, z):
