@@ -1,4 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard,
+stability-grid, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -225,6 +226,18 @@ def _generate(args) -> int:
     return 0
 
 
+def _stability_grid(args) -> int:
+    from .stability import run_grid
+
+    recipes = None if args.recipes is None else [r.strip() for r in args.recipes.split(",") if r.strip()]
+    try:
+        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got {args.seeds!r}") from None
+    run_grid(recipes, seeds, steps=args.steps, jobs=args.jobs, out=args.out)
+    return 0
+
+
 def _studio(args) -> int:
     from .studio_server import serve
 
@@ -316,6 +329,13 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="the rows as JSON")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
     s.set_defaults(func=_leaderboard)
+    s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured alike")
+    s.add_argument("--recipes", help="comma-separated recipe names (default: all)")
+    s.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
+    s.add_argument("--steps", type=int, help="training steps per run (default: the grid's budget)")
+    s.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each (default 2)")
+    s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
+    s.set_defaults(func=_stability_grid)
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
     s.add_argument("--no-browser", action="store_true", help="only print the URL (with its token)")

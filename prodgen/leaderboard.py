@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -112,13 +111,8 @@ def cache_file(name: str, n: int = 2000, seed: int = 0) -> Path:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with paths.atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_cached(path: Path) -> dict | None:
@@ -154,13 +148,8 @@ class _Reference:
                 cat = load_catalog(split, progress=False)
                 feats, preds = _judge(judge, cat.images)
                 data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
+            with paths.atomic_file(path) as tmp:
                 torch.save(data, tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
         self.train, self.test = data["train"], data["test"]
         self._floors: dict[int, float] = {}
 

@@ -1,4 +1,4 @@
-"""The training objectives: GAN losses (lessons 03, 05, 07, 10) and the VAE's negative ELBO (lessons 04, 06).
+"""The training objectives: GAN losses and regularisers (lessons 03, 05, 07, 10) and the VAE's negative ELBO (lessons 04, 06).
 
 The engine (``prodgen.train``) owns them, below the models: a model may import a loss, the engine never
 imports a model, so the dependencies point one way (models -> engine -> basics).
@@ -9,7 +9,8 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 - ``-log D(x)      = softplus(-logit)``
 - ``-log(1 - D(x)) = softplus(logit)``
 
-:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``train_gan(loss=name)`` accepts.
+:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``train_gan(loss=name)`` accepts. Lesson 10's
+regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
 (:data:`SIGMA`) and a weight ``beta`` on the KL term.
 """
@@ -20,7 +21,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-__all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_hinge", "g_loss_hinge", "GAN_LOSSES",
+__all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_hinge", "g_loss_hinge",
+           "d_loss_wasserstein", "g_loss_wasserstein", "GAN_LOSSES", "gradient_penalty", "r1_penalty", "mode_seeking_loss",
            "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant"]
 
 
@@ -50,12 +52,71 @@ def g_loss_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
+def d_loss_wasserstein(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Wasserstein critic: maximise E[D(x)] - E[D(G(z))], i.e. minimise E[D(G(z))] - E[D(x)] (raw scores).
+
+    Only meaningful when D is kept (about) 1-Lipschitz: with :func:`gradient_penalty` (WGAN-GP, lesson 10).
+    """
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_loss_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Wasserstein generator: -E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
 # name -> (discriminator loss, generator loss); ``prodgen.train.train_gan(loss=name)`` picks one.
 GAN_LOSSES = {
     "non-saturating": (d_loss_bce, g_loss_non_saturating),
     "saturating": (d_loss_bce, g_loss_saturating),
     "hinge": (d_loss_hinge, g_loss_hinge),
+    "wasserstein": (d_loss_wasserstein, g_loss_wasserstein),
 }
+
+
+# ----------------------------------------------------------------------------- GAN regularisers (lesson 10)
+def _input_gradient(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """d(sum of logits)/d(inputs), kept in the graph (``create_graph``) so a penalty on it can be trained."""
+    (grad,) = torch.autograd.grad(logits.float().sum(), inputs, create_graph=True)
+    return grad.flatten(1)  # N x (3*32*32): one gradient per image (each logit depends on its own image only)
+
+
+def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, *cond) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al., 2017): ``E[(||grad_x D(x_hat)|| - 1)^2]`` at random points
+    ``x_hat = e x + (1 - e) G(z)``, ``e ~ U(0, 1)`` per image.
+
+    A 1-Lipschitz critic has gradient norm at most 1 everywhere, and the optimal one has norm exactly 1
+    on the lines between real and generated samples, so the penalty pulls the norm towards 1 there.
+    ``cond``: the labels, for a conditional discriminator. Costs one more forward and a double backward.
+    """
+    e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
+    logits = discriminator(x_hat, *cond)
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return (_input_gradient(logits, x_hat).norm(dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al., 2018): ``E[||grad_x D(x)||^2]`` on **real** images only.
+
+    ``real`` must have ``requires_grad`` set before ``real_logits = D(real)`` was computed. Flattening D
+    around the data stops it from pushing generated samples away from (or past) the real ones, which
+    is what makes the plain GAN game oscillate; the weight is ``gamma / 2``.
+    """
+    return _input_gradient(real_logits, real).pow(2).sum(dim=1).mean()
+
+
+def mode_seeking_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Mode seeking (Mao et al., 2019): ``1 / (d(G(z_a), G(z_b)) / d(z_a, z_b) + eps)`` with mean absolute
+    differences, for pairs generated from the **same** request.
+
+    Minimising it makes two noise vectors give different images: a generator that draws one look per
+    request (mode collapse within a condition) pays for it. Returns the mean over the pairs.
+    """
+    image_dist = (fake_a.float() - fake_b.float()).abs().flatten(1).mean(dim=1)
+    noise_dist = (z_a.float() - z_b.float()).abs().flatten(1).mean(dim=1)
+    return (1.0 / (image_dist / noise_dist + eps)).mean()
 
 
 # ----------------------------------------------------------------------------- VAEs

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder"]
+__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder", "atomic_file"]
 
 
 def repo_root() -> Path | None:
@@ -59,3 +59,18 @@ def atomic_folder(out) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_file(path) -> Iterator[Path]:
+    """A temporary file name beside ``path`` to write to; when the block ends without an error it replaces
+    ``path`` in one rename, otherwise it is removed: a reader never sees a half-written file. Used for
+    training checkpoints, the leaderboard's cache and lesson 10's grid results."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 from pathlib import Path
 
 from . import paths
@@ -353,10 +352,5 @@ def save(name: str, model, config: dict, metrics: dict | None = None, training: 
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with paths.atomic_file(path) as tmp, open(tmp, "wb") as f:
+        write(f)

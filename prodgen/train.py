@@ -52,7 +52,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +177,8 @@ def autocast_for(device, precision: str):
 
 # ----------------------------------------------------------------------------- one GAN step
 def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_loss=None, labels=None,
-             autocast=contextlib.nullcontext) -> dict:
+             autocast=contextlib.nullcontext, *, augment=None, gp_weight: float = 0.0, r1_weight: float = 0.0,
+             ms_weight: float = 0.0, grad_norm: bool = False) -> dict:
     """One GAN training step: first the discriminator, then the generator.
 
     1. D step: ``D(real)`` and ``D(G(z).detach())`` (two calls, so batch norm sees real and fake
@@ -189,36 +189,69 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
     ``aux_loss(class_logits, labels)`` added to both losses: on real and fake images for D, on
     fake images for G.
 
+    Lesson 10's cures (all off by default):
+
+    - ``augment``: a differentiable function applied to every image D sees, real and fake, in both steps
+      (DiffAugment, ``prodgen.augment.diff_augment``);
+    - ``gp_weight``: ``+ gp_weight * gradient_penalty`` in the D step (WGAN-GP, ``prodgen.losses``);
+    - ``r1_weight``: ``+ r1_weight * r1_penalty`` on the real images in the D step (R1; ``gamma / 2``);
+    - ``ms_weight``: ``+ ms_weight * mode_seeking_loss`` in the G step; the second half of the batch then
+      repeats the first half's requests with other noise, so each pair shares its request;
+    - ``grad_norm``: also return ``d_grad``, the norm of D's parameter gradient (a diagnostic).
+
     Returns detached scalars ``loss_d``, ``loss_g``, ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z))
-    (D as a probability, sigmoid of the logit, measured in the D step).
+    (D as a probability, sigmoid of the logit, measured in the D step), plus ``penalty`` (the unweighted
+    GP or R1 term), ``mode_seeking`` and ``d_grad`` when those are on.
     """
     if d_loss is None or g_loss is None:
         d_loss, g_loss = d_loss or losses.d_loss_bce, g_loss or losses.g_loss_non_saturating
+    if ms_weight and labels is not None:  # pairs (i, i + n/2) share a request
+        half = len(z) // 2
+        labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
     cond = () if labels is None else (labels,)
+    seen = augment if augment is not None else (lambda x: x)
+    if r1_weight:
+        real = real.detach().requires_grad_(True)
     with autocast():
         fake = generator(z, *cond)
-        real_logits, real_aux = _split(discriminator(real, *cond))
-        fake_logits, fake_aux = _split(discriminator(fake.detach(), *cond))
+        real_logits, real_aux = _split(discriminator(seen(real), *cond))
+        fake_logits, fake_aux = _split(discriminator(seen(fake.detach()), *cond))
     loss_d = d_loss(real_logits, fake_logits)
     inner = getattr(discriminator, "module", discriminator)  # under DDP the network is the wrapper's .module
     aux_loss = inner.aux_loss if real_aux is not None else None
     if real_aux is not None:  # AC-GAN: D also learns to name the attributes of real and fake images
         loss_d = loss_d + aux_loss(real_aux, labels) + aux_loss(fake_aux, labels)
+    extra = {}
+    if gp_weight:
+        with autocast():
+            extra["penalty"] = losses.gradient_penalty(lambda x, *c: discriminator(seen(x), *c), real, fake, *cond)
+        loss_d = loss_d + gp_weight * extra["penalty"]
+    if r1_weight:
+        extra["penalty"] = losses.r1_penalty(real_logits, real)
+        loss_d = loss_d + r1_weight * extra["penalty"]
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
+    if grad_norm:
+        grads = [p.grad for p in discriminator.parameters() if p.grad is not None]
+        extra["d_grad"] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     opt_d.step()
 
     with autocast():
-        fake_logits_g, fake_aux_g = _split(discriminator(fake, *cond))
+        fake_logits_g, fake_aux_g = _split(discriminator(seen(fake), *cond))
     loss_g = g_loss(fake_logits_g)
     if fake_aux_g is not None:  # ... and G wants its images named as requested
         loss_g = loss_g + aux_loss(fake_aux_g, labels)
+    if ms_weight:
+        half = len(z) // 2
+        extra["mode_seeking"] = losses.mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
+        loss_g = loss_g + ms_weight * extra["mode_seeking"]
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
     with torch.no_grad():
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}
+                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean(),
+                **{k: v.detach().float() for k, v in extra.items()}}
 
 
 def _split(output):
@@ -286,13 +319,10 @@ def _set_rng_state(state: dict, data_gen) -> None:
 
 
 def _save_atomic(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from .paths import atomic_file
+
+    with atomic_file(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _load_checkpoint(path: Path, kind: str) -> dict:
@@ -506,7 +536,8 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
               loss="non-saturating", max_minutes=None, seed=0, device="auto", precision="auto",
               channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
               conditional=False, condition=None, sample_condition=None, ema=None, ema_decay=0.999,
-              history=None) -> History:
+              history=None, lr_d=None, augment=None, gp_weight=0.0, r1_weight=0.0, ms_weight=0.0,
+              grad_norm=False) -> History:
     """Train a GAN on a catalog with Adam; returns the :class:`History`.
 
     - ``generator(z)`` maps ``N x generator.z_dim`` noise to images in [-1, 1]; ``discriminator(x)``
@@ -527,10 +558,29 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
       copied). The average of many nearby generators is smoother than the last one (used by BigGAN and
       StyleGAN); lesson 05 ships the averaged generator. The sample grid then shows the average.
     - ``history``: a History to append to (continue training in a second call).
+    - ``lr_d``: the discriminator's own learning rate (two time-scale update rule, TTUR; default ``lr``).
+    - ``augment``, ``gp_weight``, ``r1_weight``, ``ms_weight``, ``grad_norm``: lesson 10's cures and
+      diagnostic, see :func:`gan_step`; their terms are recorded in the history as ``penalty``,
+      ``mode_seeking`` and ``d_grad``.
 
     The models end on the training device in eval mode.
     """
     d_loss, g_loss = _gan_losses(loss)
+    for name, value in (("gp_weight", gp_weight), ("r1_weight", r1_weight), ("ms_weight", ms_weight)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise ValueError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}")
+    if gp_weight and r1_weight:
+        raise ValueError("choose one gradient penalty: gp_weight (WGAN-GP) or r1_weight (R1), not both")
+    if (gp_weight or r1_weight) and distributed.world_size() > 1:
+        raise ValueError("gradient penalties (gp_weight, r1_weight) need a double backward, which this engine "
+                         "does not run under torchrun/DDP; train with them in one process")
+    if augment is not None and not callable(augment):
+        raise ValueError(f"augment must be a function of an image batch (prodgen.augment.diff_augment), "
+                         f"got {type(augment).__name__}")
+    lr_d = lr if lr_d is None else lr_d
+    for name, value in (("lr", lr), ("lr_d", lr_d)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
     if not hasattr(generator, "z_dim"):
         raise ValueError("the generator needs a `z_dim` attribute (the size of its noise vector)")
     if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in generator.parameters()]:
@@ -541,10 +591,12 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     loop = _Loop(modules, catalog, kind="gan", epochs=epochs,
                  batch_size=batch_size, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
                  channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
-                 progress=progress, history=history, names=("loss_d", "loss_g", "d_real", "d_fake"))
+                 progress=progress, history=history,
+                 names=("loss_d", "loss_g", "d_real", "d_fake") + (("penalty",) if gp_weight or r1_weight else ())
+                 + (("mode_seeking",) if ms_weight else ()) + (("d_grad",) if grad_norm else ()))
     dev = loop.device
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=tuple(betas))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=tuple(betas))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
     # fixed noise for the sample grids: its own generator, so it is the same in every epoch and run
     fixed_z = torch.randn(n_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(dev)
     if conditional:
@@ -561,7 +613,8 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
         if conditional and condition is not None:
             y = condition(y)
         out = gan_step(net_g, net_d, opt_g, opt_d, x, z, d_loss, g_loss,
-                       labels=y if conditional else None, autocast=loop.autocast)
+                       labels=y if conditional else None, autocast=loop.autocast, augment=augment,
+                       gp_weight=gp_weight, r1_weight=r1_weight, ms_weight=ms_weight, grad_norm=grad_norm)
         if ema is not None:
             _update_ema(ema, generator, ema_decay)
         return out

@@ -99,7 +99,8 @@ def _trunk(in_channels: int, width: int, norm: str, deep: bool = False) -> nn.Se
     """The DCGAN discriminator's body: 32x32 -> 4w x 4 x 4 features.
 
     ``norm="batch"``: batch norm after the 2nd and 3rd convolution (the DCGAN recipe);
-    ``norm="spectral"``: spectral norm on every convolution instead (each layer 1-Lipschitz).
+    ``norm="spectral"``: spectral norm on every convolution instead (each layer 1-Lipschitz);
+    ``norm="none"``: neither (the critic of WGAN-GP and R1 in lesson 10, whose penalties do that job).
     ``deep=True``: a 3x3 convolution before each downsampling one (the SNGAN "standard CNN" layout):
     more layers looking at fine detail (logos, dots) at each resolution.
     """
@@ -135,7 +136,8 @@ class ConcatDiscriminator(nn.Module):
 
 
 class ProjectionDiscriminator(nn.Module):
-    """``D(x, y) = psi(h) + sum_a <e_a(y_a), h>`` with ``h = phi(x)`` (N x 4w), spectral norm throughout.
+    """``D(x, y) = psi(h) + sum_a <e_a(y_a), h>`` with ``h = phi(x)`` (N x 4w), spectral norm throughout
+    (``norm="batch"`` or ``"none"`` swap it for batch norm or nothing: lesson 10's comparisons).
 
     ``embed`` maps the condition to vectors the size of ``h``: per-attribute embeddings with a zero
     vector for "unspecified" (N x 5 x 4w) by default, a projected text embedding in lesson 07.
@@ -143,10 +145,13 @@ class ProjectionDiscriminator(nn.Module):
 
     loss = "hinge"
 
-    def __init__(self, width: int = 64, embed: nn.Module | None = None, deep: bool = False):
+    def __init__(self, width: int = 64, embed: nn.Module | None = None, deep: bool = False, norm: str = "spectral"):
         super().__init__()
-        self.features = _trunk(3, width, "spectral", deep)
-        self.psi = spectral_norm(nn.Linear(4 * width, 1))  # the unconditional "looks real" score
+        if norm not in ("spectral", "batch", "none"):
+            raise ValueError(f"unknown normalisation {norm!r}; valid: spectral, batch, none")
+        self.features = _trunk(3, width, norm, deep)
+        psi = nn.Linear(4 * width, 1)  # the unconditional "looks real" score
+        self.psi = spectral_norm(psi) if norm == "spectral" else psi
         self.embed = embed if embed is not None else AttributeEmbedding(4 * width, unspecified="zero")
 
     def forward(self, x: torch.Tensor, y) -> torch.Tensor:

@@ -1,0 +1,202 @@
+"""Stabilising the conditional GAN (lesson 10): named training recipes, and the course's best GAN, ``cgan-stable``.
+
+Every recipe trains the same pair of networks, lesson 05's conditional generator and its projection
+discriminator (``prodgen.models.cgan``), on the same photos for the same number of steps; only the
+training setup differs, so a difference in the measured results is the recipe's doing:
+
+==================  =====================================================================================
+``dcgan``           non-saturating loss, batch norm in D, Adam (0.5, 0.999), one learning rate: lesson 03's recipe
+``hinge``           the same with the hinge loss
+``hinge-sn``        hinge + spectral norm in D, Adam (0, 0.9): lesson 05's ``cgan-projection`` recipe
+``wgan-gp``         Wasserstein loss + gradient penalty (weight 10), no normalisation in D, Adam (0.5, 0.9)
+``r1``              non-saturating loss + R1 penalty on real photos (gamma 1), no normalisation in D
+``ttur``            ``hinge-sn`` with two time scales: D learns at 4e-4, G at 1e-4
+``mode-seeking``    ``hinge-sn`` + the mode-seeking term (weight 1) against one look per request
+``small``           ``hinge-sn`` on 2,000 photos only
+``small-diffaug``   ``small`` + DiffAugment (translation, cutout) on everything D sees
+``stable``          the recipe lesson 10 recommends from the measured grid, trained longer as ``cgan-stable``
+==================  =====================================================================================
+
+Every run also keeps an exponential moving average of G's weights (EMA), so each recipe is measured with
+and without it. :func:`train_recipe` trains one run; ``prodgen.stability`` runs the grid (recipes x seeds)
+and measures it with the leaderboard's protocol. Used by lesson 10 and ``prodgen train cgan-stable``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+import torch
+
+from .cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
+from .condition import hide_attributes
+
+__all__ = ["RECIPES", "GRID", "recipe", "build_networks", "RecipeRun", "train_recipe", "CHECKPOINT_CONFIG",
+           "train_checkpoint"]
+
+_BASE = {"norm": "spectral", "loss": "hinge", "lr": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9), "gp_weight": 0.0,
+         "r1_weight": 0.0, "ms_weight": 0.0, "augment": None, "photos": None}
+
+RECIPES: dict[str, dict] = {
+    "dcgan": {**_BASE, "norm": "batch", "loss": "non-saturating", "betas": (0.5, 0.999)},
+    "hinge": {**_BASE, "norm": "batch", "betas": (0.5, 0.999)},
+    "hinge-sn": dict(_BASE),
+    "wgan-gp": {**_BASE, "norm": "none", "loss": "wasserstein", "gp_weight": 10.0, "betas": (0.5, 0.9)},
+    "r1": {**_BASE, "norm": "none", "loss": "non-saturating", "r1_weight": 0.5},
+    "ttur": {**_BASE, "lr": 1e-4, "lr_d": 4e-4},
+    "mode-seeking": {**_BASE, "ms_weight": 1.0},
+    "small": {**_BASE, "photos": 2000},
+    "small-diffaug": {**_BASE, "photos": 2000, "augment": "translation,cutout"},
+    "stable": {**_BASE, "lr": 1e-4, "lr_d": 4e-4, "ms_weight": 1.0},
+}
+"""name -> training settings (see the module docstring). ``photos``: train on the first N photos only."""
+
+GRID = {"steps": 600, "batch_size": 64, "width": 32, "z_dim": 64, "ema_decay": 0.99, "hide_p": 0.1,
+        "seeds": (0, 1, 2), "n": 1000}
+"""The grid's fixed budget: every run takes ``steps`` Adam steps of ``batch_size`` photos with networks of
+``width`` channels (half the shipped width, so the 30 runs fit in about an hour of a 2-core CPU), EMA decay
+``ema_decay`` (a half-life of 69 steps), and is measured on ``n`` balanced requests."""
+
+
+def recipe(name: str) -> dict:
+    """The settings of a named recipe (a copy); an unknown name -> ``ValueError`` listing the valid ones."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}")
+    return dict(RECIPES[name])
+
+
+def build_networks(settings: dict, width: int = 32, z_dim: int = 64, seed: int = 0, deep: bool = False):
+    """A fresh ``(generator, discriminator)`` for a recipe: lesson 05's conditional generator and the
+    projection discriminator with the recipe's normalisation, seeded initial weights."""
+    torch.manual_seed(seed)
+    g = Generator(z_dim, width)
+    d = ProjectionDiscriminator(width, deep=deep, norm=settings["norm"])
+    g.apply(_init)
+    d.apply(_init)
+    return g, d
+
+
+class RecipeRun(NamedTuple):
+    """What :func:`train_recipe` returns: the generator as training left it, its weight average (EMA, batch-norm
+    statistics re-estimated), the discriminator and the training :class:`~prodgen.train.History`."""
+    generator: torch.nn.Module
+    ema: torch.nn.Module
+    discriminator: torch.nn.Module
+    history: object
+
+
+def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs: int | None = None,
+                 batch_size: int = 64, width: int = 32, z_dim: int = 64, deep: bool = False, seed: int = 0,
+                 ema_decay: float = 0.99, hide_p: float = 0.1, max_minutes=None, device="auto",
+                 progress: bool = True, grad_norm: bool = True, n_samples: int = 64, checkpoint=None,
+                 resume: bool = False) -> RecipeRun:
+    """Train one recipe on ``catalog`` for ``steps`` steps (or ``epochs`` epochs); returns a :class:`RecipeRun`
+    ``(generator, ema, discriminator, history)``, all on the training device in eval mode. The EMA
+    generator's batch-norm statistics are re-estimated (``recalibrate_batch_norm``). ``history`` has ``d_grad`` (D's
+    gradient norm per step) besides the losses, and the penalty / mode-seeking terms when the recipe has them.
+    """
+    from ..augment import diff_augment
+    from ..train import train_gan
+
+    settings = recipe(name_or_settings) if isinstance(name_or_settings, str) else dict(name_or_settings)
+    if (steps is None) == (epochs is None):
+        raise ValueError("give either steps or epochs")
+    if settings.get("photos"):
+        catalog = catalog.subset(range(min(settings["photos"], len(catalog))))
+    per_epoch = len(catalog) // batch_size
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+        if per_epoch < 1:
+            raise ValueError(f"the catalog has {len(catalog)} photos, fewer than one batch of {batch_size}")
+        epochs = -(-steps // per_epoch)
+        if steps % per_epoch:  # cut the last epoch short: repeat whole epochs on a subset
+            catalog = _Repeated(catalog, steps * batch_size)
+            epochs = 1
+    g, d = build_networks(settings, width, z_dim, seed, deep)
+    g_ema = copy.deepcopy(g)
+    augment = None if settings["augment"] is None else (lambda x, p=settings["augment"]: diff_augment(x, p))
+    history = train_gan(g, d, catalog, epochs=epochs, batch_size=batch_size, lr=settings["lr"],
+                        lr_d=settings["lr_d"], betas=tuple(settings["betas"]), loss=settings["loss"],
+                        gp_weight=settings["gp_weight"], r1_weight=settings["r1_weight"],
+                        ms_weight=settings["ms_weight"], augment=augment, grad_norm=grad_norm,
+                        max_minutes=max_minutes, seed=seed, device=device, progress=progress, conditional=True,
+                        condition=lambda y: hide_attributes(y, hide_p), ema=g_ema, ema_decay=ema_decay,
+                        n_samples=n_samples, checkpoint=checkpoint, resume=resume)
+    g_ema = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=20)
+    return RecipeRun(g.eval(), g_ema, d.eval(), history)
+
+
+class _Repeated:
+    """A catalog that yields ``total`` photos per epoch by cycling through a shuffled copy of ``catalog``
+    (so a step budget that is not a whole number of epochs is exact)."""
+
+    def __init__(self, catalog, total: int):
+        self.base, self.total = catalog, total
+        self.images, self.labels = catalog.images, catalog.labels
+
+    def __len__(self) -> int:
+        return self.total
+
+    def batches(self, batch_size, shuffle=True, generator=None, drop_last=True, device="cpu"):
+        done = 0
+        while done + batch_size <= self.total:
+            for x, y in self.base.batches(batch_size, shuffle=shuffle, generator=generator, drop_last=True,
+                                          device=device):
+                if done + batch_size > self.total:
+                    return
+                done += batch_size
+                yield x, y
+
+    def subset(self, indices):
+        return self.base.subset(indices)
+
+
+# ----------------------------------------------------------------------------- the shipped checkpoint
+CHECKPOINT_CONFIG = {
+    "recipe": "stable", "z_dim": 64, "width": 64, "deep": True, "epochs": 150, "minutes": 5.0, "batch_size": 128,
+    "ema_decay": 0.999, "hide_p": 0.1, "seed": 0, "train_split": "train",
+}
+"""How ``prodgen train cgan-stable`` trains: the ``stable`` recipe with the shipped networks' size (width 64,
+the deeper discriminator trunk), batch 128 and EMA decay 0.999, at most ``epochs`` epochs within ``minutes``
+minutes (``--minutes`` / ``--epochs`` replace them)."""
+
+
+def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, device: str = "auto",
+                     out=None, checkpoint=None, resume: bool = False, **overrides) -> dict:
+    """Train ``cgan-stable`` (``prodgen train cgan-stable``) and save its EMA generator with the metrics of
+    ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    from .. import pretrained
+    from ..catalog import load_catalog
+    from ..distributed import is_main
+    from ..train import training_record
+    from .cgan import evaluate
+    from .dcgan import compact_history
+
+    if name != "cgan-stable":
+        raise ValueError(f"unknown model {name!r}; this trainer makes cgan-stable")
+    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
+    cfg = {**CHECKPOINT_CONFIG, **overrides}
+    settings = recipe(cfg["recipe"])
+    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if fast:
+        train = train.subset(range(1024))
+        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
+    _, g_ema, _, history = train_recipe(settings, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                                     width=cfg["width"], z_dim=cfg["z_dim"], deep=cfg["deep"], seed=cfg["seed"],
+                                     ema_decay=cfg["ema_decay"], hide_p=cfg["hide_p"], max_minutes=cfg["minutes"],
+                                     device=device, progress=log is not None, grad_norm=False,
+                                     checkpoint=checkpoint, resume=resume)
+    if not is_main():
+        return {}
+    ran = training_record(history, g_ema, fast)
+    g_ema = g_ema.cpu()
+    metrics = evaluate(g_ema, n=500 if fast else 2000)
+    if log:
+        log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
+    pretrained.save(name, g_ema, {"z_dim": g_ema.z_dim, "width": g_ema.width}, metrics=metrics,
+                    training={**cfg, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, **ran},
+                    extra=compact_history(history), out=out)
+    return metrics

@@ -1,0 +1,203 @@
+"""Lesson 10's experiment grid: every stabilising recipe x 3 seeds, trained under one budget, measured alike.
+
+``prodgen stability-grid`` trains each recipe of ``prodgen.models.stable.RECIPES`` with each seed for the
+same number of steps on the same photos (``GRID``), and measures every run with the leaderboard's protocol
+(``leaderboard.measure``: FID, KID, precision/recall, control, held-out pairs, within-request diversity...)
+twice: the generator as training left it (``live``) and its weight average (``ema``). It also records
+the discriminator's diagnostics: its gradient norm, and how often it calls training photos and photos it
+never saw "real" (a D that has memorised its photos tells them apart: lesson 10's overfitting test).
+
+Each run is cached as soon as it is measured (``data/cache/stability``, keyed by the recipe's settings and
+the budget), so an interrupted grid continues where it stopped; the summary (mean and standard deviation
+over seeds for each recipe) and every run are written atomically to one JSON file, which lesson 10 reads:
+``data/results/stability-grid.json``. Runs go to ``jobs`` worker processes with one thread each.
+Used by lesson 10 and ``prodgen stability-grid``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+
+from . import paths
+
+__all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "METRICS"]
+
+RESULTS = "results/stability-grid.json"
+"""Where the grid's results live, relative to the data folder."""
+
+METRICS = ("fid", "kid", "precision", "recall", "control_mean", "control_min", "control_heldout", "diversity")
+"""The leaderboard columns the summary averages over seeds."""
+
+
+def results_path() -> Path:
+    return paths.data_dir() / RESULTS
+
+
+def _key(recipe: str, seed: int, budget: dict) -> str:
+    from .models.stable import recipe as settings_of
+
+    blob = json.dumps([recipe, settings_of(recipe), seed, budget], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _cache_file(recipe: str, seed: int, budget: dict) -> Path:
+    return paths.cache_dir() / "stability" / f"{recipe}-s{seed}-{_key(recipe, seed, budget)}.json"
+
+
+def _discriminator_calls_real(discriminator, catalog, n: int = 1000) -> float:
+    """Share of the first ``n`` photos of ``catalog`` that D scores as real (logit > 0), with their own labels."""
+    import torch
+
+    from .catalog import normalize
+
+    discriminator.eval()
+    with torch.no_grad():
+        x, y = normalize(catalog.images[:n]), catalog.labels[:n]
+        return float((discriminator(x, y) > 0).double().mean())
+
+
+def run_one(recipe: str, seed: int, budget: dict) -> dict:
+    """Train and measure one (recipe, seed) run in this process; returns its row (not cached here)."""
+    import torch
+
+    from . import leaderboard, pretrained
+    from .catalog import load_catalog
+    from .models.cgan import CGANImageModel
+    from .models.stable import recipe as settings_of, train_recipe
+
+    settings = settings_of(recipe)
+    train = load_catalog("train", progress=False)
+    start = time.perf_counter()
+    g, g_ema, d, history = train_recipe(settings, train, steps=budget["steps"], batch_size=budget["batch_size"],
+                                     width=budget["width"], z_dim=budget["z_dim"], seed=seed,
+                                     ema_decay=budget["ema_decay"], hide_p=budget["hide_p"], device="cpu",
+                                     progress=False, n_samples=16)
+    seconds = time.perf_counter() - start
+    judge = pretrained.load("judge")
+    ref = leaderboard._Reference(judge)
+    row = {"recipe": recipe, "seed": seed, "budget": budget, "train_seconds": round(seconds, 1),
+           "threads": torch.get_num_threads(), "images_seen": history.images_seen}
+    for which, net in (("live", g), ("ema", g_ema)):
+        measured = leaderboard.measure(CGANImageModel(net, f"{recipe}-s{seed}-{which}"), n=budget["n"], seed=0,
+                                       judge=judge, speed_seconds=0.2, _ref=ref)
+        row[which] = {k: v for k, v in measured.items() if k in METRICS or k == "control_min_attribute"}
+    # the discriminator's view: training photos it learned from vs validation photos it never saw
+    photos = settings["photos"] or len(train)
+    seen = train.subset(range(min(photos, len(train))))
+    unseen = load_catalog("val", progress=False)
+    row["d_calls_real_train"] = round(_discriminator_calls_real(d, seen), 4)
+    row["d_calls_real_heldout"] = round(_discriminator_calls_real(d, unseen), 4)
+    every = max(1, len(history.steps["loss_d"]) // 80)
+    row["curves"] = {k: [round(sum(v[i:i + every]) / len(v[i:i + every]), 4) for i in range(0, len(v), every)]
+                     for k, v in history.steps.items()}
+    row["curves_every"] = every
+    row["samples"] = history.samples[-1][1][:16].tolist() if history.samples else []
+    return row
+
+
+def _worker(args) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    recipe, seed, budget = args
+    row = run_one(recipe, seed, budget)
+    with paths.atomic_file(_cache_file(recipe, seed, budget)) as tmp:
+        tmp.write_text(json.dumps(row), encoding="utf-8")
+    return row
+
+
+def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, out=None, log=print) -> dict:
+    """Train and measure every (recipe, seed) not cached yet, then write the summary and all runs to ``out``
+    (default :func:`results_path`); returns what was written."""
+    from .models.stable import GRID, RECIPES
+
+    recipes = list(RECIPES) if recipes is None else list(recipes)
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown recipe(s) {', '.join(unknown)}; valid recipes: {', '.join(RECIPES)}")
+    seeds = list(GRID["seeds"]) if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    budget = {k: v for k, v in GRID.items() if k != "seeds"}
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+        budget["steps"] = steps
+    todo, rows = [], {}
+    for seed in seeds:  # seed-major: a partial grid already covers every recipe once
+        for recipe in recipes:
+            cached = _read(_cache_file(recipe, seed, budget))
+            if cached is not None:
+                rows[(recipe, seed)] = cached
+            else:
+                todo.append((recipe, seed, budget))
+    log(f"stability grid: {len(rows)} run(s) cached, {len(todo)} to train ({budget['steps']} steps each, "
+        f"{jobs} process(es) x 1 thread)")
+    start = time.perf_counter()
+    if todo:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+            for row in pool.imap_unordered(_worker, todo):
+                rows[(row["recipe"], row["seed"])] = row
+                e = row["ema"]
+                log(f"  {row['recipe']:<14} seed {row['seed']}: FID {e['fid']:.1f}, control {e['control_mean']:.3f} "
+                    f"(EMA), {row['train_seconds']:.0f} s training; {len(rows)}/{len(recipes) * len(seeds)} done")
+    ordered = [rows[(r, s)] for r in recipes for s in seeds]
+    result = {
+        "budget": budget, "recipes": recipes, "seeds": seeds, "summary": summarise(ordered),
+        "runs": ordered,
+        "provenance": {"command": "prodgen stability-grid", "machine": platform.processor() or platform.machine(),
+                       "python": platform.python_version(), "jobs": jobs,
+                       "wall_seconds_this_call": round(time.perf_counter() - start, 1),
+                       "train_seconds_total": round(sum(r["train_seconds"] for r in ordered), 1),
+                       "date": time.strftime("%Y-%m-%d")},
+    }
+    out = Path(out) if out is not None else results_path()
+    with paths.atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote {out}")
+    return result
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def summarise(runs: list[dict]) -> dict:
+    """``{recipe: {"live"|"ema": {metric: [mean, std over seeds]}, "train_seconds": mean, ...}}``."""
+    import statistics
+
+    out: dict = {}
+    for recipe in dict.fromkeys(r["recipe"] for r in runs):
+        mine = [r for r in runs if r["recipe"] == recipe]
+        entry: dict = {"seeds": len(mine), "train_seconds": round(statistics.fmean(r["train_seconds"] for r in mine), 1)}
+        for which in ("live", "ema"):
+            entry[which] = {}
+            for m in METRICS:
+                values = [r[which][m] for r in mine if r[which].get(m) is not None]
+                if values:
+                    std = statistics.stdev(values) if len(values) > 1 else 0.0
+                    entry[which][m] = [round(statistics.fmean(values), 4), round(std, 4)]
+        for key in ("d_calls_real_train", "d_calls_real_heldout"):
+            values = [r[key] for r in mine if key in r]
+            if values:
+                entry[key] = round(statistics.fmean(values), 4)
+        out[recipe] = entry
+    return out
+
+
+def load_results(path=None) -> dict:
+    """The shipped grid results (lesson 10); a missing file -> ``FileNotFoundError`` saying how to make it."""
+    path = Path(path) if path is not None else results_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `prodgen stability-grid` to train and measure the grid")
+    return json.loads(path.read_text(encoding="utf-8"))
