@@ -99,11 +99,16 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
 
 
 def _worker(args) -> dict:
+    """Train, measure and cache one run with one thread (in a worker process, or in this one for ``jobs=1``)."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     recipe, seed, budget = args
-    row = run_one(recipe, seed, budget)
+    try:
+        row = run_one(recipe, seed, budget)
+    finally:
+        torch.set_num_threads(threads)
     with paths.atomic_file(_cache_file(recipe, seed, budget)) as tmp:
         tmp.write_text(json.dumps(row), encoding="utf-8")
     return row
@@ -142,17 +147,21 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
     if todo:
         import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
-            for row in pool.imap_unordered(_worker, todo):
+        pool = multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) if jobs > 1 else None
+        try:
+            for row in (pool.imap_unordered(_worker, todo) if pool else map(_worker, todo)):
                 rows[(row["recipe"], row["seed"])] = row
                 e = row["ema"]
                 log(f"  {row['recipe']:<14} seed {row['seed']}: FID {e['fid']:.1f}, control {e['control_mean']:.3f} "
                     f"(EMA), {row['train_seconds']:.0f} s training; {len(rows)}/{len(recipes) * len(seeds)} done")
+        finally:
+            if pool is not None:
+                pool.terminate()
     ordered = [rows[(r, s)] for r in recipes for s in seeds]
     result = {
         "budget": budget, "recipes": recipes, "seeds": seeds, "summary": summarise(ordered),
         "runs": ordered,
-        "provenance": {"command": "prodgen stability-grid", "machine": platform.processor() or platform.machine(),
+        "provenance": {"command": "prodgen stability-grid" + ("" if jobs == 2 else f" --jobs {jobs}"), "machine": platform.processor() or platform.machine(),
                        "python": platform.python_version(), "jobs": jobs,
                        "wall_seconds_this_call": round(time.perf_counter() - start, 1),
                        "train_seconds_total": round(sum(r["train_seconds"] for r in ordered), 1),

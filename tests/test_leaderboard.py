@@ -40,7 +40,7 @@ def test_the_registry_lists_every_shipped_image_model():
     assert "judge" not in pretrained.GENERATORS and "text-gru" not in pretrained.GENERATORS
     assert pretrained.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
                                             "cgan-concat": "attributes", "cgan-acgan": "attributes",
-                                            "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
+                                            "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -252,7 +252,7 @@ def _cli(*args):
 
 @pytest.mark.parametrize("args, message", [
     (["--models", "stylegan"], "unknown model 'stylegan'; generators: dcgan, vae, cgan-projection, cgan-concat, "
-                               "cgan-acgan, cvae, text2img, text2img-embedding"),
+                               "cgan-acgan, cgan-stable, cvae, text2img, text2img-embedding"),
     (["--models", "judge"], "unknown model 'judge'; generators: dcgan,"),
     (["--models", " , "], "no model named; generators: dcgan,"),
     (["--n", "1"], "--n must be at least 16"),
