@@ -131,8 +131,95 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(items):
-    """Every notebook item is slow: the quick loop (`pytest -m "not slow"`) skips lesson execution."""
+# ------------------------------------------------------------------ pytest-xdist: which worker runs what, when
+# pytest-xdist hands out *work units* to the workers: a unit runs on one worker, in order. Here a unit is a
+# notebook (its cells share one kernel) or a test module (its module-scoped fixtures, e.g. test_distributed's
+# two-process run, are built once), except the tests in SPREAD: each of their items is a unit of its own, so
+# the student-lesson runs (minutes together) are shared by both workers. (`--dist loadgroup` cannot say this:
+# pytest-xdist 3.8 renames items for it in a way pytest 9 ignores, so its groups are silently not formed.)
+SPREAD = {"test_student_lesson", "test_trainer_runs_and_registers_the_model"}
+SLOW_SECONDS, FAST_SECONDS, NOTEBOOK_SECONDS = 15.0, 0.3, 25.0  # rough guesses, only used to order the units
+
+
+def _unit(nodeid: str) -> str:
+    path, _, name = nodeid.partition("::")
+    return nodeid if not path.endswith(".ipynb") and name.split("[")[0] in SPREAD else path
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, in the controller
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadscope` (pyproject.toml) with the units above, handed out in collection order (see
+    pytest_collection_modifyitems; pyproject.toml turns pytest-xdist's own reordering off)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return UnitScheduling(config, log)
+
+
+def _guess_seconds(item) -> float:
+    """`@pytest.mark.slow(seconds=80)` where a test is much longer than a typical slow test."""
+    if item.path.suffix == ".ipynb":
+        return 0.0  # counted once per notebook
+    mark = item.get_closest_marker("slow")
+    return FAST_SECONDS if mark is None else float(mark.kwargs.get("seconds", SLOW_SECONDS))
+
+
+def _longest_units_first(items) -> list:
+    """The items regrouped by unit, the units ordered by their guessed duration, longest first (stable): a
+    worker that finishes early takes the next unit, so only short units are left for the end and both
+    workers finish at about the same time."""
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(_unit(item.nodeid), []).append(item)
+
+    def seconds(unit):
+        return sum(map(_guess_seconds, unit)) + (NOTEBOOK_SECONDS if unit[0].path.suffix == ".ipynb" else 0.0)
+
+    return [item for unit in sorted(units.values(), key=lambda u: -seconds(u)) for item in unit]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every notebook item is slow: the quick loop (`pytest -m "not slow"`) skips lesson execution.
+    In a pytest-xdist worker: the longest units first (the controller hands them out in this order)."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
+    if hasattr(config, "workerinput"):
+        items[:] = _longest_units_first(items)
+
+
+# ------------------------------------------------------------------ the catalogs, rendered once per run
+SHARED_CATALOGS = ("train", "test", "unseen")  # 32 px, seed 0, standard sizes: what the slow tests and lessons load
+
+
+def pytest_collection_finish(session):
+    """Render the standard catalogs before the first test when the cache lacks them (a fresh clone), once:
+    otherwise whichever test or lesson kernel first needs the 20k training catalog renders it (25 s of two
+    cores) inside its own timing, and one on the other worker may render it at the same time. A file lock
+    makes the other worker wait and then find the cache filled. Only when slow tests run: the quick loop
+    renders what it needs itself."""
+    if not any(item.get_closest_marker("slow") for item in session.items):
+        return
+    from prodgen import paths
+    from prodgen.catalog import DEFAULT_N, load_catalog
+    from prodgen.catalog.dataset import cache_path
+
+    missing = lambda: [s for s in SHARED_CATALOGS if not cache_path(s, DEFAULT_N[s], 32, 0).is_file()]  # noqa: E731
+    if not missing():
+        return
+    folder = paths.cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, at worst both workers render
+        fcntl = None
+    with open(folder / ".render.lock", "w") as lock:
+        if fcntl:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for split in missing():  # after the wait: what the other worker has not rendered yet
+            load_catalog(split, progress=False)

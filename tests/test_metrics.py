@@ -312,11 +312,13 @@ def _blur(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(x, [k // 2] * 4, mode="replicate"), kernel, groups=3)
 
 
-@pytest.mark.slow  # 16 s on a quiet machine: 8 x 2,000 photos through the judge
+@pytest.mark.slow  # 9 x 1,000 photos through the judge
 def test_fid_rises_with_noise_and_blur(judge, real_sets):
+    # 1,000 photos a side: the smallest gap (floor 66 vs 96 at noise 0.05; blur 5 vs 7: 3336 vs 3627) is as
+    # clear as with 2,000 (36 vs 74; 3257 vs 3554), in half the time.
     train, test = real_sets
-    ref = metrics.judge_features(judge, train.images)
-    x = normalize(test.images)
+    ref = metrics.judge_features(judge, train.images[:1000])
+    x = normalize(test.images[:1000])
     floor = metrics.fid(ref, metrics.judge_features(judge, x))
     gen = torch.Generator().manual_seed(0)
     noisy = [metrics.fid(ref, metrics.judge_features(judge, (x + s * torch.randn(x.shape, generator=gen)).clamp(-1, 1)))
