@@ -284,17 +284,48 @@ BAD_INPUT = {
 }
 
 
+def _in_this_process(monkeypatch, capsys):
+    """`prodgen ARGS` run by `prodgen.cli.main` in the test's process: (exit status, stdout, stderr). A
+    subprocess per case would spend ~2 s importing torch each; the installed command's own exit path is
+    checked by test_bad_input_through_the_command."""
+    def run(args, cwd, env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(cwd)
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:  # argparse's own errors
+            code = stop.code
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def _in_a_subprocess(args, cwd, env):
+    result = _prodgen(*args, cwd=cwd, env=env)
+    return result.returncode, result.stdout, result.stderr
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case, monkeypatch, capsys):
+    _check_bad_input(tmp_path, case, _in_this_process(monkeypatch, capsys))
+
+
+@pytest.mark.parametrize("case", ["unknown model", "missing checkpoint"])
+def test_bad_input_through_the_command(tmp_path, case):
+    _check_bad_input(tmp_path, case, _in_a_subprocess)
+
+
+def _check_bad_input(tmp_path, case, run):
     args, setup, message = BAD_INPUT[case]
     env = setup(tmp_path) if setup else {}
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    result = _prodgen("generate", *args, "--out", "out", cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prodgen: error: "), result.stderr
-    assert message in lines[0] and "Traceback" not in result.stderr
-    assert result.stdout == ""
+    code, stdout, stderr = run(["generate", *args, "--out", "out"], cwd=tmp_path, env=env)
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prodgen: error: "), stderr
+    assert message in lines[0] and "Traceback" not in stderr
+    assert stdout == ""
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
     if case == "out not empty":
         assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
