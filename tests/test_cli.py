@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from prodgen.cli import main
+
+from cli_helpers import in_a_subprocess, in_this_process
 
 
 @pytest.fixture(autouse=True)
@@ -16,23 +15,25 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PRODGEN_CACHE", str(tmp_path / "cache"))
 
 
-def _prodgen(*args, env_cache):
-    env = {**os.environ, "PRODGEN_CACHE": str(env_cache)}
-    return subprocess.run([sys.executable, "-m", "prodgen.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
-
-
 @pytest.mark.parametrize("args, message", [
     (["--split", "training", "--n", "5"], "unknown split 'training'; valid splits: train, val, test, unseen"),
     (["--split", "train", "--n", "0"], "n must be a positive"),
     (["--split", "train", "--n", "5", "--size", "48"], "unsupported image size 48; valid sizes: 32, 64, 128"),
 ])
-def test_export_bad_input(tmp_path, args, message):
+def test_export_bad_input(tmp_path, args, message, monkeypatch, capsys):
+    _check_export_bad_input(tmp_path, args, message, in_this_process(monkeypatch, capsys))
+
+
+def test_export_bad_input_through_the_command(tmp_path):
+    _check_export_bad_input(tmp_path, ["--split", "train", "--n", "0"], "n must be a positive", in_a_subprocess)
+
+
+def _check_export_bad_input(tmp_path, args, message, run):
     out = tmp_path / "out"
-    result = _prodgen("data", "export", *args, "--out", str(out), env_cache=tmp_path / "cache")
-    assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    code, _, stderr = run(["data", "export", *args, "--out", out], env={"PRODGEN_CACHE": str(tmp_path / "cache")})
+    assert code == 2
+    assert message in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 

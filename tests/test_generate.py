@@ -6,10 +6,7 @@ interrupted run leaves nothing behind; the same seed gives byte-identical files.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +23,11 @@ from prodgen.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog
 from prodgen.models import cgan
 from prodgen.models.condition import parse_request
 
+from cli_helpers import in_a_subprocess, in_this_process
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
-
-
-def _prodgen(*args, cwd, env=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "prodgen.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
 
 
 def _generate(*args) -> int:
@@ -284,36 +277,14 @@ BAD_INPUT = {
 }
 
 
-def _in_this_process(monkeypatch, capsys):
-    """`prodgen ARGS` run by `prodgen.cli.main` in the test's process: (exit status, stdout, stderr). A
-    subprocess per case would spend ~2 s importing torch each; the installed command's own exit path is
-    checked by test_bad_input_through_the_command."""
-    def run(args, cwd, env):
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.chdir(cwd)
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as stop:  # argparse's own errors
-            code = stop.code
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
-
-
-def _in_a_subprocess(args, cwd, env):
-    result = _prodgen(*args, cwd=cwd, env=env)
-    return result.returncode, result.stdout, result.stderr
-
-
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case, monkeypatch, capsys):
-    _check_bad_input(tmp_path, case, _in_this_process(monkeypatch, capsys))
+    _check_bad_input(tmp_path, case, in_this_process(monkeypatch, capsys))
 
 
 @pytest.mark.parametrize("case", ["unknown model", "missing checkpoint"])
 def test_bad_input_through_the_command(tmp_path, case):
-    _check_bad_input(tmp_path, case, _in_a_subprocess)
+    _check_bad_input(tmp_path, case, in_a_subprocess)
 
 
 def _check_bad_input(tmp_path, case, run):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +17,8 @@ import torch
 from prodgen import leaderboard, paths, pretrained
 from prodgen.cli import main
 from prodgen.models.protocol import ACCEPTS, Knob, ImageModel, noise
+
+from cli_helpers import in_a_subprocess, in_this_process
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -245,11 +245,6 @@ def test_evaluate_prints_the_protocols_measurements(rows_folder, capsys):
 
 
 # ----------------------------------------------------------------------------- bad input
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "prodgen.cli", "leaderboard", *args], capture_output=True, text=True,
-                          timeout=120)
-
-
 @pytest.mark.parametrize("args, message", [
     (["--models", "stylegan"], "unknown model 'stylegan'; generators: dcgan, vae, cgan-projection, cgan-concat, "
                                "cgan-acgan, cgan-stable, cvae, text2img, text2img-embedding"),
@@ -259,12 +254,20 @@ def _cli(*args):
     (["--n", "0"], "--n must be at least 16"),
     (["--n", "many"], "--n must be a whole number of samples"),
 ])
-def test_bad_input_is_one_line_exit_2(args, message):
-    result = _cli(*args)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("prodgen: error: ") and message in lines[0], result.stderr
-    assert result.stdout == ""
+def test_bad_input_is_one_line_exit_2(args, message, monkeypatch, capsys):
+    _check_bad_input(args, message, in_this_process(monkeypatch, capsys))
+
+
+def test_bad_input_through_the_command():
+    _check_bad_input(["--n", "many"], "--n must be a whole number of samples", in_a_subprocess)
+
+
+def _check_bad_input(args, message, run):
+    code, stdout, stderr = run(["leaderboard", *args])
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prodgen: error: ") and message in lines[0], stderr
+    assert stdout == ""
 
 
 def test_python_api_refuses_bad_n():
