@@ -234,6 +234,12 @@ def _stability_grid(args) -> int:
         seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got {args.seeds!r}") from None
+    if args.markdown:  # the table only: runs already cached are read, missing ones trained first
+        from .stability import format_markdown
+
+        result = run_grid(recipes, seeds, steps=args.steps, jobs=args.jobs, out=args.out, log=lambda s: None)
+        print(format_markdown(result))
+        return 0
     run_grid(recipes, seeds, steps=args.steps, jobs=args.jobs, out=args.out)
     return 0
 
@@ -335,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="training steps per run (default: the grid's budget)")
     s.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each (default 2)")
     s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
+    s.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table (the README's)")
     s.set_defaults(func=_stability_grid)
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")

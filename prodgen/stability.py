@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import paths
 
-__all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "METRICS"]
+__all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "format_markdown", "METRICS"]
 
 RESULTS = "results/stability-grid.json"
 """Where the grid's results live, relative to the data folder."""
@@ -47,18 +47,6 @@ def _cache_file(recipe: str, seed: int, budget: dict) -> Path:
     return paths.cache_dir() / "stability" / f"{recipe}-s{seed}-{_key(recipe, seed, budget)}.json"
 
 
-def _discriminator_calls_real(discriminator, catalog, n: int = 1000) -> float:
-    """Share of the first ``n`` photos of ``catalog`` that D scores as real (logit > 0), with their own labels."""
-    import torch
-
-    from .catalog import normalize
-
-    discriminator.eval()
-    with torch.no_grad():
-        x, y = normalize(catalog.images[:n]), catalog.labels[:n]
-        return float((discriminator(x, y) > 0).double().mean())
-
-
 def run_one(recipe: str, seed: int, budget: dict) -> dict:
     """Train and measure one (recipe, seed) run in this process; returns its row (not cached here)."""
     import torch
@@ -66,7 +54,7 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
     from . import leaderboard, pretrained
     from .catalog import load_catalog
     from .models.cgan import CGANImageModel
-    from .models.stable import recipe as settings_of, train_recipe
+    from .models.stable import calls_real, recipe as settings_of, train_recipe
 
     settings = settings_of(recipe)
     train = load_catalog("train", progress=False)
@@ -88,8 +76,8 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
     photos = settings["photos"] or len(train)
     seen = train.subset(range(min(photos, len(train))))
     unseen = load_catalog("val", progress=False)
-    row["d_calls_real_train"] = round(_discriminator_calls_real(d, seen), 4)
-    row["d_calls_real_heldout"] = round(_discriminator_calls_real(d, unseen), 4)
+    row["d_calls_real_train"] = round(calls_real(d, seen), 4)
+    row["d_calls_real_heldout"] = round(calls_real(d, unseen), 4)
     every = max(1, len(history.steps["loss_d"]) // 80)
     row["curves"] = {k: [round(sum(v[i:i + every]) / len(v[i:i + every]), 4) for i in range(0, len(v), every)]
                      for k, v in history.steps.items()}
@@ -210,3 +198,24 @@ def load_results(path=None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `prodgen stability-grid` to train and measure the grid")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def format_markdown(result: dict) -> str:
+    """The grid's summary as a Markdown table (the README's): mean ± std over seeds, EMA and live generator."""
+    def cell(entry, metric, digits):
+        if metric not in entry:
+            return "–"
+        mean, std = entry[metric]
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    lines = ["| recipe | FID (EMA) | FID (live) | control (EMA) | control (live) | weakest (EMA) | held-out (EMA) "
+             "| diversity (EMA) | D calls real: train / held-out | s per run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for recipe, entry in result["summary"].items():
+        ema, live = entry["ema"], entry["live"]
+        gap = (f"{entry['d_calls_real_train']:.2f} / {entry['d_calls_real_heldout']:.2f}"
+               if "d_calls_real_train" in entry else "–")
+        lines.append(f"| `{recipe}` | {cell(ema, 'fid', 0)} | {cell(live, 'fid', 0)} | {cell(ema, 'control_mean', 3)} "
+                     f"| {cell(live, 'control_mean', 3)} | {cell(ema, 'control_min', 3)} | {cell(ema, 'control_heldout', 3)} "
+                     f"| {cell(ema, 'diversity', 2)} | {gap} | {entry['train_seconds']:.0f} |")
+    return "\n".join(lines)
