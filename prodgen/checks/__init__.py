@@ -9,5 +9,6 @@ from .conditional import *  # noqa: F401,F403  lessons 05-07
 from .evaluation import *  # noqa: F401,F403  lesson 08
 from .gan import *  # noqa: F401,F403  lesson 03
 from .latent import *  # noqa: F401,F403  lesson 09
+from .stability import *  # noqa: F401,F403  lesson 10
 from .text import *  # noqa: F401,F403  lesson 02
 from .vae import *  # noqa: F401,F403  lesson 04
