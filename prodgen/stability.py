@@ -145,7 +145,7 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
         finally:
             if pool is not None:
                 pool.terminate()
-    ordered = [rows[(r, s)] for r in recipes for s in seeds]
+    ordered = [_pack_samples(rows[(r, s)]) for r in recipes for s in seeds]
     result = {
         "budget": budget, "recipes": recipes, "seeds": seeds, "summary": summarise(ordered),
         "runs": ordered,
@@ -157,9 +157,49 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
     }
     out = Path(out) if out is not None else results_path()
     with paths.atomic_file(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(result, separators=(",", ":")) + "\n", encoding="utf-8")
     log(f"wrote {out}")
     return result
+
+
+SHIPPED_SAMPLES = 8
+"""Final sample images kept per run in the results file (as one PNG strip: the file stays small)."""
+
+
+def _pack_samples(row: dict) -> dict:
+    """The row with its sample images (uint8 lists, as cached) replaced by a base64 PNG strip of the first few."""
+    if "samples" not in row:
+        return row
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    images = np.asarray(row["samples"][:SHIPPED_SAMPLES], dtype=np.uint8)  # N x 3 x 32 x 32
+    row = {k: v for k, v in row.items() if k != "samples"}
+    if len(images):
+        strip = images.transpose(2, 0, 3, 1).reshape(images.shape[2], -1, 3)  # 32 x (N*32) x 3
+        buffer = io.BytesIO()
+        Image.fromarray(strip).save(buffer, format="PNG", optimize=True)
+        row["samples_png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return row
+
+
+def _unpack_samples(row: dict) -> dict:
+    """Inverse of :func:`_pack_samples`: ``row["samples"]`` as uint8 lists N x 3 x 32 x 32 again."""
+    if "samples_png" not in row:
+        return row
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    strip = np.asarray(Image.open(io.BytesIO(base64.b64decode(row["samples_png"]))).convert("RGB"))  # 32 x N*32 x 3
+    h = strip.shape[0]
+    images = strip.reshape(h, -1, h, 3).transpose(1, 3, 0, 2)  # N x 3 x 32 x 32
+    return {**row, "samples": images.tolist()}
 
 
 def _read(path: Path) -> dict | None:
@@ -193,11 +233,14 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def load_results(path=None) -> dict:
-    """The shipped grid results (lesson 10); a missing file -> ``FileNotFoundError`` saying how to make it."""
+    """The shipped grid results (lesson 10), each run's final samples (``SHIPPED_SAMPLES`` images) as uint8 lists
+    N x 3 x 32 x 32 under ``"samples"``; a missing file -> ``FileNotFoundError`` saying how to make it."""
     path = Path(path) if path is not None else results_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `prodgen stability-grid` to train and measure the grid")
-    return json.loads(path.read_text(encoding="utf-8"))
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result["runs"] = [_unpack_samples(r) for r in result["runs"]]  # the sample images as uint8 lists
+    return result
 
 
 def format_markdown(result: dict) -> str:
