@@ -21,9 +21,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-import nbformat
+if TYPE_CHECKING:
+    import nbformat
 
 LESSON_RE = re.compile(r"^(?P<num>\d{2})_(?P<slug>[A-Za-z0-9_-]+)\.ipynb$")
 """File name of a lesson: two digits, underscore, slug, `.ipynb`."""
@@ -44,6 +45,14 @@ TIME_RE = re.compile(r"\btime\b.*\bcpu\b", re.IGNORECASE)
 FAST_RE = re.compile(r"^FAST\s*(?::[^=\n]*)?=(?!=)", re.MULTILINE)
 CHECK_CALL_RE = re.compile(r"\bchecks\.")
 SUMMARY_RE = re.compile(r"^\s{0,3}#{1,6}\s.*summary", re.IGNORECASE | re.MULTILINE)
+
+
+def _nbformat():
+    """nbformat, imported on first use: `record` runs in every lesson kernel, and importing nbformat pulls
+    in jsonschema's format checkers (several seconds on a busy CPU), which the lessons never need."""
+    import nbformat
+
+    return nbformat
 
 
 # --------------------------------------------------------------------------- finding lessons
@@ -193,8 +202,8 @@ def _student_cell(cell: nbformat.NotebookNode, index: int) -> nbformat.NotebookN
     tags = list(cell.get("metadata", {}).get("tags", []))
     if blocks and cell.cell_type == "code":
         tags = _with_exercise_tags(tags)
-    new = nbformat.NotebookNode(cell_type=cell.cell_type, id=cell.get("id") or f"cell-{index}")
-    new.metadata = nbformat.NotebookNode({"tags": tags} if tags else {})
+    new = _nbformat().NotebookNode(cell_type=cell.cell_type, id=cell.get("id") or f"cell-{index}")
+    new.metadata = _nbformat().NotebookNode({"tags": tags} if tags else {})
     new.source = source
     if cell.cell_type == "code":
         new.execution_count = None
@@ -206,7 +215,7 @@ def _student_cell(cell: nbformat.NotebookNode, index: int) -> nbformat.NotebookN
 
 def make_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The student version of a solution notebook (pure: `nb` is not changed)."""
-    student = nbformat.v4.new_notebook()
+    student = _nbformat().v4.new_notebook()
     metadata = nb.get("metadata", {})
     if "kernelspec" in metadata:
         student.metadata.kernelspec = copy.deepcopy(metadata["kernelspec"])
@@ -218,11 +227,11 @@ def make_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def student_text(nb: nbformat.NotebookNode) -> str:
     """The student notebook for `nb`, serialised exactly as `build` writes it."""
-    return nbformat.writes(make_student(nb), version=4, indent=1) + "\n"
+    return _nbformat().writes(make_student(nb), version=4, indent=1) + "\n"
 
 
 def _read(path: Path) -> nbformat.NotebookNode:
-    return nbformat.read(str(path), as_version=4)
+    return _nbformat().read(str(path), as_version=4)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -613,7 +622,7 @@ def _execute_as_saved(src: Path, dst: Path, timeout: float | None) -> None:
         except CellExecutionError:
             pass
         finally:
-            _write_atomically(dst, nbformat.writes(nb))
+            _write_atomically(dst, _nbformat().writes(nb))
 
 
 def run_lesson(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -292,6 +294,14 @@ def test_record_converts_numbers_and_rejects_objects(capsys):
     assert course._jsonable("v", torch.tensor([1, 2])) == [1, 2]
     with pytest.raises(TypeError, match="'model' is a object"):
         course.record(model=object())
+
+
+def test_record_leaves_nbformat_unimported():
+    """Every lesson kernel calls `course.record`; importing nbformat there (it pulls in jsonschema's format
+    checkers) cost 4-7 s per lesson run on the busy 2-core machine, twice per lesson in CI."""
+    code = "import sys\nimport prodgen.course as c\nc.record(x=1)\nprint('nbformat' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["x  1", "False"]
 
 
 def test_read_results_merges_in_order():
