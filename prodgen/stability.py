@@ -156,6 +156,8 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
                        "date": time.strftime("%Y-%m-%d")},
     }
     out = Path(out) if out is not None else results_path()
+    if not todo and _same_runs(_read(out), ordered):  # nothing new: keep the file (and its provenance) as it is
+        return result
     with paths.atomic_file(out) as tmp:
         tmp.write_text(json.dumps(result, separators=(",", ":")) + "\n", encoding="utf-8")
     log(f"wrote {out}")
@@ -200,6 +202,14 @@ def _unpack_samples(row: dict) -> dict:
     h = strip.shape[0]
     images = strip.reshape(h, -1, h, 3).transpose(1, 3, 0, 2)  # N x 3 x 32 x 32
     return {**row, "samples": images.tolist()}
+
+
+def _same_runs(saved: dict | None, runs: list[dict]) -> bool:
+    """Whether a results file holds exactly these runs (same recipes, seeds, budgets and measurements)."""
+    if not saved or len(saved.get("runs", [])) != len(runs):
+        return False
+    fields = ("recipe", "seed", "budget", "ema", "live")
+    return all({k: a.get(k) for k in fields} == {k: b.get(k) for k in fields} for a, b in zip(saved["runs"], runs))
 
 
 def _read(path: Path) -> dict | None:
