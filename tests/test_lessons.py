@@ -235,6 +235,31 @@ def assert_09(results: dict) -> None:
     assert results["studio_models"] == pretrained.generators(shipped=True)
 
 
+def assert_10(results: dict) -> None:
+    assert results["checks_passed"] == 4, "all four solved exercises should pass their checks"
+    assert results["n_recipes"] == 10 and results["n_seeds"] == 3
+    # the grid: batch norm in D fails (FID many times the spectrally normalised run's)
+    assert results["failing_fid"] > 3 * results["healthy_fid"]
+    # the Dirac GAN: the Wasserstein game circles at its starting distance sqrt(2), R1 converges, the average sits
+    # near the centre of the orbit
+    circling = results["dirac_end"]["Wasserstein loss"]
+    assert 1.3 < circling < 1.5 and results["dirac_end"]["non-saturating loss"] < circling
+    assert results["r1_distance"]["non-saturating + R1, γ = 1.0"] < 1e-3
+    assert results["ema_swing"]["0.99"] < 0.25 * results["g_swing"]
+    # power iteration finds sigma; spectral norm makes the weight D uses have sigma 1
+    assert results["power_error"] < 1e-3 and abs(results["sn_sigma"] - 1) < 0.02
+    # WGAN-GP on the 2-D toy: slope about 1 between real and generated points; without it the critic runs away
+    with_gp, without = results["toy"]["gradient penalty, λ = 10"], results["toy"]["no penalty"]
+    assert 0.7 < with_gp["median slope between"] < 1.5 and without["median slope between"] > 5
+    assert without["E D(real) - E D(fake)"] > 10 * with_gp["E D(real) - E D(fake)"]
+    assert results["g_grad_through_augment"] > 0
+    # the live run visibly learns: >= 60 % mean control in the default run (FAST trains seconds)
+    assert results["live_steps"] >= 1 and 0 <= results["live_control_mean"] <= 1
+    if not results["fast"]:
+        assert results["live_control_mean"] >= 0.6, results["live_control"]
+    assert results["compare"]["cgan-projection"]["control"] >= 0.95
+
+
 LESSON_ASSERTIONS = {
     "00": assert_00,
     "01": assert_01,
@@ -246,6 +271,7 @@ LESSON_ASSERTIONS = {
     "07": assert_07,
     "08": assert_08,
     "09": assert_09,
+    "10": assert_10,
 }
 
 
