@@ -516,7 +516,7 @@ def test_text_to_image_refuses_descriptions_without_a_product_word(t2i, text):
 
 
 # ============================================================================ shipped checkpoints
-SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img", "text2img-embedding", "text-votes"]
+SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img", "text2img-embedding", "text-votes"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

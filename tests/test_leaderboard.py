@@ -34,7 +34,7 @@ def _requests(model: ImageModel, n: int = 2):
 
 # ----------------------------------------------------------------------------- the protocol
 def test_the_registry_lists_every_shipped_image_model():
-    assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img",
+    assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img",
                        "text2img-embedding"]
     assert set(pretrained.GENERATORS) <= set(pretrained.BUILDERS)
     assert "judge" not in pretrained.GENERATORS and "text-gru" not in pretrained.GENERATORS

@@ -13,7 +13,7 @@ REQUESTS = {
                                                                                 "pattern": "dotted"}] * 3,
     "text": ["a large red striped t-shirt by Acme", "黑色运动鞋", "a mug", "a blue dotted cap by Nova"] * 3,
 }
-BLENDING = ("dcgan", "cgan-projection", "cgan-concat", "cgan-acgan", "text2img", "text2img-embedding")
+BLENDING = ("dcgan", "cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "text2img", "text2img-embedding")
 
 
 @pytest.fixture(scope="module")
