@@ -183,7 +183,10 @@ def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
     saved = json.loads(out.read_text())
     assert saved["summary"] == result["summary"] and len(saved["runs"]) == 4
     run = saved["runs"][0]
-    assert {"live", "ema", "d_calls_real_train", "d_calls_real_heldout", "curves", "samples"} <= set(run)
+    assert {"live", "ema", "d_calls_real_train", "d_calls_real_heldout", "curves", "samples_png"} <= set(run)
+    # the sample images travel as one PNG strip per run and come back as uint8 images
+    loaded = stability.load_results(out)["runs"][0]["samples"]
+    assert torch.tensor(loaded).shape == (stability.SHIPPED_SAMPLES, 3, 32, 32)
     assert 0 <= run["ema"]["control_mean"] <= 1 and run["ema"]["fid"] > 0
     mean, std = saved["summary"]["hinge-sn"]["ema"]["fid"]
     fids = [r["ema"]["fid"] for r in saved["runs"] if r["recipe"] == "hinge-sn"]
