@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from prodgen import augment, checks, losses
-from check_helpers import not_done as _not_done, run_check as _run
+from check_helpers import run_check as _run, verdict_tests
 
 
 # ------------------------------------------------------------------ gradient penalty answers
@@ -227,24 +227,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name, which", [(n, i) for n, (_, rights, _) in CASES.items() for i in range(len(rights))])
-def test_right_answers_pass(name, which, capsys):
-    check, rights, _ = CASES[name]
-    ok, out = _run(check, rights[which], capsys)
-    assert ok is True and out.startswith("[PASS]"), out
-
-
-@pytest.mark.parametrize("name, label", [(n, label) for n, (_, _, wrongs) in CASES.items() for label, _ in wrongs])
-def test_wrong_answers_fail_with_a_hint(name, label, capsys):
-    check, _, wrongs = CASES[name]
-    ok, out = _run(check, dict(wrongs)[label], capsys)
-    assert ok is False and out.startswith("[FAIL]") and "Hint:" in out, out
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_unfinished_answer_says_not_done(name, capsys):
-    ok, out = _run(CASES[name][0], _not_done, capsys)
-    assert ok is False and "not done yet" in out
+test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done = \
+    verdict_tests(CASES)  # tests/check_helpers.py
 
 
 @pytest.mark.parametrize("name, label, words", [
