@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from prodgen import checks
 from prodgen.losses import d_loss_bce, g_loss_non_saturating
-from check_helpers import not_done as _not_done, run_check as _run
+from check_helpers import verdict_tests
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
@@ -107,25 +107,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_right_answer_passes(name, capsys):
-    check, right, _ = CASES[name]
-    ok, out = _run(check, right, capsys)
-    assert ok is True and out.startswith("[PASS]"), out
-
-
-@pytest.mark.parametrize("name, label", [(n, label) for n, (_, _, wrongs) in CASES.items() for label, _ in wrongs])
-def test_wrong_answer_fails_with_a_hint(name, label, capsys):
-    check, _, wrongs = CASES[name]
-    ok, out = _run(check, dict(wrongs)[label], capsys)
-    assert ok is False and out.startswith("[FAIL]") and "Hint:" in out, out
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_unfinished_answer_says_not_done(name, capsys):
-    check = CASES[name][0]
-    ok, out = _run(check, _not_done, capsys)
-    assert ok is False and "not done yet" in out
+test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done = \
+    verdict_tests(CASES)  # tests/check_helpers.py
 
 
 def test_the_messages_name_the_mistake(capsys):

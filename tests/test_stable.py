@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from prodgen.augment import cutout, diff_augment, translate
-from prodgen.catalog import Catalog
 from prodgen.cli import main
 from prodgen.models.cgan import ProjectionDiscriminator
 from prodgen.models.stable import RECIPES, build_networks, recipe, train_recipe
@@ -18,16 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    """96 synthetic products: coloured squares on a light background, random labels."""
-    gen = torch.Generator().manual_seed(0)
-    n = 96
-    images = torch.full((n, 3, 32, 32), 230, dtype=torch.uint8)
-    colours = torch.randint(0, 256, (n, 3), generator=gen).to(torch.uint8)
-    for i in range(n):
-        images[i, :, 8:24, 8:24] = colours[i, :, None, None]
-    labels = torch.stack([torch.randint(0, k, (n,), generator=gen) for k in (8, 10, 3, 4, 4)], dim=1)
-    return Catalog(images, labels, ["a product"] * n, ["一个产品"] * n)
+def catalog(squares_catalog):  # tests/conftest.py: 128 synthetic products
+    return squares_catalog
 
 
 # ----------------------------------------------------------------------------- DiffAugment

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prodgen.catalog import Catalog
 from prodgen.models.dcgan import build_pair
 from prodgen.train import History, gan_step, resolve_precision, train_gan, train_vae
 
@@ -19,17 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    """128 synthetic products: coloured squares on a light background (4 steps of 32 per epoch)."""
-    gen = torch.Generator().manual_seed(0)
-    n = 128
-    images = torch.full((n, 3, 32, 32), 230, dtype=torch.uint8)
-    colours = torch.randint(0, 256, (n, 3), generator=gen, dtype=torch.int64).to(torch.uint8)
-    for i in range(n):
-        a = int(torch.randint(4, 12, (1,), generator=gen))
-        images[i, :, a:32 - a, a:32 - a] = colours[i, :, None, None]
-    labels = torch.randint(0, 3, (n, 5), generator=gen)
-    return Catalog(images, labels, ["a product"] * n, ["一个产品"] * n)
+def catalog(squares_catalog):  # tests/conftest.py: 128 products, 4 steps of 32 per epoch
+    return squares_catalog
 
 
 def _gan(seed=0):

@@ -107,6 +107,16 @@ def _segment_positions(points, real, fake):
     return e, off, per_pixel
 
 
+def _input_gradients(critic, points):
+    """The critic's input gradient at ``points``, one flattened row per image (no graph kept; the call is not
+    counted among the student's calls)."""
+    torch = _torch()
+    x = points.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x)
+    critic.calls.pop()
+    return g.flatten(1)
+
+
 @_check("gradient penalty", "e = torch.rand(N, 1, 1, 1); x_hat = (e * real + (1 - e) * fake).detach().requires_grad_"
         "(True); g, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True); return "
         "((g.flatten(1).norm(dim=1) - 1) ** 2).mean()")
@@ -154,10 +164,8 @@ def check_gradient_penalty(gradient_penalty) -> None:
             "torch.rand(N, 1, 1, 1), so the points cover the whole segments")
     want, grads = critic.reference_grads(points, lambda g: _gp(g.norm(dim=1)))
     if not _close(got, want):
-        ref = points.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(critic(ref).sum(), ref)
-        critic.calls.pop()
-        norms = g.flatten(1).norm(dim=1)
+        g = _input_gradients(critic, points)
+        norms = g.norm(dim=1)
         wrong = {
             "use the norm, not the squared norm: (||g|| - 1) ** 2 with ||g|| = g.flatten(1).norm(dim=1)":
                 float(((norms.pow(2) - 1) ** 2).mean()),
@@ -202,10 +210,8 @@ def check_r1_penalty(r1_penalty) -> None:
             "the discriminator was never called on the real images: R1 penalises D's gradient at the data")
     want, grads = critic.reference_grads(real_copy, lambda g: g.pow(2).sum(dim=1).mean())
     if not _close(got, want):
-        x = real_copy.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(critic(x).sum(), x)
-        critic.calls.pop()
-        norms = g.flatten(1).norm(dim=1)
+        g = _input_gradients(critic, real_copy)
+        norms = g.norm(dim=1)
         wrong = {
             "R1 is the SQUARED gradient norm, ||g|| ** 2 (its gradient vanishes smoothly at 0), not ||g||":
                 float(norms.mean()),
