@@ -11,6 +11,7 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 
 :data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``train_gan(loss=name)`` accepts. Lesson 10's
 regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
+The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
 (:data:`SIGMA`) and a weight ``beta`` on the KL term.
 """
@@ -23,7 +24,7 @@ from torch.nn import functional as F
 
 __all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_hinge", "g_loss_hinge",
            "d_loss_wasserstein", "g_loss_wasserstein", "GAN_LOSSES", "gradient_penalty", "r1_penalty", "mode_seeking_loss",
-           "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant"]
+           "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant", "q_sample", "v_target", "diffusion_loss"]
 
 
 # ----------------------------------------------------------------------------- GANs
@@ -157,3 +158,36 @@ def vae_loss(x: torch.Tensor, output, beta: float = 1.0, sigma: float = SIGMA) -
 def recon_constant(sigma: float = SIGMA, pixels: int = IMAGE_PIXELS) -> float:
     """The constant ``D/2 * log(2 pi sigma^2)`` that ``recon`` leaves out of ``-log p(x|z)``."""
     return 0.5 * pixels * math.log(2 * math.pi * sigma**2)
+
+
+# ----------------------------------------------------------------------------- diffusion (lesson 11)
+def _per_image(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values[t]`` shaped N x 1 x 1 x 1 to scale a batch of images, in the images' dtype and device."""
+    return values.to(like.device)[t].to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """The forward process in closed form: ``x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * noise`` for images
+    ``x0`` (N x C x H x W), step numbers ``t`` (N,), ``noise ~ N(0, I)`` like ``x0`` and the schedule ``abar``
+    (T values). Equal in distribution to applying ``x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps`` t times."""
+    a = _per_image(abar, t, x0)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def v_target(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """What a v-prediction network learns to output: ``v = sqrt(abar_t) * noise - sqrt(1 - abar_t) * x0``."""
+    a = _per_image(abar, t, x0)
+    return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
+def diffusion_loss(model, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training loss of a v-prediction diffusion model (``prodgen.models.diffusion.UNet``): draw a step
+    ``t`` uniformly and noise ``eps`` per image, noise ``x0`` to ``x_t`` (:func:`q_sample`), and return
+    ``mean |v - model(x_t, t, labels)|^2``. The ELBO's "predict the noise" loss ``|eps - eps_hat|^2``
+    weighted by ``1 + SNR_t`` (lesson 11 derives it). ``model.abar`` is the noise schedule."""
+    abar = model.module.abar if hasattr(model, "module") else model.abar  # DDP wraps the network
+    t = torch.randint(0, len(abar), (len(x0),), device=x0.device, generator=generator)
+    noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    x_t = q_sample(x0, t, noise, abar)  # keeps x0's memory layout (channels_last on the CPU)
+    v_hat = model(x_t, t, labels)
+    return (v_hat.float() - v_target(x0, t, noise, abar).float()).pow(2).mean()

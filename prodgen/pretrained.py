@@ -40,6 +40,8 @@ BUILDERS: dict[str, str] = {
     "cvae": "prodgen.models.cvae:build",
     "text2img": "prodgen.models.text2img:build",
     "text2img-embedding": "prodgen.models.text2img:build",
+    "diffusion": "prodgen.models.diffusion:build",
+    "diffusion-text": "prodgen.models.diffusion:build",
 }
 
 # name -> "module:function(name, fast=False, log=print, ...) -> metrics" that retrains the checkpoint with its
@@ -63,6 +65,7 @@ TRAINERS: dict[str, str] = {
     "cvae": "prodgen.models.cvae:train_checkpoint",
     "text2img": "prodgen.models.text2img:train_checkpoint",
     "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
+    "diffusion": "prodgen.models.diffusion:train_checkpoint",
 }
 
 # name -> "module:Class" implementing the image-model protocol (``prodgen.models.protocol.ImageModel``) around
@@ -79,12 +82,14 @@ GENERATORS: dict[str, str] = {
     "cvae": "prodgen.models.cvae:CVAEImageModel",
     "text2img": "prodgen.models.text2img:TextImageModel",
     "text2img-embedding": "prodgen.models.text2img:TextImageModel",
+    "diffusion": "prodgen.models.diffusion:DiffusionImageModel",
+    "diffusion-text": "prodgen.models.diffusion:DiffusionTextModel",
 }
 
 # name -> "module:Class.method" taking (network, images uint8 N x 3 x H x W, labels N x 5, changes dict) and
 # returning images in [-1, 1]: the attribute editors the studio's Edit tab offers (lesson 09; diffusion
 # inpainting adds a line here).
-EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit"}
+EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit", "diffusion": "prodgen.models.diffusion:edit"}
 
 
 def _manifest_path() -> Path:

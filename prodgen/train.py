@@ -45,7 +45,8 @@ or a script that joined a process group) the same loops train with DistributedDa
 - rank 0 alone shows progress, draws the sample grid and writes the (atomic) checkpoint; the time budget
   is agreed by all ranks when losses are gathered (every step on the CPU, every 25 steps on a GPU).
 
-Used by lessons 03 (GANs), 04 (VAEs), 05-07 (conditional models) and 10, and by ``prodgen train``.
+Used by lessons 03 (GANs), 04 (VAEs), 05-07 (conditional models), 10 and 11 (diffusion, :func:`train_diffusion`),
+and by ``prodgen train``.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ import torch
 
 from . import distributed, losses
 
-__all__ = ["History", "train_gan", "train_vae", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
+__all__ = ["History", "train_gan", "train_vae", "train_diffusion", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
            "cpu_has_native_bf16"]
 
 
@@ -681,5 +682,65 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
             return None
         gen = torch.Generator(device=loop.device).manual_seed(seed)
         return model.sample(fixed_y if conditional else n_samples, generator=gen)
+
+    return loop.run({"optimizer": optimizer}, step, sample)
+
+
+# ----------------------------------------------------------------------------- diffusion
+def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_minutes=None, seed=0, device="auto",
+                    precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
+                    ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
+                    history=None) -> History:
+    """Train a conditional diffusion model (lesson 11) on a catalog with Adam; returns the :class:`History`
+    (``loss``: the v-prediction loss, ``prodgen.losses.diffusion_loss``).
+
+    ``model(x_t, t, labels) -> v_hat`` with its noise schedule in ``model.abar``. For classifier-free guidance
+    each photo's request is hidden completely (all attributes "unspecified") with probability ``drop_p``, and
+    single attributes with probability ``hide_p``, so the one network learns the conditional and the
+    unconditional prediction (and partial requests). ``ema``: a copy of the model that keeps the exponential
+    moving average of its weights (``copy.deepcopy(model)``; diffusion samples are much better from it);
+    ``model.sample``-style grids come from ``ema`` when given: ``model.sample_grid(labels, steps, guidance,
+    generator)`` if the model has it, drawn from the labels of the catalog's first ``n_samples`` products.
+    ``epochs``, ``resume``, ``max_minutes``, ``checkpoint`` and ``history`` work as in :func:`train_gan`.
+    """
+    for name, value in (("drop_p", drop_p), ("hide_p", hide_p)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if not hasattr(model, "abar"):
+        raise ValueError("the model needs its noise schedule as `model.abar` (prodgen.models.diffusion.UNet)")
+    if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in model.parameters()]:
+        raise ValueError("ema must be a copy of the model (copy.deepcopy(model)), not another network")
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    modules = {"model": model, **({"model_ema": ema} if ema is not None else {})}
+    loop = _Loop(modules, catalog, kind="diffusion", epochs=epochs, batch_size=batch_size, max_minutes=max_minutes,
+                 seed=seed, device=device, precision=precision, channels_last=channels_last, n_samples=n_samples,
+                 checkpoint=checkpoint, resume=resume, progress=progress, history=history, names=("loss",))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    net = loop.wrap(model)
+    fixed_y = catalog.labels[:n_samples].to(loop.device)
+
+    def step(x, y):
+        drop = torch.rand(len(y), device=y.device) < drop_p  # the whole request hidden: the unconditional model
+        hide = torch.rand(y.shape, device=y.device) < hide_p  # single attributes hidden: partial requests
+        y = y.masked_fill(hide | drop[:, None], -1)
+        with loop.autocast():
+            loss = losses.diffusion_loss(net, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ema is not None:
+            _update_ema(ema, model, ema_decay)
+        return {"loss": loss.detach()}
+
+    shown = ema if ema is not None else model
+
+    def sample():
+        if not hasattr(shown, "sample_grid"):
+            return None
+        return shown.sample_grid(fixed_y, steps=sample_steps, guidance=guidance,
+                                 generator=torch.Generator().manual_seed(seed))
 
     return loop.run({"optimizer": optimizer}, step, sample)
