@@ -115,6 +115,16 @@ def _models(args) -> int:
     return 0
 
 
+def _knob(text, flag: str, kind):
+    """A model setting from the command line as a number (its range is checked by the model), or None."""
+    if text is None:
+        return None
+    try:
+        return kind(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+
+
 def _number(text, flag: str, kind, low):
     """``--flag``'s value as an int or a float >= ``low`` (> 0 for floats), or one clear error line."""
     if text is None:
@@ -220,7 +230,9 @@ def _generate(args) -> int:
         requests = [Request({}, args.text, n)]
     else:  # no request: fine for an unconditional model; the others say what they need
         requests = [Request({}, "", n)]
-    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=args.batch is not None)
+    knobs = {"guidance": _knob(args.guidance, "--guidance", float), "steps": _knob(args.steps, "--steps", int)}
+    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=args.batch is not None,
+                           knobs=knobs)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
     return 0
@@ -317,6 +329,9 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--batch", help="a CSV with a description column and/or attribute columns, optional n column")
     s.add_argument("--n", default="1", help="images per request (default 1; a CSV's n column overrides it)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical images")
+    s.add_argument("--guidance", help="diffusion: classifier-free guidance w (0 = unconditional, 1 = conditional; "
+                                      "default: the model's)")
+    s.add_argument("--steps", help="diffusion: sampling steps (default: the model's)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped model")

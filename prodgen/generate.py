@@ -167,15 +167,17 @@ def check_request(model, request: Request) -> None:
                          "number of images (--n)")
 
 
-def generate(model, request: Request, seed: int) -> tuple[torch.Tensor, dict]:
-    """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one request."""
+def generate(model, request: Request, seed: int, knobs: dict | None = None) -> tuple[torch.Tensor, dict]:
+    """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one request; ``knobs``: the
+    model's settings (e.g. ``{"guidance": 3.0, "steps": 20}`` for diffusion), checked by the model."""
     check_request(model, request)
+    knobs = knobs or {}
     if model.accepts == "text":
         text = _text_for(request, model.name)
-        return model.generate([text] * request.n, seed=seed), model.understood([text])[0]
+        return model.generate([text] * request.n, seed=seed, **knobs), model.understood([text])[0]
     if model.accepts == "attributes":
-        return model.generate([request.attrs] * request.n, seed=seed), model.understood([request.attrs])[0]
-    return model.generate(request.n, seed=seed), {}
+        return model.generate([request.attrs] * request.n, seed=seed, **knobs), model.understood([request.attrs])[0]
+    return model.generate(request.n, seed=seed, **knobs), {}
 
 
 def _prepare_out(out: Path) -> None:
@@ -186,8 +188,11 @@ def _prepare_out(out: Path) -> None:
             raise FileExistsError(f"{out} is not empty; choose an empty or new folder, or delete it first")
 
 
-def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0, progress: bool = False) -> Path:
-    """Generate every request with model ``name`` into ``out_dir`` (PNGs + ``metadata.csv``); returns it."""
+def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0, progress: bool = False,
+                     knobs: dict | None = None) -> Path:
+    """Generate every request with model ``name`` into ``out_dir`` (PNGs + ``metadata.csv``); returns it.
+    ``knobs``: settings of the model (``prodgen generate --guidance 3 --steps 20``), checked before anything
+    is written (a knob the model lacks -> ``ValueError`` naming the knobs it has)."""
     from PIL import Image
 
     if not requests:
@@ -198,6 +203,8 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
     out = Path(out_dir)
     _prepare_out(out)
     model = load_generator(name)
+    knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
+    model.check_knobs(knobs)
     for i, r in enumerate(requests):  # check every request before writing anything
         try:
             check_request(model, r)
@@ -214,7 +221,7 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
             with torch.no_grad():
                 for r_index, request in enumerate(requests):
                     row_seed = seed + r_index
-                    images, attrs = generate(model, request, row_seed)
+                    images, attrs = generate(model, request, row_seed, knobs)
                     pixels = images.permute(0, 2, 3, 1).numpy()
                     for j in range(len(pixels)):
                         file = f"{k:06d}.png"
