@@ -5,7 +5,9 @@
 - loading that split again from the cache;
 - the training engine (``prodgen.train``) on the CPU: its cost over a bare loop, and its default
   path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop;
-- the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture.
+- the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture;
+- diffusion sampling (lesson 11): images/s of every shipped generator with a ``guidance`` knob, at its
+  default steps and guidance, for 16 images and for a batch of 64 (``prodgen bench --only sampling``).
 
 The build runs in a temporary cache folder, so the user's cache is never touched.
 """
@@ -17,7 +19,10 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-__all__ = ["run_benchmarks", "format_report"]
+__all__ = ["PARTS", "run_benchmarks", "sampling_benchmark", "format_report"]
+
+PARTS = ("render", "build", "engine", "studio", "sampling")
+"""What ``prodgen bench --only PART`` can run on its own."""
 
 
 @contextmanager
@@ -34,17 +39,29 @@ def _temporary_cache():
                 os.environ["PRODGEN_CACHE"] = old
 
 
-def run_benchmarks(quick: bool = False, log=print) -> dict:
-    """Run the benchmarks and return their figures as a JSON-ready dict."""
+def run_benchmarks(quick: bool = False, log=print, only: str | None = None) -> dict:
+    """Run the benchmarks (all, or ``only`` one of :data:`PARTS`) and return their figures as a JSON-ready dict."""
     import torch
 
     from .catalog import DEFAULT_N, load_catalog, render_catalog
 
+    if only is not None and only not in PARTS:
+        raise ValueError(f"unknown benchmark {only!r}; valid: {', '.join(PARTS)}")
     report = {
         "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "python": platform.python_version(), "torch": torch.__version__},
         "render_images_per_s": {},
     }
+    if only == "sampling":
+        report["sampling"] = sampling_benchmark(rounds=2 if quick else 5, log=log)
+        return report
+    if only == "studio":
+        report["studio"] = studio_benchmark(rounds=2 if quick else 7, log=log)
+        return report
+    if only == "engine":
+        report["engine"] = engine_benchmark(load_catalog("train", n=2000 if quick else None, progress=False),
+                                            quick=quick, log=log)
+        return report
     render_catalog("train", 64, 32)  # warm-up: imports, worker start-up
     for size, n in ((32, 1000), (64, 250), (128, 80)) if quick else ((32, 4000), (64, 1000), (128, 300)):
         start = time.perf_counter()
@@ -53,6 +70,8 @@ def run_benchmarks(quick: bool = False, log=print) -> dict:
         report["render_images_per_s"][str(size)] = round(rate, 1)
         log(f"render {size:>3} px: {rate:8.1f} images/s ({n} images)")
 
+    if only == "render":
+        return report
     n_train = 2000 if quick else DEFAULT_N["train"]
     with _temporary_cache():
         start = time.perf_counter()
@@ -68,9 +87,45 @@ def run_benchmarks(quick: bool = False, log=print) -> dict:
     report["cached_load"] = {"split": "train", "n": n_train, "size": 32, "seconds": round(min(loads), 3)}
     log(f"first build of train ({n_train} images, 32 px): {build:.1f} s")
     log(f"cached load of train ({n_train} images): {min(loads):.3f} s (best of 3)")
+    if only == "build":
+        return report
     report["engine"] = engine_benchmark(cat, quick=quick, log=log)
     report["studio"] = studio_benchmark(rounds=2 if quick else 7, log=log)
+    report["sampling"] = sampling_benchmark(rounds=2 if quick else 5, log=log)
     return report
+
+
+# ----------------------------------------------------------------------------- diffusion sampling (lesson 11)
+def sampling_benchmark(rounds: int = 5, log=print) -> dict | None:
+    """Images/s of every shipped generator that has a ``guidance`` knob (the diffusion models), at its default
+    steps and guidance: 16 images (one request, as ``prodgen generate --n 16``) and a batch of 64 balanced
+    requests; best of ``rounds`` timed calls after a warm-up call. None if no such model is shipped."""
+    import torch
+
+    from . import pretrained
+    from .models.condition import balanced_requests, request_to_dict
+
+    result = {}
+    for name in pretrained.generators(shipped=True):
+        model = pretrained.load_generator(name)
+        if "guidance" not in model.knobs or model.accepts != "attributes":
+            continue
+        defaults = {k: knob.default for k, knob in model.knobs.items() if k in ("guidance", "steps")}
+        figures = {}
+        for label, requests in (("16", [request_to_dict(balanced_requests(1, 0)[0])] * 16),
+                                ("64", balanced_requests(64, 0))):
+            model.generate(requests, seed=0)  # warm-up
+            times = []
+            for seed in range(1, rounds + 1):
+                start = time.perf_counter()
+                model.generate(requests, seed=seed)
+                times.append(time.perf_counter() - start)
+            figures[label] = {"seconds": round(min(times), 3), "images_per_s": round(len(requests) / min(times), 1)}
+        result[name] = {**defaults, "threads": torch.get_num_threads(), **figures}
+        log(f"sampling {name} ({defaults}): 16 images in {figures['16']['seconds']:.2f} s "
+            f"({figures['16']['images_per_s']:.1f} img/s); batch of 64: {figures['64']['images_per_s']:.1f} img/s "
+            f"(best of {rounds})")
+    return result or None
 
 
 # ----------------------------------------------------------------------------- the studio (lesson 09)
@@ -237,9 +292,10 @@ def format_report(report: dict) -> str:
              "", f"{'measurement':<44}{'figure':>14}"]
     for size, rate in report["render_images_per_s"].items():
         lines.append(f"{'catalog rendering, ' + size + ' px':<44}{rate:>10.0f} img/s")
-    fb, cl = report["first_build"], report["cached_load"]
-    lines.append(f"{'first build, ' + fb['split'] + ' split (' + str(fb['n']) + ' images)':<44}{fb['seconds']:>12.1f} s")
-    lines.append(f"{'cached load, ' + cl['split'] + ' split (' + str(cl['n']) + ' images)':<44}{cl['seconds']:>12.3f} s")
+    fb, cl = report.get("first_build"), report.get("cached_load")
+    if fb:
+        lines.append(f"{'first build, ' + fb['split'] + ' split (' + str(fb['n']) + ' images)':<44}{fb['seconds']:>12.1f} s")
+        lines.append(f"{'cached load, ' + cl['split'] + ' split (' + str(cl['n']) + ' images)':<44}{cl['seconds']:>12.3f} s")
     e = report.get("engine")
     if e:
         other = next(k for k in e if k.endswith("_vs_default"))
@@ -256,4 +312,11 @@ def format_report(report: dict) -> str:
     if st:
         lines += ["", f"Product Studio: a grid of {st['grid']}, click to PNG, median of {st['rounds']} clicks"]
         lines += [f"{name:<44}{sec:>12.3f} s" for name, sec in st["seconds"].items()]
+    sa = report.get("sampling")
+    if sa:
+        lines += ["", "diffusion sampling at the default steps and guidance (best of the timed calls)"]
+        for name, f in sa.items():
+            lines += [f"{name + ': 16 images, ' + str(f['steps']) + ' steps, w ' + str(f['guidance']):<44}"
+                      f"{f['16']['images_per_s']:>10.1f} img/s",
+                      f"{name + ': a batch of 64 requests':<44}{f['64']['images_per_s']:>10.1f} img/s"]
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, evaluate, leaderboard,
-stability-grid, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, evaluate, leaderboard,
+stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -31,7 +31,7 @@ def _doctor(args) -> int:
 def _bench(args) -> int:
     from .bench import format_report, run_benchmarks
 
-    report = run_benchmarks(quick=args.quick, log=(lambda s: None) if args.json else print)
+    report = run_benchmarks(quick=args.quick, log=(lambda s: None) if args.json else print, only=args.only)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -238,6 +238,29 @@ def _generate(args) -> int:
     return 0
 
 
+def _edit(args) -> int:
+    from .edit import edit_to_folder
+    from .generate import check_n, parse_attrs
+
+    n = check_n(args.n, "--n")
+    seed = _number(args.seed, "--seed", int, 0)
+    if not args.set.strip():
+        raise ValueError("--set is empty; give the attributes to change, e.g. --set color=teal,pattern=dotted")
+    if not args.image.strip():
+        raise FileNotFoundError("--image needs the path of a photo (PNG, JPEG, ...)")
+    out, info = edit_to_folder(args.model, args.image, parse_attrs(args.set, "--set"), args.out, seed=seed, n=n)
+    if info["note"]:
+        print(f"note: {info['note']}")
+    said = lambda d: ", ".join(f"{a}={v}" for a, v in d.items())  # noqa: E731
+    print(f"the judge reads on the photo: {said(info['read'])}")
+    if info["already"]:
+        print(f"note: the photo already reads {said(info['already'])}")
+    for file, result in zip(info["files"], info["results"]):
+        print(f"{file}: {said({a: result[a] for a in info['changes']})} (asked {said(info['changes'])})")
+    print(f"wrote before.png, {len(info['files'])} edited image(s) and metadata.csv to {out}")
+    return 0
+
+
 def _stability_grid(args) -> int:
     from .stability import run_grid
 
@@ -253,6 +276,23 @@ def _stability_grid(args) -> int:
         print(format_markdown(result))
         return 0
     run_grid(recipes, seeds, steps=args.steps, jobs=args.jobs, out=args.out)
+    return 0
+
+
+def _diffusion_study(args) -> int:
+    from .diffusion_study import format_markdown, run_study
+
+    n = _number(args.n, "--n", int, 16)
+    n_edits = _number(args.n_edits, "--n-edits", int, 1)
+    command = " ".join(["prodgen diffusion-study"] + [f"--{k.replace('_', '-')} {v}" for k, v in
+                                                      (("parts", args.parts), ("n", args.n), ("n_edits", args.n_edits),
+                                                       ("seed", args.seed)) if v is not None]
+                       + (["--refresh"] if args.refresh else []))
+    result = run_study(args.parts, n=n, n_edits=n_edits, seed=_number(args.seed, "--seed", int, 0) or 0,
+                       out=args.out, refresh=args.refresh, command=command,
+                       log=(lambda s: print(s, file=sys.stderr, flush=True)) if args.markdown else print)
+    if args.markdown:
+        print(format_markdown(result), end="")
     return 0
 
 
@@ -272,6 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs (rough figures)")
+    s.add_argument("--only", help="one benchmark: render, build, engine, studio or sampling (diffusion, lesson 11)")
     s.set_defaults(func=_bench)
 
     data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -334,6 +375,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", help="diffusion: sampling steps (default: the model's)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
+    s = sub.add_parser("edit", help="change attributes of a real photo (before/after PNGs and metadata.csv)")
+    s.add_argument("--model", required=True, help="an editor: cvae (deterministic) or diffusion (inpainting)")
+    s.add_argument("--image", required=True, help="the photo (PNG, JPEG, ...); other sizes are resized to 32x32")
+    s.add_argument("--set", required=True, help="attributes to change, e.g. color=teal,pattern=dotted")
+    s.add_argument("--seed", default="0", help="variant i uses seed S + i (diffusion); same seed, same bytes")
+    s.add_argument("--n", default="1", help="variants (default 1; cvae is deterministic: 1)")
+    s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.set_defaults(func=_edit)
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped model")
     s.add_argument("model")
     s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")
@@ -358,6 +407,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
     s.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table (the README's)")
     s.set_defaults(func=_stability_grid)
+    s = sub.add_parser("diffusion-study", help="lesson 11's measurements of the shipped diffusion model: guidance "
+                                              "sweep, samplers, edits, leaderboard rows")
+    s.add_argument("--parts", help="comma-separated: guidance, samplers, edits, leaderboard (default: all)")
+    s.add_argument("--n", help="samples per part (default: guidance 1000, samplers 300, leaderboard 2000)")
+    s.add_argument("--n-edits", help="test photos edited by diffusion and the CVAE (default 2000)")
+    s.add_argument("--seed", help="requests and noise seed (default 0)")
+    s.add_argument("--refresh", action="store_true", help="measure parts again even if measured on this checkpoint")
+    s.add_argument("--out", help="results file (default data/results/diffusion-study.json)")
+    s.add_argument("--markdown", action="store_true", help="print the tables as Markdown (progress goes to stderr)")
+    s.set_defaults(func=_diffusion_study)
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
     s.add_argument("--no-browser", action="store_true", help="only print the URL (with its token)")

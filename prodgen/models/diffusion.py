@@ -384,6 +384,11 @@ class DiffusionImageModel(ImageModel):
 
     accepts = "attributes"
 
+    def __init__(self, network, name: str = "diffusion", info: dict | None = None):
+        super().__init__(network, name, info)
+        if next(network.parameters()).device.type == "cpu":  # oneDNN's preferred layout (sample() feeds channels_last)
+            self.network = network.to(memory_format=torch.channels_last)
+
     @property
     def knobs(self) -> dict:
         return {"guidance": GUIDANCE, "steps": STEPS, "eta": ETA, "unspecified": UNSPECIFIED}
