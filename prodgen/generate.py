@@ -51,8 +51,9 @@ class Request:
     n: int = 1
 
 
-def parse_attrs(text: str) -> dict:
-    """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against the catalog."""
+def parse_attrs(text: str, flag: str = "--attrs") -> dict:
+    """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against the catalog;
+    ``flag`` names the option in error messages (``prodgen edit`` passes ``--set``)."""
     from .models.condition import parse_request
 
     attrs = {}
@@ -60,12 +61,12 @@ def parse_attrs(text: str) -> dict:
         if not part:
             continue
         if "=" not in part:
-            raise ValueError(f"--attrs expects key=value pairs separated by commas (e.g. color=red,size=large), "
+            raise ValueError(f"{flag} expects key=value pairs separated by commas (e.g. color=red,size=large), "
                              f"got {part!r}")
         key, value = (s.strip() for s in part.split("=", 1))
         attrs[key] = value
     if not attrs:
-        raise ValueError("--attrs is empty; give key=value pairs, e.g. category=mug,color=red "
+        raise ValueError(f"{flag} is empty; give key=value pairs, e.g. category=mug,color=red "
                          f"(attributes: {', '.join(ATTRIBUTE_NAMES)})")
     parse_request(attrs)  # unknown names or values -> ValueError listing the valid ones
     return attrs
