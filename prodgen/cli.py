@@ -96,6 +96,17 @@ def _course_run(args) -> int:
     return 0 if all(r.ok for r in runs) else 1
 
 
+def _course_grade(args) -> int:
+    from . import grade
+
+    timeout = _number(args.timeout, "--timeout", float, 0)
+    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite)
+    print("\n" + grade.format_summary(rows))
+    if args.out:
+        print(f"\nwrote {len(rows)} row(s) to {args.out}")
+    return 0
+
+
 def _models(args) -> int:
     from . import pretrained
 
@@ -289,9 +300,9 @@ def _diffusion_study(args) -> int:
                                                        ("seed", args.seed)) if v is not None]
                        + (["--refresh"] if args.refresh else []))
     result = run_study(args.parts, n=n, n_edits=n_edits, seed=_number(args.seed, "--seed", int, 0) or 0,
-                       out=args.out, refresh=args.refresh, command=command,
+                       out=args.out, refresh=args.refresh, command=command, estimate_only=args.estimate,
                        log=(lambda s: print(s, file=sys.stderr, flush=True)) if args.markdown else print)
-    if args.markdown:
+    if args.markdown and not args.estimate:
         print(format_markdown(result), end="")
     return 0
 
@@ -347,6 +358,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--update", action="store_true",
                    help="contributors: save each solution that ran without an error with its new outputs, then rebuild notebooks/")
     s.set_defaults(func=_course_run)
+    s = course_sub.add_parser("grade", help="execute submitted student notebooks and report each exercise (INSTRUCTORS.md)")
+    s.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="student notebooks (.ipynb) or folders of them")
+    s.add_argument("--out", help="write one CSV row per student and exercise to this new file")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--timeout", default="300", help="seconds allowed per notebook, in all (default 300)")
+    s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                   help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
+    s.set_defaults(func=_course_grade)
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
@@ -416,6 +435,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--refresh", action="store_true", help="measure parts again even if measured on this checkpoint")
     s.add_argument("--out", help="results file (default data/results/diffusion-study.json)")
     s.add_argument("--markdown", action="store_true", help="print the tables as Markdown (progress goes to stderr)")
+    s.add_argument("--estimate", action="store_true", help="time the network here and print each part's expected "
+                                                           "time; measure nothing")
     s.set_defaults(func=_diffusion_study)
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")

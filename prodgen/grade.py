@@ -1,0 +1,517 @@
+"""The instructor's kit, used by `prodgen course grade`: grade submitted student notebooks.
+
+Each submission is identified by its content (its cells against the student versions in `notebooks/`; the
+file name only stands in when the content is too far gone, so a renamed file is still graded), executed
+headless in a temporary folder (a copy: the file is never changed) with `FAST = True` after its parameters
+cell, a time limit for the whole notebook and Python's sockets limited to this machine, and the output of
+each exercise's check cell (`prodgen.checks`: `[PASS]` / `[FAIL] ...`) is read. One row per student and
+exercise: passed, failed, not attempted (the `NotImplementedError` stub is still there) or error (the check
+did not run or crashed; the detail says why). Before running, each check cell is put back as the lesson has
+it (an edited check cannot pass itself) and tagged `raises-exception`, so a check that crashes on a missing
+function does not stop the exercises after it; a crash in any other cell stops the run, as "Run all" would,
+and the exercises after it are errors that name that cell. Tooling for instructors (INSTRUCTORS.md); no
+lesson uses it.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+import time
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+from . import course
+from .paths import atomic_file
+
+__all__ = ["STATUSES", "Exercise", "Lesson", "Row", "load_lessons", "identify", "student_name",
+           "submissions", "check_out", "grade_notebook", "grade", "write_csv", "format_summary"]
+
+STATUSES = ("passed", "failed", "not attempted", "error")
+DEFAULT_TIMEOUT = 300.0  # seconds per notebook: every lesson's FAST run takes well under a minute
+MATCH = 0.5  # a submission is a lesson when it holds at least this share of the lesson's cells unchanged
+GRADER_TAG = "prodgen-grade"  # cells the grader adds to its copy (never counted, never reported)
+NOT_DONE = "not done yet"  # what a check prints when the student's code raised NotImplementedError
+STUB_RAISE = 'raise NotImplementedError("Exercise not done yet'
+
+OFFLINE_CELL = '''\
+# added by prodgen course grade: no network while grading (connections to this machine only)
+def _prodgen_grade_offline():
+    import socket
+
+    def local(address):
+        if not isinstance(address, tuple):
+            return True  # a Unix socket
+        host = str(address[0])
+        return host in ("", "localhost", "::1") or host.startswith("127.")
+
+    def guarded(real):
+        def connect(self, address):
+            if not local(address):
+                raise OSError(f"no network while grading: {address[0]} is not this machine")
+            return real(self, address)
+        return connect
+
+    socket.socket.connect = guarded(socket.socket.connect)
+    socket.socket.connect_ex = guarded(socket.socket.connect_ex)
+
+
+_prodgen_grade_offline()
+del _prodgen_grade_offline
+'''
+FAST_CELL = "FAST = True  # added by prodgen course grade"
+
+
+def _nbformat():
+    import nbformat
+
+    return nbformat
+
+
+def _normal(source: str) -> str:
+    """A cell's source without trailing spaces or blank lines (what an editor changes by itself)."""
+    return "\n".join(line.rstrip() for line in str(source).splitlines() if line.strip())
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+# --------------------------------------------------------------------------- the lessons
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of a lesson: its cell as students get it and the check cell after it."""
+
+    name: str  # the check's name without `check_`: channels_first, slerp, ...
+    cell_id: str
+    stub: str  # the exercise cell's source in the student version
+    check_id: str
+    check_source: str
+    check_call: str  # check_channels_first
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson's student version, as the grader reads it."""
+
+    name: str  # 00_welcome
+    cells: frozenset  # normalised sources of its non-exercise cells (the fingerprint)
+    parameters: str  # the parameters cell's normalised source
+    exercises: tuple
+
+
+CHECK_NAME_RE = re.compile(r"\bchecks\.(check_\w+)\s*\(")
+
+
+def _lesson(path: Path) -> Lesson:
+    nb = _nbformat().read(str(path), as_version=4)
+    cells = nb.cells
+    exercises, fingerprint, parameters = [], set(), ""
+    for i, cell in enumerate(cells):
+        if "parameters" in _tags(cell):
+            parameters = _normal(cell.source)
+        if cell.cell_type != "code" or "exercise" not in _tags(cell):
+            if _normal(cell.source):
+                fingerprint.add(_normal(cell.source))
+            continue
+        window = cells[i + 1: i + 1 + course.CHECK_WINDOW]
+        check = next((c for c in window if c.cell_type == "code" and CHECK_NAME_RE.search(c.source)), None)
+        if check is None:  # `prodgen course check` refuses such a lesson
+            raise ValueError(f"{path}: the exercise in cell {i + 1} has no check cell")
+        call = CHECK_NAME_RE.search(check.source)[1]
+        exercises.append(Exercise(call.removeprefix("check_"), cell.get("id", ""), cell.source,
+                                  check.get("id", ""), check.source, call))
+    return Lesson(path.stem, frozenset(fingerprint), parameters, tuple(exercises))
+
+
+def load_lessons(root: Path | str | None = None) -> dict[str, Lesson]:
+    """The lessons students get (`notebooks/`, which `prodgen course build` writes), by name."""
+    return {path.stem: _lesson(path) for path in course.list_lessons(root, "notebooks")}
+
+
+def _name_hint(path: Path, lessons: dict[str, Lesson]) -> str | None:
+    """The lesson a file's name points at (`00_welcome.ipynb`, `alice-00_welcome.ipynb`), if any."""
+    found = [name for name in lessons if name in path.stem]
+    return max(found, key=len) if found else None
+
+
+def identify(nb, path: Path, lessons: dict[str, Lesson]) -> tuple[Lesson | None, str]:
+    """(the lesson a submission is, a note when its name says otherwise or content alone did not decide)."""
+    sources = {_normal(cell.get("source", "")) for cell in nb.get("cells", [])}
+    scores = {name: len(lesson.cells & sources) / max(len(lesson.cells), 1) for name, lesson in lessons.items()}
+    best = max(scores, key=scores.get, default=None)
+    hint = _name_hint(path, lessons)
+    if best is not None and scores[best] >= MATCH:
+        if hint and hint != best:
+            return lessons[best], f"the file name says {hint} but its content is {best}; graded as {best}"
+        if not hint:
+            return lessons[best], f"renamed: identified as {best} by its content"
+        return lessons[best], ""
+    if hint:
+        return lessons[hint], (f"only {scores[hint]:.0%} of {hint}'s cells are unchanged; "
+                               f"graded as {hint} because of its file name")
+    share = f" (closest: {best}, {scores[best]:.0%} of its cells)" if best else ""
+    return None, f"cannot tell which lesson this is: it matches no lesson in notebooks/{share}"
+
+
+def student_name(path: Path, lessons=()) -> str:
+    """Who submitted `path`: the file name without the lesson's name (`alice-00_welcome.ipynb` -> alice), or the
+    folder's name when nothing else is left (`submitted/alice/00_welcome.ipynb` -> alice)."""
+    rest = path.stem
+    for lesson in sorted(lessons, key=len, reverse=True):
+        rest = rest.replace(lesson, " ")
+    rest = re.sub(r"^[\W_]+|[\W_]+$", "", rest)
+    if re.search(r"[^\W\d_]", rest):  # some letters left: a name
+        return rest
+    return path.resolve().parent.name or path.stem
+
+
+# --------------------------------------------------------------------------- the graded copy
+
+
+@dataclass
+class _Plan:
+    """Where each exercise sits in the graded copy (cell indices; None = absent) and what was done to it."""
+
+    exercise: Exercise
+    cell: int | None
+    check: int | None
+    note: str = ""
+
+
+def _find_check(cells, ex: Exercise) -> int | None:
+    call = re.compile(rf"\bchecks\.{re.escape(ex.check_call)}\s*\(")
+    found = [i for i, c in enumerate(cells) if c.cell_type == "code" and call.search(c.source)]
+    by_id = [i for i in found if cells[i].get("id") == ex.check_id]
+    edited = [i for i, c in enumerate(cells) if c.cell_type == "code" and c.get("id") == ex.check_id]
+    return (by_id or found or edited or [None])[0]  # edited: the check's cell without its call
+
+
+def _find_exercise(cells, ex: Exercise, check: int | None) -> int | None:
+    by_id = [i for i, c in enumerate(cells) if c.cell_type == "code" and c.get("id") == ex.cell_id]
+    if by_id:
+        return by_id[0]
+    if check is None:
+        return None
+    before = [i for i in range(max(0, check - course.CHECK_WINDOW), check) if cells[i].cell_type == "code"]
+    tagged = [i for i in before if "exercise" in _tags(cells[i])]
+    return (tagged or before or [None])[-1]
+
+
+def _grader_cell(source: str):
+    cell = _nbformat().v4.new_code_cell(source)
+    cell.metadata["tags"] = [GRADER_TAG]
+    return cell
+
+
+def _parameters_index(cells, lesson: Lesson) -> int | None:
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and ("parameters" in _tags(cell) or _normal(cell.source) == lesson.parameters):
+            return i
+    return next((i for i, c in enumerate(cells) if c.cell_type == "code" and course.FAST_RE.search(c.source)), None)
+
+
+def _prepare(nb, lesson: Lesson, fast: bool) -> tuple[object, list[_Plan]]:
+    """The copy to execute: outputs cleared, check cells as the lesson has them (missing ones put back after
+    their exercise) and tagged `raises-exception`, the offline guard first and FAST=True after the parameters."""
+    nb = _nbformat().from_dict(nb)  # a deep copy
+    cells = nb.cells
+    for cell in cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    notes = {}
+    for ex in lesson.exercises:
+        check = _find_check(cells, ex)
+        note = ""
+        if check is None:
+            exercise = _find_exercise(cells, ex, None)
+            if exercise is None:
+                continue
+            cells.insert(exercise + 1, _nbformat().v4.new_code_cell(ex.check_source))
+            note = "its check cell was missing: the lesson's was put back"
+        elif _normal(cells[check].source) != _normal(ex.check_source):
+            cells[check].source = ex.check_source
+            note = "its check cell had been edited: the lesson's was run instead"
+        notes[ex.name] = note
+    if fast:
+        where = _parameters_index(cells, lesson)
+        cells.insert(0 if where is None else where + 1, _grader_cell(FAST_CELL))
+    cells.insert(0, _grader_cell(OFFLINE_CELL))
+    plans = []
+    for ex in lesson.exercises:
+        check = _find_check(cells, ex) if ex.name in notes else None
+        if check is not None:
+            cells[check].metadata["tags"] = list(dict.fromkeys([*_tags(cells[check]), "raises-exception"]))
+        plans.append(_Plan(ex, _find_exercise(cells, ex, check), check, notes.get(ex.name, "")))
+    return nb, plans
+
+
+def _number(cells, index: int) -> int:
+    """The cell's number in the student's own notebook (the grader's cells not counted)."""
+    return sum(GRADER_TAG not in _tags(c) for c in cells[: index + 1])
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_of(cell) -> str:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            first = (output.get("evalue") or "").strip().splitlines()
+            return output.get("ename", "Error") + (f": {first[0]}" if first else "")
+    return ""
+
+
+def _execute(nb, folder: Path, limit: float) -> str:
+    """Run `nb` in place (cwd `folder`) within `limit` seconds in all; '' or why the run stopped."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    deadline = time.monotonic() + limit
+    running = [None]
+
+    def remember(cell, cell_index, **kw):
+        running[0] = cell_index
+
+    with open(folder / "kernel.log", "w", encoding="utf-8") as log:
+        client = NotebookClient(
+            nb, kernel_name="python3", record_timing=False, shutdown_kernel="immediate",
+            timeout_func=lambda cell: max(1.0, deadline - time.monotonic()), startup_timeout=max(1, int(limit)),
+            resources={"metadata": {"path": str(folder)}}, on_cell_start=remember,
+            **course._encrypted_kernel_config(), **course._kernel_log_manager(log),  # as `prodgen course run`
+        )
+        try:
+            with course._kernel_can_import_prodgen():
+                client.execute()
+        except CellTimeoutError:
+            where = f" in cell {_number(nb.cells, running[0])}" if running[0] is not None else ""
+            return f"the time limit of {limit:g} s was reached{where}"
+        except CellExecutionError:
+            index = running[0]
+            return f"cell {_number(nb.cells, index)} raised {_error_of(nb.cells[index]) or 'an error'}"
+        except DeadKernelError:
+            return "the kernel died (out of memory, or the code ended the process)"
+        except Exception as error:  # kernel did not start in time, ...
+            if time.monotonic() >= deadline:
+                return f"the time limit of {limit:g} s was reached while the kernel started"
+            return f"the run failed: {_one_line(f'{type(error).__name__}: {error}')}"
+    return ""
+
+
+def _check_lines(cell) -> list[str]:
+    text = ""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            text += "".join(output.get("text", ""))
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            text += "".join(output.get("data", {}).get("text/plain", "")) + "\n"
+    return [line.strip() for line in text.splitlines() if line.strip().startswith(("[PASS]", "[FAIL]"))]
+
+
+def _verdict(plan: _Plan, cells, stopped: str) -> tuple[str, str]:
+    """(status, detail) of one exercise in the executed copy."""
+    ex = plan.exercise
+    if plan.check is None:
+        return "error", "neither its exercise cell nor its check cell is in the notebook"
+    source = cells[plan.cell].source if plan.cell is not None else ""
+    untouched = plan.cell is not None and _normal(source) == _normal(ex.stub)
+    if untouched:
+        return "not attempted", "the exercise cell is unchanged"
+    check = cells[plan.check]
+    if check.get("execution_count") is None and not check.get("outputs"):
+        return "error", f"not run: {stopped or 'the run stopped before it'}"
+    lines = _check_lines(check)
+    failed = [line for line in lines if line.startswith("[FAIL]")]
+    if failed:
+        stubs_left = source.count(STUB_RAISE) >= max(1, ex.stub.count(STUB_RAISE))
+        if NOT_DONE in failed[0] and stubs_left:
+            return "not attempted", "the NotImplementedError stub is still there"
+        return "failed", _one_line(failed[0])
+    if lines:
+        return "passed", ""
+    crash = _error_of(check)
+    if crash:
+        own = _error_of(cells[plan.cell]) if plan.cell is not None else ""
+        return "error", _one_line(f"the check raised {crash}" + (f" (the exercise cell raised {own})" if own else ""))
+    return "error", "the check printed no [PASS] or [FAIL] line"
+
+
+# --------------------------------------------------------------------------- grading
+
+
+@dataclass
+class Row:
+    """One line of the report: a student's exercise."""
+
+    student: str
+    lesson: str
+    exercise: str
+    status: str
+    detail: str
+    submission: str
+    seconds: float
+
+
+COLUMNS = tuple(f.name for f in fields(Row))
+
+
+def grade_notebook(path: Path | str, lessons: dict[str, Lesson], timeout: float = DEFAULT_TIMEOUT,
+                   fast: bool = True) -> list[Row]:
+    """The rows of one submission; never raises for a bad submission (it gets an error row instead)."""
+    path = Path(path)
+    student = student_name(path, lessons)
+    start = time.perf_counter()
+
+    def single(lesson: str, detail: str) -> list[Row]:
+        return [Row(student, lesson, "", "error", detail, str(path), round(time.perf_counter() - start, 1))]
+
+    try:
+        nb = _nbformat().read(str(path), as_version=4)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("it has no list of cells")
+    except Exception as error:  # not JSON, not a notebook, unreadable
+        return single("", f"not a readable notebook: {_one_line(f'{type(error).__name__}: {error}', 200)}")
+    lesson, note = identify(nb, path, lessons)
+    if lesson is None:
+        return single("", note)
+    if not lesson.exercises:
+        return single(lesson.name, "this lesson has no exercises to grade")
+    copy, plans = _prepare(nb, lesson, fast)
+    with tempfile.TemporaryDirectory(prefix="prodgen-grade-") as folder:
+        stopped = _execute(copy, Path(folder), timeout)
+    seconds = round(time.perf_counter() - start, 1)
+    rows = []
+    for plan in plans:
+        status, detail = _verdict(plan, copy.cells, stopped)
+        extra = "; ".join(filter(None, [plan.note, note]))
+        if stopped and status != "error":
+            extra = "; ".join(filter(None, [extra, f"the notebook stopped: {stopped}"]))
+        rows.append(Row(student, lesson.name, plan.exercise.name, status,
+                        "; ".join(filter(None, [detail, extra])), str(path), seconds))
+    return rows
+
+
+def submissions(paths) -> list[Path]:
+    """The notebooks to grade: files as given, folders searched for `*.ipynb` (checkpoints skipped), in
+    order and without repeats. FileNotFoundError / ValueError for a path that is neither."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*.ipynb")
+                            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not inside:
+                raise ValueError(f"{path} holds no .ipynb notebook to grade")
+            found += inside
+        elif not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        elif path.suffix != ".ipynb":
+            raise ValueError(f"{path} is not a notebook (.ipynb); pass student notebooks or folders of them")
+        else:
+            found.append(path)
+    if not found:
+        raise ValueError("no submission given: pass student notebooks (.ipynb) or folders of them")
+    unique = {p.resolve(): p for p in reversed(found)}
+    return [p for p in found if unique.get(p.resolve()) is p]
+
+
+def check_out(out: Path | str, overwrite: bool = False) -> Path:
+    """The report's path, checked before any grading: a new (or empty) file in a writable folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.csv'}")
+    if out.exists() and out.stat().st_size and not overwrite:
+        raise ValueError(f"--out {out} already exists and is not empty; pass --overwrite or another file name")
+    folder = out.parent if str(out.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {out}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--out {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the folder {folder} is not writable")
+    return out
+
+
+def write_csv(rows: list[Row], out: Path | str) -> Path:
+    """The rows as CSV (a header of COLUMNS), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(astuple(row) for row in rows)
+    with atomic_file(out) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return Path(out)
+
+
+def grade(paths, out: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT, fast: bool = True,
+          overwrite: bool = False, root: Path | str | None = None,
+          log: Callable[[str], object] = print) -> list[Row]:
+    """Grade every submission in `paths` (files or folders), one after the other; write the CSV to `out` if
+    given. Bad arguments raise before anything runs; a bad submission only gets its error row."""
+    if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+        raise ValueError(f"the time limit must be a number of seconds > 0, got {timeout!r}")
+    files = submissions(paths)
+    if out is not None:
+        out = check_out(out, overwrite)
+    lessons = load_lessons(root)
+    rows: list[Row] = []
+    for i, path in enumerate(files, 1):
+        found = grade_notebook(path, lessons, timeout=timeout, fast=fast)
+        rows += found
+        passed = sum(r.status == "passed" for r in found)
+        graded = [r for r in found if r.exercise]
+        what = (f"{found[0].lesson}, {passed} of {len(graded)} passed" if graded
+                else f"not graded: {found[0].detail}")
+        log(f"[{i}/{len(files)}] {path} ({found[0].student}): {what} ({found[0].seconds:.1f} s)")
+    if out is not None:
+        write_csv(rows, out)
+    return rows
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def _table(header: tuple, rows: list[tuple]) -> list[str]:
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return [lines[0], "-" * max(map(len, lines)), *lines[1:]]
+
+
+def format_summary(rows: list[Row]) -> str:
+    """Per submission: passed x of y and the other outcomes; per exercise: how many passed; then what went
+    wrong where (failed, error and notebooks that could not be graded, with their detail)."""
+    by_submission: dict[str, list[Row]] = {}
+    by_exercise: dict[tuple, list[Row]] = {}
+    for row in rows:
+        by_submission.setdefault(row.submission, []).append(row)
+        if row.exercise:
+            by_exercise.setdefault((row.lesson, row.exercise), []).append(row)
+    counts = STATUSES[1:]
+    students = []
+    for submission, found in by_submission.items():
+        graded = [r for r in found if r.exercise]
+        passed = sum(r.status == "passed" for r in graded)
+        students.append((found[0].student, found[0].lesson or "?", f"{passed} of {len(graded)}" if graded else "-",
+                         *(sum(r.status == s for r in graded) for s in counts), f"{found[0].seconds:.1f}", submission))
+    lines = _table(("student", "lesson", "passed", *counts, "seconds", "submission"), students)
+    if by_exercise:
+        exercises = [(lesson, name, f"{sum(r.status == 'passed' for r in found)} of {len(found)}",
+                      *(sum(r.status == s for r in found) for s in counts))
+                     for (lesson, name), found in sorted(by_exercise.items())]
+        lines += ["", *_table(("lesson", "exercise", "passed", *counts), exercises)]
+    problems = [r for r in rows if r.status in ("failed", "error")]
+    if problems:
+        lines += ["", "what went wrong:"]
+        lines += [f"  {r.student} {r.lesson or '?'} {r.exercise or '(notebook)'}: {r.status}: {_one_line(r.detail, 160)}"
+                  for r in problems]
+    return "\n".join(lines)
