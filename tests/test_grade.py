@@ -239,3 +239,19 @@ def test_the_report_is_written_atomically_with_a_header(tmp_path):
         assert list(csv.reader(f)) == [list(grade.COLUMNS), ["alice", "00_welcome", "channels_first", "failed",
                                                                'a "quoted", detail', "a.ipynb", "1.5"]]
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+
+
+def test_every_prodgen_command_in_the_instructors_guide_parses():
+    """INSTRUCTORS.md's command lines stay in step with the command line (parsed, not run)."""
+    import re
+    import shlex
+
+    from prodgen.cli import _parser
+
+    guide = (ROOT / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", guide, re.S)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("prodgen ")]
+    assert len(commands) >= 10 and ["course", "grade", "submitted/", "--out", "report.csv"] in commands
+    for args in commands:
+        _parser().parse_args(args)  # argparse exits (status 2) on a command the guide gets wrong
