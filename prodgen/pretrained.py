@@ -66,6 +66,7 @@ TRAINERS: dict[str, str] = {
     "text2img": "prodgen.models.text2img:train_checkpoint",
     "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
     "diffusion": "prodgen.models.diffusion:train_checkpoint",
+    "diffusion-text": "prodgen.models.diffusion:train_checkpoint",  # trains `diffusion` and saves both
 }
 
 # name -> "module:Class" implementing the image-model protocol (``prodgen.models.protocol.ImageModel``) around

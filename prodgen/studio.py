@@ -211,6 +211,9 @@ class Studio:
         for k, knob in model.knobs.items():
             if knob.choices:
                 w = widgets.Dropdown(options=list(knob.choices), value=knob.default, description=k)
+            elif isinstance(knob.default, int) and not isinstance(knob.default, bool):  # a count, e.g. diffusion steps
+                w = widgets.IntSlider(value=knob.default, min=int(knob.low), max=min(int(knob.high), 250),
+                                      description=k)
             else:
                 start = knob.default if knob.default is not None else knob.high
                 w = widgets.FloatSlider(value=start, min=knob.low, max=knob.high, step=0.05, description=k)
