@@ -6,6 +6,7 @@ the lesson keeps running. One module per lesson group; lessons call ``checks.che
 """
 from .catalog import *  # noqa: F401,F403  lessons 00-01
 from .conditional import *  # noqa: F401,F403  lessons 05-07
+from .diffusion import *  # noqa: F401,F403  lesson 11
 from .evaluation import *  # noqa: F401,F403  lesson 08
 from .gan import *  # noqa: F401,F403  lesson 03
 from .latent import *  # noqa: F401,F403  lesson 09
