@@ -11,8 +11,9 @@ photos (``prodgen.leaderboard``), so lesson 11 reads figures instead of recomput
 - ``samplers``: DDIM (eta 0) and ancestral DDPM (eta 1) at :data:`SAMPLER_STEPS` steps with the default guidance:
   FID (with the floor at the same n: FID at small n is biased upward), control, seconds per image (the timed
   generation of the n images, after a one-step warm-up with the same shapes).
-- ``edits``: inpainting edits (``diffusion.edit_table``) beside the CVAE's (``cvae.edit_table``, lesson 06) on
-  the same first ``n_edits`` test photos, both judged alike; the knobs used are recorded.
+- ``edits``: inpainting edits (``diffusion.edit_table``, with ``diffusion.EDIT_KNOBS``) beside the CVAE's
+  (``cvae.edit_table``, lesson 06) on the same first ``n_edits`` test photos, both judged alike; the knobs used
+  are recorded.
 - ``leaderboard``: the leaderboard rows (``leaderboard.evaluate_model``, without ``details``) of
   :data:`LEADERBOARD_MODELS`, so lesson 11 shows where diffusion stands and its cost per image.
 
@@ -111,11 +112,12 @@ def _step_cost(w: float, per_step: dict) -> float:
     return per_step["single"] if float(w) in (0.0, 1.0) else per_step["guided"]
 
 
-def estimate_seconds(part: str, n: int, per_step: dict, steps: int, guidance: float, resample: int = 2,
+def estimate_seconds(part: str, n: int, per_step: dict, steps: int, guidance: float, edit_knobs: dict | None = None,
                      sampler_steps=SAMPLER_STEPS, guidance_values=GUIDANCE_SWEEP, cached=()) -> float:
     """Expected seconds of ``part``'s network passes (image-steps x the calibrated ``per_step`` cost, see
-    :func:`_calibrate`); the metrics add a few seconds. ``cached``: leaderboard models whose rows are cached.
-    Non-diffusion leaderboard rows (GANs, CVAE: fast generators) are not included."""
+    :func:`_calibrate`) at the model's default ``steps`` and ``guidance``; the metrics add a few seconds.
+    ``edit_knobs``: what the edits sample with (default ``diffusion.EDIT_KNOBS``); ``cached``: leaderboard models
+    whose rows are cached. Non-diffusion leaderboard rows (GANs, CVAE: fast generators) are not included."""
     from .leaderboard import MIN_N
     from .models.text2img import NEW_PHRASINGS
 
@@ -125,7 +127,8 @@ def estimate_seconds(part: str, n: int, per_step: dict, steps: int, guidance: fl
     if part == "samplers":
         return sum((n * (1 + s)) * _step_cost(guidance, per_step) for s in sampler_steps for _ in SAMPLERS)
     if part == "edits":
-        return EDITED_ATTRIBUTES * n * resample * steps * _step_cost(guidance, per_step)
+        k = _edit_knobs() if edit_knobs is None else edit_knobs
+        return EDITED_ATTRIBUTES * n * k["resample"] * k["steps"] * _step_cost(k["guidance"], per_step)
     if part == "leaderboard":
         quarter = max(n // 4, MIN_N)
         images = {"diffusion": n + 2 * quarter + _diversity_images(n) + speed,
@@ -184,16 +187,11 @@ def _samplers(model, judge, ref, n: int, seed: int, step_counts) -> dict:
 
 
 def _edit_knobs() -> dict:
-    """The knobs ``diffusion.edit_table`` edits with: the model's default guidance and steps, ``inpaint``'s
-    defaults for the rest (read from its signature, so the record follows the code)."""
-    import inspect
-
+    """The knobs ``diffusion.edit_table`` edits with (``diffusion.EDIT_KNOBS``) and how far each edit's region
+    reaches beyond the product (``diffusion.EDIT_GROW``)."""
     from .models import diffusion
 
-    defaults = {k: p.default for k, p in inspect.signature(diffusion.inpaint).parameters.items()
-                if k in ("resample", "eta")}
-    return {"guidance": diffusion.GUIDANCE.default, "steps": diffusion.STEPS.default, **defaults,
-            "grow": dict(diffusion.EDIT_GROW)}
+    return {**diffusion.EDIT_KNOBS, "grow": dict(diffusion.EDIT_GROW)}
 
 
 def _finite(x):
@@ -207,15 +205,14 @@ def _edits(model, judge, n: int, seed: int) -> dict:
     from .models import cvae, diffusion
 
     test = load_catalog("test", progress=False)
-    if n > len(test):
-        raise ValueError(f"n_edits must be at most {len(test)} (the test photos), got {n}")
     start = time.perf_counter()
     table = diffusion.edit_table(model.network, test, judge, n=n, seed=seed)
     diffusion_seconds = time.perf_counter() - start
     table["psnr_outside"] = _finite(table["psnr_outside"])
+    knobs = {**table.pop("knobs", diffusion.EDIT_KNOBS), "grow": dict(diffusion.EDIT_GROW)}  # what it used
     start = time.perf_counter()
     cvae_table = cvae.edit_table(pretrained.load("cvae"), test, judge, n=n, seed=seed)
-    return {"diffusion": table, "cvae": cvae_table, "knobs": _edit_knobs(),
+    return {"diffusion": table, "cvae": cvae_table, "knobs": knobs,
             "seconds": {"diffusion": round(diffusion_seconds, 1), "cvae": round(time.perf_counter() - start, 1)},
             "photos": f"the first {n} test photos"}
 
@@ -269,6 +266,12 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     models = leaderboard._check_models(list(LEADERBOARD_MODELS if leaderboard_models is None else leaderboard_models))
     sizes = {p: (n_edits if p == "edits" else n) or DEFAULT_N[p] for p in parts}
     out = Path(out) if out is not None else results_path()
+    if "edits" in parts:  # before anything is measured: a bad n_edits writes nothing
+        from .catalog import load_catalog
+
+        photos = len(load_catalog("test", progress=False))
+        if sizes["edits"] > photos:
+            raise ValueError(f"n_edits must be at most {photos} (the test photos), got {sizes['edits']}")
 
     pretrained.verify(MODEL)
     manifest = pretrained.manifest()
@@ -303,8 +306,8 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     for part, key in todo:
         cached = [m for m in models if leaderboard._read_cached(leaderboard.cache_file(m, sizes[part], seed))] \
             if part == "leaderboard" else []
-        expected = estimate_seconds(part, sizes[part], per_step, steps, guidance, _edit_knobs()["resample"],
-                                    step_counts, values, cached)
+        expected = estimate_seconds(part, sizes[part], per_step, steps, guidance, _edit_knobs(), step_counts, values,
+                                    cached)
         note = ""
         if part == "leaderboard":
             fresh = [m for m in models if m not in cached]

@@ -92,9 +92,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     assert all(r["fid"] > 0 and r["seconds_per_image"] > 0 for r in samplers)
 
     edits = saved["parts"]["edits"]
-    assert edits["knobs"]["guidance"] == diffusion.GUIDANCE.default and edits["knobs"]["resample"] == 2
-    assert edits["knobs"]["steps"] == 4
-    assert edits["knobs"]["grow"] == diffusion.EDIT_GROW
+    assert edits["knobs"] == {**diffusion.EDIT_KNOBS, "grow": diffusion.EDIT_GROW}  # what edit_table used
     for model in ("diffusion", "cvae"):
         assert 0 <= edits[model]["mean"]["success"] <= 1 and 0 <= edits[model]["color"]["preservation"] <= 1
     assert edits["diffusion"]["psnr_outside"] == "inf"  # inpainting keeps the photo's pixels outside the mask
@@ -132,6 +130,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     (["--n", "8"], "n must be a whole number >= 16, got 8"),
     (["--n", "many"], "--n must be a whole number, got 'many'"),
     (["--n-edits", "0"], "--n-edits must be a whole number >= 1, got 0"),
+    (["--n-edits", "99999999"], "n_edits must be at most "),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path, monkeypatch, capsys):
     out = tmp_path / "study.json"
@@ -150,6 +149,8 @@ def test_estimates_grow_with_the_work():
     est = lambda part, n, **kw: diffusion_study.estimate_seconds(part, n, per_step, 20, 2.0, **kw)  # noqa: E731
     assert est("guidance", 1000) > est("guidance", 100) > 0
     assert est("samplers", 300) == pytest.approx(sum(300 * (1 + s) * 0.002 for s in (10, 25, 50, 250)) * 2)
-    assert est("edits", 2000) == pytest.approx(5 * 2000 * 2 * 20 * 0.002)
+    knobs = {"steps": 10, "guidance": 3.0, "resample": 1, "eta": 1.0}
+    assert est("edits", 2000, edit_knobs=knobs) == pytest.approx(5 * 2000 * 1 * 10 * 0.002)
+    assert est("edits", 2000, edit_knobs={**knobs, "guidance": 1.0, "resample": 2}) == pytest.approx(5 * 2000 * 2 * 10 * 0.001)
     assert est("leaderboard", 2000, cached=("diffusion", "diffusion-text")) == 0
     assert est("leaderboard", 2000) > est("leaderboard", 2000, cached=("diffusion-text",)) > 0
