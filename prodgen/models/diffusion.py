@@ -10,7 +10,8 @@ steps are almost pure noise and teach nothing), the cosine one spends the steps 
 **What the network predicts.** ``v = sqrt(abar_t) * eps - sqrt(1 - abar_t) * x0`` (*v-prediction*, Salimans &
 Ho, 2022) rather than the noise ``eps`` itself. Both carry the same information (from ``x_t`` and either one
 you get ``x0`` and ``eps``, :func:`split_v`), and the loss ``|v - v_hat|^2`` is the ELBO's "predict the noise"
-loss re-weighted by ``1 + SNR_t``. Why v: at high noise ``x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)``
+loss ``|eps - eps_hat|^2`` re-weighted by ``1 + 1/SNR_t`` (``SNR_t = abar_t / (1 - abar_t)``): more weight on the
+noisy steps, where predicting the noise is easy and predicting the photo is what matters. Why v: at high noise ``x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)``
 divides by almost zero, so a small error in a predicted ``eps`` becomes a huge error in ``x0``; a predicted
 ``v`` has no such division. That matters here because the course samples in **few steps** (20 by default), where
 every step leans on ``x0``.
