@@ -35,12 +35,13 @@ def _requests(model: ImageModel, n: int = 2):
 # ----------------------------------------------------------------------------- the protocol
 def test_the_registry_lists_every_shipped_image_model():
     assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img",
-                       "text2img-embedding"]
+                       "text2img-embedding", "diffusion", "diffusion-text"]
     assert set(pretrained.GENERATORS) <= set(pretrained.BUILDERS)
     assert "judge" not in pretrained.GENERATORS and "text-gru" not in pretrained.GENERATORS
     assert pretrained.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
                                             "cgan-concat": "attributes", "cgan-acgan": "attributes",
-                                            "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text", "text2img-embedding": "text"}
+                                            "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text", "text2img-embedding": "text",
+                                            "diffusion": "attributes", "diffusion-text": "text"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -57,11 +58,12 @@ def test_every_generator_implements_the_protocol(name):
     assert not torch.equal(a, model.generate(requests, seed=4))
     assert not torch.equal(a[0], a[1])
     for key, knob in model.knobs.items():  # a knob that is not at its default changes the images
-        other = "learned" if knob.choices else 0.3
+        other = "learned" if knob.choices else 5 if isinstance(knob.default, int) else 0.3  # 5: diffusion steps
         assert not torch.equal(a, model.generate(requests, seed=3, **{key: other})), key
     assert len(model.understood(requests)) == 2
-    with pytest.raises(ValueError, match=f"{name} has no knob guidance; its knobs: "):
-        model.generate(requests, seed=0, guidance=3.0)
+    if "guidance" not in model.knobs:
+        with pytest.raises(ValueError, match=f"{name} has no knob guidance; its knobs: "):
+            model.generate(requests, seed=0, guidance=3.0)
     wrong = {"attributes": 2, "text": 2, "nothing": ["a red mug"]}[model.accepts]
     with pytest.raises(ValueError, match=f"{name} is "):
         model.generate(wrong, seed=0)
