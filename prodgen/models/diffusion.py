@@ -555,9 +555,8 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
         log(f"{name}: control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
             f"FID {metrics['fid']}")
     config = {"width": cfg["width"], "schedule": cfg["schedule"]}
-    path = pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
+    pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
     if out is None:
         pretrained.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},
                         training={**cfg, **ran, "same_weights_as": "diffusion"})
-    del path
     return metrics
