@@ -55,14 +55,10 @@ def _data_export(args) -> int:
 
 
 def _data_info(args) -> int:
-    from .catalog import load_folder
+    from .catalog.folder import MIN_PER_VALUE, describe_folder, format_description
 
-    cat = load_folder(args.folder, strict=not args.any_values)
-    print(f"{cat}: {cat.image_size} px")
-    for attr, values in cat.values.items():
-        counts = cat.value_counts(attr) if values else {}
-        unknown = int((cat.label(attr) < 0).sum())
-        print(f"  {attr:<9} " + ", ".join(f"{k} {v}" for k, v in counts.items()) + (f" | unknown {unknown}" if unknown else ""))
+    minimum = MIN_PER_VALUE if args.min_per_value is None else args.min_per_value
+    print(format_description(describe_folder(args.folder, attributes=args.attributes, min_per_value=minimum)))
     return 0
 
 
@@ -157,18 +153,46 @@ def _train(args) -> int:
                                epochs=_number(args.epochs, "--epochs", int, 1),
                                minutes=_number(args.minutes, "--minutes", float, 0),
                                seed=_number(args.seed, "--seed", int, 0), batch=_number(args.batch, "--batch", int, 2),
-                               device=args.device, resume=args.resume)
+                               device=args.device, resume=args.resume, data=args.data)
     if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 alone saves and reports
-        where = args.out or "the shipped checkpoint and manifest"
-        print(f"saved {args.model} to {where}: "
+        from .catalog.own import default_out
+
+        where = args.out or (default_out(args.data, args.model) if args.data else "the shipped checkpoint and manifest")
+        print(f"saved {args.model} to {where}" + (": " if metrics else "")
               + ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)))
+        if args.data and args.model != "judge":
+            print(f"measure it with: prodgen evaluate {where} --data {args.data}")
     return 0
+
+
+def _evaluate_file(args) -> dict:
+    """``prodgen evaluate PATH [--data DIR] [--judge JUDGE.pt]``: a checkpoint file (lesson 12)."""
+    from . import leaderboard, own_catalog
+
+    if args.refresh:
+        raise ValueError("--refresh is for shipped models (their rows are cached); a checkpoint file is measured afresh")
+    model = own_catalog.load_model(args.model)
+    if args.data is not None:
+        n = None if args.n_given is None else args.n
+        row = own_catalog.evaluate(model, args.data, judge=args.judge, n=n, seed=args.seed)
+    else:
+        if args.judge is not None:
+            raise ValueError("--judge needs --data, the catalog folder the judge and the model were trained on")
+        row = leaderboard.measure(model, n=args.n, seed=args.seed)  # the course catalog's protocol
+    args.n = row["n"]
+    skip = {"model", "accepts", "n", "seed", "protocol", "details", "control_mean", "control_heldout"}
+    return {**row["details"], **{k: v for k, v in row.items() if k not in skip and v is not None}}
 
 
 def _evaluate(args) -> int:
     from . import metrics, pretrained
 
-    if args.model in pretrained.generators():  # every image model: measured through the one protocol
+    if args.model.endswith(".pt") or os.sep in args.model or "/" in args.model:
+        result = _evaluate_file(args)
+    elif args.data is not None or args.judge is not None:
+        raise ValueError(f"--data and --judge go with a checkpoint file (prodgen evaluate PATH.pt --data DIR); "
+                         f"{args.model!r} is a shipped model, measured on the course catalog")
+    elif args.model in pretrained.generators():  # every image model: measured through the one protocol
         from . import leaderboard
 
         row = leaderboard.evaluate_model(args.model, n=args.n, seed=args.seed, refresh=args.refresh)
@@ -226,15 +250,16 @@ def _leaderboard(args) -> int:
 
 
 def _generate(args) -> int:
-    from .generate import Request, check_n, generate_catalog, parse_attrs, read_requests
+    from .generate import Request, check_n, generate_catalog, load_generator, parse_attrs, read_requests
 
     n = check_n(args.n, "--n")
+    model = load_generator(args.model)  # a shipped name or a checkpoint file; its schema checks the requests
     if args.batch is not None:
         if not args.batch.strip():
             raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
-        requests = read_requests(args.batch, default_n=n)
+        requests = read_requests(args.batch, default_n=n, schema=model.schema)
     elif args.attrs is not None:
-        requests = [Request(parse_attrs(args.attrs), "", n)]
+        requests = [Request(parse_attrs(args.attrs, schema=model.schema), "", n)]
     elif args.text is not None:
         if not args.text.strip():
             raise ValueError("the description is empty; describe the product, e.g. --text 'a red striped mug by Acme'")
@@ -242,7 +267,7 @@ def _generate(args) -> int:
     else:  # no request: fine for an unconditional model; the others say what they need
         requests = [Request({}, "", n)]
     knobs = {"guidance": _knob(args.guidance, "--guidance", float), "steps": _knob(args.steps, "--steps", int)}
-    out = generate_catalog(args.model, requests, args.out, seed=args.seed, progress=args.batch is not None,
+    out = generate_catalog(model, requests, args.out, seed=args.seed, progress=args.batch is not None,
                            knobs=knobs)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
@@ -339,9 +364,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_data_export)
-    s = data.add_parser("info", help="summarise a catalog folder (PNGs plus metadata.csv)")
+    s = data.add_parser("info", help="check a catalog folder (images plus metadata.csv): schema, counts, image "
+                                     "sizes and modes, duplicates, problems")
     s.add_argument("folder")
-    s.add_argument("--any-values", action="store_true", help="accept attribute values outside the course's vocabulary")
+    s.add_argument("--attributes", help="comma-separated attribute columns to use, e.g. shape,colour (default: "
+                                        "every column except file and the descriptions)")
+    s.add_argument("--min-per-value", type=int, default=None, metavar="N",
+                   help="fewest images a value may have (default 20, prodgen.catalog.folder.MIN_PER_VALUE)")
     s.set_defaults(func=_data_info)
 
     course = sub.add_parser("course", help="lessons: build student versions, check, run headless")
@@ -378,11 +407,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     s.add_argument("--seed", help="the recipe's seed (initial weights, data order, noise); default: the recipe's")
     s.add_argument("--batch", help="the global batch size (split across torchrun's processes); default: the recipe's")
+    s.add_argument("--data", help="train on your own catalog folder (PNGs + metadata.csv, any attributes); the "
+                   "checkpoint goes to DATA/models/MODEL.pt unless --out is given")
     s.add_argument("--resume", action="store_true",
                    help="continue from the training state saved after each epoch (next to --out, or in the cache)")
     s.set_defaults(func=_train)
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
-    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`)")
+    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`), "
+                   "or a checkpoint file (.pt) from `prodgen train --out / --data`")
     what = s.add_mutually_exclusive_group()  # none of them: an unconditional model (dcgan, vae)
     what.add_argument("--text", help="a description, e.g. 'a large red striped t-shirt by Acme' (text models)")
     what.add_argument("--attrs", help="key=value pairs, e.g. category=mug,color=red (attribute models)")
@@ -402,9 +434,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", default="1", help="variants (default 1; cvae is deterministic: 1)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_edit)
-    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped model")
-    s.add_argument("model")
-    s.add_argument("--n", type=int, default=2000, help="samples to generate and real images to compare (default 2000)")
+    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped "
+                       "model or a checkpoint file")
+    s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / --data`")
+    s.add_argument("--data", help="with a checkpoint file: the catalog folder it was trained on (its test photos, "
+                   "its schema)")
+    s.add_argument("--judge", help="with --data: the judge checkpoint (default DATA/models/judge.pt)")
+    s.add_argument("--n", type=int, default=None, dest="n_given",
+                   help="samples to generate and real images to compare (default 2000; with --data: the test "
+                        "photos, at most 2000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
     s.add_argument("--refresh", action="store_true", help="measure again even if the leaderboard cache has the figures")
@@ -448,6 +486,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "evaluate":  # --n: remember whether it was given (with --data the default is the test split)
+        args.n = 2000 if args.n_given is None else args.n_given
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:

@@ -321,7 +321,7 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     if estimate_only:
         return result
     judge = pretrained.load("judge")
-    ref = leaderboard._Reference(judge)
+    ref = leaderboard.Reference(judge)
     for part, key, expected in plans:
         log(f"{part}: measuring ...")
         start = time.perf_counter()

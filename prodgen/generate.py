@@ -51,10 +51,14 @@ class Request:
     n: int = 1
 
 
-def parse_attrs(text: str, flag: str = "--attrs") -> dict:
-    """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against the catalog;
-    ``flag`` names the option in error messages (``prodgen edit`` passes ``--set``)."""
+def parse_attrs(text: str, flag: str = "--attrs", schema=None) -> dict:
+    """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against ``schema`` (the
+    model's; default the course catalog's); ``flag`` names the option in error messages (``prodgen edit``
+    passes ``--set``)."""
+    from .catalog.schema import BUILTIN
     from .models.condition import parse_request
+
+    schema = schema or BUILTIN
 
     attrs = {}
     for part in (p.strip() for p in text.split(",")):
@@ -66,9 +70,10 @@ def parse_attrs(text: str, flag: str = "--attrs") -> dict:
         key, value = (s.strip() for s in part.split("=", 1))
         attrs[key] = value
     if not attrs:
-        raise ValueError(f"{flag} is empty; give key=value pairs, e.g. category=mug,color=red "
-                         f"(attributes: {', '.join(ATTRIBUTE_NAMES)})")
-    parse_request(attrs)  # unknown names or values -> ValueError listing the valid ones
+        example = ",".join(f"{a}={v[0]}" for a, v in list(schema.values.items())[:2])
+        raise ValueError(f"{flag} is empty; give key=value pairs, e.g. {example} "
+                         f"(attributes: {', '.join(schema.names)})")
+    parse_request(attrs, schema)  # unknown names or values -> ValueError listing the valid ones
     return attrs
 
 
@@ -83,10 +88,15 @@ def check_n(n, where: str) -> int:
     return value
 
 
-def read_requests(path, default_n: int = 1) -> list[Request]:
-    """Requests from a CSV: a ``description`` column and/or attribute columns (blank cells = unspecified),
-    and an optional ``n`` column (images per row, default ``default_n``). Other columns are ignored."""
+def read_requests(path, default_n: int = 1, schema=None) -> list[Request]:
+    """Requests from a CSV: a ``description`` column and/or attribute columns of ``schema`` (default the course
+    catalog's; blank cells = unspecified), and an optional ``n`` column (images per row, default
+    ``default_n``). Other columns are ignored."""
+    from .catalog.schema import BUILTIN
     from .models.condition import parse_request
+
+    schema = schema or BUILTIN
+    names = schema.names
 
     path = Path(path)
     if not path.is_file():
@@ -98,10 +108,10 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"{path} is not a readable UTF-8 CSV file ({e})") from None
-    usable = [c for c in columns if c in ATTRIBUTE_NAMES or c == "description"]
+    usable = [c for c in columns if c in names or c == "description"]
     if not usable:
         raise ValueError(f"{path} has no request columns; give a 'description' column and/or attribute columns "
-                         f"({', '.join(ATTRIBUTE_NAMES)}), and optionally 'n' (found: {', '.join(columns) or 'none'})")
+                         f"({', '.join(names)}), and optionally 'n' (found: {', '.join(columns) or 'none'})")
     if not rows:
         raise ValueError(f"{path} has a header but no requests")
     requests = []
@@ -110,12 +120,12 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
             raise ValueError(f"{path}, line {i}: more cells than the header has columns ({len(columns)}); "
                              "quote cells that contain commas")
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        attrs = {a: row[a] for a in ATTRIBUTE_NAMES if row.get(a)}
+        attrs = {a: row[a] for a in names if row.get(a)}
         description = row.get("description", "")
         if not attrs and not description:
             raise ValueError(f"{path}, line {i}: the row asks for nothing (no description, no attribute)")
         try:
-            parse_request(attrs)
+            parse_request(attrs, schema)
         except ValueError as e:
             raise ValueError(f"{path}, line {i}: {e}") from None
         n = check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
@@ -124,10 +134,13 @@ def read_requests(path, default_n: int = 1) -> list[Request]:
 
 
 def load_generator(name: str):
-    """The shipped image generator ``name`` (sha256-verified) as a protocol ``ImageModel``; its ``accepts``
-    says what a request must hold."""
+    """The shipped image generator ``name`` (sha256-verified), or the one in a checkpoint file (a path ending in
+    ``.pt``: ``prodgen train --out / --data``), as a protocol ``ImageModel``; its ``accepts`` says what a request
+    must hold and its ``schema`` which attributes."""
     from . import pretrained
 
+    if str(name).endswith(".pt") or "/" in str(name):
+        return pretrained.load_generator_file(name)
     return pretrained.load_generator(name)
 
 
@@ -189,11 +202,14 @@ def _prepare_out(out: Path) -> None:
             raise FileExistsError(f"{out} is not empty; choose an empty or new folder, or delete it first")
 
 
-def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0, progress: bool = False,
+def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, progress: bool = False,
                      knobs: dict | None = None) -> Path:
-    """Generate every request with model ``name`` into ``out_dir`` (PNGs + ``metadata.csv``); returns it.
+    """Generate every request with model ``name`` (a shipped name, a checkpoint file, or an ``ImageModel``)
+    into ``out_dir`` (PNGs + ``metadata.csv`` with the model's attribute columns); returns it.
     ``knobs``: settings of the model (``prodgen generate --guidance 3 --steps 20``), checked before anything
     is written (a knob the model lacks -> ``ValueError`` naming the knobs it has)."""
+    from .models.protocol import ImageModel
+
     from PIL import Image
 
     if not requests:
@@ -203,7 +219,9 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
         raise ValueError(f"the requests ask for {total} images in all; at most {MAX_IMAGES} per run")
     out = Path(out_dir)
     _prepare_out(out)
-    model = load_generator(name)
+    model = name if isinstance(name, ImageModel) else load_generator(name)
+    name = model.name
+    names = model.schema.names if model.accepts == "attributes" else ATTRIBUTE_NAMES
     knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
     model.check_knobs(knobs)
     for i, r in enumerate(requests):  # check every request before writing anything
@@ -228,22 +246,22 @@ def generate_catalog(name: str, requests: list[Request], out_dir, seed: int = 0,
                         file = f"{k:06d}.png"
                         Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
                         description = _text_for(request, name) if model.accepts == "text" else request.description
-                        rows.append([file, *(attrs.get(a, "") for a in ATTRIBUTE_NAMES), description, name, row_seed])
+                        rows.append([file, *(attrs.get(a, "") for a in names), description, name, row_seed])
                         k += 1
                     if bar is not None:
                         bar.update(len(pixels))
-            _write_metadata(tmp, rows)
+            _write_metadata(tmp, rows, ("file", *names, "description", "model", "seed"))
     finally:
         if bar is not None:
             bar.close()
     return out
 
 
-def _write_metadata(folder: Path, rows: list[list]) -> None:
-    """``metadata.csv`` with :data:`METADATA_COLUMNS` and one row per image."""
+def _write_metadata(folder: Path, rows: list[list], columns=METADATA_COLUMNS) -> None:
+    """``metadata.csv`` with ``columns`` (default :data:`METADATA_COLUMNS`) and one row per image."""
     with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(METADATA_COLUMNS)
+        writer.writerow(columns)
         writer.writerows(rows)
 
 

@@ -21,7 +21,12 @@ model is re-measured; a second run reads JSON files and does not import torch. T
 real photos are computed once and cached too. Cache: ``$PRODGEN_CACHE/leaderboard`` (default
 ``data/cache/leaderboard``), atomic writes.
 
-Used by ``prodgen leaderboard``, ``prodgen evaluate``, lesson 08 and the README's model tables.
+The same protocol measures a model trained on your own catalog (lesson 12, ``prodgen evaluate PATH --data
+DIR``): :func:`measure` with a :class:`Reference` built from that catalog's training and test photos and a
+judge of its schema; requests, control and diversity then follow the model's schema (no held-out pairs or
+text columns: those belong to the course catalog).
+
+Used by ``prodgen leaderboard``, ``prodgen evaluate``, lessons 08 and 12 and the README's model tables.
 """
 from __future__ import annotations
 
@@ -32,8 +37,8 @@ from pathlib import Path
 
 from . import paths, pretrained
 
-__all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "cache_folder", "cache_file", "evaluate_all", "evaluate_model",
-           "measure", "format_table", "format_markdown"]
+__all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "evaluate_all",
+           "evaluate_model", "measure", "format_table", "format_markdown"]
 
 PROTOCOL_VERSION = 1
 """Bump when anything about how rows are measured changes: every cached row is then re-measured."""
@@ -124,16 +129,28 @@ def _read_cached(path: Path) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- the real reference
-class _Reference:
-    """Judge features and predictions of the real photos every row is compared with (cached on disk)."""
+class Reference:
+    """Judge features and predictions of the real photos every row is compared with: the course catalog's
+    training and test splits (cached on disk), or the ``train`` / ``test`` catalogs given (your own catalog,
+    lesson 12; computed in memory)."""
 
-    def __init__(self, judge):
+    def __init__(self, judge, train=None, test=None):
         import torch
 
         from .catalog import load_catalog
         from .catalog.dataset import CACHE_VERSION
 
         self.judge = judge
+        self._floors: dict[int, float] = {}
+        if (train is None) != (test is None):
+            raise ValueError("give both the training and the test catalog, or neither (the course catalog)")
+        if train is not None:
+            data = {}
+            for split, cat in (("train", train), ("test", test)):
+                feats, preds = _judge(judge, cat.images)
+                data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
+            self.train, self.test = data["train"], data["test"]
+            return
         judge_sha = pretrained.manifest()["judge"]["sha256"]
         path = paths.cache_dir() / "leaderboard" / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
         data = None
@@ -151,7 +168,11 @@ class _Reference:
             with paths.atomic_file(path) as tmp:
                 torch.save(data, tmp)
         self.train, self.test = data["train"], data["test"]
-        self._floors: dict[int, float] = {}
+
+    @property
+    def size(self) -> int:
+        """The largest ``n`` this reference can measure with (real photos in its smaller split)."""
+        return min(len(self.train["features"]), len(self.test["features"]))
 
     def floor(self, n: int) -> float:
         from .metrics import fid
@@ -192,12 +213,13 @@ def _ask(model, labels, seed: int):
     return model.generate(labels, seed=seed)
 
 
-def _control(preds, requested) -> dict:
-    """Per-attribute share of images where the judge sees the requested value (-1 = not requested), and the mean."""
+def _control(preds, requested, names=None) -> dict:
+    """Per-attribute share of images where the judge sees the requested value (-1 = not requested), and the mean.
+    ``names``: the attributes of the columns (default: the course catalog's five)."""
     from .catalog.attributes import ATTRIBUTE_NAMES
 
     acc = {}
-    for j, a in enumerate(ATTRIBUTE_NAMES):
+    for j, a in enumerate(names or ATTRIBUTE_NAMES):
         asked = requested[:, j] >= 0
         if bool(asked.any()):
             acc[a] = round(float((preds[asked, j] == requested[asked, j]).double().mean()), 4)
@@ -217,16 +239,17 @@ def _speed(model, requests, seconds: float) -> float:
             return SPEED_BATCH * reps / elapsed
 
 
-def _diversity(model, ref: _Reference, n: int, seed: int):
+def _diversity(model, ref: Reference, n: int, seed: int):
     """Within-request diversity: ``PER_REQUEST`` images for each of ``n // 16`` fully specified requests that
     the training set has at least two photos of, against those photos (``metrics.diversity_ratio``)."""
     import torch
 
     from .metrics import diversity_ratio
-    from .models.condition import NUM_CLASSES
 
     labels = ref.train["labels"]
-    radix = torch.tensor([k for k in NUM_CLASSES.values()])
+    known = (labels >= 0).all(dim=1)  # photos with every attribute labelled (your own catalog may have gaps)
+    labels = labels[known]
+    radix = torch.tensor(list(model.schema.num_classes.values()))
     combo = torch.zeros(len(labels), dtype=torch.long)
     for j, k in enumerate(radix.tolist()):
         combo = combo * k + labels[:, j]
@@ -239,10 +262,10 @@ def _diversity(model, ref: _Reference, n: int, seed: int):
     asked = requests.repeat_interleave(PER_REQUEST, dim=0)
     fake_feats, _ = _judge(ref.judge, _ask(model, asked, seed + 3))
     real = torch.isin(combo, chosen)
-    return diversity_ratio(fake_feats, asked, ref.train["features"][real], labels[real])
+    return diversity_ratio(fake_feats, asked, ref.train["features"][known][real], labels[real])
 
 
-def _text_controls(model, ref: _Reference, n: int, seed: int) -> dict:
+def _text_controls(model, ref: Reference, n: int, seed: int) -> dict:
     """Control on the mentioned attributes of ``n // 4`` test and unseen catalog descriptions, EN and ZH, and on
     ``text2img.NEW_PHRASINGS``-style requests (what ``text2img.evaluate`` measured)."""
     import torch
@@ -270,22 +293,37 @@ def _text_controls(model, ref: _Reference, n: int, seed: int) -> dict:
 def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: float = 1.0, _ref=None) -> dict:
     """One leaderboard row for ``model`` (any protocol ``ImageModel``, e.g. one trained in a notebook),
     measured now (never cached). The row also holds ``details``: per-attribute control, partial requests,
-    the text splits and the histogram distances, which ``prodgen evaluate`` prints."""
+    the text splits and the histogram distances, which ``prodgen evaluate`` prints.
+
+    ``_ref``: the real photos to compare with (:class:`Reference`; default the course catalog's). A model of
+    another schema (your own catalog) needs a ``judge`` and a reference of that schema (lesson 12)."""
     import numpy as np
     import torch
 
     from . import metrics
     from .catalog import HELD_OUT_PAIRS
+    from .catalog.schema import BUILTIN
     from .models.condition import balanced_requests, hide_attributes
 
     n = _check_n(n)
     start = time.perf_counter()
+    schema = model.schema if model.accepts == "attributes" else BUILTIN
+    if judge is None and schema != BUILTIN:
+        raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
+                         "the same catalog (prodgen train judge --data DIR)")
     judge = judge if judge is not None else pretrained.load("judge")
-    ref = _ref if _ref is not None else _Reference(judge)
+    if list(judge.heads) != list(schema.names):
+        raise ValueError(f"the judge reads {', '.join(judge.heads)} but {model.name} controls "
+                         f"{', '.join(schema.names)}: use a judge trained on the model's catalog")
+    ref = _ref if _ref is not None else Reference(judge)
+    if n > ref.size:
+        raise ValueError(f"n = {n} is more than the real photos to compare with ({ref.size} in the smaller split); "
+                         f"use n <= {ref.size}")
+    names = list(schema.names)
     real = ref.train["features"][:n]
     row = {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed, "protocol": PROTOCOL_VERSION}
     details = {}
-    requests = balanced_requests(n, seed)
+    requests = balanced_requests(n, seed, schema=schema)
     if model.accepts == "nothing":
         fake, preds = _judge(judge, model.generate(n, seed=seed))
         num = judge.num_classes
@@ -296,19 +334,20 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         speed_requests = SPEED_BATCH
     else:
         fake, preds = _judge(judge, _ask(model, requests, seed))
-        details["control"] = _control(preds, requests)
+        details["control"] = _control(preds, requests, names)
         attrs = {k: v for k, v in details["control"].items() if k != "mean"}
         row["control_mean"] = details["control"]["mean"]
         row["control_min_attribute"] = min(attrs, key=attrs.get)
         row["control_min"] = attrs[row["control_min_attribute"]]
-        heldout = balanced_requests(max(n // 4, MIN_N), seed + 1, only_pairs=HELD_OUT_PAIRS)
-        details["control_unseen_pairs"] = _control(_judge(judge, _ask(model, heldout, seed + 1))[1], heldout)
-        row["control_heldout"] = details["control_unseen_pairs"]["mean"]
+        if schema == BUILTIN:  # the held-out (category, colour) pairs of the course catalog
+            heldout = balanced_requests(max(n // 4, MIN_N), seed + 1, only_pairs=HELD_OUT_PAIRS)
+            details["control_unseen_pairs"] = _control(_judge(judge, _ask(model, heldout, seed + 1))[1], heldout)
+            row["control_heldout"] = details["control_unseen_pairs"]["mean"]
         if model.accepts == "attributes":
-            partial = hide_attributes(balanced_requests(max(n // 4, MIN_N), seed + 2), 0.5,
+            partial = hide_attributes(balanced_requests(max(n // 4, MIN_N), seed + 2, schema=schema), 0.5,
                                       torch.Generator().manual_seed(seed))
             details["control_partial_requests"] = _control(_judge(judge, model.generate(partial, seed=seed + 2))[1],
-                                                           partial)
+                                                           partial, names)
         else:
             details |= _text_controls(model, ref, n, seed)
             row["control_en"], row["control_zh"] = details["test_en"]["mean"], details["test_zh"]["mean"]
@@ -355,7 +394,7 @@ class _Session:
     @property
     def ref(self):
         if self._ref is None:
-            self._ref = _Reference(self.judge)
+            self._ref = Reference(self.judge)
         return self._ref
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .catalog.attributes import ATTRIBUTE_NAMES
 
 __all__ = [
     "gaussian_stats",
@@ -158,9 +157,10 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
 
 
 def attribute_histograms(predictions: torch.Tensor, num_classes: dict[str, int]) -> dict[str, np.ndarray]:
-    """Share of each value per attribute, from class indices N x 5 (e.g. ``Judge.predict``)."""
-    return {a: np.bincount(predictions[:, j].cpu().numpy(), minlength=num_classes[a]) / len(predictions)
-            for j, a in enumerate(ATTRIBUTE_NAMES)}
+    """Share of each value per attribute, from class indices N x A (e.g. ``Judge.predict``), columns in the
+    order of ``num_classes``."""
+    return {a: np.bincount(predictions[:, j].cpu().numpy(), minlength=k) / len(predictions)
+            for j, (a, k) in enumerate(num_classes.items())}
 
 
 def histogram_distance(hist_a: dict, hist_b: dict) -> dict[str, float]:
@@ -172,12 +172,13 @@ def histogram_distance(hist_a: dict, hist_b: dict) -> dict[str, float]:
 
 def control_hits(judge, images: torch.Tensor, requested: torch.Tensor) -> torch.Tensor:
     """Per image and attribute: 1.0 if the judge sees the requested value, 0.0 if not, NaN if the
-    attribute was not requested (-1). N x 5 float64; the raw material of ``control_accuracy`` and
-    ``accuracy_interval`` (lesson 08)."""
+    attribute was not requested (-1). N x A float64, one column per judge head (the judge's schema: 5
+    for the course catalog); the raw material of ``control_accuracy`` and ``accuracy_interval`` (lesson 08)."""
     requested = torch.as_tensor(requested)
-    if requested.ndim != 2 or requested.shape[1] != len(ATTRIBUTE_NAMES) or len(requested) != len(images):
-        raise ValueError(f"requested must be an N x {len(ATTRIBUTE_NAMES)} array of class indices (-1 = not asked) "
-                         f"for the {len(images)} images, got shape {tuple(requested.shape)}")
+    a = len(judge.heads)
+    if requested.ndim != 2 or requested.shape[1] != a or len(requested) != len(images):
+        raise ValueError(f"requested must be an N x {a} array of class indices (-1 = not asked; columns "
+                         f"{', '.join(judge.heads)}) for the {len(images)} images, got shape {tuple(requested.shape)}")
     pred = judge.predict(_judge_input(images))
     hits = (pred == requested).double()
     hits[requested < 0] = float("nan")
@@ -188,7 +189,7 @@ def control_accuracy(judge, images: torch.Tensor, requested: torch.Tensor) -> di
     """How often the judge sees the requested value, per attribute (-1 = not requested, skipped)."""
     hits = control_hits(judge, images, requested)
     acc = {}
-    for j, a in enumerate(ATTRIBUTE_NAMES):
+    for j, a in enumerate(judge.heads):
         asked = ~hits[:, j].isnan()
         if asked.any():
             acc[a] = float(hits[asked, j].mean())

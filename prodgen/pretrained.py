@@ -22,7 +22,8 @@ from . import paths
 
 __all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "EDITORS", "available", "generators", "generator_kinds", "load", "load_entry",
            "load_generator", "manifest", "names", "save", "train", "verify"]
-__all__ += ["SETTINGS", "load_file", "state_path"]  # prodgen train's options, --out files, --resume state
+__all__ += ["SETTINGS", "load_file", "load_generator_file", "own_catalog_trainers", "state_path"]  # prodgen train's options,
+# --out files (and models trained on your own catalog, --data), --resume state
 
 # name -> "module:function" that builds the network from the manifest's config dict.
 # Only these builders are ever imported: the manifest cannot name arbitrary code.
@@ -209,9 +210,15 @@ def _uses_engine(params) -> bool:
     return all(k in params for k in ("device", "out", "checkpoint", "resume"))
 
 
+def own_catalog_trainers() -> list[str]:
+    """The models ``prodgen train MODEL --data DIR`` can train on a catalog folder of your own (their trainer
+    takes ``data=``; lesson 12)."""
+    return [n for n in TRAINERS if "data" in _trainer(n)[1]]
+
+
 def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | None = None,
           minutes: float | None = None, seed: int | None = None, batch: int | None = None, device: str = "auto",
-          resume: bool = False) -> dict:
+          resume: bool = False, data=None) -> dict:
     """Retrain checkpoint ``name`` with its shipped configuration and save it; returns its metrics.
 
     ``out``: write the checkpoint to this ``.pt`` file (:func:`load_file` reads it) and leave the shipped
@@ -222,13 +229,27 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
     joins the process group (``prodgen.distributed``): every process trains on its shard, rank 0 saves.
     Models whose trainer has its own loop (the judge, the text readers) take none of these options.
+    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.own_catalog``): the
+    model learns that catalog's schema, and ``out`` defaults to ``DATA/models/NAME.pt`` (the shipped
+    checkpoints are left alone).
     """
     from . import distributed
 
     trainer, params, recipe = _trainer(name)
+    if data is not None:
+        from .catalog.own import default_out
+
+        if "data" not in params:
+            raise ValueError(f"prodgen train {name} takes no --data; models that train on your own catalog: "
+                             f"{', '.join(own_catalog_trainers())}")
+        if not Path(data).is_dir():
+            raise FileNotFoundError(f"--data {data}: no such folder; give a catalog folder (PNG files and a "
+                                    "metadata.csv)")
+        out = default_out(data, name) if out is None else out
     _check_options(epochs, minutes, seed, batch, out)
     takes_settings = any(p.kind is p.VAR_KEYWORD for p in params.values())
     options = {"out": out, "resume": resume or None, "device": None if device == "auto" else device}
+    own = {"data": Path(data)} if data is not None else {}
     asked = {"epochs": epochs, "minutes": minutes, "seed": seed, "batch": batch}
     settings = {SETTINGS[k]: v for k, v in asked.items() if v is not None}
     refused = [k for k, v in options.items() if v is not None and k not in params]
@@ -241,7 +262,8 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
         if distributed.launched():
             raise ValueError(f"{name} trains in one process (its own loop, not prodgen.train's engine); "
                              f"under torchrun train one of {engine_models()}")
-        return trainer(name, fast=fast, log=log, **{k: v for k, v in options.items() if v is not None}, **settings)
+        return trainer(name, fast=fast, log=log, **{k: v for k, v in options.items() if v is not None}, **own,
+                       **settings)
     joined = distributed.launched() and distributed.world_size() == 1
     dev = distributed.init(device)  # joins the process group under torchrun
     try:
@@ -251,7 +273,7 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
         if resume and log and not state.is_file():
             log(f"no training state at {state}: starting afresh")
         return trainer(name, fast=fast, log=log, device=device if dev is None else str(dev),
-                       out=None if out is None else Path(out), checkpoint=state, resume=resume, **settings)
+                       out=None if out is None else Path(out), checkpoint=state, resume=resume, **own, **settings)
     finally:
         if joined:
             distributed.teardown()
@@ -320,6 +342,16 @@ def load_file(path, device="cpu"):
                          f"{str(e)[:200]})") from None
     info = {k: payload.get(k, {}) for k in ("name", "config", "training", "metrics", "extra")}
     return model.to(device).eval(), info
+
+
+def load_generator_file(path, device="cpu"):
+    """The image generator in checkpoint file ``path`` (``prodgen train --out`` or ``--data``) as an
+    ``ImageModel``, named after the file; a file holding no image generator (e.g. a judge) -> ``ValueError``."""
+    model, info = load_file(path, device)
+    if info["name"] not in GENERATORS:
+        raise ValueError(f"{path} holds a {info['name']!r} checkpoint, which is not an image generator; "
+                         f"generators: {', '.join(GENERATORS)}")
+    return _generator_class(info["name"])(model, Path(path).stem, info)
 
 
 def load(name: str, device="cpu"):

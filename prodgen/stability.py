@@ -65,7 +65,7 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
                                      progress=False, n_samples=16)
     seconds = time.perf_counter() - start
     judge = pretrained.load("judge")
-    ref = leaderboard._Reference(judge)
+    ref = leaderboard.Reference(judge)
     row = {"recipe": recipe, "seed": seed, "budget": budget, "train_seconds": round(seconds, 1),
            "threads": torch.get_num_threads(), "images_seen": history.images_seen}
     for which, net in (("live", g), ("ema", g_ema)):

@@ -24,6 +24,7 @@ from prodgen.catalog import (
     values_of,
 )
 from prodgen.catalog import dataset as dataset_module
+from prodgen.catalog.schema import BUILTIN, Schema
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +180,8 @@ def test_export_import_round_trip(tmp_path):
         rows = list(csv.reader(f))
     assert rows[0] == ["file", "category", "color", "size", "brand", "pattern", "description_en", "description_zh"]
     assert len(rows) == 51 and len(list(out.glob("*.png"))) == 50
-    back = load_folder(out)
+    back = load_folder(out, size=64, schema=BUILTIN, min_per_value=0)
+    assert back.schema == BUILTIN
     assert torch.equal(back.images, cat.images)
     assert torch.equal(back.labels, cat.labels)
     assert back.descriptions_en == cat.descriptions_en and back.descriptions_zh == cat.descriptions_zh
@@ -218,27 +220,37 @@ def _own_catalog(folder, rows, header):
 
 
 def test_load_own_catalog_with_partial_columns(tmp_path):
-    _own_catalog(tmp_path / "mine", [["a.png", "mug", "red", "x"], ["b.png", "lamp", "", "y"]],
+    _own_catalog(tmp_path / "mine", [["a.png", "mug", "red", "9.99"], ["b.png", "lamp", "", "5"],
+                                     ["c.png", "mug", "blue", "5"]],
                  ["file", "category", "color", "price"])
-    cat = load_folder(tmp_path / "mine", size=32)
-    assert cat.images.shape == (2, 3, 32, 32)
+    cat = load_folder(tmp_path / "mine", size=32, attributes=["category", "color"], min_per_value=0)
+    assert cat.images.shape == (3, 3, 32, 32)
+    assert cat.schema.names == ("category", "color")
+    assert cat.values == {"category": ["mug", "lamp"], "color": ["red", "blue"]}  # the course's order
     assert cat.attributes(0) == {"category": "mug", "color": "red"}
-    assert cat.attributes(1) == {"category": "lamp"}
-    assert (cat.label("brand") == -1).all()
+    assert cat.attributes(1) == {"category": "lamp"}  # an empty cell is unknown
+    assert cat.label("color").tolist() == [0, -1, 1]
+    # Without attributes=, the price is an attribute too: its values are sorted as text.
+    assert load_folder(tmp_path / "mine", min_per_value=0).values["price"] == ["5", "9.99"]
 
 
 def test_load_folder_errors_name_the_row(tmp_path):
-    _own_catalog(tmp_path / "a", [["a.png", "mug"], ["missing.png", "mug"]], ["file", "category"])
+    _own_catalog(tmp_path / "a", [["a.png", "mug"], ["missing.png", "lamp"]], ["file", "category"])
     with pytest.raises(FileNotFoundError, match=r"row 3 \(file 'missing.png'\): image file is missing"):
-        load_folder(tmp_path / "a")
-    _own_catalog(tmp_path / "b", [["a.png", "mug"], ["bad.png", "mug"]], ["file", "category"])
+        load_folder(tmp_path / "a", min_per_value=0)
+    _own_catalog(tmp_path / "b", [["a.png", "mug"], ["bad.png", "lamp"]], ["file", "category"])
     (tmp_path / "b" / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"row 3 \(file 'bad.png'\): cannot be read as an image"):
-        load_folder(tmp_path / "b")
-    _own_catalog(tmp_path / "c", [["a.png", "dress"]], ["file", "category"])
-    with pytest.raises(ValueError, match=r"row 2 \(file 'a.png'\): unknown category 'dress'; valid values: t-shirt"):
-        load_folder(tmp_path / "c")
-    assert load_folder(tmp_path / "c", strict=False).values["category"] == ["dress"]
+        load_folder(tmp_path / "b", min_per_value=0)
+    _own_catalog(tmp_path / "c", [["a.png", "dress"], ["b.png", "mug"]], ["file", "category"])
+    # schema=BUILTIN (the course's vocabulary) refuses a value outside it; inferred, it is a value like any other.
+    with pytest.raises(ValueError, match=r"attribute columns category but the schema .* has category, color"):
+        load_folder(tmp_path / "c", schema=BUILTIN, min_per_value=0)
+    one = Schema({"category": values_of("category")})
+    with pytest.raises(ValueError, match=r"row 2 \(file 'a.png'\): category 'dress' is not in the schema; "
+                                         r"valid values: t-shirt, mug"):
+        load_folder(tmp_path / "c", schema=one, min_per_value=0)
+    assert load_folder(tmp_path / "c", min_per_value=0).values["category"] == ["dress", "mug"]
     with pytest.raises(FileNotFoundError, match="no metadata.csv"):
         load_folder(tmp_path)
 

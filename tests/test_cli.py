@@ -51,9 +51,10 @@ def test_export_then_export_a_different_catalog_into_the_same_folder(tmp_path, c
 
 def test_data_info_reads_an_export(tmp_path, capsys):
     out = tmp_path / "out"
-    main(["data", "export", "--split", "val", "--n", "20", "--out", str(out)])
+    main(["data", "export", "--split", "val", "--n", "400", "--out", str(out)])  # >= 20 photos of every value
     assert main(["data", "info", str(out)]) == 0
-    assert "20 products" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "400 images, 5 attribute(s)" in out and "category (8 values)" in out and "pattern (4 values)" in out
 
 
 def test_doctor_reports_a_missing_cache_with_the_fix(capsys):

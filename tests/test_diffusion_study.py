@@ -82,7 +82,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
         assert 0 <= r["control_mean"] <= 1 and r["fid"] > 0 and r["fid_floor"] > 0
         assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["diversity"] > 0
         assert r["seconds_per_image"] > 0
-    assert guidance["rows"][0]["fid_floor"] == pytest.approx(leaderboard._Reference(pretrained.load("judge")).floor(16),
+    assert guidance["rows"][0]["fid_floor"] == pytest.approx(leaderboard.Reference(pretrained.load("judge")).floor(16),
                                                              abs=1e-3)
     assert guidance["rows"][0]["fid"] != guidance["rows"][1]["fid"]  # the guidance changes the images
 

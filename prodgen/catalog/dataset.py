@@ -222,10 +222,12 @@ class Catalog(torch.utils.data.Dataset):
     """Product photos and their attributes, all in memory.
 
     - ``images``: uint8 tensor ``N x 3 x S x S``
-    - ``labels``: int64 tensor ``N x 5`` (columns ``ATTRIBUTE_NAMES``; -1 = unknown)
+    - ``labels``: int64 tensor ``N x A``, one column per attribute of ``values`` (the course catalog:
+      ``ATTRIBUTE_NAMES``, A = 5); -1 = unknown
     - ``descriptions_en`` / ``descriptions_zh``: one string per product
-    - ``mentioned``: bool ``N x 5``, which attributes a description names (None if unknown)
-    - ``values``: for each attribute, the value names of its class indices
+    - ``mentioned``: bool ``N x A``, which attributes a description names (None if unknown)
+    - ``values``: for each attribute, in column order, the value names of its class indices; with
+      :attr:`schema` (``prodgen.catalog.schema``) the catalog's attributes as one object (lesson 12)
 
     Indexing returns ``(image in [-1, 1], labels)`` so a ``DataLoader`` works; for
     speed, :meth:`batches` slices whole batches out of the tensors instead.
@@ -236,12 +238,13 @@ class Catalog(torch.utils.data.Dataset):
         n = len(images)
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be a uint8 tensor N x 3 x H x W, got {tuple(images.shape)} {images.dtype}")
-        if labels.shape != (n, len(ATTRIBUTE_NAMES)) or len(descriptions_en) != n or len(descriptions_zh) != n:
-            raise ValueError("images, labels and descriptions must describe the same number of products")
+        self.values = dict(values) if values else {a: values_of(a) for a in ATTRIBUTE_NAMES}
+        if labels.shape != (n, len(self.values)) or len(descriptions_en) != n or len(descriptions_zh) != n:
+            raise ValueError("images, labels (one column per attribute) and descriptions must describe the same "
+                             "number of products")
         self.images, self.labels = images, labels
         self.descriptions_en, self.descriptions_zh = list(descriptions_en), list(descriptions_zh)
         self.mentioned = mentioned
-        self.values = values or {a: values_of(a) for a in ATTRIBUTE_NAMES}
         self.name, self.seed = name, seed
 
     def __len__(self) -> int:
@@ -258,15 +261,23 @@ class Catalog(torch.utils.data.Dataset):
     def image_size(self) -> int:
         return self.images.shape[-1]
 
+    @property
+    def schema(self):
+        """The catalog's attributes and values as a :class:`~prodgen.catalog.schema.Schema`."""
+        from .schema import Schema
+
+        return Schema(self.values)
+
     def attributes(self, i: int) -> dict:
         """The attributes of product ``i`` as ``{name: value}`` (unknown ones left out)."""
-        return {a: self.values[a][k] for a, k in zip(ATTRIBUTE_NAMES, self.labels[i].tolist()) if k >= 0}
+        return {a: self.values[a][k] for a, k in zip(self.values, self.labels[i].tolist()) if k >= 0}
 
     def label(self, attribute: str) -> torch.Tensor:
         """The class indices of one attribute, a length-N tensor."""
-        if attribute not in ATTRIBUTE_NAMES:
-            raise ValueError(f"unknown attribute {attribute!r}; valid attributes: {', '.join(ATTRIBUTE_NAMES)}")
-        return self.labels[:, ATTRIBUTE_NAMES.index(attribute)]
+        names = list(self.values)
+        if attribute not in names:
+            raise ValueError(f"unknown attribute {attribute!r}; valid attributes: {', '.join(names)}")
+        return self.labels[:, names.index(attribute)]
 
     def value_counts(self, attribute: str) -> dict[str, int]:
         """How many products have each value of ``attribute``."""

@@ -4,6 +4,7 @@ A check never raises on a wrong answer (an unfinished exercise, an exception ins
 the student's code, a wrong shape or value): it explains and returns ``False``, so
 the lesson keeps running. One module per lesson group; lessons call ``checks.check_...``.
 """
+from .capstone import *  # noqa: F401,F403  lesson 12
 from .catalog import *  # noqa: F401,F403  lessons 00-01
 from .conditional import *  # noqa: F401,F403  lessons 05-07
 from .diffusion import *  # noqa: F401,F403  lesson 11

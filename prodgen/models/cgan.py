@@ -17,8 +17,10 @@ The three discriminators differ only in how they use the labels ``y``:
 - :class:`ACGANDiscriminator` (Odena et al., 2017): a real/fake logit plus one classifier head per
   attribute; both players also minimise the classifiers' cross-entropy (:meth:`aux_loss`).
 
-``prodgen.train.train_gan(..., conditional=True)`` trains any pair. Used by lessons 05, 07 and 09,
-``prodgen generate`` and the shipped ``cgan-projection``, ``cgan-concat`` and ``cgan-acgan``.
+Every network takes the ``schema`` of the attributes it is conditioned on (``prodgen.catalog.schema``; the
+course catalog's by default, your own catalog's in lesson 12). ``prodgen.train.train_gan(...,
+conditional=True)`` trains any pair. Used by lessons 05, 07, 09 and 12, ``prodgen generate`` and the shipped
+``cgan-projection``, ``cgan-concat`` and ``cgan-acgan``.
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, check_labels, fill_unspecified,
-                        hide_attributes, one_hot, slots)
+from ..catalog.schema import BUILTIN, Schema, schema_of
+from .condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
 from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
@@ -63,17 +65,20 @@ class ConditionalBatchNorm2d(nn.Module):
 class Generator(nn.Module):
     """``G(z, y)``: noise N x z_dim and a condition -> images N x 3 x 32 x 32 in [-1, 1].
 
-    ``embed`` turns the condition input ``y`` (labels N x 5 by default) into a vector N x cond_dim.
+    ``embed`` turns the condition input ``y`` (labels N x A of ``schema``, A = 5 for the course catalog, by
+    default) into a vector N x cond_dim.
     """
 
-    def __init__(self, z_dim: int = 64, width: int = 64, embed: nn.Module | None = None, cond_dim: int | None = None):
+    def __init__(self, z_dim: int = 64, width: int = 64, embed: nn.Module | None = None, cond_dim: int | None = None,
+                 schema: Schema = BUILTIN):
         super().__init__()
-        if embed is None:  # five learned 16-d vectors, concatenated: N x 5 -> N x 80
-            embed = nn.Sequential(AttributeEmbedding(16, unspecified="learned"), nn.Flatten())
-            cond_dim = 5 * 16
+        if embed is None:  # one learned 16-d vector per attribute, concatenated: N x 5 -> N x 80
+            embed = nn.Sequential(AttributeEmbedding(16, unspecified="learned", schema=schema), nn.Flatten())
+            cond_dim = len(schema) * 16
         if cond_dim is None:
             raise ValueError("give cond_dim, the size of the vector `embed` returns")
         self.z_dim, self.width, self.cond_dim, self.image_size = z_dim, width, cond_dim, 32
+        self.schema = schema
         self.embed = embed
         w = width
         # N x (z_dim + cond_dim) x 1 x 1 -> N x 4w x 4 x 4
@@ -124,14 +129,16 @@ class ConcatDiscriminator(nn.Module):
 
     loss = "non-saturating"
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, schema: Schema = BUILTIN):
         super().__init__()
-        self.features = _trunk(3 + CONDITION_DIM, width, "batch")
+        self.schema = schema
+        self.features = _trunk(3 + schema.condition_dim, width, "batch")
         self.score = nn.Conv2d(4 * width, 1, 4, 1, 0)  # 4w x 4 x 4 -> 1 x 1 x 1
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        planes = one_hot(y).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x 32 x 32
+        c = self.schema.condition_dim
+        planes = one_hot(y, self.schema).to(x.dtype)[:, :, None, None].expand(n, c, h, w)  # N x 34 x 32 x 32
         return self.score(self.features(torch.cat([x, planes], dim=1))).flatten()  # N
 
 
@@ -145,14 +152,15 @@ class ProjectionDiscriminator(nn.Module):
 
     loss = "hinge"
 
-    def __init__(self, width: int = 64, embed: nn.Module | None = None, deep: bool = False, norm: str = "spectral"):
+    def __init__(self, width: int = 64, embed: nn.Module | None = None, deep: bool = False, norm: str = "spectral",
+                 schema: Schema = BUILTIN):
         super().__init__()
         if norm not in ("spectral", "batch", "none"):
             raise ValueError(f"unknown normalisation {norm!r}; valid: spectral, batch, none")
         self.features = _trunk(3, width, norm, deep)
         psi = nn.Linear(4 * width, 1)  # the unconditional "looks real" score
         self.psi = spectral_norm(psi) if norm == "spectral" else psi
-        self.embed = embed if embed is not None else AttributeEmbedding(4 * width, unspecified="zero")
+        self.embed = embed if embed is not None else AttributeEmbedding(4 * width, unspecified="zero", schema=schema)
 
     def forward(self, x: torch.Tensor, y) -> torch.Tensor:
         h = F.leaky_relu(self.features(x), 0.2).sum(dim=(2, 3))  # N x 4w x 4 x 4 -> N x 4w (sum pooling)
@@ -163,15 +171,15 @@ class ProjectionDiscriminator(nn.Module):
 
 
 class ACGANDiscriminator(nn.Module):
-    """``D(x) -> (logits N, {attribute: class logits N x K})``: real/fake plus five classifiers."""
+    """``D(x) -> (logits N, {attribute: class logits N x K})``: real/fake plus one classifier per attribute."""
 
     loss = "non-saturating"
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, schema: Schema = BUILTIN):
         super().__init__()
         self.features = _trunk(3, width, "batch")
         self.score = nn.Conv2d(4 * width, 1, 4, 1, 0)
-        self.heads = nn.ModuleDict({a: nn.Linear(4 * width * 16, k) for a, k in NUM_CLASSES.items()})
+        self.heads = nn.ModuleDict({a: nn.Linear(4 * width * 16, k) for a, k in schema.num_classes.items()})
 
     def forward(self, x: torch.Tensor, y=None):
         h = self.features(x)  # N x 4w x 4 x 4 (y is not looked at: D must *say* what it sees)
@@ -202,15 +210,19 @@ def _init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
 
 
-def build_pair(kind: str = "projection", z_dim: int = 64, width: int = 64, seed: int | None = 0, deep: bool = False):
+def build_pair(kind: str = "projection", z_dim: int = 64, width: int = 64, seed: int | None = 0, deep: bool = False,
+               schema: Schema = BUILTIN):
     """A fresh ``(generator, discriminator)`` for ``kind`` in ``DISCRIMINATORS`` (seeded initial weights);
-    ``deep``: the projection discriminator's deeper trunk (see ``_trunk``)."""
+    ``deep``: the projection discriminator's deeper trunk (see ``_trunk``); ``schema``: the attributes."""
     if kind not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {kind!r}; valid kinds: {', '.join(DISCRIMINATORS)}")
     if seed is not None:
         torch.manual_seed(seed)
-    d = ProjectionDiscriminator(width, deep=deep) if kind == "projection" else DISCRIMINATORS[kind](width)
-    g = Generator(z_dim, width)
+    if kind == "projection":
+        d = ProjectionDiscriminator(width, deep=deep, schema=schema)
+    else:
+        d = DISCRIMINATORS[kind](width, schema=schema)
+    g = Generator(z_dim, width, schema=schema)
     g.apply(_init)
     d.apply(_init)
     return g, d
@@ -218,7 +230,7 @@ def build_pair(kind: str = "projection", z_dim: int = 64, width: int = 64, seed:
 
 def build(config: dict) -> Generator:
     """Rebuild a shipped conditional generator from its checkpoint config (``prodgen.pretrained``)."""
-    return Generator(config.get("z_dim", 64), config.get("width", 64))
+    return Generator(config.get("z_dim", 64), config.get("width", 64), schema=schema_of(config))
 
 
 class CGANImageModel(ImageModel):
@@ -242,8 +254,8 @@ class CGANImageModel(ImageModel):
         gen = torch.Generator().manual_seed(seed)
         z = noise(len(labels), self.network.z_dim, gen, truncation)
         if unspecified == "random":
-            labels = fill_unspecified(labels, gen)
-        return {"z": z, "condition": one_hot(labels)}
+            labels = fill_unspecified(labels, gen, self.schema)
+        return {"z": z, "condition": one_hot(labels, self.schema)}
 
     def _decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         device = next(self.network.parameters()).device
@@ -261,12 +273,13 @@ def generate(generator: Generator, labels, seed: int = 0, batch_size: int = 500,
     seeded with ``seed``, so the same seed gives the same images. ``truncation`` t: noise entries with
     |z| > t are re-drawn (``protocol.noise``; lesson 09).
     """
-    labels = labels if torch.as_tensor(labels).is_floating_point() else check_labels(labels)
+    schema = generator.schema
+    labels = labels if torch.as_tensor(labels).is_floating_point() else check_labels(labels, schema)
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     z = noise(len(labels), generator.z_dim, gen, truncation)
     if fill:
-        labels = fill_unspecified(labels, gen)
+        labels = fill_unspecified(labels, gen, schema)
     generator.eval()
     out = [generator(z[s:s + batch_size].to(device), labels[s:s + batch_size].to(device)).float().cpu()
            for s in range(0, len(labels), batch_size)]
@@ -299,11 +312,11 @@ def recalibrate_batch_norm(generator: Generator, conditions, batches: int = 20, 
     return generator.eval()
 
 
-def random_requests(hide_p: float = 0.1):
-    """``conditions(n, generator)`` for :func:`recalibrate_batch_norm`: uniformly random label rows, each
-    attribute hidden with probability ``hide_p`` (what the generator saw in training)."""
+def random_requests(hide_p: float = 0.1, schema: Schema = BUILTIN):
+    """``conditions(n, generator)`` for :func:`recalibrate_batch_norm`: uniformly random label rows of
+    ``schema``, each attribute hidden with probability ``hide_p`` (what the generator saw in training)."""
     def conditions(n, gen):
-        labels = torch.stack([torch.randint(k, (n,), generator=gen) for k in NUM_CLASSES.values()], dim=1)
+        labels = torch.stack([torch.randint(k, (n,), generator=gen) for k in schema.num_classes.values()], dim=1)
         return hide_attributes(labels, hide_p, gen)
     return conditions
 
@@ -322,10 +335,12 @@ non-saturating for the others."""
 
 
 def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=print, device: str = "auto",
-                     out=None, checkpoint=None, resume: bool = False, **overrides) -> dict:
+                     out=None, checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train a shipped conditional GAN (``prodgen train cgan-projection``); the discriminator kind is the
     part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics.
-    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a catalog folder of your
+    own (lesson 12): trained on its training split and schema, measured with its judge if it has one
+    (``prodgen.own_catalog``)."""
     from .. import pretrained
     from ..catalog import load_catalog
     from ..distributed import is_main
@@ -343,11 +358,18 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
     cfg["deep"] = kind == "projection" if cfg["deep"] is None else cfg["deep"]
     if cfg["deep"] and kind != "projection":
         raise ValueError("deep=True is an option of the projection discriminator only")
-    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if data is not None:
+        from ..catalog.own import training_data
+
+        train, _, record = training_data(data, log)
+        cfg |= record
+    else:
+        train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train = train.subset(range(1024))
+        train = train.subset(range(min(1024, len(train))))
         cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
-    g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"])
+    schema = train.schema
+    g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"], schema=schema)
     g_ema = copy.deepcopy(g)
     history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                         betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
@@ -356,13 +378,17 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
                         checkpoint=checkpoint, resume=resume)
     if not is_main():  # under torchrun rank 0 alone measures and saves
         return {}
-    g = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=40)  # ship the averaged generator
+    g = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=40)  # ship the averaged generator
     ran = training_record(history, g, fast)
     g = g.cpu().eval()
-    metrics = evaluate(g, n=500 if fast else 2000)
-    if log:
+    config = {"z_dim": g.z_dim, "width": g.width, **({"schema": schema.to_config()} if schema != BUILTIN else {})}
+    if data is not None:
+        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
+    else:
+        metrics = evaluate(g, n=500 if fast else 2000)
+    if log and metrics:
         log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    pretrained.save(name, g, {"z_dim": g.z_dim, "width": g.width}, metrics=metrics, training={**cfg, **ran},
+    pretrained.save(name, g, config, metrics=metrics, training={**cfg, **ran},
                     extra=compact_history(history), out=out)
     return metrics
 

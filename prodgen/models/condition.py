@@ -1,10 +1,13 @@
 """Attribute conditions: how a request such as "red, large, any brand" becomes numbers a network can use.
 
-A request is a row of five class indices in ``ATTRIBUTE_NAMES`` order (category, color, size, brand,
-pattern), the same layout as ``Catalog.labels``; **-1 means "unspecified"** (the generator may choose).
-Every attribute with ``K`` values gets ``K + 1`` slots: its values, then "unspecified".
+A request is a row of class indices, one per attribute of a *schema* (``prodgen.catalog.schema``), the same
+layout as ``Catalog.labels``; **-1 means "unspecified"** (the generator may choose). The course catalog's
+schema (:data:`BUILTIN`: category, color, size, brand, pattern) is the default everywhere; a model trained on
+your own catalog passes its schema (lesson 12). Every attribute with ``K`` values gets ``K + 1`` slots: its
+values, then "unspecified".
 
-- :func:`one_hot`: N x 5 labels -> N x 34 one-hot vector (the concatenation discriminator, the CVAE).
+- :func:`one_hot`: N x 5 labels -> N x 34 one-hot vector (the concatenation discriminator, the CVAE);
+  sizes here are the built-in schema's.
 - :class:`AttributeEmbedding`: a learned vector per value (the generators, the projection discriminator);
   it also takes *soft* requests, N x 34 probabilities (lesson 07: what a text reader heard).
 - :class:`OneHot`: :func:`one_hot` as a module (the CVAE's decoder).
@@ -13,70 +16,72 @@ Every attribute with ``K`` values gets ``K + 1`` slots: its values, then "unspec
 - :func:`parse_request` / :func:`balanced_requests`: requests from ``{name: value}`` dicts, and the
   balanced request sets every evaluation uses (each value of each attribute equally often).
 
-Used by lessons 05 (conditional GANs), 06 (conditional VAEs), 07 (text to image) and ``prodgen generate``.
+Used by lessons 05 (conditional GANs), 06 (conditional VAEs), 07 (text to image), 11, 12 and ``prodgen generate``.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
+from ..catalog.schema import BUILTIN, Schema
 
-__all__ = ["NUM_CLASSES", "CONDITION_DIM", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
+__all__ = ["NUM_CLASSES", "CONDITION_DIM", "BUILTIN", "Schema", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
            "fill_unspecified",
            "parse_request", "request_to_dict", "balanced_requests", "check_labels"]
 
-NUM_CLASSES: dict[str, int] = {a: len(ATTRIBUTES[a]) for a in ATTRIBUTE_NAMES}  # 8, 10, 3, 4, 4
-CONDITION_DIM = sum(k + 1 for k in NUM_CLASSES.values())  # 34: every value plus one "unspecified" per attribute
+NUM_CLASSES: dict[str, int] = BUILTIN.num_classes  # the built-in schema: 8, 10, 3, 4, 4
+CONDITION_DIM = BUILTIN.condition_dim  # 34: every value plus one "unspecified" per attribute
 
 
-def check_labels(labels: torch.Tensor) -> torch.Tensor:
-    """``labels`` as an int64 N x 5 tensor, after checking every entry is -1 or a valid class index."""
+def check_labels(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
+    """``labels`` as an int64 N x A tensor (A attributes of ``schema``), after checking every entry is -1 or
+    a valid class index."""
     labels = torch.as_tensor(labels)
-    if labels.ndim != 2 or labels.shape[1] != len(ATTRIBUTE_NAMES) or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be an integer tensor N x {len(ATTRIBUTE_NAMES)} "
-                         f"({', '.join(ATTRIBUTE_NAMES)}; -1 = unspecified), got {tuple(labels.shape)} {labels.dtype}")
-    for j, a in enumerate(ATTRIBUTE_NAMES):
+    names = schema.names
+    if labels.ndim != 2 or labels.shape[1] != len(names) or labels.dtype.is_floating_point:
+        raise ValueError(f"labels must be an integer tensor N x {len(names)} "
+                         f"({', '.join(names)}; -1 = unspecified), got {tuple(labels.shape)} {labels.dtype}")
+    for j, (a, k) in enumerate(schema.num_classes.items()):
         col = labels[:, j]
-        if ((col < -1) | (col >= NUM_CLASSES[a])).any():
-            raise ValueError(f"{a} labels must be -1 (unspecified) or 0..{NUM_CLASSES[a] - 1}, "
-                             f"got {sorted(set(col.tolist()))[:8]}")
+        if ((col < -1) | (col >= k)).any():
+            raise ValueError(f"{a} labels must be -1 (unspecified) or 0..{k - 1}, got {sorted(set(col.tolist()))[:8]}")
     return labels.long()
 
 
-def slots(labels: torch.Tensor) -> torch.Tensor:
-    """Labels with -1 replaced by each attribute's "unspecified" slot ``K``: N x 5, values 0..K."""
-    k = torch.tensor([NUM_CLASSES[a] for a in ATTRIBUTE_NAMES], device=labels.device)
+def slots(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
+    """Labels with -1 replaced by each attribute's "unspecified" slot ``K``: N x A, values 0..K."""
+    k = torch.tensor(list(schema.num_classes.values()), device=labels.device)
     return torch.where(labels < 0, k, labels)
 
 
-def one_hot(labels: torch.Tensor) -> torch.Tensor:
-    """N x 5 labels -> N x 34 floats: one 1 per attribute, in the value's slot or in "unspecified".
+def one_hot(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
+    """N x A labels -> N x ``schema.condition_dim`` floats (34 for the built-in schema): one 1 per attribute,
+    in the value's slot or in "unspecified".
 
     Soft requests (floats N x 34, a probability distribution per attribute) pass through unchanged.
     """
-    if labels.is_floating_point() and labels.shape[-1] == CONDITION_DIM:
+    if labels.is_floating_point() and labels.shape[-1] == schema.condition_dim:
         return labels
-    s = slots(labels)
-    parts = [nn.functional.one_hot(s[:, j], NUM_CLASSES[a] + 1) for j, a in enumerate(ATTRIBUTE_NAMES)]
-    return torch.cat(parts, dim=1).float()  # N x (9 + 11 + 4 + 5 + 5)
+    s = slots(labels, schema)
+    parts = [nn.functional.one_hot(s[:, j], k + 1) for j, k in enumerate(schema.num_classes.values())]
+    return torch.cat(parts, dim=1).float()  # N x (9 + 11 + 4 + 5 + 5) for the built-in schema
 
 
 class AttributeEmbedding(nn.Module):
-    """A learned ``dim``-vector per attribute value: N x 5 labels -> N x 5 x dim.
+    """A learned ``dim``-vector per attribute value: N x A labels -> N x A x dim (A attributes of ``schema``).
 
     ``unspecified="learned"``: "unspecified" has its own learned vector (what a generator needs to
     draw *something*); ``"zero"``: it is the zero vector and never trained (the projection
     discriminator: an attribute nobody asked for adds nothing to the score).
     """
 
-    def __init__(self, dim: int, unspecified: str = "learned"):
+    def __init__(self, dim: int, unspecified: str = "learned", schema: Schema = BUILTIN):
         super().__init__()
         if unspecified not in ("learned", "zero"):
             raise ValueError(f"unspecified must be 'learned' or 'zero', got {unspecified!r}")
-        self.dim = dim
+        self.dim, self.schema = dim, schema
         self.tables = nn.ModuleList(
-            nn.Embedding(k + 1, dim, padding_idx=k if unspecified == "zero" else None) for k in NUM_CLASSES.values())
+            nn.Embedding(k + 1, dim, padding_idx=k if unspecified == "zero" else None) for k in schema.num_classes.values())
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.is_floating_point():  # soft request N x 34: each attribute's probability-weighted mix of rows
@@ -84,15 +89,19 @@ class AttributeEmbedding(nn.Module):
             if self.tables[0].padding_idx is not None:  # "zero": leave the unspecified row out (no value, no gradient)
                 return torch.stack([p[:, :-1] @ t.weight[:-1] for p, t in zip(probs, self.tables)], dim=1)
             return torch.stack([p @ t.weight for p, t in zip(probs, self.tables)], dim=1)  # N x 5 x dim
-        s = slots(labels)
-        return torch.stack([table(s[:, j]) for j, table in enumerate(self.tables)], dim=1)  # N x 5 x dim
+        s = slots(labels, self.schema)
+        return torch.stack([table(s[:, j]) for j, table in enumerate(self.tables)], dim=1)  # N x A x dim
 
 
 class OneHot(nn.Module):
-    """:func:`one_hot` as a layer (N x 5 labels -> N x 34), to use as a generator's ``embed``."""
+    """:func:`one_hot` as a layer (N x 5 labels -> N x 34 for the built-in schema), a generator's ``embed``."""
+
+    def __init__(self, schema: Schema = BUILTIN):
+        super().__init__()
+        self.schema = schema
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        return one_hot(labels)
+        return one_hot(labels, self.schema)
 
 
 def hide_attributes(labels: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -107,7 +116,8 @@ def hide_attributes(labels: torch.Tensor, p: float, generator: torch.Generator |
     return labels.masked_fill(hide, -1)
 
 
-def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = None,
+                     schema: Schema = BUILTIN) -> torch.Tensor:
     """Replace every unspecified attribute by a value drawn uniformly at random (the catalog draws its
     attributes uniformly), so that "a red mug" comes in every size, brand and pattern.
 
@@ -117,7 +127,7 @@ def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = N
     """
     if labels.is_floating_point():
         out, start = labels.clone(), 0
-        for k in NUM_CLASSES.values():
+        for k in schema.num_classes.values():
             block = out[:, start:start + k + 1]
             missing = block.argmax(dim=1) == k
             if missing.any():
@@ -125,51 +135,55 @@ def fill_unspecified(labels: torch.Tensor, generator: torch.Generator | None = N
                 block[missing] = nn.functional.one_hot(pick, k + 1).to(block.dtype)
             start += k + 1
         return out
-    labels = check_labels(labels).clone()
-    for j, k in enumerate(NUM_CLASSES.values()):
+    labels = check_labels(labels, schema).clone()
+    for j, k in enumerate(schema.num_classes.values()):
         missing = labels[:, j] < 0
         if missing.any():
             labels[missing, j] = torch.randint(k, (int(missing.sum()),), generator=generator).to(labels.device)
     return labels
 
 
-def parse_request(attrs: dict) -> torch.Tensor:
-    """``{"color": "red", "size": "large"}`` -> a 1 x 5 label row (-1 for attributes not given).
+def parse_request(attrs: dict, schema: Schema = BUILTIN) -> torch.Tensor:
+    """``{"color": "red", "size": "large"}`` -> a 1 x A label row (-1 for attributes not given).
 
     Unknown attribute names or values raise a ``ValueError`` that lists the valid ones.
     """
-    row = [-1] * len(ATTRIBUTE_NAMES)
+    row = [-1] * len(schema)
     for name, value in attrs.items():
-        if name not in ATTRIBUTE_NAMES:
-            raise ValueError(f"unknown attribute {name!r}; valid attributes: {', '.join(ATTRIBUTE_NAMES)}")
+        j = schema.column(name)
         if value in (None, ""):
             continue
-        row[ATTRIBUTE_NAMES.index(name)] = index_of(name, value)
+        row[j] = schema.index_of(name, value)
     return torch.tensor([row], dtype=torch.long)
 
 
-def request_to_dict(row) -> dict:
+def request_to_dict(row, schema: Schema = BUILTIN) -> dict:
     """A label row back to ``{name: value}`` (unspecified attributes left out)."""
-    return {a: values_of(a)[int(k)] for a, k in zip(ATTRIBUTE_NAMES, row) if int(k) >= 0}
+    return {a: schema.values[a][int(k)] for a, k in zip(schema.names, row) if int(k) >= 0}
 
 
-def balanced_requests(n: int, seed: int = 0, exclude_pairs=(), only_pairs=()) -> torch.Tensor:
-    """``n`` fully specified requests (n x 5) in which every value of every attribute appears equally
+def balanced_requests(n: int, seed: int = 0, exclude_pairs=(), only_pairs=(), schema: Schema = BUILTIN) -> torch.Tensor:
+    """``n`` fully specified requests (n x A) in which every value of every attribute appears equally
     often (up to rounding), the attributes shuffled independently.
 
-    ``exclude_pairs`` / ``only_pairs``: (category, color) pairs to avoid, or to draw from exclusively
-    (e.g. ``HELD_OUT_PAIRS`` for the unseen combinations); the colour column is re-balanced within them.
+    ``exclude_pairs`` / ``only_pairs`` (built-in schema only): (category, color) pairs to avoid, or to draw
+    from exclusively (e.g. ``HELD_OUT_PAIRS`` for the unseen combinations); the colour column is re-balanced
+    within them.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of requests, got {n}")
+    if (exclude_pairs or only_pairs) and schema != BUILTIN:
+        raise ValueError("exclude_pairs / only_pairs are (category, color) pairs of the course catalog's schema")
     gen = torch.Generator().manual_seed(seed)
     cols = []
-    for a in ATTRIBUTE_NAMES:
-        k = NUM_CLASSES[a]
+    for k in schema.num_classes.values():
         col = torch.arange(n) % k
         cols.append(col[torch.randperm(n, generator=gen)])
     labels = torch.stack(cols, dim=1)
-    cat, col = ATTRIBUTE_NAMES.index("category"), ATTRIBUTE_NAMES.index("color")
+    if not (exclude_pairs or only_pairs):
+        return labels
+    cat, col = schema.column("category"), schema.column("color")
+    index_of = schema.index_of
     if only_pairs:
         pairs = torch.tensor([[index_of("category", c), index_of("color", v)] for c, v in only_pairs])
         pick = pairs[torch.arange(n) % len(pairs)][torch.randperm(n, generator=gen)]

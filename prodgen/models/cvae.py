@@ -13,7 +13,10 @@ attributes, storing them in ``z`` again would only cost KL, so the code learns w
 say: position, pose, shading. That is what makes **attribute editing** work: encode a real photo with its
 true labels, change one label, decode (:meth:`CVAE.edit`).
 
-Used by lesson 06, ``prodgen generate --model cvae`` and the shipped ``cvae`` checkpoint.
+The condition follows the ``schema`` the CVAE is built for (the course catalog's by default; your own
+catalog's in lesson 12: ``prodgen train cvae --data DIR``).
+
+Used by lessons 06 and 12, ``prodgen generate --model cvae`` and the shipped ``cvae`` checkpoint.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ import torch
 from torch import nn
 
 from .cgan import Generator
-from .condition import CONDITION_DIM, NUM_CLASSES, OneHot, check_labels, fill_unspecified, one_hot
+from ..catalog.schema import BUILTIN, Schema, schema_of
+from .condition import OneHot, check_labels, fill_unspecified, one_hot
 from .protocol import TEMPERATURE, ImageModel, noise
 from ..losses import vae_loss
 from .vae import Encoder, reparameterize
@@ -31,25 +35,28 @@ from .vae import Encoder, reparameterize
 __all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
 
 
-def condition_planes(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def condition_planes(x: torch.Tensor, labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
     """The encoder's input: the photo plus one constant plane per entry of ``one_hot(labels)``, N x 37 x H x W."""
     n, _, h, w = x.shape
-    planes = one_hot(labels).to(x.dtype)[:, :, None, None].expand(n, CONDITION_DIM, h, w)  # N x 34 x H x W
+    c = schema.condition_dim
+    planes = one_hot(labels, schema).to(x.dtype)[:, :, None, None].expand(n, c, h, w)  # N x 34 x H x W
     return torch.cat([x, planes], dim=1)
 
 
 class CVAE(nn.Module):
-    """``model(x, y) -> (x_hat, mu, logvar)`` for photos N x 3 x 32 x 32 and labels N x 5."""
+    """``model(x, y) -> (x_hat, mu, logvar)`` for photos N x 3 x 32 x 32 and labels N x 5 (N x A: the
+    attributes of ``schema``)."""
 
-    def __init__(self, z_dim: int = 8, width: int = 64):
+    def __init__(self, z_dim: int = 8, width: int = 64, schema: Schema = BUILTIN):
         super().__init__()
-        self.z_dim, self.width = z_dim, width
-        self.encoder = Encoder(z_dim, width, in_channels=3 + CONDITION_DIM)  # photo + 34 condition planes
-        self.decoder = Generator(z_dim, width, embed=OneHot(), cond_dim=CONDITION_DIM)  # (z, y) -> photo
+        self.z_dim, self.width, self.schema = z_dim, width, schema
+        c = schema.condition_dim
+        self.encoder = Encoder(z_dim, width, in_channels=3 + c)  # photo + 34 condition planes
+        self.decoder = Generator(z_dim, width, embed=OneHot(schema), cond_dim=c, schema=schema)  # (z, y) -> photo
 
     def encode_condition(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of ``q(z | x, y)``, each N x z_dim."""
-        return self.encoder(condition_planes(x, y))  # N x 37 x 32 x 32 -> N x z_dim (twice)
+        return self.encoder(condition_planes(x, y, self.schema))  # N x 37 x 32 x 32 -> N x z_dim (twice)
 
     def decode_condition(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The image mean of ``p(x | z, y)``: N x 3 x 32 x 32 in [-1, 1]."""
@@ -79,12 +86,12 @@ class CVAE(nn.Module):
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Image means for codes ``z`` (N x z_dim) and label rows (N x 5): N x 3 x 32 x 32 in [-1, 1]
         (eval mode, in batches, on the CPU)."""
-        return self._batched(self.decode_condition, z, check_labels(labels))
+        return self._batched(self.decode_condition, z, check_labels(labels, self.schema))
 
     def sample(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One new image per request row (-1 entries are filled at random): ``z ~ N(0, I)``, decoded."""
         cpu_gen = generator if generator is None or generator.device.type == "cpu" else None
-        labels = fill_unspecified(labels.cpu(), cpu_gen)
+        labels = fill_unspecified(labels.cpu(), cpu_gen, self.schema)
         device = generator.device if generator is not None else torch.device("cpu")
         z = torch.randn(len(labels), self.z_dim, generator=generator, device=device).cpu()
         return self.decode(z, labels)
@@ -94,7 +101,7 @@ class CVAE(nn.Module):
         from ..catalog import normalize
 
         x = normalize(images) if images.dtype == torch.uint8 else images.float()
-        return self._batched(lambda a, b: self.encode_condition(a, b)[0], x, check_labels(labels))
+        return self._batched(lambda a, b: self.encode_condition(a, b)[0], x, check_labels(labels, self.schema))
 
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean with the true labels."""
@@ -107,9 +114,9 @@ class CVAE(nn.Module):
         """
         from .condition import parse_request
 
-        labels = check_labels(labels)
+        labels = check_labels(labels, self.schema)
         new = labels.clone()
-        request = parse_request(changes)[0]
+        request = parse_request(changes, self.schema)[0]
         for j in range(new.shape[1]):
             if request[j] >= 0:
                 new[:, j] = request[j]
@@ -117,12 +124,12 @@ class CVAE(nn.Module):
 
     def edit_labels(self, images: torch.Tensor, labels: torch.Tensor, new_labels: torch.Tensor) -> torch.Tensor:
         """Like :meth:`edit`, with the new label rows given directly (N x 5)."""
-        return self.decode(self.codes(images, labels), check_labels(new_labels))
+        return self.decode(self.codes(images, labels), check_labels(new_labels, self.schema))
 
 
 def build(config: dict) -> CVAE:
     """Rebuild a shipped CVAE from its checkpoint config (``prodgen.pretrained``)."""
-    return CVAE(config.get("z_dim", 8), config.get("width", 64))
+    return CVAE(config.get("z_dim", 8), config.get("width", 64), schema=schema_of(config))
 
 
 class CVAEImageModel(ImageModel):
@@ -139,7 +146,7 @@ class CVAEImageModel(ImageModel):
 
     def _images(self, labels: torch.Tensor, seed: int, temperature: float = 1.0) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        labels = fill_unspecified(labels, gen)  # the same draws as CVAE.sample with this generator
+        labels = fill_unspecified(labels, gen, self.schema)  # the same draws as CVAE.sample with this generator
         z = noise(len(labels), self.network.z_dim, gen) * temperature  # N x z_dim
         return self.network.decode(z, labels)
 
@@ -157,24 +164,23 @@ def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dic
 
     For each attribute, every photo gets a different value of that attribute (chosen at random), is
     encoded with its true labels and decoded with the changed ones. ``success``: the judge sees the new
-    value; ``preservation``: the judge still sees the photo's other four attributes.
+    value; ``preservation``: the judge still sees the photo's other attributes.
     """
-    from ..catalog.attributes import ATTRIBUTE_NAMES
-
     images, labels = catalog.images[:n], catalog.labels[:n]
     gen = torch.Generator().manual_seed(seed)
     codes = model.codes(images, labels)
     table = {}
-    for j, (a, k) in enumerate(NUM_CLASSES.items()):
+    num_classes = model.schema.num_classes
+    for j, (a, k) in enumerate(num_classes.items()):
         new = labels.clone()
         new[:, j] = (labels[:, j] + torch.randint(1, k, (len(labels),), generator=gen)) % k  # always a different value
         edited = model.decode(codes, new)
         pred = judge.predict(edited.contiguous(memory_format=torch.channels_last))
-        others = [i for i in range(len(ATTRIBUTE_NAMES)) if i != j]
+        others = [i for i in range(len(num_classes)) if i != j]
         table[a] = {"success": round(float((pred[:, j] == new[:, j]).double().mean()), 4),
                     "preservation": round(float((pred[:, others] == labels[:, others]).double().mean()), 4)}
     recon = judge.predict(model.reconstruct(images, labels).contiguous(memory_format=torch.channels_last))
-    table["mean"] = {key: round(sum(table[a][key] for a in NUM_CLASSES) / len(NUM_CLASSES), 4)
+    table["mean"] = {key: round(sum(table[a][key] for a in num_classes) / len(num_classes), 4)
                      for key in ("success", "preservation")}
     table["reconstruction_accuracy"] = round(float((recon == labels).double().mean()), 4)
     return table
@@ -206,10 +212,11 @@ CHECKPOINT_CONFIG = {"z_dim": 8, "width": 64, "beta": 1.0, "sigma": 0.3, "epochs
 
 
 def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: str = "auto", out=None,
-                     checkpoint=None, resume: bool = False, **overrides) -> dict:
+                     checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped CVAE (``prodgen train cvae``) and save it with :func:`evaluate`'s metrics.
     ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name`` unless ``out``
-    is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a catalog folder
+    of your own (lesson 12; ``prodgen.own_catalog``)."""
     from .. import pretrained
     from ..catalog import load_catalog
     from ..distributed import is_main
@@ -219,12 +226,18 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
-    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if data is not None:
+        from ..catalog.own import training_data
+
+        train, _, record = training_data(data, log)
+        cfg |= record
+    else:
+        train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train = train.subset(range(1024))
+        train = train.subset(range(min(1024, len(train))))
         cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     torch.manual_seed(cfg["seed"])
-    model = CVAE(cfg["z_dim"], cfg["width"])
+    model = CVAE(cfg["z_dim"], cfg["width"], schema=train.schema)
     history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                         beta=cfg["beta"], max_minutes=cfg["minutes"], seed=cfg["seed"], device=device,
                         progress=log is not None, conditional=True,
@@ -233,10 +246,14 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
         return {}
     ran = training_record(history, model, fast)
     model = model.cpu().eval()
-    metrics = evaluate(model, n=500 if fast else 2000)
-    if log:
-        log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
-    pretrained.save(name, model, {"z_dim": model.z_dim, "width": model.width, "sigma": cfg["sigma"]},
-                    metrics=metrics, training={**cfg, **ran}, out=out)
+    config = {"z_dim": model.z_dim, "width": model.width, "sigma": cfg["sigma"],
+              **({"schema": model.schema.to_config()} if model.schema != BUILTIN else {})}
+    if data is not None:
+        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
+    else:
+        metrics = evaluate(model, n=500 if fast else 2000)
+        if log:
+            log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
+    pretrained.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
 

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..catalog.schema import BUILTIN, Schema, schema_of
 from .condition import AttributeEmbedding, check_labels, fill_unspecified
 from .protocol import ImageModel, Knob, UNSPECIFIED
 
@@ -134,15 +135,15 @@ class UNet(nn.Module):
     so the training loss (``prodgen.losses.diffusion_loss``) and the samplers read it from the model.
     """
 
-    def __init__(self, width: int = 32, schedule: str = "cosine"):
+    def __init__(self, width: int = 32, schedule: str = "cosine", schema: Schema = BUILTIN):
         super().__init__()
         if schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
-        self.width, self.schedule = width, schedule
+        self.width, self.schedule, self.schema = width, schedule, schema
         w, e = width, 4 * width
         self.register_buffer("abar", (cosine_schedule() if schedule == "cosine" else linear_schedule()).float())
         self.time = nn.Sequential(nn.Linear(w, e), nn.SiLU(), nn.Linear(e, e))  # sinusoid -> time vector
-        self.condition = AttributeEmbedding(e)  # a learned e-vector per value, and per "unspecified"
+        self.condition = AttributeEmbedding(e, schema=schema)  # a learned e-vector per value, and per "unspecified"
         self.stem = nn.Conv2d(3, w, 3, padding=1)                     # 3 x 32 x 32 -> w x 32 x 32
         self.down1 = ResBlock(w, w, e)                                 # w x 32 x 32
         self.pool1 = nn.Conv2d(w, w, 3, stride=2, padding=1)           # -> w x 16 x 16
@@ -158,7 +159,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     def embed(self, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The vector every block is told: time embedding + the sum of the five attribute vectors, N x 4w."""
+        """The vector every block is told: time embedding + the sum of the attribute vectors, N x 4w."""
         return self.time(timestep_embedding(t, self.width)) + self.condition(labels).sum(dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -220,13 +221,13 @@ def ddim_step(x0_hat: torch.Tensor, eps_hat: torch.Tensor, abar_s: float, eta: f
     return x_s + sigma * noise if sigma else x_s
 
 
-def _unconditional_like(labels: torch.Tensor) -> torch.Tensor:
+def _unconditional_like(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
     """The "nothing requested" condition in the form of ``labels``: all -1 (hard requests) or the one-hot of
     every attribute's "unspecified" slot (soft requests N x 34)."""
     from .condition import one_hot
 
-    empty = torch.full((len(labels), 5), -1, dtype=torch.long, device=labels.device)
-    return one_hot(empty).to(labels.dtype) if labels.is_floating_point() else empty
+    empty = torch.full((len(labels), len(schema)), -1, dtype=torch.long, device=labels.device)
+    return one_hot(empty, schema).to(labels.dtype) if labels.is_floating_point() else empty
 
 
 def _predict_v(model, x: torch.Tensor, t: int, labels: torch.Tensor, uncond: torch.Tensor, w: float) -> torch.Tensor:
@@ -273,7 +274,7 @@ def sample(model: UNet, labels: torch.Tensor, steps: int = 20, guidance: float =
     dev = next(model.parameters()).device
     abar = model.abar.double().cpu()
     ts = sample_timesteps(steps, len(abar)).tolist()
-    uncond = _unconditional_like(labels)
+    uncond = _unconditional_like(labels, getattr(model, "schema", BUILTIN))
     was = model.training
     model.eval()
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
@@ -357,7 +358,7 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
     if mask.shape != (len(x0), 1, *x0.shape[2:]):
         raise ValueError(f"mask must be N x 1 x H x W = {(len(x0), 1, *x0.shape[2:])}, got {tuple(mask.shape)}")
     gen = torch.Generator().manual_seed(int(seed))
-    return sample(model, check_labels(labels), steps=steps, guidance=guidance, eta=eta, generator=gen,
+    return sample(model, check_labels(labels, model.schema), steps=steps, guidance=guidance, eta=eta, generator=gen,
                   known=x0, mask=mask, resample=resample)
 
 
@@ -367,13 +368,12 @@ def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict,
     :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
     The studio's Edit tab and ``prodgen edit`` use it (``pretrained.EDITORS``)."""
     from .condition import parse_request
-    from ..catalog.attributes import ATTRIBUTE_NAMES
 
-    labels = check_labels(labels)
-    request = parse_request(changes)[0]
+    labels = check_labels(labels, model.schema)
+    request = parse_request(changes, model.schema)[0]
     new = torch.where(request >= 0, request, labels)
-    changed = [a for a, k in zip(ATTRIBUTE_NAMES, request) if k >= 0]
-    grow = max((EDIT_GROW[a] for a in changed), default=1)
+    changed = [a for a, k in zip(model.schema.names, request) if k >= 0]
+    grow = max((EDIT_GROW.get(a, 1) for a in changed), default=1)
     return inpaint(model, images, new, product_mask(images, grow), seed=seed, **{**EDIT_KNOBS, **knobs})
 
 
@@ -402,7 +402,7 @@ class DiffusionImageModel(ImageModel):
         return {"guidance": GUIDANCE, "steps": STEPS, "eta": ETA, "unspecified": UNSPECIFIED}
 
     def _condition(self, prepared, gen: torch.Generator, unspecified: str) -> torch.Tensor:
-        return fill_unspecified(prepared, gen) if unspecified == "random" else prepared
+        return fill_unspecified(prepared, gen, self.schema) if unspecified == "random" else prepared
 
     def _images(self, prepared, seed: int, guidance: float = 2.0, steps: int = 20, eta: float = 0.0,
                 unspecified: str = "random") -> torch.Tensor:
@@ -448,7 +448,7 @@ class DiffusionTextModel(DiffusionImageModel):
 
 def build(config: dict) -> UNet:
     """Rebuild a shipped diffusion U-Net from its checkpoint config (``prodgen.pretrained``)."""
-    return UNet(config.get("width", 32), config.get("schedule", "cosine"))
+    return UNet(config.get("width", 32), config.get("schedule", "cosine"), schema=schema_of(config))
 
 
 # ----------------------------------------------------------------------------- measuring it
@@ -459,28 +459,27 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
     ``success``: the judge sees the new value; ``preservation``: it still sees the other four;
     ``psnr_outside``: how unchanged the pixels outside the mask are (dB, uint8; ``inf`` = identical)."""
     from ..catalog import denormalize
-    from ..catalog.attributes import ATTRIBUTE_NAMES
-    from .condition import NUM_CLASSES
 
+    num_classes = model.schema.num_classes
     images, labels = catalog.images[:n], catalog.labels[:n]
     gen = torch.Generator().manual_seed(seed)
     knobs = {**EDIT_KNOBS, **knobs}
     table, worst_mse = {}, 0.0
-    for j, (a, k) in enumerate(NUM_CLASSES.items()):
+    for j, (a, k) in enumerate(num_classes.items()):
         new = labels.clone()
         new[:, j] = (labels[:, j] + torch.randint(1, k, (len(labels),), generator=gen)) % k  # a different value
-        mask = product_mask(images, EDIT_GROW[a])
+        mask = product_mask(images, EDIT_GROW.get(a, 1))
         result = inpaint(model, images, new, mask, seed=seed + j, **knobs)  # [-1, 1]
         pred = judge.predict(result.contiguous(memory_format=torch.channels_last))
         edited = denormalize(result)  # uint8, as a saved PNG would be
-        others = [i for i in range(len(ATTRIBUTE_NAMES)) if i != j]
+        others = [i for i in range(len(num_classes)) if i != j]
         outside = (1 - mask).bool().expand_as(edited)
         diff = (edited.float() - images.float())[outside]
         worst_mse = max(worst_mse, float(diff.pow(2).mean()) if diff.numel() else 0.0)
         table[a] = {"success": round(float((pred[:, j] == new[:, j]).double().mean()), 4),
                     "preservation": round(float((pred[:, others] == labels[:, others]).double().mean()), 4),
                     "masked_share": round(float(mask.mean()), 4)}
-    table["mean"] = {key: round(sum(table[a][key] for a in NUM_CLASSES) / len(NUM_CLASSES), 4)
+    table["mean"] = {key: round(sum(table[a][key] for a in num_classes) / len(num_classes), 4)
                      for key in ("success", "preservation")}
     table["psnr_outside"] = float("inf") if worst_mse == 0 else round(10 * math.log10(255**2 / worst_mse), 2)
     table["knobs"] = knobs
@@ -518,10 +517,11 @@ weights are the EMA's. ``reader``: the description reader ``diffusion-text`` put
 
 
 def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, device: str = "auto", out=None,
-                     checkpoint=None, resume: bool = False, **overrides) -> dict:
+                     checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped diffusion model (``prodgen train diffusion``), measure it (:func:`evaluate`) and save
     the EMA weights as ``diffusion`` and, with the text reader, ``diffusion-text`` (same weights). ``fast=True``:
-    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``.
+    ``data``: a catalog folder of your own (lesson 12; ``prodgen.own_catalog``): only ``diffusion`` is saved."""
     import copy
 
     from .. import pretrained
@@ -535,12 +535,20 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
-    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if data is not None:
+        from ..catalog.own import training_data
+
+        if name != "diffusion":
+            raise ValueError("diffusion-text reads the course catalog's descriptions; train `diffusion` on your catalog")
+        train, _, record = training_data(data, log)
+        cfg |= record
+    else:
+        train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train = train.subset(range(1024))
+        train = train.subset(range(min(1024, len(train))))
         cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     torch.manual_seed(cfg["seed"])
-    model = UNet(cfg["width"], cfg["schedule"])
+    model = UNet(cfg["width"], cfg["schedule"], schema=train.schema)
     ema = copy.deepcopy(model)
     history = train_diffusion(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
                               max_minutes=cfg["minutes"], seed=cfg["seed"], device=device, progress=log is not None,
@@ -550,11 +558,16 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
         return {}
     ran = training_record(history, ema, fast)
     ema = ema.cpu().eval()
+    config = {"width": cfg["width"], "schedule": cfg["schedule"]}
+    if data is not None:
+        config["schema"] = ema.schema.to_config()
+        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
+        pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
+        return metrics
     metrics = evaluate(ema, n=200 if fast else 2000)
     if log:
         log(f"{name}: control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
             f"FID {metrics['fid']}")
-    config = {"width": cfg["width"], "schedule": cfg["schedule"]}
     pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
     if out is None:
         pretrained.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},

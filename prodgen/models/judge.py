@@ -3,6 +3,8 @@
 One shared convolutional trunk, one linear head per attribute. It proves that the
 catalog's attributes are visible at 32x32 (lesson 01, ``tests/test_identifiability``)
 and later measures whether generated images show what was asked for (lessons 03+).
+A judge reads the attributes of one schema (``prodgen.catalog.schema``): the course
+catalog's, or those of your own catalog folder (``prodgen train judge --data DIR``, lesson 12).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from ..catalog.schema import BUILTIN, Schema, schema_of
 
 __all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 
@@ -24,9 +26,12 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 class Judge(nn.Module):
     """Multi-head attribute classifier for ``N x 3 x S x S`` images in [-1, 1]."""
 
-    def __init__(self, num_classes: dict[str, int] | None = None, width: int = 32):
+    def __init__(self, num_classes: dict[str, int] | None = None, width: int = 32, schema: Schema | None = None):
         super().__init__()
-        self.num_classes = num_classes or {a: len(v) for a, v in ATTRIBUTES.items()}
+        if schema is not None and num_classes is not None and dict(num_classes) != schema.num_classes:
+            raise ValueError(f"num_classes {num_classes} does not match the schema's {schema.num_classes}")
+        self.schema = schema or BUILTIN
+        self.num_classes = dict(num_classes or self.schema.num_classes)
         w = width
         self.trunk = nn.Sequential(
             _block(3, w),  # S x S: colour, logo strokes, pattern texture
@@ -71,14 +76,17 @@ class Judge(nn.Module):
 
 def build(config: dict) -> Judge:
     """Rebuild a judge from its checkpoint config (``prodgen.pretrained``)."""
-    return Judge(config.get("num_classes"), config.get("width", 32))
+    return Judge(config.get("num_classes"), config.get("width", 32), schema=schema_of(config))
 
 
 def fit_judge(train, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
               log=None) -> Judge:
-    """Train a judge on a :class:`~prodgen.catalog.Catalog` (one-cycle Adam, cross-entropy per head)."""
+    """Train a judge on a :class:`~prodgen.catalog.Catalog` of any schema (one-cycle Adam, cross-entropy per
+    head; unknown labels, -1, are skipped)."""
+    if len(train) < batch_size:
+        raise ValueError(f"a judge needs at least one batch of {batch_size} products to train on, got {len(train)}")
     torch.manual_seed(seed)
-    model = Judge({a: len(train.values[a]) for a in ATTRIBUTE_NAMES}).to(memory_format=torch.channels_last)
+    model = Judge(schema=train.schema).to(memory_format=torch.channels_last)
     steps = epochs * (len(train) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -89,7 +97,7 @@ def fit_judge(train, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, s
         total = 0.0
         for x, y in train.batches(batch_size, shuffle=True, generator=gen, drop_last=True):
             logits = model(x.contiguous(memory_format=torch.channels_last))
-            loss = sum(F.cross_entropy(logits[a], y[:, j], ignore_index=-1) for j, a in enumerate(ATTRIBUTE_NAMES))
+            loss = sum(F.cross_entropy(logits[a], y[:, j], ignore_index=-1) for j, a in enumerate(model.heads))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -107,7 +115,7 @@ def judge_accuracy(model: Judge, catalog) -> dict[str, float]:
 
     pred = model.predict(normalize(catalog.images).contiguous(memory_format=torch.channels_last))
     acc = {}
-    for j, a in enumerate(ATTRIBUTE_NAMES):
+    for j, a in enumerate(model.heads):
         known = catalog.labels[:, j] >= 0
         acc[a] = float((pred[known, j] == catalog.labels[known, j]).float().mean())
     return acc
@@ -117,10 +125,12 @@ def judge_accuracy(model: Judge, catalog) -> dict[str, float]:
 CHECKPOINT_CONFIG = {"width": 32, "epochs": 6, "batch_size": 128, "lr": 3e-3, "seed": 0, "train_split": "train"}
 
 
-def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=None, **overrides) -> dict:
+def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=None, data=None, **overrides) -> dict:
     """Train the shipped judge (``prodgen train judge``) and save it with its test metrics (to ``out`` if given).
     ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG`. Its loop is :func:`fit_judge`, one process
-    on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.pretrained.train`` says so)."""
+    on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.pretrained.train`` says so).
+    ``data``: a catalog folder of your own (lesson 12): the judge reads its attributes, trained on its
+    training split and measured on its test split (``prodgen.own_catalog``)."""
     from .. import pretrained
     from ..catalog import load_catalog
 
@@ -128,14 +138,25 @@ def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=Non
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
-    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if data is not None:
+        from ..catalog.own import training_data
+
+        train, test, record = training_data(data, log)
+        cfg = {**cfg, "train_split": "train", **record}
+    else:
+        train = load_catalog(cfg["train_split"], progress=log is not None)
     if fast:
-        train, cfg["epochs"] = train.subset(range(2000)), overrides.get("epochs", 1)
+        train, cfg["epochs"] = train.subset(range(min(2000, len(train)))), overrides.get("epochs", 1)
     model = fit_judge(train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], log=log)
-    metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("test", progress=False)).items()}
-    metrics |= {f"unseen_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("unseen", progress=False)).items()}
+    if data is not None:
+        metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, test).items()}
+    else:
+        metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("test", progress=False)).items()}
+        metrics |= {f"unseen_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("unseen", progress=False)).items()}
     if log:
         log("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     config = {"num_classes": model.num_classes, "width": cfg["width"]}
+    if model.schema != BUILTIN:
+        config["schema"] = model.schema.to_config()
     pretrained.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
     return metrics

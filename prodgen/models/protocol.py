@@ -92,20 +92,24 @@ def noise(n: int, dim: int, generator: torch.Generator, truncation: float | None
     return z
 
 
-def as_labels(requests) -> torch.Tensor:
-    """Attribute requests as a label tensor N x 5 (-1 = unspecified): from a list of ``{name: value}`` dicts
-    (unknown names or values -> ``ValueError`` listing the valid ones) or from a label tensor (checked)."""
+def as_labels(requests, schema=None) -> torch.Tensor:
+    """Attribute requests as a label tensor N x A (-1 = unspecified; A attributes of ``schema``, the course
+    catalog's five by default): from a list of ``{name: value}`` dicts (unknown names or values ->
+    ``ValueError`` listing the valid ones) or from a label tensor (checked)."""
+    from ..catalog.schema import BUILTIN
     from .condition import check_labels, parse_request
 
+    schema = schema or BUILTIN
     if isinstance(requests, torch.Tensor):
-        return check_labels(requests)
+        return check_labels(requests, schema)
     if isinstance(requests, dict):
         requests = [requests]
     if isinstance(requests, (str, int)) or not all(isinstance(r, dict) for r in requests):
-        raise ValueError("attribute requests are a list of {attribute: value} dicts (e.g. "
-                         "[{'category': 'mug', 'color': 'red'}]) or a label tensor N x 5")
-    rows = [parse_request(r) for r in requests]
-    return torch.cat(rows) if rows else torch.zeros(0, 5, dtype=torch.long)
+        example = ", ".join(f"{a!r}: {v[0]!r}" for a, v in list(schema.values.items())[:2])
+        raise ValueError(f"attribute requests are a list of {{attribute: value}} dicts (e.g. [{{{example}}}]) "
+                         f"or a label tensor N x {len(schema)}")
+    rows = [parse_request(r, schema) for r in requests]
+    return torch.cat(rows) if rows else torch.zeros(0, len(schema), dtype=torch.long)
 
 
 class ImageModel(ABC):
@@ -120,6 +124,14 @@ class ImageModel(ABC):
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
         self.network, self.name, self.info = network.eval(), name, info or {}
+
+    @property
+    def schema(self):
+        """The attributes this model's requests use (``prodgen.catalog.schema``): its network's, which a
+        checkpoint trained on your own catalog records (lesson 12); the course catalog's otherwise."""
+        from ..catalog.schema import BUILTIN
+
+        return getattr(self.network, "schema", BUILTIN)
 
     @property
     def knobs(self) -> dict[str, Knob]:
@@ -145,8 +157,8 @@ class ImageModel(ABC):
             if isinstance(requests, (str, int)) or (isinstance(requests, (list, tuple)) and requests
                                                     and isinstance(requests[0], str)):
                 raise ValueError(f"{self.name} is controlled by attributes: give a list of {{attribute: value}} "
-                                 "dicts or a label tensor N x 5")
-            return as_labels(requests)
+                                 f"dicts or a label tensor N x {len(self.schema)}")
+            return as_labels(requests, self.schema)
         if self.accepts == "text":
             if isinstance(requests, str):
                 requests = [requests]
@@ -214,7 +226,7 @@ class ImageModel(ABC):
 
         prepared = self.prepare(requests)
         if self.accepts == "attributes":
-            return [request_to_dict(row) for row in prepared]
+            return [request_to_dict(row, self.schema) for row in prepared]
         if self.accepts == "nothing":
             return [{} for _ in range(prepared)]
         raise TypeError(f"{type(self).__name__} takes text but does not say what it reads (override understood)")

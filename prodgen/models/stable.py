@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..catalog.schema import BUILTIN, Schema
 from .cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
 from .condition import hide_attributes
 
@@ -69,12 +70,14 @@ def recipe(name: str) -> dict:
     return dict(RECIPES[name])
 
 
-def build_networks(settings: dict, width: int = 32, z_dim: int = 64, seed: int = 0, deep: bool = False):
+def build_networks(settings: dict, width: int = 32, z_dim: int = 64, seed: int = 0, deep: bool = False,
+                   schema: Schema = BUILTIN):
     """A fresh ``(generator, discriminator)`` for a recipe: lesson 05's conditional generator and the
-    projection discriminator with the recipe's normalisation, seeded initial weights."""
+    projection discriminator with the recipe's normalisation, seeded initial weights, for ``schema``'s
+    attributes (the course catalog's by default)."""
     torch.manual_seed(seed)
-    g = Generator(z_dim, width)
-    d = ProjectionDiscriminator(width, deep=deep, norm=settings["norm"])
+    g = Generator(z_dim, width, schema=schema)
+    d = ProjectionDiscriminator(width, deep=deep, norm=settings["norm"], schema=schema)
     g.apply(_init)
     d.apply(_init)
     return g, d
@@ -103,6 +106,7 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
     from ..train import train_gan
 
     settings = recipe(name_or_settings) if isinstance(name_or_settings, str) else dict(name_or_settings)
+    schema = catalog.schema  # the attributes the networks are conditioned on
     if (steps is None) == (epochs is None):
         raise ValueError("give either steps or epochs")
     if settings.get("photos"):
@@ -117,7 +121,7 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
         if steps % per_epoch:  # cut the last epoch short: repeat whole epochs on a subset
             catalog = _Repeated(catalog, steps * batch_size)
             epochs = 1
-    g, d = build_networks(settings, width, z_dim, seed, deep)
+    g, d = build_networks(settings, width, z_dim, seed, deep, schema)
     g_ema = copy.deepcopy(g)
     augment = None if settings["augment"] is None else (lambda x, p=settings["augment"]: diff_augment(x, p))
     history = train_gan(g, d, catalog, epochs=epochs, batch_size=batch_size, lr=settings["lr"],
@@ -127,7 +131,7 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
                         max_minutes=max_minutes, seed=seed, device=device, progress=progress, conditional=True,
                         condition=lambda y: hide_attributes(y, hide_p), ema=g_ema, ema_decay=ema_decay,
                         n_samples=n_samples, checkpoint=checkpoint, resume=resume)
-    g_ema = recalibrate_batch_norm(g_ema, random_requests(0.0), batches=20)
+    g_ema = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=20)
     return RecipeRun(g.eval(), g_ema, d.eval(), history)
 
 
@@ -181,9 +185,10 @@ cGANs' width 64 with the deeper trunk (measured: 178 ms against 1,354 ms per ste
 
 
 def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, device: str = "auto",
-                     out=None, checkpoint=None, resume: bool = False, **overrides) -> dict:
+                     out=None, checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train ``cgan-stable`` (``prodgen train cgan-stable``) and save its EMA generator with the metrics of
-    ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a
+    catalog folder of your own (lesson 12; ``prodgen.own_catalog``)."""
     from .. import pretrained
     from ..catalog import load_catalog
     from ..distributed import is_main
@@ -198,9 +203,16 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     settings = recipe(cfg["recipe"])
-    train = load_catalog(cfg["train_split"], progress=log is not None)
+    if data is not None:
+        from ..catalog.own import training_data
+
+        train, heldout, record = training_data(data, log)
+        cfg |= record
+    else:
+        train = load_catalog(cfg["train_split"], progress=log is not None)
+        heldout = load_catalog("val", progress=False)
     if fast:
-        train = train.subset(range(1024))
+        train = train.subset(range(min(1024, len(train))))
         cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     _, g_ema, d, history = train_recipe(settings, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                                      width=cfg["width"], z_dim=cfg["z_dim"], deep=cfg["deep"], seed=cfg["seed"],
@@ -212,12 +224,18 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
     ran = training_record(history, g_ema, fast)
     # has D memorised its photos? the share it calls real: training photos vs validation photos it never saw
     ran["d_calls_real_train"] = round(calls_real(d, train), 4)
-    ran["d_calls_real_heldout"] = round(calls_real(d, load_catalog("val", progress=False)), 4)
+    ran["d_calls_real_heldout"] = round(calls_real(d, heldout), 4)
     g_ema = g_ema.cpu()
-    metrics = evaluate(g_ema, n=500 if fast else 2000)
-    if log:
+    schema = g_ema.schema
+    config = {"z_dim": g_ema.z_dim, "width": g_ema.width,
+              **({"schema": schema.to_config()} if schema != BUILTIN else {})}
+    if data is not None:
+        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
+    else:
+        metrics = evaluate(g_ema, n=500 if fast else 2000)
+    if log and metrics:
         log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    pretrained.save(name, g_ema, {"z_dim": g_ema.z_dim, "width": g_ema.width}, metrics=metrics,
+    pretrained.save(name, g_ema, config, metrics=metrics,
                     training={**cfg, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, **ran},
                     extra=compact_history(history), out=out)
     return metrics

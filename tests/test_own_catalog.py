@@ -1,0 +1,97 @@
+"""Bring your own catalog from the command line (issue 13, lesson 12): `prodgen train MODEL --data DIR`,
+`prodgen evaluate PATH --data DIR`, `prodgen generate --model PATH`, and their clear errors, on a catalog the
+tests draw themselves with plain Pillow (tests/drawn_catalog.py, not prodgen's renderer)."""
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prodgen import own_catalog
+from prodgen.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from drawn_catalog import draw_catalog  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """A 500-product drawn catalog (shape x colour, 5 x 5), shared by the tests of this module."""
+    return draw_catalog(tmp_path_factory.mktemp("own") / "shapes", n=500, seed=1)
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_split_holds_out_every_combination(shapes):
+    cat = own_catalog.load(shapes)
+    train, test = own_catalog.split(cat)
+    assert len(train) + len(test) == 500 and len(test) == 50
+    combos = {tuple(r) for r in test.labels.tolist()}
+    assert len(combos) == 25  # two of each of the 25 (shape, colour) pairs
+    again = own_catalog.split(cat)[1]
+    assert torch.equal(again.labels, test.labels) and torch.equal(again.images, test.images)
+
+
+def test_train_data_refuses_models_that_cannot_learn_a_catalog(shapes, capsys):
+    code, _, err = _run(capsys, "train", "dcgan", "--data", shapes)
+    assert code == 2 and "prodgen train dcgan takes no --data; models that train on your own catalog: judge" in err
+    assert "cgan-projection" in err and "cvae" in err and "diffusion" in err
+    code, _, err = _run(capsys, "train", "judge", "--data", shapes.parent / "nowhere")
+    assert code == 2 and "no such folder" in err and len(err.strip().splitlines()) == 1
+    assert not (shapes / "models").exists()
+
+
+def test_evaluate_needs_a_judge_of_the_catalog(shapes, tmp_path, capsys):
+    code, _, err = _run(capsys, "evaluate", "cgan-projection", "--data", shapes)
+    assert code == 2 and "--data and --judge go with a checkpoint file" in err
+    code, _, err = _run(capsys, "evaluate", tmp_path / "missing.pt", "--data", shapes)
+    assert code == 2 and "no checkpoint file at" in err
+
+
+@pytest.mark.slow
+def test_train_evaluate_generate_on_a_drawn_catalog(shapes, tmp_path, capsys):
+    """The whole loop at toy size: a judge, a one-epoch cGAN, its evaluation and a generated folder; and the
+    errors when a request or a catalog does not fit the model's schema."""
+    code, out, err = _run(capsys, "train", "judge", "--data", shapes, "--epochs", "2")
+    assert code == 0, err
+    judge_path = shapes / "models" / "judge.pt"
+    assert judge_path.is_file() and "test_shape" in out and "test_colour" in out
+    model_path = tmp_path / "mine.pt"
+    code, out, err = _run(capsys, "train", "cgan-projection", "--data", shapes, "--fast", "--out", model_path)
+    assert code == 0, err
+    assert f"prodgen evaluate {model_path} --data {shapes}" in out
+
+    code, out, err = _run(capsys, "evaluate", model_path, "--data", shapes, "--n", "16")
+    assert code == 0, err
+    assert "shape" in out and "colour" in out and "fid_floor" in out and "category" not in out
+
+    code, out, err = _run(capsys, "generate", "--model", model_path, "--attrs", "shape=star,colour=red", "--n", "3",
+                          "--out", tmp_path / "gen")
+    assert code == 0, err
+    with open(tmp_path / "gen" / "metadata.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["shape"] for r in rows] == ["star"] * 3 and list(rows[0])[:3] == ["file", "shape", "colour"]
+
+    requests = tmp_path / "requests.csv"
+    requests.write_text("shape,colour,n\ncircle,blue,2\nsquare,,1\n")
+    code, out, err = _run(capsys, "generate", "--model", model_path, "--batch", requests, "--out", tmp_path / "gen2")
+    assert code == 0, err and len(list((tmp_path / "gen2").glob("*.png"))) == 3
+
+    code, _, err = _run(capsys, "generate", "--model", model_path, "--attrs", "category=mug", "--out", tmp_path / "x")
+    assert code == 2 and "unknown attribute 'category'; valid attributes: shape, colour" in err
+    assert not (tmp_path / "x").exists()
+
+    other = tmp_path / "other"  # the same shapes with one colour renamed: another schema
+    shutil.copytree(shapes, other, ignore=shutil.ignore_patterns("models"))
+    meta = other / "metadata.csv"
+    meta.write_text(meta.read_text().replace(",purple,", ",violet,"))
+    code, _, err = _run(capsys, "evaluate", model_path, "--data", other, "--judge", judge_path)
+    assert code == 2 and "was trained on a catalog with shape" in err and "violet" in err
+    code, _, err = _run(capsys, "evaluate", model_path, "--data", shapes, "--judge", model_path)
+    assert code == 2 and "not a judge" in err
