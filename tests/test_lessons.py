@@ -288,6 +288,33 @@ def assert_11(results: dict) -> None:
     assert results["guidance_values"] == [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
 
 
+def assert_12(results: dict) -> None:
+    assert results["checks_passed"] == 3, "all three solved exercises should pass their checks"
+    per = 8 if results["fast"] else 40  # photos per (product, glaze, pattern) combination
+    assert results["products"] == ["vase", "bowl", "cup", "plate", "jug"]
+    # the audit finds exactly the planted copies, at least one of them relabelled; the fixed folder has none
+    assert results["n_written"] == 75 * per + results["n_planted"]
+    assert results["duplicates_found"] == results["n_planted"] and results["conflicting_copies"] >= 1
+    assert results["info_duplicates_after"] == 0 and results["n_catalog"] == 75 * per
+    # identifiability: the quick judge reads the drawn attributes, not the invisible kiln, which is dropped
+    assert results["readable"]["kiln"] < 0.75 and min(results["readable"][a] for a in ("product", "glaze", "pattern")) >= 0.9
+    assert results["identifiable"] == ["product", "glaze", "pattern"]
+    assert [a for a, _ in results["schema"]] == ["product", "glaze", "pattern"]
+    assert results["n_train"] + results["n_test"] == results["n_catalog"] and results["n_test"] >= 75
+    assert min(results["judge_test"].values()) >= (0.85 if results["fast"] else 0.97), results["judge_test"]
+    # the live GAN run visibly learns: >= 60 % mean control in the default run (FAST trains seconds)
+    assert results["gan_steps"] >= 1 and 0 <= results["live_control_mean"] <= 1
+    assert results["live_control_mean"] == results["live_control"][results["live_shown"]]["mean"]
+    if not results["fast"]:
+        assert results["live_control_mean"] >= 0.6, results["live_control"]
+        assert results["eval_row"]["control_mean"] >= 0.6, results["eval_row"]
+    assert set(results["eval_control"]) == {"product", "glaze", "pattern", "mean"}
+    assert set(results["control_full"]) == set(results["control_partial"]) == {"product", "glaze", "pattern", "mean"}
+    # the CSV's rows came out as images, and the model card names every attribute it controls
+    assert results["generated_rows"] == results["requested_images"] == 16
+    assert results["card_mentions"] == ["product", "glaze", "pattern"] and results["card_path_exists"]
+
+
 LESSON_ASSERTIONS = {
     "00": assert_00,
     "01": assert_01,
@@ -301,6 +328,7 @@ LESSON_ASSERTIONS = {
     "09": assert_09,
     "10": assert_10,
     "11": assert_11,
+    "12": assert_12,
 }
 
 
