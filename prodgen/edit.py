@@ -24,8 +24,8 @@ product; :func:`load_photo` returns a note saying so.
 
 :func:`edit_to_folder` writes ``before.png`` (the photo as the model saw it, 32 x 32), one ``after-<seed>.png``
 per variant and ``metadata.csv`` into a new or empty folder, atomically (a temporary folder renamed at the end):
-the columns are ``file, category, color, size, brand, pattern`` (what the judge reads on that image, so the
-folder is a catalog folder ``prodgen data info`` reads), then ``role`` (before / after), ``model``, ``seed``
+the columns are ``file, category, color, size, brand, pattern`` (what the judge reads on that image, in the
+catalog folder's layout), then ``role`` (before / after), ``model``, ``seed``
 (empty for a deterministic editor), ``request_<attribute>`` (the labels the edit asked for: read on the photo,
 with the changes), ``changes`` (e.g. ``color=teal``) and ``note`` (the resize note).
 
