@@ -80,7 +80,7 @@ class _WithKnobs:
 
     def __init__(self, model, **knobs):
         self.model, self.knobs = model, knobs
-        self.name, self.accepts = model.name, model.accepts
+        self.name, self.accepts, self.schema = model.name, model.accepts, model.schema
 
     def generate(self, requests, seed: int = 0):
         return self.model.generate(requests, seed=seed, **self.knobs)
