@@ -120,10 +120,22 @@ def exercise_studio(page, name: str) -> None:
     app.screenshot(path=str(SHOTS / f"studio-{name}-grid.png"))
     text_model = next(o for o in model.locator("option").all_inner_texts() if "(text)" in o)
     model.select_option(label=text_model)
-    app.get_by_placeholder(re.compile("red striped t-shirt")).fill("hello world, lovely weather")
+    # the kernel has loaded the text model (and shown the description box) before we type and click
+    ready = f"{text_model.split('(')[0].strip()} ready"  # the label is 'name\xa0(kind)'
+    try:
+        page.wait_for_function(f"() => (document.querySelector('.studio-status')?.textContent || '') === {ready!r}",
+                               timeout=LONG)
+    except Exception as e:
+        raise AssertionError(f"no {ready!r} in the status line; it says {studio_text(page)!r}") from e
+    description = app.get_by_placeholder(re.compile("red striped t-shirt"))
+    description.fill("hello world, lovely weather")
+    description.press("Tab")  # leave the box: the value is synced to the kernel whatever the update mode
     generate.click()
-    page.wait_for_function("() => (document.querySelector('.studio-status')?.textContent || '')"
-                           ".includes('names no product attribute')", timeout=LONG)
+    try:
+        page.wait_for_function("() => (document.querySelector('.studio-status')?.textContent || '')"
+                               ".includes('names no product attribute')", timeout=LONG)
+    except Exception as e:
+        raise AssertionError(f"no 'names no product attribute' in the status line; it says {studio_text(page)!r}") from e
     page.screenshot(path=str(SHOTS / f"studio-{name}.png"), full_page=True)
 
 
