@@ -159,11 +159,16 @@ class Reference:
                 data = torch.load(path, weights_only=True)
             except (RuntimeError, OSError, EOFError):
                 data = None
+        if data is not None and not all(torch.isfinite(data[s]["features"]).all() for s in ("train", "test")):
+            data = None  # a reference with broken features is measured again, never used
         if data is None:
             data = {}
             for split in ("train", "test"):
                 cat = load_catalog(split, progress=False)
                 feats, preds = _judge(judge, cat.images)
+                if not torch.isfinite(feats).all():  # never cache what every later row would be measured against
+                    raise ValueError(f"the judge's features of the real {split} photos hold NaN or infinite values; "
+                                     "nothing was cached (is the judge checkpoint intact? prodgen doctor)")
                 data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
             with paths.atomic_file(path) as tmp:
                 torch.save(data, tmp)

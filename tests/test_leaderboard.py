@@ -283,6 +283,7 @@ def test_python_api_refuses_bad_n():
     (lambda f: f[:, :128], "different feature dimensions (256 vs 128)"),
 ])
 def test_broken_features_are_one_line_and_nothing_is_cached(rows_folder, monkeypatch, capsys, broken, message):
+    leaderboard.Reference(pretrained.load("judge"))  # the real photos' features: cached intact before they can break
     real_judge = leaderboard._judge
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (broken(real_judge(judge, images)[0]),
                                                                       real_judge(judge, images)[1]))
@@ -290,3 +291,18 @@ def test_broken_features_are_one_line_and_nothing_is_cached(rows_folder, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("prodgen: error: ") and message in err[-1] and "Traceback" not in "".join(err)
     assert not list(rows_folder.glob("*.json")) and not list(rows_folder.glob(".*.tmp"))
+
+
+def test_a_reference_with_broken_features_is_never_cached(monkeypatch):
+    """The real photos' features are what every later row is measured against: NaN in them is an error, never a
+    cache file (a broken judge once left one behind that every later run reused)."""
+    import prodgen.catalog
+
+    small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
+    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False: small)
+    monkeypatch.setattr(pretrained, "manifest", lambda: {"judge": {"sha256": "0" * 64}})  # a cache file of its own
+    monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (torch.full((len(images), 8), float("nan")),
+                                                                      torch.zeros(len(images), 5, dtype=torch.long)))
+    with pytest.raises(ValueError, match="real train photos hold NaN or infinite values; nothing was cached"):
+        leaderboard.Reference(judge=None)
+    assert not list((paths.cache_dir() / "leaderboard").glob("reference-" + "0" * 20 + "*"))
