@@ -350,7 +350,7 @@ class _Loop:
     """The machinery both loops share: device, layout, precision, RNG, progress, history, checkpoints."""
 
     def __init__(self, modules: dict, catalog, *, kind, epochs, batch_size, max_minutes, seed, device, precision,
-                 channels_last, n_samples, checkpoint, resume, progress, history, names):
+                 channels_last, n_samples, checkpoint, resume, progress, history, names, on_epoch=None):
         from .runtime import pick_device
 
         _check_common(catalog, epochs, batch_size, max_minutes, n_samples)
@@ -371,7 +371,7 @@ class _Loop:
         self.epochs, self.batch_size, self.max_minutes = epochs, batch_size, max_minutes
         self.seed, self.n_samples, self.progress = seed, n_samples, progress and self.main
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.resume = resume
+        self.resume, self.on_epoch = resume, on_epoch
         self.history = history if history is not None else History()
         self.history.stopped_early = False
         torch.manual_seed(seed)  # the noise z (and anything else random in the models)
@@ -464,6 +464,8 @@ class _Loop:
                 distributed.sync_buffers(self.modules.values())  # rank 0's batch-norm statistics everywhere
                 if self.n_samples and self.main:
                     self._sample(epoch, sample)
+                if self.on_epoch is not None and self.main:
+                    self.on_epoch(epoch, self.history)
                 self.history.seconds += time.perf_counter() - start
                 start = time.perf_counter()
                 self.save(optimizers, epoch)
@@ -538,7 +540,7 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
               channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
               conditional=False, condition=None, sample_condition=None, ema=None, ema_decay=0.999,
               history=None, lr_d=None, augment=None, gp_weight=0.0, r1_weight=0.0, ms_weight=0.0,
-              grad_norm=False) -> History:
+              grad_norm=False, on_epoch=None) -> History:
     """Train a GAN on a catalog with Adam; returns the :class:`History`.
 
     - ``generator(z)`` maps ``N x generator.z_dim`` noise to images in [-1, 1]; ``discriminator(x)``
@@ -563,6 +565,8 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     - ``augment``, ``gp_weight``, ``r1_weight``, ``ms_weight``, ``grad_norm``: lesson 10's cures and
       diagnostic, see :func:`gan_step`; their terms are recorded in the history as ``penalty``,
       ``mode_seeking`` and ``d_grad``.
+    - ``on_epoch(epoch, history)``: called after every epoch by the main process, before the training state
+      is saved; e.g. to measure the generator and keep its best epoch (``prodgen train cgan-* --data``).
 
     The models end on the training device in eval mode.
     """
@@ -592,7 +596,7 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
     loop = _Loop(modules, catalog, kind="gan", epochs=epochs,
                  batch_size=batch_size, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
                  channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
-                 progress=progress, history=history,
+                 progress=progress, history=history, on_epoch=on_epoch,
                  names=("loss_d", "loss_g", "d_real", "d_fake") + (("penalty",) if gp_weight or r1_weight else ())
                  + (("mode_seeking",) if ms_weight else ()) + (("d_grad",) if grad_norm else ()))
     dev = loop.device

@@ -70,19 +70,23 @@ def draw_product(shape: str, colour: str, rng: np.random.Generator, size: int = 
     return np.clip(pixels + noise, 0, 255).astype(np.uint8)
 
 
-def draw_catalog(folder, n: int = 6000, seed: int = 0, size: int = 32) -> Path:
+def draw_catalog(folder, n: int = 6000, seed: int = 0, size: int = 32, shapes=SHAPES, colours=tuple(COLOURS)) -> Path:
     """Write ``n`` drawn products (PNGs plus ``metadata.csv``) into ``folder`` (created; must be new or empty).
 
-    Pair ``i % 25`` of the 25 (shape, colour) pairs, in an order shuffled by ``seed``: balanced to within one.
+    Pair ``i % P`` of the P (shape, colour) pairs (25 by default; ``shapes`` and ``colours`` pick fewer), in an
+    order shuffled by ``seed``: balanced to within one.
     """
     folder = Path(folder)
     if n < 1 or size < 8:
         raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
+    unknown = [v for v in shapes if v not in SHAPES] + [v for v in colours if v not in COLOURS]
+    if unknown or len(shapes) < 2 or len(colours) < 2:
+        raise ValueError(f"pick 2+ shapes of {SHAPES} and 2+ colours of {tuple(COLOURS)}; got {shapes}, {colours}")
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
         raise FileExistsError(f"{folder} is not empty")
     rng = np.random.default_rng(seed)
-    pairs = [(s, c) for s in SHAPES for c in COLOURS]
+    pairs = [(s, c) for s in shapes for c in colours]
     order = rng.permutation(np.arange(n) % len(pairs))
     rows = [("file", "shape", "colour", "description_en")]
     for i, k in enumerate(order):

@@ -37,7 +37,7 @@ from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
-           "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate"]
+           "CHECKPOINT_CONFIG", "DATA_CONFIG", "SELECT_N", "SELECT_SEED", "best_epoch_keeper", "train_checkpoint", "evaluate"]
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -323,15 +323,62 @@ def random_requests(hide_p: float = 0.1, schema: Schema = BUILTIN):
 
 # ----------------------------------------------------------------------------- shipped checkpoints
 CHECKPOINT_CONFIG = {
-    "z_dim": 64, "width": 64, "epochs": 60, "minutes": None, "batch_size": 128, "lr": 2e-4,
+    "z_dim": 64, "width": 64, "epochs": 60, "minutes": None, "batch_size": 128, "lr": 2e-4, "lr_d": None,
     "betas": None, "hide_p": 0.1, "ema_decay": 0.999, "deep": None, "seed": 0, "train_split": "train",
+    "keep": "last",
 }
 """How ``prodgen train cgan-projection`` (and ``cgan-concat``, ``cgan-acgan``) trains: the whole training
 split, Adam (lr 2e-4, ``BETAS`` of the discriminator unless ``betas`` is given), each attribute hidden with
 probability ``hide_p`` so partial requests work, and the shipped generator is the moving average of the
 generator's weights (``ema_decay``) with batch-norm statistics re-estimated on fully specified requests.
+``keep="best"`` (with ``--data``): ship the epoch :func:`best_epoch_keeper` picks instead of the last one.
 ``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the discriminator's (``LOSSES``): hinge for projection,
 non-saturating for the others."""
+
+DATA_CONFIG = {"width": 32, "deep": False, "batch_size": 128, "lr": 5e-4, "lr_d": 2e-3, "epochs": 100,
+               "ema_decay": None, "keep": "best"}
+"""What ``prodgen train cgan-* --data DIR`` (lesson 12) changes in :data:`CHECKPOINT_CONFIG` (settings given
+explicitly still win): networks sized for a CPU (width 32, the DCGAN trunk: about 6 steps of 128 photos a
+second on 2 cores, so ``--minutes 10`` is some 3,800 steps), lesson 10's two time scales (Adam 5e-4 for G,
+2e-3 for D), and the generator shipped as trained, without the weight average (``ema_decay=None``), from
+its best epoch as the catalog's judge reads it (``keep="best"``, :func:`best_epoch_keeper`; the last epoch when
+the folder has no judge yet).
+Trials on the drawn shapes catalog of ``tests/drawn_catalog.py`` (one thread each, 500 requests): with one
+rate of 1e-3, shape control ended at 0.85-0.95 and colour wobbled (0.92-1.0); with the two time scales colour
+stayed at 1.0 and shape rose to 0.91-0.92 by 2,500 steps of 128; the averaged generator (EMA decay 0.99 or
+0.999) read worse on shape every time (0.20-0.84), since averaging generators whose rotations drift apart
+blurs the outlines; and the last epoch is a random draw from an oscillation (colour 0.88 after 3,780 steps of
+a run that had read 1.0 for 2,000 steps), hence the pick of the best epoch. ``benchmarks/own_catalog.py``
+measures the 10-minute run."""
+
+SELECT_N, SELECT_SEED = 250, 1
+"""How :func:`best_epoch_keeper` scores an epoch: ``SELECT_N`` balanced requests drawn with ``SELECT_SEED``
+(``evaluate`` and ``prodgen evaluate`` draw theirs with seed 0, so the pick is measured afresh)."""
+
+
+def best_epoch_keeper(generator: Generator, judge, n: int = SELECT_N, seed: int = SELECT_SEED, log=None):
+    """``(on_epoch, best)`` for ``train_gan(on_epoch=...)``: after every epoch the judge reads ``n`` images of
+    ``generator`` made for balanced requests (seed ``seed``); ``best`` (a dict) keeps ``epoch``, ``control`` and
+    the ``weights`` of the epoch whose weakest attribute scored highest (ties: the higher mean). Model selection on
+    generated images with a judge trained on the training photos, as GAN papers pick their best snapshot by FID;
+    ``prodgen evaluate`` then measures the pick on other requests and noise. Used by ``prodgen train cgan-*
+    --data`` (lesson 12)."""
+    from ..metrics import control_accuracy
+    from .condition import balanced_requests
+
+    requests = balanced_requests(n, seed, schema=generator.schema)
+    best = {"epoch": None, "control": None, "score": None, "weights": None}
+
+    def on_epoch(epoch, history):
+        control = control_accuracy(judge, generate(generator, requests, seed), requests)
+        score = (min(v for k, v in control.items() if k != "mean"), control["mean"])
+        if best["score"] is None or score > best["score"]:
+            best.update(epoch=epoch, control=control, score=score,
+                        weights={k: v.detach().clone() for k, v in generator.state_dict().items()})
+            if log:
+                log(f"epoch {epoch}: the judge reads {', '.join(f'{k} {v:.3f}' for k, v in control.items())} "
+                    "- the best so far, kept")
+    return on_epoch, best
 
 
 def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=print, device: str = "auto",
@@ -355,30 +402,54 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides, "discriminator": kind, "loss": LOSSES[kind]}
     cfg["betas"] = cfg["betas"] or BETAS[kind]
-    cfg["deep"] = kind == "projection" if cfg["deep"] is None else cfg["deep"]
-    if cfg["deep"] and kind != "projection":
-        raise ValueError("deep=True is an option of the projection discriminator only")
     if data is not None:
         from ..catalog.own import training_data
 
+        cfg |= {k: v for k, v in DATA_CONFIG.items() if k not in overrides}
         train, _, record = training_data(data, log)
         cfg |= record
     else:
         train = load_catalog(cfg["train_split"], progress=log is not None)
+    cfg["deep"] = kind == "projection" if cfg["deep"] is None else cfg["deep"]
+    if cfg["deep"] and kind != "projection":
+        raise ValueError("deep=True is an option of the projection discriminator only")
     if fast:
         train = train.subset(range(min(1024, len(train))))
         cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
     schema = train.schema
     g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"], schema=schema)
-    g_ema = copy.deepcopy(g)
+    g_ema = copy.deepcopy(g) if cfg["ema_decay"] is not None else None
+    on_epoch, best = None, None
+    if cfg["keep"] not in ("last", "best"):
+        raise ValueError(f"keep must be 'last' or 'best', got {cfg['keep']!r}")
+    if cfg["keep"] == "best":
+        if data is None or g_ema is not None:
+            raise ValueError("keep='best' picks an epoch of the generator as trained (ema_decay=None) with the "
+                             "judge of a catalog folder (--data)")
+        from ..catalog.own import check_same_schema, default_out
+
+        judge_path = default_out(data, "judge")
+        if judge_path.is_file():
+            judge = pretrained.load_file(judge_path, "cpu")[0]
+            check_same_schema(judge.schema, schema, "the judge", judge_path)
+            on_epoch, best = best_epoch_keeper(g, judge, log=log)
+        elif log:
+            log(f"no judge at {judge_path} (prodgen train judge --data {data}): the last epoch is kept")
     history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
+                        lr_d=cfg["lr_d"], betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"],
+                        seed=cfg["seed"],
                         device=device, progress=log is not None, conditional=True,
-                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, ema_decay=cfg["ema_decay"],
-                        checkpoint=checkpoint, resume=resume)
+                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema,
+                        ema_decay=cfg["ema_decay"] or 0.0, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
     if not is_main():  # under torchrun rank 0 alone measures and saves
         return {}
-    g = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=40)  # ship the averaged generator
+    if g_ema is not None:  # ship the averaged generator
+        g = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=40)
+    if best is not None and best["weights"] is not None:  # ship the judge's pick
+        g.load_state_dict(best["weights"])
+        cfg |= {"kept_epoch": best["epoch"], "kept_control": {k: round(v, 4) for k, v in best["control"].items()}}
+        if log:
+            log(f"kept epoch {best['epoch']} of {history.epochs_done}")
     ran = training_record(history, g, fast)
     g = g.cpu().eval()
     config = {"z_dim": g.z_dim, "width": g.width, **({"schema": schema.to_config()} if schema != BUILTIN else {})}
