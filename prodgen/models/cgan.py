@@ -338,8 +338,8 @@ non-saturating for the others."""
 DATA_CONFIG = {"width": 32, "deep": False, "batch_size": 128, "lr": 5e-4, "lr_d": 2e-3, "epochs": 100,
                "ema_decay": None, "keep": "best"}
 """What ``prodgen train cgan-* --data DIR`` (lesson 12) changes in :data:`CHECKPOINT_CONFIG` (settings given
-explicitly still win): networks sized for a CPU (width 32, the DCGAN trunk: about 6 steps of 128 photos a
-second on 2 cores, so ``--minutes 10`` is some 3,800 steps), lesson 10's two time scales (Adam 5e-4 for G,
+explicitly still win): networks sized for a CPU (width 32, the DCGAN trunk: about 7 steps of 128 photos a
+second on 2 cores, so ``--minutes 10`` was 4,117 steps in the benchmark), lesson 10's two time scales (Adam 5e-4 for G,
 2e-3 for D), and the generator shipped as trained, without the weight average (``ema_decay=None``), from
 its best epoch as the catalog's judge reads it (``keep="best"``, :func:`best_epoch_keeper`; the last epoch when
 the folder has no judge yet).
