@@ -10,8 +10,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "bench", "catalog", "checks", "cli", "course", "distributed", "doctor", "edit", "generate", "latent", "leaderboard",
-    "losses", "metrics", "models", "paths", "pretrained", "runtime", "studio", "studio_server", "text", "train", "viz",
+    "apps", "catalog", "checks", "cli", "course", "engine", "evaluation", "metrics", "models", "paths", "studies", "viz",
 )
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -15,7 +15,7 @@ __all__ = ["main"]
 
 
 def _doctor(args) -> int:
-    from .doctor import diagnose
+    from prodgen.course.doctor import diagnose
 
     findings = diagnose()
     for f in findings:
@@ -29,7 +29,7 @@ def _doctor(args) -> int:
 
 
 def _bench(args) -> int:
-    from .bench import format_report, run_benchmarks
+    from prodgen.studies.bench import format_report, run_benchmarks
 
     report = run_benchmarks(quick=args.quick, log=(lambda s: None) if args.json else print, only=args.only)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -37,7 +37,7 @@ def _bench(args) -> int:
 
 
 def _data_build(args) -> int:
-    from .catalog import DEFAULT_N, load_catalog
+    from prodgen.catalog import DEFAULT_N, load_catalog
 
     for split in args.split or DEFAULT_N:
         cat = load_catalog(split, size=args.size, seed=args.seed)
@@ -46,7 +46,7 @@ def _data_build(args) -> int:
 
 
 def _data_export(args) -> int:
-    from .catalog import export_catalog, load_catalog
+    from prodgen.catalog import export_catalog, load_catalog
 
     cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed)
     out = export_catalog(cat, args.out, progress=True)
@@ -55,7 +55,7 @@ def _data_export(args) -> int:
 
 
 def _data_info(args) -> int:
-    from .catalog.folder import MIN_PER_VALUE, describe_folder, format_description
+    from prodgen.catalog.folder import MIN_PER_VALUE, describe_folder, format_description
 
     minimum = MIN_PER_VALUE if args.min_per_value is None else args.min_per_value
     print(format_description(describe_folder(args.folder, attributes=args.attributes, min_per_value=minimum)))
@@ -63,7 +63,7 @@ def _data_info(args) -> int:
 
 
 def _course_build(args) -> int:
-    from . import course
+    from prodgen import course
 
     written = course.build()
     print(f"wrote {len(written)} student notebook(s)" + "".join(f"\n  {p}" for p in written))
@@ -71,7 +71,7 @@ def _course_build(args) -> int:
 
 
 def _course_check(args) -> int:
-    from . import course
+    from prodgen import course
 
     problems = course.check()
     for p in problems:
@@ -81,7 +81,7 @@ def _course_check(args) -> int:
 
 
 def _course_run(args) -> int:
-    from . import course
+    from prodgen import course
 
     if args.update and (args.fast or args.student):
         print("prodgen course run: --update re-executes solutions/ with their saved parameters; it cannot be "
@@ -93,7 +93,7 @@ def _course_run(args) -> int:
 
 
 def _course_grade(args) -> int:
-    from . import grade
+    from prodgen.course import grade
 
     timeout = _number(args.timeout, "--timeout", float, 0)
     rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite)
@@ -104,9 +104,9 @@ def _course_grade(args) -> int:
 
 
 def _models(args) -> int:
-    from . import pretrained
+    from prodgen.models import registry
 
-    entries = pretrained.manifest()
+    entries = registry.manifest()
     if args.json:
         print(json.dumps({n: {k: e[k] for k in ("file", "sha256", "config", "training", "metrics")}
                           for n, e in entries.items()}, indent=2, ensure_ascii=False))
@@ -115,7 +115,7 @@ def _models(args) -> int:
         print("no shipped models yet")
         return 0
     for name, e in entries.items():
-        ok = "ok" if pretrained.available(name) else "MISSING/CORRUPT"
+        ok = "ok" if registry.available(name) else "MISSING/CORRUPT"
         print(f"{name:<20} {e['file']:<24} [{ok}]")
         for key, value in e["metrics"].items():
             print(f"    {key:<28} {value}")
@@ -147,15 +147,15 @@ def _number(text, flag: str, kind, low):
 
 
 def _train(args) -> int:
-    from . import pretrained
+    from prodgen.models import registry
 
-    metrics = pretrained.train(args.model, fast=args.fast, out=args.out,
+    metrics = registry.train(args.model, fast=args.fast, out=args.out,
                                epochs=_number(args.epochs, "--epochs", int, 1),
                                minutes=_number(args.minutes, "--minutes", float, 0),
                                seed=_number(args.seed, "--seed", int, 0), batch=_number(args.batch, "--batch", int, 2),
                                device=args.device, resume=args.resume, data=args.data)
     if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 alone saves and reports
-        from .catalog.own import default_out
+        from prodgen.catalog.own import default_out
 
         where = args.out or (default_out(args.data, args.model) if args.data else "the shipped checkpoint and manifest")
         print(f"saved {args.model} to {where}" + (": " if metrics else "")
@@ -167,7 +167,7 @@ def _train(args) -> int:
 
 def _evaluate_file(args) -> dict:
     """``prodgen evaluate PATH [--data DIR] [--judge JUDGE.pt]``: a checkpoint file (lesson 12)."""
-    from . import leaderboard, own_catalog
+    from prodgen.evaluation import leaderboard, own_catalog
 
     if args.refresh:
         raise ValueError("--refresh is for shipped models (their rows are cached); a checkpoint file is measured afresh")
@@ -185,36 +185,37 @@ def _evaluate_file(args) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import metrics, pretrained
+    from prodgen import metrics
+    from prodgen.models import registry
 
     if args.model.endswith(".pt") or os.sep in args.model or "/" in args.model:
         result = _evaluate_file(args)
     elif args.data is not None or args.judge is not None:
         raise ValueError(f"--data and --judge go with a checkpoint file (prodgen evaluate PATH.pt --data DIR); "
                          f"{args.model!r} is a shipped model, measured on the course catalog")
-    elif args.model in pretrained.generators():  # every image model: measured through the one protocol
-        from . import leaderboard
+    elif args.model in registry.generators():  # every image model: measured through the one protocol
+        from prodgen.evaluation import leaderboard
 
         row = leaderboard.evaluate_model(args.model, n=args.n, seed=args.seed, refresh=args.refresh)
-        model = pretrained.load_generator(args.model)
-        extra = model.extra_evaluation(args.n, args.seed, pretrained.load("judge"))
+        model = registry.load_generator(args.model)
+        extra = model.extra_evaluation(args.n, args.seed, registry.load("judge"))
         skip = {"model", "accepts", "n", "seed", "protocol", "details", "sha256", "measured_at", "cached",
                 "control_mean", "control_heldout", "control_en", "control_zh", "control_unseen"}  # in details
         result = {"n": row["n"], **row["details"], **extra,
                   **{k: v for k, v in row.items() if k not in skip and k not in row["details"] and v is not None}}
     elif args.model == "judge":  # the measuring instrument itself: accuracy on real photos
-        from .catalog import load_catalog
+        from prodgen.catalog import load_catalog
 
         if args.n < 4:
             raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
-        model = pretrained.load(args.model)
+        model = registry.load(args.model)
         result = {split: metrics.control_accuracy(model, load_catalog(split, progress=False).images[:args.n],
                                                   load_catalog(split, progress=False).labels[:args.n])
                   for split in ("test", "unseen")}
     else:
-        pretrained.verify(args.model)  # unknown or damaged -> its own clear error
+        registry.verify(args.model)  # unknown or damaged -> its own clear error
         raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
-                         f"(image models: {', '.join(pretrained.generators())})")
+                         f"(image models: {', '.join(registry.generators())})")
     if args.json:
         print(json.dumps({"model": args.model, **result}, indent=2))
     else:
@@ -229,7 +230,7 @@ def _evaluate(args) -> int:
 
 
 def _leaderboard(args) -> int:
-    from . import leaderboard
+    from prodgen.evaluation import leaderboard
 
     try:
         n = int(str(args.n).strip())
@@ -250,7 +251,7 @@ def _leaderboard(args) -> int:
 
 
 def _generate(args) -> int:
-    from .generate import Request, check_n, generate_catalog, load_generator, parse_attrs, read_requests
+    from prodgen.apps.generate import Request, check_n, generate_catalog, load_generator, parse_attrs, read_requests
 
     n = check_n(args.n, "--n")
     model = load_generator(args.model)  # a shipped name or a checkpoint file; its schema checks the requests
@@ -275,8 +276,8 @@ def _generate(args) -> int:
 
 
 def _edit(args) -> int:
-    from .edit import edit_to_folder
-    from .generate import check_n, parse_attrs
+    from prodgen.apps.edit import edit_to_folder
+    from prodgen.apps.generate import check_n, parse_attrs
 
     n = check_n(args.n, "--n")
     seed = _number(args.seed, "--seed", int, 0)
@@ -298,7 +299,7 @@ def _edit(args) -> int:
 
 
 def _stability_grid(args) -> int:
-    from .stability import run_grid
+    from prodgen.studies.recipe_grid import run_grid
 
     recipes = None if args.recipes is None else [r.strip() for r in args.recipes.split(",") if r.strip()]
     try:
@@ -306,7 +307,7 @@ def _stability_grid(args) -> int:
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got {args.seeds!r}") from None
     if args.markdown:  # the table only: runs already cached are read, missing ones trained first
-        from .stability import format_markdown
+        from prodgen.studies.recipe_grid import format_markdown
 
         result = run_grid(recipes, seeds, steps=args.steps, jobs=args.jobs, out=args.out, log=lambda s: None)
         print(format_markdown(result))
@@ -316,7 +317,7 @@ def _stability_grid(args) -> int:
 
 
 def _diffusion_study(args) -> int:
-    from .diffusion_study import format_markdown, run_study
+    from prodgen.studies.diffusion_study import format_markdown, run_study
 
     n = _number(args.n, "--n", int, 16)
     n_edits = _number(args.n_edits, "--n-edits", int, 1)
@@ -333,7 +334,7 @@ def _diffusion_study(args) -> int:
 
 
 def _studio(args) -> int:
-    from .studio_server import serve
+    from prodgen.apps.studio_server import serve
 
     return serve(port=args.port, open_browser=not args.no_browser, export_dir=args.export)
 

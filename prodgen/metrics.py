@@ -60,7 +60,7 @@ __all__ = [
 
 def judge_features(judge, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Judge features (N x 256) of images given as uint8 or as floats in [-1, 1]."""
-    from .catalog.dataset import normalize
+    from prodgen.catalog.dataset import normalize
 
     x = normalize(images) if images.dtype == torch.uint8 else images.float()
     return judge.embed(x.contiguous(memory_format=torch.channels_last), batch_size=batch_size)
@@ -214,7 +214,7 @@ def sample_images(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.
 
 def real_reference(n: int = 2000):
     """Judge-ready real sets: ``n`` training images (the reference) and ``n`` test images."""
-    from .catalog import load_catalog
+    from prodgen.catalog import load_catalog
 
     return load_catalog("train", progress=False).images[:n], load_catalog("test", progress=False).images[:n]
 
@@ -245,7 +245,7 @@ def evaluate_generator(model, judge, n: int = 2000, seed: int = 0) -> dict:
 
 
 def _judge_input(images: torch.Tensor) -> torch.Tensor:
-    from .catalog.dataset import normalize
+    from prodgen.catalog.dataset import normalize
 
     x = normalize(images) if images.dtype == torch.uint8 else images.float()
     return x.contiguous(memory_format=torch.channels_last)

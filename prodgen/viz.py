@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .fonts import FAMILY, FONT_FILE
+from prodgen.fonts import FAMILY, FONT_FILE
 
 __all__ = ["setup_fonts", "fit_text", "text_width", "image_grid", "show_images", "plot_counts", "plot_curves"]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from prodgen import pretrained
+from prodgen.models import registry
 
 CHROMIUM = os.environ.get("PRODGEN_CHROMIUM", "/usr/lib/chromium/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ pytestmark = [
                        reason="playwright is not installed (pip install playwright; never `playwright install`)"),
     pytest.mark.skipif(not Path(CHROMIUM).is_file() and not REQUIRED,
                        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-    pytest.mark.skipif(not pretrained.available("dcgan") or not pretrained.available("text2img"),
+    pytest.mark.skipif(not registry.available("dcgan") or not registry.available("text2img"),
                        reason="needs the shipped checkpoints"),
 ]
 
@@ -170,7 +170,7 @@ def test_studio_in_jupyterlab(browser, tmp_path):
     work = tmp_path / "lab"
     work.mkdir()
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("from prodgen.studio import Studio"),
+        nbformat.v4.new_code_cell("from prodgen.apps.studio import Studio"),
         nbformat.v4.new_code_cell(f"studio = Studio(export_dir={str(tmp_path / 'export')!r})\nstudio")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, work / "studio.ipynb")

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from prodgen import checks, losses
+from prodgen import checks
+from prodgen.engine import losses
 from prodgen.models import diffusion
 from check_helpers import run_check as _run, verdict_tests
 

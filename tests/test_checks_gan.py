@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from prodgen import checks
-from prodgen.losses import d_loss_bce, g_loss_non_saturating
+from prodgen.engine.losses import d_loss_bce, g_loss_non_saturating
 from check_helpers import verdict_tests
 
 

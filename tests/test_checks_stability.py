@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from prodgen import augment, checks, losses
+from prodgen.engine import augment, losses
+from prodgen import checks
 from check_helpers import run_check as _run, verdict_tests
 
 
@@ -74,7 +75,7 @@ def _ema_lerp_and_average_buffers(ema, model, decay):
 
 
 def _ema_reference(ema, model, decay):
-    from prodgen.train import _update_ema
+    from prodgen.engine.train import _update_ema
 
     _update_ema(ema, model, decay)
 

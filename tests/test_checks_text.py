@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from prodgen import checks, text
+from prodgen import checks
+from prodgen.models import text
 
 
 def _run(check, *answer, capsys):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prodgen import checks
-from prodgen.losses import SIGMA, gaussian_kl, vae_loss
+from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
 from prodgen.models.vae import reparameterize
 from check_helpers import not_done as _not_done, run_check as _run
 

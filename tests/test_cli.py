@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.cli import main
 
 from cli_helpers import in_a_subprocess, in_this_process
@@ -76,7 +76,7 @@ def test_bench_reports_the_figures(capsys):
     assert set(engine["images_per_s"]) == {"engine", "bare", "examples_fp32_nchw",
                                            "engine_" + ("fp32" if engine["default_precision"] == "bf16" else "bf16")}
     assert all(v > 0 for v in engine["images_per_s"].values()) and engine["engine_over_bare"] > 0
-    if pretrained.available("diffusion"):  # lesson 11's sampling speed, at the model's default steps and guidance
+    if registry.available("diffusion"):  # lesson 11's sampling speed, at the model's default steps and guidance
         figures = report["sampling"]["diffusion"]
         assert figures["16"]["images_per_s"] > 0 and {"steps", "guidance"} <= set(figures)
 

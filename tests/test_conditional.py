@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.catalog import HELD_OUT_PAIRS, denormalize, load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
 from prodgen.models import cgan, cvae, text2img
 from prodgen.models.condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, balanced_requests,
                                       check_labels, hide_attributes, one_hot, parse_request, request_to_dict)
-from prodgen.train import train_gan
+from prodgen.engine.train import train_gan
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -37,7 +37,7 @@ def _same(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def judge():
-    return pretrained.load("judge")
+    return registry.load("judge")
 
 
 @pytest.fixture(scope="module")
@@ -443,7 +443,7 @@ def test_combination_index_is_a_bijection_onto_0_3839():
 
 
 def _unique_tokens(attribute):
-    from prodgen.text import tokenize
+    from prodgen.models.text import tokenize
 
     owners = {}
     for v in ATTRIBUTES[attribute]:
@@ -455,13 +455,13 @@ def _unique_tokens(attribute):
 
 @pytest.fixture(scope="module")
 def bank():
-    from prodgen.text import load_encoder
+    from prodgen.models.text import load_encoder
 
     return text2img.DescriptionBank(load_encoder("text-votes"), per_combination=1)
 
 
 def test_description_bank_never_serves_held_out_pairs(bank):
-    from prodgen.text import tokenize
+    from prodgen.models.text import tokenize
 
     held = {(index_of("category", c), index_of("color", v)) for c, v in HELD_OUT_PAIRS}
     combos = torch.tensor(list(itertools.product(*(range(k) for k in K))))
@@ -495,7 +495,7 @@ def test_description_bank_never_serves_held_out_pairs(bank):
 
 @pytest.fixture(scope="module")
 def t2i():
-    return pretrained.load("text2img")
+    return registry.load("text2img")
 
 
 def test_text_to_image_is_deterministic_for_a_seed(t2i):
@@ -521,8 +521,8 @@ SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae"
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint_loads(name):
-    assert pretrained.available(name), f"data/checkpoints/{name}.pt is missing or corrupt"
-    model = pretrained.load(name)
+    assert registry.available(name), f"data/checkpoints/{name}.pt is missing or corrupt"
+    model = registry.load(name)
     assert not model.training
     request = parse_request({"category": "mug", "color": "red"}).repeat(2, 1)
     if name.startswith("cgan-"):
@@ -533,7 +533,7 @@ def test_shipped_checkpoint_loads(name):
     elif name.startswith("text2img"):
         assert model.generate(["a red mug", "红色马克杯"], seed=0).shape == (2, 3, 32, 32)
     else:
-        from prodgen.text import load_encoder
+        from prodgen.models.text import load_encoder
 
         heard = load_encoder(name).read(["a large red striped mug by Acme", "大号红色条纹马克杯，Acme品牌"])
         want = {"category": "mug", "color": "red", "size": "large", "brand": "acme", "pattern": "striped"}
@@ -541,7 +541,7 @@ def test_shipped_checkpoint_loads(name):
 
 
 def _metrics(name):
-    return pretrained.manifest()[name]["metrics"]
+    return registry.manifest()[name]["metrics"]
 
 
 def test_manifest_cgan_projection_meets_its_targets():
@@ -565,6 +565,6 @@ def test_manifest_text2img_meets_its_targets():
 
 
 def test_cgan_projection_control_re_measured(judge):
-    metrics = cgan.evaluate(pretrained.load("cgan-projection"), n=400, judge=judge)
+    metrics = cgan.evaluate(registry.load("cgan-projection"), n=400, judge=judge)
     assert metrics["n"] == 400
     assert metrics["control"]["mean"] >= 0.95, metrics["control"]

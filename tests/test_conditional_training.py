@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from prodgen import paths, pretrained
-from prodgen.generate import MODELS
+from prodgen import paths
+from prodgen.models import registry
+from prodgen.apps.generate import MODELS
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # one_thread: conftest.py; slow: trains
 
@@ -31,8 +32,8 @@ def checkpoints(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["cgan-projection", "cvae", "text2img", "text2img-embedding"])
 def test_trainer_runs_and_registers_the_model(checkpoints, name):
-    metrics = pretrained.train(name, fast=True, log=None)
-    entry = pretrained.manifest()[name]
+    metrics = registry.train(name, fast=True, log=None)
+    entry = registry.manifest()[name]
     assert entry["training"]["fast"] is True and entry["training"]["epochs_done"] == 1
     assert entry["metrics"] == json.loads(json.dumps(metrics))  # what was measured is what was recorded
     assert {"fid", "fid_floor", "precision", "recall"} <= set(metrics)
@@ -40,7 +41,7 @@ def test_trainer_runs_and_registers_the_model(checkpoints, name):
         assert {"test_en", "test_zh", "unseen_en", "unseen_zh", "new_phrasings"} <= set(metrics)
     else:
         assert 0.0 <= metrics["control"]["mean"] <= 1.0
-    model = pretrained.load(name)  # sha256-verified, rebuilt from the recorded config
+    model = registry.load(name)  # sha256-verified, rebuilt from the recorded config
     assert model is not None
     assert not list(checkpoints.glob(".*.tmp")), "no temporary file may be left behind"
 

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.models import dcgan
-from prodgen.losses import GAN_LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_non_saturating, g_loss_saturating
+from prodgen.engine.losses import (GAN_LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_non_saturating, g_loss_saturating)
 from prodgen.models.dcgan import Discriminator, Generator, build, build_pair
 
 
@@ -79,16 +79,16 @@ def test_build_from_config():
 def test_train_checkpoint_fast_saves_through_the_registry(tmp_path, monkeypatch):
     monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(tmp_path))
     metrics = dcgan.train_checkpoint("dcgan", fast=True, log=None, config={"width": 8})
-    entry = pretrained.manifest()["dcgan"]
+    entry = registry.manifest()["dcgan"]
     assert entry["config"] == {"z_dim": 100, "width": 8, "image_size": 32}
     assert entry["training"]["fast"] is True and metrics["epochs_done"] == 1
-    model, info = pretrained.load_entry("dcgan")
+    model, info = registry.load_entry("dcgan")
     assert isinstance(model, Generator) and info["extra"]["samples"].shape[1:] == (16, 3, 32, 32)
 
 
 def test_the_shipped_checkpoint_loads():
-    assert pretrained.available("dcgan"), "data/checkpoints/dcgan.pt is missing or corrupt"
-    g, info = pretrained.load_entry("dcgan")
+    assert registry.available("dcgan"), "data/checkpoints/dcgan.pt is missing or corrupt"
+    g, info = registry.load_entry("dcgan")
     assert isinstance(g, Generator) and not g.training
     with torch.no_grad():
         x = g(torch.randn(4, g.z_dim, generator=torch.Generator().manual_seed(0)))

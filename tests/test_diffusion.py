@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from prodgen.losses import diffusion_loss, q_sample, v_target
+from prodgen.engine.losses import diffusion_loss, q_sample, v_target
 from prodgen.models import diffusion as dm
 from prodgen.models.protocol import Knob
 
@@ -202,7 +202,7 @@ def test_diffusion_loss_is_the_v_regression(net):
 
 @pytest.mark.slow(seconds=15)
 def test_train_diffusion_learns_and_resumes(squares_catalog, tmp_path):
-    from prodgen.train import train_diffusion
+    from prodgen.engine.train import train_diffusion
 
     torch.manual_seed(0)
     model = dm.UNet(width=8)

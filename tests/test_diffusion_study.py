@@ -9,7 +9,10 @@ import shutil
 import pytest
 import torch
 
-from prodgen import diffusion_study, leaderboard, paths, pretrained
+from prodgen.studies import diffusion_study
+from prodgen.evaluation import leaderboard
+from prodgen import paths
+from prodgen.models import registry
 from prodgen.models import diffusion
 from prodgen.models.protocol import Knob
 
@@ -42,8 +45,8 @@ def tiny_study(tmp_path, monkeypatch):
     (folder / "manifest.json").write_text(json.dumps(keep), encoding="utf-8")
     monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
     net = _tiny_diffusion(0)
-    pretrained.save("diffusion", net, {"width": 8, "schedule": "cosine"})
-    pretrained.save("diffusion-text", net, {"width": 8, "schedule": "cosine", "reader": "text-votes"})
+    registry.save("diffusion", net, {"width": 8, "schedule": "cosine"})
+    registry.save("diffusion-text", net, {"width": 8, "schedule": "cosine", "reader": "text-votes"})
     monkeypatch.setattr(leaderboard, "cache_folder", lambda: tmp_path / "rows")  # the real photos' features: shared
     monkeypatch.setattr(diffusion_study, "GUIDANCE_SWEEP", (0.0, 3.0))
     monkeypatch.setattr(diffusion_study, "SAMPLER_STEPS", (2, 5))
@@ -66,7 +69,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     for part in diffusion_study.PARTS:  # the expected time is said before each part runs, the wall time after
         assert f"{part}: n = {8 if part == 'edits' else 16}, expected about " in stdout
     saved = json.loads(out.read_text(encoding="utf-8"))  # strict JSON: no Infinity or NaN in the file
-    sha = pretrained.manifest()["diffusion"]["sha256"]
+    sha = registry.manifest()["diffusion"]["sha256"]
     assert saved["model"] == "diffusion" and saved["checkpoint_sha256"] == sha
     assert list(saved["parts"]) == list(diffusion_study.PARTS)
     for part, measured in saved["parts"].items():
@@ -82,7 +85,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
         assert 0 <= r["control_mean"] <= 1 and r["fid"] > 0 and r["fid_floor"] > 0
         assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["diversity"] > 0
         assert r["seconds_per_image"] > 0
-    assert guidance["rows"][0]["fid_floor"] == pytest.approx(leaderboard.Reference(pretrained.load("judge")).floor(16),
+    assert guidance["rows"][0]["fid_floor"] == pytest.approx(leaderboard.Reference(registry.load("judge")).floor(16),
                                                              abs=1e-3)
     assert guidance["rows"][0]["fid"] != guidance["rows"][1]["fid"]  # the guidance changes the images
 
@@ -116,10 +119,10 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     assert diffusion_study.format_markdown(diffusion_study.load_results(out)) == stdout
 
     # a retrained checkpoint: the requested part is measured again, the others stay as they were
-    pretrained.save("diffusion", _tiny_diffusion(1), {"width": 8, "schedule": "cosine"})
+    registry.save("diffusion", _tiny_diffusion(1), {"width": 8, "schedule": "cosine"})
     monkeypatch.setattr(diffusion_study, "_calibrate", calibrate)
     result = diffusion_study.run_study("guidance", n=16, out=out, log=lambda s: None)
-    new_sha = pretrained.manifest()["diffusion"]["sha256"]
+    new_sha = registry.manifest()["diffusion"]["sha256"]
     assert new_sha != sha and result["parts"]["guidance"]["provenance"]["checkpoint_sha256"] == new_sha
     assert result["parts"]["samplers"] == saved["parts"]["samplers"]  # not asked for: kept
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from prodgen import distributed
+from prodgen.engine import distributed
 
 
 # ----------------------------------------------------------------------------- without processes
@@ -59,7 +59,7 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
 
 
 def test_the_batch_must_split_evenly_across_processes(monkeypatch):
-    from prodgen import train
+    from prodgen.engine import train
     from prodgen.catalog import Catalog
     from prodgen.models.dcgan import build_pair
 
@@ -79,7 +79,8 @@ DRIVER = textwrap.dedent('''
     import hashlib, json, os, sys
     import torch
     torch.set_num_threads(1)
-    from prodgen import cli, distributed, train
+    from prodgen import cli
+    from prodgen.engine import distributed, train
     from prodgen.models import dcgan
     dcgan.CHECKPOINT_CONFIG.update(width=8, z_dim=16)
     rank, record = int(os.environ["RANK"]), os.environ["RECORD"]
@@ -140,7 +141,7 @@ def two_process_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_one_model(two_process_run):
-    from prodgen import pretrained
+    from prodgen.models import registry
 
     tmp_path, done = two_process_run
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -152,7 +153,7 @@ def test_two_gloo_processes_train_one_model(two_process_run):
     assert len(a) == len(b) == 512 and not set(a) & set(b)  # disjoint halves of the epoch
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.pt", "x.state.pt"]  # rank 0 alone wrote
     assert list((tmp_path / "shipped").iterdir()) == []
-    model, info = pretrained.load_file(tmp_path / "out" / "x.pt")
+    model, info = registry.load_file(tmp_path / "out" / "x.pt")
     assert info["training"]["processes"] == 2 and info["training"]["images_seen"] == 1024
     assert info["metrics"]["images_seen"] == 1024 and info["config"]["width"] == 8
     assert done.stdout.count("saved dcgan to") == 1  # rank 0 alone reports
@@ -160,7 +161,7 @@ def test_two_gloo_processes_train_one_model(two_process_run):
 
 @pytest.mark.slow
 def test_resume_under_two_processes(two_process_run):
-    from prodgen import pretrained
+    from prodgen.models import registry
 
     tmp_path, first = two_process_run
     assert first.returncode == 0
@@ -169,7 +170,7 @@ def test_resume_under_two_processes(two_process_run):
     r0, r1 = _records(tmp_path)
     assert r0["hash"] == r1["hash"] and r0["images_seen"] == 2048  # the first epoch's 1024 + this one's
     assert len(r0["seen"]) == 1  # only the second epoch was trained
-    model, info = pretrained.load_file(tmp_path / "out" / "x.pt")
+    model, info = registry.load_file(tmp_path / "out" / "x.pt")
     assert info["training"]["epochs_done"] == 2 and info["training"]["images_seen"] == 2048
 
 

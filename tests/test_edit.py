@@ -1,4 +1,4 @@
-"""`prodgen edit` and `prodgen.edit`: change attributes of a real photo, before/after PNGs plus metadata.csv.
+"""`prodgen edit` and `prodgen.apps.edit`: change attributes of a real photo, before/after PNGs plus metadata.csv.
 
 The diffusion cases use a tiny U-Net (width 8, random weights) saved in a temporary checkpoint folder
 beside the shipped judge and cvae: what is tested (pixels outside the product mask kept, seeds, files,
@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.catalog import load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
-from prodgen.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
+from prodgen.apps.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
 from prodgen.models import diffusion
 from prodgen.models.condition import request_to_dict
 
@@ -64,7 +64,7 @@ def _checkpoints(folder: Path, names=("judge", "cvae"), diffusion_width: int | N
                 p.add_(0.05 * torch.randn(p.shape, generator=gen))
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("PRODGEN_CHECKPOINTS", str(folder))
-            pretrained.save("diffusion", net, {"width": diffusion_width, "schedule": "cosine"})
+            registry.save("diffusion", net, {"width": diffusion_width, "schedule": "cosine"})
     return folder
 
 
@@ -131,9 +131,9 @@ def test_cvae_edit_in_python_matches_the_model(photo, store, tmp_path, monkeypat
     before, afters, info = edit_photo("cvae", _save(image, tmp_path / "p.png"), {"pattern": "dotted"})
     assert before.shape == (1, 3, 32, 32) and afters.shape == (1, 3, 32, 32) and afters.dtype == torch.uint8
     assert info["read"] == truth and info["request"] == {**truth, "pattern": "dotted"} and info["seeds"] is None
-    want = denormalize(pretrained.load("cvae").edit(image[None], parse_request(truth), {"pattern": "dotted"}))
+    want = denormalize(registry.load("cvae").edit(image[None], parse_request(truth), {"pattern": "dotted"}))
     assert torch.equal(afters, want)
-    judge = pretrained.load("judge")
+    judge = registry.load("judge")
     assert info["results"] == [request_to_dict(judge.predict(normalize(want))[0])]
     with pytest.raises(ValueError, match="takes no settings"):
         edit_photo("cvae", tmp_path / "p.png", {"color": "teal"}, steps=4)

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-import prodgen.generate
-from prodgen import pretrained
+import prodgen.apps.generate
+from prodgen.models import registry
 from prodgen.catalog import denormalize
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.cli import main
-from prodgen.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog, read_requests
+from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog, read_requests
 from prodgen.models import cgan
 from prodgen.models.condition import parse_request
 
@@ -77,7 +77,7 @@ def test_text_request(tmp_path, capsys):
     for p in pngs:
         with Image.open(p) as im:
             assert im.size == (32, 32) and im.mode == "RGB"
-    want = denormalize(pretrained.load("text2img").generate([text] * 3, seed=4))
+    want = denormalize(registry.load("text2img").generate([text] * 3, seed=4))
     got = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1) for p in pngs])
     assert torch.equal(got, want)  # the files hold the model's images, losslessly
 
@@ -104,7 +104,7 @@ def test_attribute_request(tmp_path, model):
                                                       "pattern": ""}  # unspecified ones stay blank
         assert (r["description"], r["model"], r["seed"]) == ("", model, "5")
     if model == "cgan-projection":
-        want = denormalize(cgan.generate(pretrained.load(model), parse_request({"category": "mug", "color": "red"})
+        want = denormalize(cgan.generate(registry.load(model), parse_request({"category": "mug", "color": "red"})
                                          .repeat(2, 1), seed=5))
         got = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1) for p in _pngs(out)])
         assert torch.equal(got, want)
@@ -120,7 +120,7 @@ def test_unconditional_model_needs_no_request(tmp_path, capsys, model):
     for r in rows:
         assert {a: r[a] for a in ATTRIBUTE_NAMES} == dict.fromkeys(ATTRIBUTE_NAMES, "")
         assert (r["description"], r["model"], r["seed"]) == ("", model, "2")
-    want = pretrained.load_generator(model).generate(3, seed=2)  # the protocol's images, losslessly
+    want = registry.load_generator(model).generate(3, seed=2)  # the protocol's images, losslessly
     got = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1) for p in _pngs(out)])
     assert torch.equal(got, want)
 
@@ -330,7 +330,7 @@ def test_in_process_errors_name_what_was_wrong(tmp_path, capsys):
 # ----------------------------------------------------------------------------- nothing half-written
 def _interrupt_second_request(monkeypatch, tmp_path, error=KeyboardInterrupt):
     """Make the 2nd request fail; returns what the temporary folder held at that moment."""
-    real = prodgen.generate.generate
+    real = prodgen.apps.generate.generate
     calls, seen = [], {}
 
     def flaky(*args, **kwargs):
@@ -341,7 +341,7 @@ def _interrupt_second_request(monkeypatch, tmp_path, error=KeyboardInterrupt):
             raise error()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prodgen.generate, "generate", flaky)
+    monkeypatch.setattr(prodgen.apps.generate, "generate", flaky)
     return seen
 
 

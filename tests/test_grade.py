@@ -16,7 +16,8 @@ import nbformat
 import pytest
 
 from cli_helpers import in_this_process
-from prodgen import course, grade
+from prodgen import course
+from prodgen.course import grade
 
 ROOT = course.find_root()
 

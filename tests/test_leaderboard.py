@@ -14,7 +14,9 @@ import time
 import pytest
 import torch
 
-from prodgen import leaderboard, paths, pretrained
+from prodgen.evaluation import leaderboard
+from prodgen import paths
+from prodgen.models import registry
 from prodgen.cli import main
 from prodgen.models.protocol import ACCEPTS, Knob, ImageModel, noise
 
@@ -22,7 +24,7 @@ from cli_helpers import in_a_subprocess, in_this_process
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
-SHIPPED = pretrained.generators(shipped=True)
+SHIPPED = registry.generators(shipped=True)
 
 
 def _requests(model: ImageModel, n: int = 2):
@@ -36,9 +38,9 @@ def _requests(model: ImageModel, n: int = 2):
 def test_the_registry_lists_every_shipped_image_model():
     assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img",
                        "text2img-embedding", "diffusion", "diffusion-text"]
-    assert set(pretrained.GENERATORS) <= set(pretrained.BUILDERS)
-    assert "judge" not in pretrained.GENERATORS and "text-gru" not in pretrained.GENERATORS
-    assert pretrained.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
+    assert set(registry.GENERATORS) <= set(registry.BUILDERS)
+    assert "judge" not in registry.GENERATORS and "text-gru" not in registry.GENERATORS
+    assert registry.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
                                             "cgan-concat": "attributes", "cgan-acgan": "attributes",
                                             "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text", "text2img-embedding": "text",
                                             "diffusion": "attributes", "diffusion-text": "text"}
@@ -46,7 +48,7 @@ def test_the_registry_lists_every_shipped_image_model():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_generator_implements_the_protocol(name):
-    model = pretrained.load_generator(name)
+    model = registry.load_generator(name)
     assert isinstance(model, ImageModel) and model.name == name and model.accepts in ACCEPTS
     for key, knob in model.knobs.items():  # every knob says its default, which is valid
         assert isinstance(knob, Knob) and knob.name == key
@@ -70,13 +72,13 @@ def test_every_generator_implements_the_protocol(name):
 
 
 def test_knob_ranges_and_choices_are_checked():
-    model = pretrained.load_generator("cgan-projection")
+    model = registry.load_generator("cgan-projection")
     with pytest.raises(ValueError, match=r"truncation must be in \[0.05, 4.0\], got 9"):
         model.generate([{}], truncation=9)
     with pytest.raises(ValueError, match="unspecified must be one of random, learned"):
         model.generate([{}], unspecified="any")
     with pytest.raises(ValueError, match=r"temperature must be a number in \[0.0, 3.0\]"):
-        pretrained.load_generator("vae").generate(1, temperature=float("nan"))
+        registry.load_generator("vae").generate(1, temperature=float("nan"))
 
 
 def test_a_whole_number_knob_refuses_fractions():
@@ -94,9 +96,9 @@ def test_protocol_keeps_the_lesson_functions_images():
     from prodgen.models.condition import balanced_requests
 
     labels = balanced_requests(6, seed=1)
-    model = pretrained.load_generator("cgan-projection")
+    model = registry.load_generator("cgan-projection")
     assert torch.equal(model.generate(labels, seed=5), denormalize(cgan.generate(model.network, labels, seed=5)))
-    text = pretrained.load_generator("text2img")
+    text = registry.load_generator("text2img")
     assert torch.equal(text.generate(["a red mug"] * 2, seed=2), denormalize(text.network.generate(["a red mug"] * 2, seed=2)))
 
 
@@ -154,16 +156,16 @@ def test_a_second_run_reads_the_cache_and_a_retrained_model_is_measured_again(ro
 
     folder = _private_checkpoints(tmp_path, monkeypatch)  # "retrain" cgan-projection: other weights, new sha256
     before = leaderboard.cache_file("cgan-projection", 64)
-    net = pretrained.load("cgan-projection")
+    net = registry.load("cgan-projection")
     with torch.no_grad():
         next(net.parameters()).mul_(1.01)
-    entry = pretrained.manifest()["cgan-projection"]
-    pretrained.save("cgan-projection", net, entry["config"], metrics=entry["metrics"], training=entry["training"])
-    assert pretrained.manifest()["cgan-projection"]["sha256"] != entry["sha256"]
+    entry = registry.manifest()["cgan-projection"]
+    registry.save("cgan-projection", net, entry["config"], metrics=entry["metrics"], training=entry["training"])
+    assert registry.manifest()["cgan-projection"]["sha256"] != entry["sha256"]
     assert leaderboard.cache_file("cgan-projection", 64) != before
     rows = leaderboard.evaluate_all(["cgan-projection", "dcgan"], n=64)
     assert [r["cached"] for r in rows] == [False, True] and fake_measure[-1] == ("cgan-projection", 64, 0)
-    assert rows[0]["sha256"] == pretrained.manifest()["cgan-projection"]["sha256"]
+    assert rows[0]["sha256"] == registry.manifest()["cgan-projection"]["sha256"]
 
     shutil.copy(folder / "judge.pt", folder / "judge.bak")  # the judge is part of every key
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -187,8 +189,8 @@ def test_a_model_added_to_the_registry_appears_without_code_changes(rows_folder,
     shutil.copy(folder / "cgan-projection.pt", folder / "cgan-copy.pt")
     manifest["cgan-copy"] = {**manifest["cgan-projection"], "file": "cgan-copy.pt"}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    monkeypatch.setitem(pretrained.BUILDERS, "cgan-copy", pretrained.BUILDERS["cgan-projection"])
-    monkeypatch.setitem(pretrained.GENERATORS, "cgan-copy", pretrained.GENERATORS["cgan-projection"])
+    monkeypatch.setitem(registry.BUILDERS, "cgan-copy", registry.BUILDERS["cgan-projection"])
+    monkeypatch.setitem(registry.GENERATORS, "cgan-copy", registry.GENERATORS["cgan-projection"])
     rows = leaderboard.evaluate_all(None, n=32)
     assert [r["model"] for r in rows] == SHIPPED + ["cgan-copy"]
 
@@ -283,7 +285,7 @@ def test_python_api_refuses_bad_n():
     (lambda f: f[:, :128], "different feature dimensions (256 vs 128)"),
 ])
 def test_broken_features_are_one_line_and_nothing_is_cached(rows_folder, monkeypatch, capsys, broken, message):
-    leaderboard.Reference(pretrained.load("judge"))  # the real photos' features: cached intact before they can break
+    leaderboard.Reference(registry.load("judge"))  # the real photos' features: cached intact before they can break
     real_judge = leaderboard._judge
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (broken(real_judge(judge, images)[0]),
                                                                       real_judge(judge, images)[1]))
@@ -300,7 +302,7 @@ def test_a_reference_with_broken_features_is_never_cached(monkeypatch):
 
     small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
     monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False: small)
-    monkeypatch.setattr(pretrained, "manifest", lambda: {"judge": {"sha256": "0" * 64}})  # a cache file of its own
+    monkeypatch.setattr(registry, "manifest", lambda: {"judge": {"sha256": "0" * 64}})  # a cache file of its own
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (torch.full((len(images), 8), float("nan")),
                                                                       torch.zeros(len(images), 5, dtype=torch.long)))
     with pytest.raises(ValueError, match="real train photos hold NaN or infinite values; nothing was cached"):

@@ -230,9 +230,9 @@ def assert_09(results: dict) -> None:
     assert results["walks"]["red"][-1]["success"] < results["asked"]["red"]["success"] - 0.3
     for value, asked in results["asked"].items():
         assert asked["success"] >= 0.85 and asked["kept"] >= 0.95, (value, asked)
-    from prodgen import pretrained
+    from prodgen.models import registry
 
-    assert results["studio_models"] == pretrained.generators(shipped=True)
+    assert results["studio_models"] == registry.generators(shipped=True)
 
 
 def assert_10(results: dict) -> None:

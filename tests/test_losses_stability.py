@@ -7,13 +7,7 @@ import math
 import pytest
 import torch
 
-from prodgen.losses import (
-    d_loss_wasserstein,
-    g_loss_wasserstein,
-    gradient_penalty,
-    mode_seeking_loss,
-    r1_penalty,
-)
+from prodgen.engine.losses import (d_loss_wasserstein, g_loss_wasserstein, gradient_penalty, mode_seeking_loss, r1_penalty)
 
 
 class Linear(torch.nn.Module):

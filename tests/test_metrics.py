@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy import linalg
 
-from prodgen import metrics, pretrained
+from prodgen import metrics
+from prodgen.models import registry
 from prodgen.catalog import load_catalog, normalize
 
 
@@ -295,9 +296,9 @@ def test_as_features_messages():
 # ---------------------------------------------------------------- with the judge
 @pytest.fixture(scope="module")
 def judge():
-    if not pretrained.available("judge"):
+    if not registry.available("judge"):
         pytest.fail("the shipped judge checkpoint is missing or corrupt (data/checkpoints/judge.pt)")
-    return pretrained.load("judge")
+    return registry.load("judge")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prodgen import own_catalog
+from prodgen.evaluation import own_catalog
 from prodgen.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))

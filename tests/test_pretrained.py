@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.cli import main
 from prodgen.models.judge import Judge
 
@@ -25,8 +25,8 @@ def _tiny_judge():
 
 def test_save_then_load_round_trip(store, monkeypatch):
     model = _tiny_judge()
-    pretrained.save("judge", model, {"num_classes": model.num_classes, "width": 4}, metrics={"acc": 0.5})
-    entry = pretrained.manifest()["judge"]
+    registry.save("judge", model, {"num_classes": model.num_classes, "width": 4}, metrics={"acc": 0.5})
+    entry = registry.manifest()["judge"]
     assert entry["metrics"] == {"acc": 0.5} and len(entry["sha256"]) == 64
     calls = []
     real_load = torch.load
@@ -36,7 +36,7 @@ def test_save_then_load_round_trip(store, monkeypatch):
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    loaded = pretrained.load("judge")
+    loaded = registry.load("judge")
     assert calls == [True], "checkpoints must load with weights_only=True"
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), k
@@ -45,23 +45,23 @@ def test_save_then_load_round_trip(store, monkeypatch):
 
 def test_missing_corrupt_and_unknown(store):
     model = _tiny_judge()
-    path = pretrained.save("judge", model, {"num_classes": model.num_classes, "width": 4})
+    path = registry.save("judge", model, {"num_classes": model.num_classes, "width": 4})
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="corrupt .*sha256"):
-        pretrained.load("judge")
-    assert not pretrained.available("judge")
+        registry.load("judge")
+    assert not registry.available("judge")
     path.unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
-        pretrained.load("judge")
+        registry.load("judge")
     with pytest.raises(ValueError, match="unknown model 'nope'; shipped models: judge"):
-        pretrained.load("nope")
+        registry.load("nope")
 
 
 def test_interrupted_save_leaves_nothing_behind(store, monkeypatch):
     model = _tiny_judge()
-    pretrained.save("judge", model, {"num_classes": model.num_classes, "width": 4})
+    registry.save("judge", model, {"num_classes": model.num_classes, "width": 4})
     before = {p.name: p.read_bytes() for p in store.iterdir()}
 
     def broken_save(obj, f, *args, **kwargs):
@@ -70,13 +70,13 @@ def test_interrupted_save_leaves_nothing_behind(store, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(KeyboardInterrupt):
-        pretrained.save("judge", _tiny_judge(), {"num_classes": model.num_classes, "width": 4})
+        registry.save("judge", _tiny_judge(), {"num_classes": model.num_classes, "width": 4})
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before
 
 
 def test_shipped_judge_is_intact_and_accurate():
-    assert pretrained.available("judge"), "data/checkpoints/judge.pt is missing or corrupt"
-    metrics = pretrained.manifest()["judge"]["metrics"]
+    assert registry.available("judge"), "data/checkpoints/judge.pt is missing or corrupt"
+    metrics = registry.manifest()["judge"]["metrics"]
     for attribute in ("category", "color", "size", "brand", "pattern"):
         assert metrics[f"test_{attribute}"] >= 0.98
 

@@ -1,11 +1,11 @@
 """The image-model protocol's optional latents: ``from_latents(latents(r, seed, **k))`` is ``generate(r, seed,
-**k)`` byte for byte for every shipped generator that has them, and ``prodgen.latent.interpolate`` blends two
+**k)`` byte for byte for every shipped generator that has them, and ``prodgen.apps.latent.interpolate`` blends two
 images' latents with exact ends."""
 import pytest
 import torch
 
-from prodgen import pretrained
-from prodgen.latent import interpolate
+from prodgen.models import registry
+from prodgen.apps.latent import interpolate
 
 REQUESTS = {
     "nothing": 12,
@@ -19,8 +19,8 @@ BLENDING = ("dcgan", "cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stabl
 @pytest.fixture(scope="module")
 def models():
     loaded = {}
-    for name in pretrained.generators(shipped=True):
-        model = pretrained.load_generator(name)
+    for name in registry.generators(shipped=True):
+        model = registry.load_generator(name)
         # a warm-up call: in a fresh process the very first forward pass of a network has been seen (once) to
         # differ from every later one by a rounding (oneDNN's first call), whatever path calls it
         model.generate(REQUESTS[model.accepts], seed=0)
@@ -29,7 +29,7 @@ def models():
 
 
 def _shipped(name):
-    if not pretrained.available(name):
+    if not registry.available(name):
         pytest.skip(f"{name} is not shipped")
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from prodgen import pretrained
+from prodgen.models import registry
 from prodgen.catalog import Catalog
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models import cgan, condition, cvae, diffusion, judge
@@ -87,8 +87,8 @@ def test_networks_are_built_for_a_schema():
 def test_a_checkpoint_remembers_its_schema(tmp_path):
     g, _ = cgan.build_pair("projection", z_dim=8, width=8, schema=SHAPES)
     path = tmp_path / "mine.pt"
-    pretrained.save("cgan-projection", g, {"z_dim": 8, "width": 8, "schema": SHAPES.to_config()}, out=path)
-    model = pretrained.load_generator_file(path)
+    registry.save("cgan-projection", g, {"z_dim": 8, "width": 8, "schema": SHAPES.to_config()}, out=path)
+    model = registry.load_generator_file(path)
     assert model.schema == SHAPES and model.name == "mine"
     images = model.generate([{"shape": "star", "colour": "red"}, {"colour": "blue"}], seed=3)
     assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8
@@ -100,11 +100,11 @@ def test_a_checkpoint_remembers_its_schema(tmp_path):
 
 def test_a_judge_file_is_not_a_generator(tmp_path):
     path = tmp_path / "judge.pt"
-    pretrained.save("judge", judge.Judge(schema=SHAPES, width=8),
+    registry.save("judge", judge.Judge(schema=SHAPES, width=8),
                     {"num_classes": SHAPES.num_classes, "width": 8, "schema": SHAPES.to_config()}, out=path)
     with pytest.raises(ValueError, match="holds a 'judge' checkpoint, which is not an image generator"):
-        pretrained.load_generator_file(path)
-    loaded, info = pretrained.load_file(path)
+        registry.load_generator_file(path)
+    loaded, info = registry.load_file(path)
     assert loaded.schema == SHAPES and info["name"] == "judge"
 
 

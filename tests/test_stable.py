@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from prodgen.augment import cutout, diff_augment, translate
+from prodgen.engine.augment import cutout, diff_augment, translate
 from prodgen.cli import main
 from prodgen.models.cgan import ProjectionDiscriminator
-from prodgen.models.stable import RECIPES, build_networks, recipe, train_recipe
-from prodgen.train import gan_step, train_gan
+from prodgen.models.cgan_stable import RECIPES, build_networks, recipe, train_recipe
+from prodgen.engine.train import gan_step, train_gan
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -163,28 +163,28 @@ def test_small_recipes_see_only_their_photos(catalog):
 # ----------------------------------------------------------------------------- the grid
 @pytest.mark.slow
 def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
-    from prodgen import stability
-    from prodgen.models import stable
+    from prodgen.studies import recipe_grid
+    from prodgen.models import cgan_stable
 
-    monkeypatch.setattr(stable, "GRID", {"steps": 2, "batch_size": 16, "width": 8, "z_dim": 8, "ema_decay": 0.9,
+    monkeypatch.setattr(cgan_stable, "GRID", {"steps": 2, "batch_size": 16, "width": 8, "z_dim": 8, "ema_decay": 0.9,
                                          "hide_p": 0.1, "seeds": (0, 1), "n": 32})
-    monkeypatch.setattr(stability, "_cache_file", lambda r, s, b: tmp_path / "cache" / f"{r}-{s}.json")
+    monkeypatch.setattr(recipe_grid, "_cache_file", lambda r, s, b: tmp_path / "cache" / f"{r}-{s}.json")
     out = tmp_path / "grid.json"
-    result = stability.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=lambda s: None)
+    result = recipe_grid.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=lambda s: None)
     saved = json.loads(out.read_text())
     assert saved["summary"] == result["summary"] and len(saved["runs"]) == 4
     run = saved["runs"][0]
     assert {"live", "ema", "d_calls_real_train", "d_calls_real_heldout", "curves", "samples_png"} <= set(run)
     # the sample images travel as one PNG strip per run and come back as uint8 images
-    loaded = stability.load_results(out)["runs"][0]["samples"]
-    assert torch.tensor(loaded).shape == (stability.SHIPPED_SAMPLES, 3, 32, 32)
+    loaded = recipe_grid.load_results(out)["runs"][0]["samples"]
+    assert torch.tensor(loaded).shape == (recipe_grid.SHIPPED_SAMPLES, 3, 32, 32)
     assert 0 <= run["ema"]["control_mean"] <= 1 and run["ema"]["fid"] > 0
     mean, std = saved["summary"]["hinge-sn"]["ema"]["fid"]
     fids = [r["ema"]["fid"] for r in saved["runs"] if r["recipe"] == "hinge-sn"]
     assert mean == pytest.approx(sum(fids) / 2, abs=1e-3) and std == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5, abs=1e-3)
     # a second call trains nothing: every run is read from the cache
     logs = []
-    stability.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=logs.append)
+    recipe_grid.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=logs.append)
     assert "4 run(s) cached, 0 to train" in logs[0]
 
 
@@ -206,8 +206,9 @@ def test_grid_command_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys,
 def test_cgan_stable_trains_registers_and_generates(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from prodgen import paths, pretrained
-    from prodgen.models import stable
+    from prodgen import paths
+    from prodgen.models import registry
+    from prodgen.models import cgan_stable
 
     shipped = paths.checkpoints_dir()
     folder = tmp_path / "checkpoints"
@@ -218,12 +219,12 @@ def test_cgan_stable_trains_registers_and_generates(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
 
     # the shipped recipe at a tiny size: what `prodgen train cgan-stable` runs, minus the hours
-    metrics = stable.train_checkpoint("cgan-stable", fast=True, log=None, width=8, deep=False, batch_size=64)
-    entry = pretrained.manifest()["cgan-stable"]
+    metrics = cgan_stable.train_checkpoint("cgan-stable", fast=True, log=None, width=8, deep=False, batch_size=64)
+    entry = registry.manifest()["cgan-stable"]
     assert entry["training"]["recipe"] == "stable" and entry["training"]["augment"] == "translation,cutout"
     assert entry["training"]["loss"] == "hinge" and entry["training"]["norm"] == "spectral"
     assert entry["metrics"] == json.loads(json.dumps(metrics)) and 0 <= metrics["control"]["mean"] <= 1
-    model = pretrained.load_generator("cgan-stable")
+    model = registry.load_generator("cgan-stable")
     assert model.accepts == "attributes" and set(model.knobs) == {"truncation", "unspecified"}
     a = model.generate([{"color": "red", "category": "mug"}] * 3, seed=5)
     assert a.shape == (3, 3, 32, 32) and a.dtype == torch.uint8
@@ -232,4 +233,4 @@ def test_cgan_stable_trains_registers_and_generates(tmp_path, monkeypatch, capsy
     assert main(["generate", "--model", "cgan-stable", "--attrs", "color=red", "--n", "2", "--out", str(out)]) == 0
     assert len(list(out.glob("*.png"))) == 2 and (out / "metadata.csv").is_file()
     with pytest.raises(ValueError, match="unknown training setting"):
-        stable.train_checkpoint("cgan-stable", fast=True, log=None, learning_rate=1.0)
+        cgan_stable.train_checkpoint("cgan-stable", fast=True, log=None, learning_rate=1.0)

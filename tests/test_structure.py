@@ -1,6 +1,6 @@
 """The package's shape: dependencies point one way (no import cycle), the engine imports no model, and the
 command line calls only public functions. Read from the source with ``ast`` (nothing is imported), so
-imports inside functions count too; modules named as strings in the registry (``prodgen.pretrained``'s
+imports inside functions count too; modules named as strings in the registry (``prodgen.models.registry``'s
 ``"module:function"`` entries, loaded with importlib on demand) are not imports and do not count."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import prodgen
 
 PACKAGE = Path(prodgen.__file__).resolve().parent
-ENGINE = ("prodgen.train", "prodgen.losses", "prodgen.distributed")
+ENGINE = ("prodgen.engine.train", "prodgen.engine.losses", "prodgen.engine.distributed")
 # what the engine may build on (DESIGN.md: models -> engine -> catalog, metrics, runtime, paths)
-ENGINE_MAY_IMPORT = ("prodgen.catalog", "prodgen.metrics", "prodgen.runtime", "prodgen.paths", *ENGINE)
+ENGINE_MAY_IMPORT = ("prodgen.catalog", "prodgen.metrics", "prodgen.engine.runtime", "prodgen.paths", *ENGINE)
 
 
 def _modules() -> dict[str, Path]:
@@ -74,8 +74,8 @@ def _find_cycle(graph) -> list[str] | None:
 
 def test_the_import_graph_is_read_correctly():
     graph = _graph()
-    assert "prodgen.losses" in graph["prodgen.train"]  # `from . import losses`
-    assert "prodgen.runtime" in graph["prodgen.train"]  # an import inside a function
+    assert "prodgen.engine.losses" in graph["prodgen.engine.train"]  # `from . import losses`
+    assert "prodgen.engine.runtime" in graph["prodgen.engine.train"]  # an import inside a function
     assert "prodgen.models.cgan" in graph["prodgen.models.cvae"]  # `from .cgan import Generator`
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
@@ -120,10 +120,10 @@ def _private_uses(tree: ast.Module, package: str = "prodgen") -> list[str]:
 
 
 def test_the_private_name_scan_catches_both_forms():
-    tree = ast.parse("from .generate import _check_n\nfrom . import pretrained\nimport prodgen.text\n"
-                     "def f():\n    pretrained._builder('x')\n    prodgen.text._tokens('y')\n    pretrained.load('z')\n")
+    tree = ast.parse("from .generate import _check_n\nfrom . import pretrained\nimport prodgen.models.text\n"
+                     "def f():\n    pretrained._builder('x')\n    prodgen.models.text._tokens('y')\n    pretrained.load('z')\n")
     assert _private_uses(tree) == ["from .generate import _check_n", "pretrained._builder (line 5)",
-                                   "prodgen.text._tokens (line 6)"]
+                                   "prodgen.models.text._tokens (line 6)"]
 
 
 def test_the_command_line_calls_no_private_function_of_another_module():

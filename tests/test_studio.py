@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from prodgen import pretrained
+from prodgen.models import registry
 
-pytestmark = pytest.mark.skipif(not pretrained.available("dcgan"), reason="needs the shipped checkpoints")
+pytestmark = pytest.mark.skipif(not registry.available("dcgan"), reason="needs the shipped checkpoints")
 
 
 @pytest.fixture(scope="module")
 def studio():
-    from prodgen.studio import Studio
+    from prodgen.apps.studio import Studio
 
     return Studio()
 
@@ -29,9 +29,9 @@ def click(button):
 
 
 def test_every_shipped_generator_is_offered_with_what_it_accepts(studio):
-    assert studio.models == pretrained.generators(shipped=True)
+    assert studio.models == registry.generators(shipped=True)
     labels = dict((v, k) for k, v in studio.model.options)
-    for name, kind in pretrained.generator_kinds().items():
+    for name, kind in registry.generator_kinds().items():
         if name in studio.models:
             assert kind in labels[name]
 
@@ -172,7 +172,7 @@ def test_interpolate_between_two_pins(studio, tmp_path):
     assert torch.equal(studio.images, before)
 
 
-@pytest.mark.skipif(not pretrained.available("vae"), reason="needs the vae")
+@pytest.mark.skipif(not registry.available("vae"), reason="needs the vae")
 def test_a_model_without_latents_cannot_blend(studio):
     studio.on_clear()
     studio.model.value = "vae"
@@ -189,12 +189,12 @@ def test_a_model_without_latents_cannot_blend(studio):
 
 
 def test_editors_are_registered_next_to_the_generators():
-    from prodgen import studio
+    from prodgen.apps import studio
 
-    assert studio.EDITORS is pretrained.EDITORS and set(pretrained.EDITORS) <= set(pretrained.BUILDERS)
+    assert studio.EDITORS is registry.EDITORS and set(registry.EDITORS) <= set(registry.BUILDERS)
 
 
-@pytest.mark.skipif(not pretrained.available("cvae") or not pretrained.available("judge"), reason="needs cvae+judge")
+@pytest.mark.skipif(not registry.available("cvae") or not registry.available("judge"), reason="needs cvae+judge")
 def test_edit_catalog_photo_and_upload(studio):
     for w in studio.changes.values():
         w.value = "keep"
@@ -207,7 +207,7 @@ def test_edit_catalog_photo_and_upload(studio):
     assert studio.status_text.startswith("edited test photo 5 with cvae")
     assert png(studio.before_after.value).size == (2 * 192 + 2, 192)
     from prodgen.models.judge import Judge  # noqa: F401 - the judge reads the edited colour
-    judge = pretrained.load("judge")
+    judge = registry.load("judge")
     from prodgen.catalog import index_of, normalize
 
     assert judge.predict(normalize(studio.edited))[0, 1] == index_of("color", "red")
@@ -237,14 +237,15 @@ def test_unexpected_errors_are_one_line(studio):
 
 
 def test_bad_construction():
-    from prodgen.studio import Studio
+    from prodgen.apps.studio import Studio
 
     with pytest.raises(ValueError, match="not image generators: judge"):
         Studio(models=["judge"])
 
 
 def test_cli_without_voila_says_how_to_install(monkeypatch, capsys):
-    from prodgen import cli, studio_server
+    from prodgen import cli
+    from prodgen.apps import studio_server
 
     monkeypatch.setattr(studio_server, "voila_available", lambda: False)
     assert cli.main(["studio", "--no-browser"]) == 2
@@ -255,7 +256,8 @@ def test_cli_without_voila_says_how_to_install(monkeypatch, capsys):
 def test_cli_port_in_use(capsys):
     import socket
 
-    from prodgen import cli, studio_server
+    from prodgen import cli
+    from prodgen.apps import studio_server
 
     if not studio_server.voila_available():
         pytest.skip("voila is not installed")

@@ -1,4 +1,4 @@
-"""prodgen.text: tokenizer, vocabulary, padding, encoders, training, shipped checkpoints."""
+"""prodgen.models.text: tokenizer, vocabulary, padding, encoders, training, shipped checkpoints."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from prodgen import pretrained, text
+from prodgen.models import registry, text
 from prodgen.catalog import ATTRIBUTE_NAMES, load_catalog
-from prodgen.text import GRUEncoder, BagOfEmbeddings, Vocabulary, tokenize
+from prodgen.models.text import GRUEncoder, BagOfEmbeddings, Vocabulary, tokenize
 
 TEXTS = ["a large red striped t-shirt by Acme", "大号红色条纹T恤，Acme品牌", "Nova's mug, plain", "a mug"]
 
@@ -253,12 +253,12 @@ def test_sample():
 
 @pytest.mark.parametrize("name", ["text-bag", "text-gru"])
 def test_shipped_checkpoint_loads_verified(name):
-    assert pretrained.available(name), f"{name} missing or its sha256 does not match the manifest"
+    assert registry.available(name), f"{name} missing or its sha256 does not match the manifest"
     encoder = text.load_encoder(name)
     assert encoder.vocab.tokens[:2] == ["<pad>", "<unk>"] and encoder.dim == 64
     vectors = encoder.encode(TEXTS)
     assert vectors.shape == (4, 64) and not vectors.requires_grad
-    entry = pretrained.manifest()[name]
+    entry = registry.manifest()[name]
     assert entry["training"]["epochs"] == text.CHECKPOINTS[name]["epochs"] and not entry["training"]["fast"]
 
 
@@ -296,19 +296,19 @@ def test_train_checkpoint_fast_writes_a_loadable_checkpoint(tmp_path, monkeypatc
     monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(tmp_path))
     metrics = text.train_checkpoint("text-bag", fast=True, log=None)
     assert 0 <= metrics["en_category"] <= 1 and "zh_pattern" in metrics
-    entry = pretrained.manifest()["text-bag"]
+    entry = registry.manifest()["text-bag"]
     assert entry["training"]["fast"] and entry["metrics"] == metrics
     assert text.load_encoder("text-bag").encode(["a mug"]).shape == (1, 64)
 
 
 def test_prodgen_train_text_reader_with_out_and_settings(tmp_path, monkeypatch):
     """`prodgen train text-bag --out PATH --epochs E --seed S`: the shipped checkpoint and manifest stay."""
-    manifest_before = json.dumps(pretrained.manifest(), sort_keys=True)
+    manifest_before = json.dumps(registry.manifest(), sort_keys=True)
     out = tmp_path / "bag.pt"
-    metrics = pretrained.train("text-bag", fast=True, log=None, out=out, epochs=1, seed=3)
+    metrics = registry.train("text-bag", fast=True, log=None, out=out, epochs=1, seed=3)
     assert out.is_file() and 0 <= metrics["en_category"] <= 1
-    assert json.dumps(pretrained.manifest(), sort_keys=True) == manifest_before
-    model, info = pretrained.load_file(out)
+    assert json.dumps(registry.manifest(), sort_keys=True) == manifest_before
+    model, info = registry.load_file(out)
     assert info["training"]["seed"] == 3 and info["training"]["epochs"] == 1
     with pytest.raises(ValueError, match="takes no --minutes"):
-        pretrained.train("text-bag", fast=True, log=None, out=out, minutes=1.0)
+        registry.train("text-bag", fast=True, log=None, out=out, minutes=1.0)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prodgen.models.dcgan import build_pair
-from prodgen.train import History, gan_step, resolve_precision, train_gan, train_vae
+from prodgen.engine.train import History, gan_step, resolve_precision, train_gan, train_vae
 
 FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # bf16: its own test
 
@@ -263,7 +263,8 @@ def _tiny_dcgan(monkeypatch, tmp_path):
 
 @pytest.mark.slow  # ~8 s on a busy 2-core machine
 def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
-    from prodgen import cli, pretrained
+    from prodgen import cli
+    from prodgen.models import registry
 
     shipped = _tiny_dcgan(monkeypatch, tmp_path)
     out = tmp_path / "runs" / "mine.pt"
@@ -272,28 +273,29 @@ def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
     assert f"saved dcgan to {out}" in capsys.readouterr().out
     assert list(shipped.iterdir()) == []  # --out leaves the shipped checkpoint and the manifest alone
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.state.pt"]
-    model, info = pretrained.load_file(out)
+    model, info = registry.load_file(out)
     assert info["name"] == "dcgan" and info["config"]["width"] == 8 and not model.training
     assert info["training"]["seed"] == 3 and info["training"]["batch_size"] == 64
     assert info["training"]["epochs_done"] == 2
     assert info["training"]["images_seen"] == 2 * 1024 and info["training"]["processes"] == 1
     first = {k: v.clone() for k, v in model.state_dict().items()}
     assert cli.main([*argv, "--epochs", "3", "--resume"]) == 0  # the total to reach: one more epoch
-    model, info = pretrained.load_file(out)
+    model, info = registry.load_file(out)
     assert info["training"]["epochs_done"] == 3 and info["training"]["images_seen"] == 3 * 1024
     assert any(not torch.equal(first[k], v) for k, v in model.state_dict().items())
     assert len(info["extra"]["sample_epochs"]) == 3  # the history came back from the training state
 
 
 def test_train_without_out_replaces_the_shipped_checkpoint(monkeypatch, tmp_path):
-    from prodgen import paths, pretrained
+    from prodgen import paths
+    from prodgen.models import registry
 
     shipped = _tiny_dcgan(monkeypatch, tmp_path)
-    assert pretrained.state_path("dcgan") == paths.cache_dir() / "train-state" / "dcgan.pt"
-    monkeypatch.setattr(pretrained, "state_path", lambda name, out=None: tmp_path / "state" / f"{name}.pt")
-    metrics = pretrained.train("dcgan", fast=True, log=None, device="cpu", minutes=0.5)
+    assert registry.state_path("dcgan") == paths.cache_dir() / "train-state" / "dcgan.pt"
+    monkeypatch.setattr(registry, "state_path", lambda name, out=None: tmp_path / "state" / f"{name}.pt")
+    metrics = registry.train("dcgan", fast=True, log=None, device="cpu", minutes=0.5)
     assert metrics["epochs_done"] == 1 and (shipped / "dcgan.pt").is_file()
-    assert pretrained.manifest()["dcgan"]["training"]["minutes"] == 0.5  # --minutes replaced the fast budget
+    assert registry.manifest()["dcgan"]["training"]["minutes"] == 0.5  # --minutes replaced the fast budget
     assert (tmp_path / "state" / "dcgan.pt").is_file()
 
 
@@ -319,7 +321,8 @@ def test_train_bad_values_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys,
 
 
 def test_models_with_their_own_loop_refuse_engine_options_and_torchrun(monkeypatch, capsys):
-    from prodgen import cli, pretrained
+    from prodgen import cli
+    from prodgen.models import registry
 
     assert cli.main(["train", "text-gru", "--minutes", "3"]) == 2  # its recipe has epochs, not a time budget
     assert "prodgen train text-gru takes no --minutes" in capsys.readouterr().err
@@ -328,7 +331,7 @@ def test_models_with_their_own_loop_refuse_engine_options_and_torchrun(monkeypat
     assert "takes no --resume, --minutes" in err and "dcgan, vae, cgan-projection" in err
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
     with pytest.raises(ValueError, match="judge trains in one process .* under torchrun train one of dcgan"):
-        pretrained.train("judge", fast=True, log=None)
+        registry.train("judge", fast=True, log=None)
 
 
 def test_python_dash_m_prodgen_is_the_command():

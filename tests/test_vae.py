@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from prodgen import pretrained
-from prodgen.losses import SIGMA, gaussian_kl, recon_constant, vae_loss
+from prodgen.models import registry
+from prodgen.engine.losses import SIGMA, gaussian_kl, recon_constant, vae_loss
 from prodgen.models.vae import VAE, CodeMixture, Decoder, Encoder, build, evaluate, kl_per_dim, reparameterize, traverse
 
 
@@ -186,8 +186,8 @@ def test_code_mixture_finds_clumps_and_samples_from_them():
 def test_shipped_checkpoint_reconstructs_better_than_a_constant_image():
     from prodgen.catalog import load_catalog, normalize
 
-    assert pretrained.available("vae"), "data/checkpoints/vae.pt is missing or does not match the manifest"
-    model = pretrained.load("vae")
+    assert registry.available("vae"), "data/checkpoints/vae.pt is missing or does not match the manifest"
+    model = registry.load("vae")
     assert isinstance(model, VAE) and not model.training
     x = normalize(load_catalog("test", n=256, progress=False).images)
     best_constant = (x - x.mean(0, keepdim=True)).pow(2).mean()  # the best single image for all of them

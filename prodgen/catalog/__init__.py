@@ -2,11 +2,11 @@
 
 Used by every lesson from 01 on. ``from prodgen.catalog import load_catalog``.
 """
-from .attributes import ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, index_of, values_of
-from .dataset import DEFAULT_N, SPLITS, Catalog, denormalize, load_catalog, normalize, render_catalog, sample_attributes
-from .describe import TEMPLATES, describe, fill_template, words_for
-from .folder import export_catalog, load_folder
-from .render import SUPPORTED_SIZES, render_product
+from prodgen.catalog.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, index_of, values_of)
+from prodgen.catalog.dataset import (DEFAULT_N, SPLITS, Catalog, denormalize, load_catalog, normalize, render_catalog, sample_attributes)
+from prodgen.catalog.describe import TEMPLATES, describe, fill_template, words_for
+from prodgen.catalog.folder import export_catalog, load_folder
+from prodgen.catalog.render import SUPPORTED_SIZES, render_product
 
 __all__ = [
     "ATTRIBUTES", "ATTRIBUTE_NAMES", "BRAND_LOGOS", "COLOR_RGB", "HELD_OUT_PAIRS", "index_of", "values_of",

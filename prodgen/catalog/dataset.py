@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import paths
-from .attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, values_of
-from .describe import random_description
-from .render import SUPPORTED_SIZES, draw_parameters, render_array
+from prodgen import paths
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, values_of
+from prodgen.catalog.describe import random_description
+from prodgen.catalog.render import SUPPORTED_SIZES, draw_parameters, render_array
 
 __all__ = [
     "SPLITS",
@@ -264,7 +264,7 @@ class Catalog(torch.utils.data.Dataset):
     @property
     def schema(self):
         """The catalog's attributes and values as a :class:`~prodgen.catalog.schema.Schema`."""
-        from .schema import Schema
+        from prodgen.catalog.schema import Schema
 
         return Schema(self.values)
 

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .attributes import ATTRIBUTE_NAMES, ATTRIBUTES, validate_attributes
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, validate_attributes
 
 __all__ = ["TEMPLATES", "MENTION_PROBABILITY", "describe", "fill_template", "random_description", "words_for"]
 

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .attributes import ATTRIBUTE_NAMES, values_of
-from .dataset import Catalog
-from .schema import Schema
-from ..paths import atomic_folder
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
+from prodgen.catalog.dataset import Catalog
+from prodgen.catalog.schema import Schema
+from prodgen.paths import atomic_folder
 
 __all__ = ["COLUMNS", "TEXT_COLUMNS", "MIN_PER_VALUE", "IMAGE_SUFFIXES", "export_catalog", "metadata_csv",
            "load_folder", "fit_image", "describe_folder", "format_description"]

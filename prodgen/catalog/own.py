@@ -13,7 +13,7 @@ DIR``), kept below the models so that any of them can use them:
 - :func:`check_same_schema`: a checkpoint trained on one schema used with a catalog of another -> one clear
   error naming both.
 
-``prodgen.own_catalog`` builds evaluation and model cards on top. Used by the trainers, ``prodgen train
+``prodgen.evaluation.own_catalog`` builds evaluation and model cards on top. Used by the trainers, ``prodgen train
 --data``, ``prodgen evaluate PATH --data`` and lesson 12.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ MODELS_FOLDER = "models"
 def load(data, schema=None):
     """The catalog folder ``data`` as a :class:`~prodgen.catalog.Catalog` (``prodgen.catalog.load_folder``);
     ``schema``: the attributes it must have (a checkpoint's), else the folder's own."""
-    from .folder import load_folder
+    from prodgen.catalog.folder import load_folder
 
     return load_folder(data, schema=schema)
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .attributes import BRAND_LOGOS, COLOR_RGB, validate_attributes
+from prodgen.catalog.attributes import BRAND_LOGOS, COLOR_RGB, validate_attributes
 
 __all__ = ["render_product", "render_array", "draw_parameters", "SUPPORTED_SIZES", "SIZE_SCALE"]
 

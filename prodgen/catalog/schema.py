@@ -10,7 +10,7 @@ Used by ``prodgen.models.condition`` (lessons 05-07, 11, 12), the judge and ``pr
 """
 from __future__ import annotations
 
-from .attributes import ATTRIBUTE_NAMES, values_of
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
 
 __all__ = ["Schema", "BUILTIN", "schema_of"]
 

@@ -4,13 +4,13 @@ A check never raises on a wrong answer (an unfinished exercise, an exception ins
 the student's code, a wrong shape or value): it explains and returns ``False``, so
 the lesson keeps running. One module per lesson group; lessons call ``checks.check_...``.
 """
-from .capstone import *  # noqa: F401,F403  lesson 12
-from .catalog import *  # noqa: F401,F403  lessons 00-01
-from .conditional import *  # noqa: F401,F403  lessons 05-07
-from .diffusion import *  # noqa: F401,F403  lesson 11
-from .evaluation import *  # noqa: F401,F403  lesson 08
-from .gan import *  # noqa: F401,F403  lesson 03
-from .latent import *  # noqa: F401,F403  lesson 09
-from .stability import *  # noqa: F401,F403  lesson 10
-from .text import *  # noqa: F401,F403  lesson 02
-from .vae import *  # noqa: F401,F403  lesson 04
+from prodgen.checks.capstone import *  # noqa: F401,F403  lesson 12
+from prodgen.checks.catalog import *  # noqa: F401,F403  lessons 00-01
+from prodgen.checks.conditional import *  # noqa: F401,F403  lessons 05-07
+from prodgen.checks.diffusion import *  # noqa: F401,F403  lesson 11
+from prodgen.checks.evaluation import *  # noqa: F401,F403  lesson 08
+from prodgen.checks.gan import *  # noqa: F401,F403  lesson 03
+from prodgen.checks.latent import *  # noqa: F401,F403  lesson 09
+from prodgen.checks.stability import *  # noqa: F401,F403  lesson 10
+from prodgen.checks.text import *  # noqa: F401,F403  lesson 02
+from prodgen.checks.vae import *  # noqa: F401,F403  lesson 04

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_draw_product", "check_audit", "check_control_table"]
 
@@ -94,7 +94,7 @@ def check_draw_product(draw_fn, others: dict | None = None, name: str = "jug") -
 def _audit_inputs():
     """A small catalog with unknown labels, an empty value, exact copies (one relabelled) and a near-copy."""
     torch = _torch()
-    from ..catalog.schema import Schema
+    from prodgen.catalog.schema import Schema
 
     schema = Schema({"product": ["bowl", "cup", "vase"], "glaze": ["blue", "green"]})
     gen = torch.Generator().manual_seed(120)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_channels_first", "check_template", "check_normalization", "check_balanced_weights"]
 
@@ -25,7 +25,7 @@ def check_channels_first(to_channels_first) -> None:
 @_check("description template", "write e.g. \"a [{size} ][{color} ]{category}[ by {brand}]\" and add the pattern")
 def check_template(template: str) -> None:
     """Lesson 01: a template naming all five attributes, each optional but the category."""
-    from ..catalog.describe import fill_template
+    from prodgen.catalog.describe import fill_template
 
     _expect(isinstance(template, str), f"a template is a string, got {type(template).__name__}")
     _expect("{category}" in re.sub(r"\[[^\]]*\]", "", template),

@@ -1,7 +1,7 @@
 """Checks for lessons 05-07: embedding a request, the projection score, the CVAE's input, editing, soft requests."""
 from __future__ import annotations
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_embed_request", "check_projection_score", "check_condition_planes", "check_edit",
            "check_soft_request"]
@@ -86,7 +86,7 @@ def check_projection_score(projection_score) -> None:
 def check_condition_planes(condition_planes) -> None:
     """Lesson 06: ``condition_planes(x N x 3 x H x W, labels) -> N x 37 x H x W``."""
     torch = _torch()
-    from ..models.condition import one_hot
+    from prodgen.models.condition import one_hot
 
     labels = _labels(4, seed=5)
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(6))
@@ -107,8 +107,8 @@ def check_condition_planes(condition_planes) -> None:
 def check_edit(edit) -> None:
     """Lesson 06: ``edit(model, images, labels, attribute, value) -> images`` = decode(mu(x, y), y')."""
     torch = _torch()
-    from ..catalog.attributes import ATTRIBUTE_NAMES, index_of
-    from ..models.cvae import CVAE
+    from prodgen.catalog.attributes import ATTRIBUTE_NAMES, index_of
+    from prodgen.models.cvae import CVAE
 
     with torch.random.fork_rng():  # a small model with large random weights: every input visibly matters
         torch.manual_seed(0)
@@ -144,7 +144,7 @@ def check_edit(edit) -> None:
 def check_soft_request(soft_request) -> None:
     """Lesson 07: ``soft_request({attribute: N x (K+1) logits}) -> N x 34`` probabilities."""
     torch = _torch()
-    from ..catalog.attributes import ATTRIBUTE_NAMES
+    from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 
     gen = torch.Generator().manual_seed(9)
     logits = {a: 3 * torch.randn(4, k + 1, generator=gen) for a, k in zip(ATTRIBUTE_NAMES, _K)}

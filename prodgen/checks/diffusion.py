@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_q_sample", "check_ddim_step", "check_guided"]
 
@@ -43,7 +43,7 @@ def check_q_sample(q_sample) -> None:
     """Lesson 11: ``q_sample(x0, t, noise, abar) -> x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise``, one step
     ``t`` per image."""
     torch = _torch()
-    from ..models.diffusion import cosine_schedule
+    from prodgen.models.diffusion import cosine_schedule
 
     gen = torch.Generator().manual_seed(110)
     x0 = torch.rand(6, 3, 4, 4, generator=gen) * 2 - 1

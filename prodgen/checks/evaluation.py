@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_kid", "check_coverage", "check_diversity_ratio"]
 

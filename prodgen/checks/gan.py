@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_discriminator_loss", "check_generator_loss", "check_train_step"]
 
@@ -96,7 +96,7 @@ def check_generator_loss(generator_loss) -> None:
 
 def _tiny_gan(seed: int):
     torch = _torch()
-    from ..models.dcgan import build_pair
+    from prodgen.models.dcgan import build_pair
 
     g, d = build_pair(z_dim=16, width=8, image_size=32, seed=seed)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.5, 0.999))
@@ -124,7 +124,7 @@ def _max_change(a, b) -> float:
 def check_train_step(train_step) -> None:
     """Lesson 03: ``train_step(generator, discriminator, opt_g, opt_d, real, z) -> (loss_d, loss_g)``."""
     torch = _torch()
-    from ..train import gan_step
+    from prodgen.engine.train import gan_step
 
     mine, ref = _tiny_gan(0), _tiny_gan(0)
     start = copy.deepcopy(mine[:2])

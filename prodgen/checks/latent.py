@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_slerp", "check_truncated_noise", "check_attribute_direction"]
 
@@ -76,7 +76,7 @@ def check_attribute_direction(attribute_direction) -> None:
     true = true / true.norm()
     z = torch.randn(600, dim, generator=gen)
     has = (z @ true + 0.3 * torch.randn(600, generator=gen)) > 1.0  # a rare attribute, about 17 %
-    from ..latent import one_thread
+    from prodgen.apps.latent import one_thread
 
     with one_thread():  # a small fit: one thread is much faster on a busy machine
         w = _tensor(attribute_direction(z, has), "attribute_direction(z, has)", (dim,))

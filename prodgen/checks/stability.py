@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_ema_update", "check_gradient_penalty", "check_r1_penalty", "check_translate"]
 

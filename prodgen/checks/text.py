@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_tokenize", "check_padding", "check_gru_encoder"]
 
@@ -84,7 +84,7 @@ def check_gru_encoder(encoder_class) -> None:
     """Lesson 02: a GRU encoder whose forward gives the reference's ``N x D`` vectors and
     ignores padding. The class must keep the layers the lesson's ``__init__`` defines."""
     torch = _torch()
-    from ..text import GRUEncoder
+    from prodgen.models.text import GRUEncoder
 
     torch.manual_seed(0)
     reference = GRUEncoder(30, embed_dim=8, hidden=6, dim=5).eval()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _torch
 
 __all__ = ["check_reparameterize", "check_gaussian_kl", "check_vae_loss"]
 
@@ -79,10 +79,10 @@ def check_gaussian_kl(gaussian_kl) -> None:
         "latent dims; average both over the batch; loss = recon + beta * kl")
 def check_vae_loss(vae_loss, sigma: float | None = None) -> None:
     """Lesson 04: ``vae_loss(x, (x_hat, mu, logvar), beta) -> {"loss", "recon", "kl"}``, per-image means,
-    with the likelihood's ``sigma`` (default: ``prodgen.losses.SIGMA``)."""
+    with the likelihood's ``sigma`` (default: ``prodgen.engine.losses.SIGMA``)."""
     torch = _torch()
     if sigma is None:
-        from ..losses import SIGMA as sigma
+        from prodgen.engine.losses import SIGMA as sigma
     d = 3 * 32 * 32
     x = torch.zeros(2, 3, 32, 32)
     x_hat = torch.cat([torch.full((1, 3, 32, 32), 0.1), torch.full((1, 3, 32, 32), -0.2)]).requires_grad_()

@@ -18,7 +18,7 @@ The three discriminators differ only in how they use the labels ``y``:
   attribute; both players also minimise the classifiers' cross-entropy (:meth:`aux_loss`).
 
 Every network takes the ``schema`` of the attributes it is conditioned on (``prodgen.catalog.schema``; the
-course catalog's by default, your own catalog's in lesson 12). ``prodgen.train.train_gan(...,
+course catalog's by default, your own catalog's in lesson 12). ``prodgen.engine.train.train_gan(...,
 conditional=True)`` trains any pair. Used by lessons 05, 07, 09 and 12, ``prodgen generate`` and the shipped
 ``cgan-projection``, ``cgan-concat`` and ``cgan-acgan``.
 """
@@ -31,9 +31,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..catalog.schema import BUILTIN, Schema, schema_of
-from .condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
-from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
+from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
@@ -229,14 +229,14 @@ def build_pair(kind: str = "projection", z_dim: int = 64, width: int = 64, seed:
 
 
 def build(config: dict) -> Generator:
-    """Rebuild a shipped conditional generator from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a shipped conditional generator from its checkpoint config (``prodgen.models.registry``)."""
     return Generator(config.get("z_dim", 64), config.get("width", 64), schema=schema_of(config))
 
 
 class CGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a conditional GAN generator: attribute
     requests; knobs ``truncation`` and ``unspecified`` (open attributes drawn at random, or left to the
-    generator's learned "unspecified"). Registered as ``cgan-*`` in ``pretrained.GENERATORS``."""
+    generator's learned "unspecified"). Registered as ``cgan-*`` in ``registry.GENERATORS``."""
 
     accepts = "attributes"
 
@@ -363,8 +363,8 @@ def best_epoch_keeper(generator: Generator, judge, n: int = SELECT_N, seed: int 
     generated images with a judge trained on the training photos, as GAN papers pick their best snapshot by FID;
     ``prodgen evaluate`` then measures the pick on other requests and noise. Used by ``prodgen train cgan-*
     --data`` (lesson 12)."""
-    from ..metrics import control_accuracy
-    from .condition import balanced_requests
+    from prodgen.metrics import control_accuracy
+    from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(n, seed, schema=generator.schema)
     best = {"epoch": None, "control": None, "score": None, "weights": None}
@@ -385,14 +385,14 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
                      out=None, checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train a shipped conditional GAN (``prodgen train cgan-projection``); the discriminator kind is the
     part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics.
-    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a catalog folder of your
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a catalog folder of your
     own (lesson 12): trained on its training split and schema, measured with its judge if it has one
-    (``prodgen.own_catalog``)."""
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import train_gan, training_record
-    from .dcgan import compact_history
+    (``prodgen.evaluation.own_catalog``)."""
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import train_gan, training_record
+    from prodgen.models.dcgan import compact_history
 
     kind = name.removeprefix("cgan-")
     if kind not in DISCRIMINATORS:
@@ -403,7 +403,7 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
     cfg = {**CHECKPOINT_CONFIG, **overrides, "discriminator": kind, "loss": LOSSES[kind]}
     cfg["betas"] = cfg["betas"] or BETAS[kind]
     if data is not None:
-        from ..catalog.own import training_data
+        from prodgen.catalog.own import training_data
 
         cfg |= {k: v for k, v in DATA_CONFIG.items() if k not in overrides}
         train, _, record = training_data(data, log)
@@ -426,11 +426,11 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
         if data is None or g_ema is not None:
             raise ValueError("keep='best' picks an epoch of the generator as trained (ema_decay=None) with the "
                              "judge of a catalog folder (--data)")
-        from ..catalog.own import check_same_schema, default_out
+        from prodgen.catalog.own import check_same_schema, default_out
 
         judge_path = default_out(data, "judge")
         if judge_path.is_file():
-            judge = pretrained.load_file(judge_path, "cpu")[0]
+            judge = registry.load_file(judge_path, "cpu")[0]
             check_same_schema(judge.schema, schema, "the judge", judge_path)
             on_epoch, best = best_epoch_keeper(g, judge, log=log)
         elif log:
@@ -459,7 +459,7 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
         metrics = evaluate(g, n=500 if fast else 2000)
     if log and metrics:
         log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    pretrained.save(name, g, config, metrics=metrics, training={**cfg, **ran},
+    registry.save(name, g, config, metrics=metrics, training={**cfg, **ran},
                     extra=compact_history(history), out=out)
     return metrics
 
@@ -468,12 +468,12 @@ def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> 
     """What ``prodgen evaluate cgan-*`` reports: control accuracy on ``n`` balanced requests (every value
     of every attribute equally often), on the held-out (category, colour) pairs, and on partial requests;
     FID on judge features with its floor, precision and recall."""
-    from .. import pretrained
-    from ..catalog import HELD_OUT_PAIRS
-    from ..metrics import control_accuracy, image_quality
-    from .condition import balanced_requests
+    from prodgen.models import registry
+    from prodgen.catalog import HELD_OUT_PAIRS
+    from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models.condition import balanced_requests
 
-    judge = judge if judge is not None else pretrained.load("judge")
+    judge = judge if judge is not None else registry.load("judge")
     requests = balanced_requests(n, seed)
     images = generate(generator, requests, seed)
     unseen = balanced_requests(max(n // 4, 8), seed + 1, only_pairs=HELD_OUT_PAIRS)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..catalog.schema import BUILTIN, Schema
+from prodgen.catalog.schema import BUILTIN, Schema
 
 __all__ = ["NUM_CLASSES", "CONDITION_DIM", "BUILTIN", "Schema", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
            "fill_unspecified",

@@ -7,7 +7,7 @@ Both halves see the condition ``c = one_hot(y)`` (34 numbers, :func:`~prodgen.mo
   concatenated with ``z`` at the input *and* sets the scale and shift of every batch norm, so the
   attributes reach every layer and the decoder has no reason to look for them in ``z``.
 
-The ELBO is the VAE's (``prodgen.losses.vae_loss``), now conditional:
+The ELBO is the VAE's (``prodgen.engine.losses.vae_loss``), now conditional:
 ``log p(x|y) >= E_q[log p(x|z,y)] - KL(q(z|x,y) || N(0, I))``. Because the decoder is *given* the
 attributes, storing them in ``z`` again would only cost KL, so the code learns what the labels do not
 say: position, pose, shading. That is what makes **attribute editing** work: encode a real photo with its
@@ -25,12 +25,12 @@ import functools
 import torch
 from torch import nn
 
-from .cgan import Generator
-from ..catalog.schema import BUILTIN, Schema, schema_of
-from .condition import OneHot, check_labels, fill_unspecified, one_hot
-from .protocol import TEMPERATURE, ImageModel, noise
-from ..losses import vae_loss
-from .vae import Encoder, reparameterize
+from prodgen.models.cgan import Generator
+from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.models.condition import OneHot, check_labels, fill_unspecified, one_hot
+from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
+from prodgen.engine.losses import vae_loss
+from prodgen.models.vae import Encoder, reparameterize
 
 __all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
 
@@ -98,7 +98,7 @@ class CVAE(nn.Module):
 
     def codes(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Posterior means ``mu(x, y)`` (N x z_dim) of photos (uint8 or [-1, 1]) with their true labels."""
-        from ..catalog import normalize
+        from prodgen.catalog import normalize
 
         x = normalize(images) if images.dtype == torch.uint8 else images.float()
         return self._batched(lambda a, b: self.encode_condition(a, b)[0], x, check_labels(labels, self.schema))
@@ -112,7 +112,7 @@ class CVAE(nn.Module):
 
         Encode each photo with its true labels, replace the changed labels, decode with the same code.
         """
-        from .condition import parse_request
+        from prodgen.models.condition import parse_request
 
         labels = check_labels(labels, self.schema)
         new = labels.clone()
@@ -128,14 +128,14 @@ class CVAE(nn.Module):
 
 
 def build(config: dict) -> CVAE:
-    """Rebuild a shipped CVAE from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a shipped CVAE from its checkpoint config (``prodgen.models.registry``)."""
     return CVAE(config.get("z_dim", 8), config.get("width", 64), schema=schema_of(config))
 
 
 class CVAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a CVAE: attribute requests (unspecified
     ones drawn at random, as :meth:`CVAE.sample` does), codes from ``N(0, t^2 I)`` with the knob
-    ``temperature`` t. Registered as ``cvae`` in ``pretrained.GENERATORS``; ``prodgen evaluate`` adds the
+    ``temperature`` t. Registered as ``cvae`` in ``registry.GENERATORS``; ``prodgen evaluate`` adds the
     attribute-edit table (:func:`edit_table`)."""
 
     accepts = "attributes"
@@ -151,7 +151,7 @@ class CVAEImageModel(ImageModel):
         return self.network.decode(z, labels)
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
-        from ..catalog import load_catalog
+        from prodgen.catalog import load_catalog
 
         return {"edits": edit_table(self.network, load_catalog("test", progress=False), judge, n=min(n, 2000),
                                     seed=seed)}
@@ -189,12 +189,12 @@ def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dic
 def evaluate(model: CVAE, n: int = 2000, seed: int = 0, judge=None) -> dict:
     """What ``prodgen evaluate cvae`` reports: control accuracy of samples for ``n`` balanced requests,
     the edit table on test photos, FID (with floor), precision and recall of the samples."""
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..metrics import control_accuracy, image_quality
-    from .condition import balanced_requests
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models.condition import balanced_requests
 
-    judge = judge if judge is not None else pretrained.load("judge")
+    judge = judge if judge is not None else registry.load("judge")
     requests = balanced_requests(n, seed)
     images = model.sample(requests, generator=torch.Generator().manual_seed(seed))
     return {
@@ -215,19 +215,19 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
                      checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped CVAE (``prodgen train cvae``) and save it with :func:`evaluate`'s metrics.
     ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name`` unless ``out``
-    is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a catalog folder
-    of your own (lesson 12; ``prodgen.own_catalog``)."""
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import train_vae, training_record
+    is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a catalog folder
+    of your own (lesson 12; ``prodgen.evaluation.own_catalog``)."""
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     if data is not None:
-        from ..catalog.own import training_data
+        from prodgen.catalog.own import training_data
 
         train, _, record = training_data(data, log)
         cfg |= record
@@ -254,6 +254,6 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
         metrics = evaluate(model, n=500 if fast else 2000)
         if log:
             log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
-    pretrained.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
+    registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
 

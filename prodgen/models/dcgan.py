@@ -8,16 +8,16 @@ output in [-1, 1], Adam with lr 2e-4 and beta1 0.5, weights drawn from N(0, 0.02
 
 At 32x32 each network has four layers; ``image_size=64`` adds one more to each.
 The discriminator returns **logits** (before the sigmoid); the GAN losses that read them
-(``d_loss_bce``, ``g_loss_non_saturating``, the hinge pair, ...) live in ``prodgen.losses``.
+(``d_loss_bce``, ``g_loss_non_saturating``, the hinge pair, ...) live in ``prodgen.engine.losses``.
 
-Used by lesson 03 (GANs) and, through ``prodgen.train``, by lessons 05 and 10.
+Used by lesson 03 (GANs) and, through ``prodgen.engine.train``, by lessons 05 and 10.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .protocol import TRUNCATION, ImageModel, noise
+from prodgen.models.protocol import TRUNCATION, ImageModel, noise
 
 __all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG", "train_checkpoint",
            "save_checkpoint", "compact_history"]
@@ -93,13 +93,13 @@ def build_pair(z_dim: int = 100, width: int = 64, image_size: int = 32, seed: in
 
 
 def build(config: dict) -> Generator:
-    """Rebuild the shipped generator from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild the shipped generator from its checkpoint config (``prodgen.models.registry``)."""
     return Generator(config.get("z_dim", 100), config.get("width", 64), config.get("image_size", 32))
 
 
 class DCGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a DCGAN generator: unconditional, so a
-    request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``pretrained.GENERATORS``."""
+    request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``registry.GENERATORS``."""
 
     accepts = "nothing"
 
@@ -138,14 +138,14 @@ def train_checkpoint(name: str = "dcgan", fast: bool = False, log=print, config:
 
     Runs on any device (``"auto"``: a GPU when there is one), and under torchrun on several.
     ``fast=True`` trains a tiny version (to test the pipeline). ``config`` / ``settings`` replace
-    entries of the recipe; ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``.
+    entries of the recipe; ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``.
     The manifest gets the training time and, when the judge is shipped, FID on judge features and
     the attribute-histogram distance of 2,000 samples; the checkpoint's ``extra`` holds the run's
     history (per-epoch curves, sample grids).
     """
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import train_gan, training_record
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import train_gan, training_record
 
     unknown = set(settings) - set(CHECKPOINT_CONFIG)
     if unknown:
@@ -162,8 +162,8 @@ def train_checkpoint(name: str = "dcgan", fast: bool = False, log=print, config:
 
 
 def save_checkpoint(name: str, generator: Generator, history, training: dict, log=print, out=None) -> dict:
-    """Measure a trained generator and save it with ``prodgen.pretrained.save`` (to ``out`` if given)."""
-    from .. import pretrained
+    """Measure a trained generator and save it with ``prodgen.models.registry.save`` (to ``out`` if given)."""
+    from prodgen.models import registry
 
     generator = generator.cpu().eval()
     metrics = {"epochs_done": history.epochs_done, "images_seen": history.images_seen,
@@ -171,14 +171,14 @@ def save_checkpoint(name: str, generator: Generator, history, training: dict, lo
     for key in ("d_real", "d_fake"):
         if history.epochs.get(key):
             metrics[f"final_{key}"] = round(history.epochs[key][-1], 4)
-    if pretrained.available("judge") and generator.image_size == 32:
-        from ..metrics import evaluate_generator
+    if registry.available("judge") and generator.image_size == 32:
+        from prodgen.metrics import evaluate_generator
 
-        metrics |= evaluate_generator(generator, pretrained.load("judge"), n=2000)
+        metrics |= evaluate_generator(generator, registry.load("judge"), n=2000)
     if log:
         log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     config = {"z_dim": generator.z_dim, "width": generator.width, "image_size": generator.image_size}
-    pretrained.save(name, generator, config, metrics=metrics, training=training, extra=compact_history(history), out=out)
+    registry.save(name, generator, config, metrics=metrics, training=training, extra=compact_history(history), out=out)
     return metrics
 
 

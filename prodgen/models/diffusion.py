@@ -2,7 +2,7 @@
 
 **Forward process.** A photo ``x0`` is blurred into noise in ``T = 1000`` steps; thanks to Gaussian algebra any
 step has a closed form (Ho et al., 2020): ``x_t = sqrt(abar_t) * x0 + sqrt(1 - abar_t) * eps`` with
-``eps ~ N(0, I)`` (:func:`prodgen.losses.q_sample`). ``abar_t`` falls from 1 to 0 along the **cosine
+``eps ~ N(0, I)`` (:func:`prodgen.engine.losses.q_sample`). ``abar_t`` falls from 1 to 0 along the **cosine
 schedule** of Nichol & Dhariwal (2021), ``abar(t) = cos^2(pi/2 * (t/T + s) / (1 + s))`` (:func:`cosine_schedule`):
 the linear schedule of the first DDPM destroys a 32 x 32 image long before ``t = T`` (the last few hundred
 steps are almost pure noise and teach nothing), the cosine one spends the steps evenly.
@@ -47,9 +47,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..catalog.schema import BUILTIN, Schema, schema_of
-from .condition import AttributeEmbedding, check_labels, fill_unspecified
-from .protocol import ImageModel, Knob, UNSPECIFIED
+from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
+from prodgen.models.protocol import ImageModel, Knob, UNSPECIFIED
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -132,7 +132,7 @@ class UNet(nn.Module):
     (-1 = unspecified; or soft requests N x 34, lesson 07's reader) -> the predicted ``v``, N x 3 x 32 x 32.
 
     ``width`` channels at 32 x 32, ``2 * width`` at 16 x 16 and 8 x 8. The noise schedule ``abar`` is a buffer,
-    so the training loss (``prodgen.losses.diffusion_loss``) and the samplers read it from the model.
+    so the training loss (``prodgen.engine.losses.diffusion_loss``) and the samplers read it from the model.
     """
 
     def __init__(self, width: int = 32, schedule: str = "cosine", schema: Schema = BUILTIN):
@@ -177,7 +177,7 @@ class UNet(nn.Module):
 
     def sample_grid(self, labels: torch.Tensor, steps: int = 20, guidance: float = 2.0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images for the training loop's sample grid (``prodgen.train.train_diffusion``): :func:`sample`."""
+        """Images for the training loop's sample grid (``prodgen.engine.train.train_diffusion``): :func:`sample`."""
         return sample(self, labels, steps=steps, guidance=guidance, generator=generator)
 
 
@@ -224,7 +224,7 @@ def ddim_step(x0_hat: torch.Tensor, eps_hat: torch.Tensor, abar_s: float, eta: f
 def _unconditional_like(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
     """The "nothing requested" condition in the form of ``labels``: all -1 (hard requests) or the one-hot of
     every attribute's "unspecified" slot (soft requests N x 34)."""
-    from .condition import one_hot
+    from prodgen.models.condition import one_hot
 
     empty = torch.full((len(labels), len(schema)), -1, dtype=torch.long, device=labels.device)
     return one_hot(empty, schema).to(labels.dtype) if labels.is_floating_point() else empty
@@ -318,7 +318,7 @@ def product_mask(images: torch.Tensor, grow: int = 1, threshold: float = 0.12) -
     a light, plain background); a pixel belongs to the product when it differs from it by more than
     ``threshold`` (in [-1, 1] units, averaged over the channels). ``grow`` widens the mask by that many pixels
     (a max filter), so the regenerated region also covers the product's soft edge."""
-    from ..catalog import normalize
+    from prodgen.catalog import normalize
 
     x = normalize(images) if images.dtype == torch.uint8 else images.float()
     border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # N x 3 x 4W
@@ -351,7 +351,7 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
     the same level outside it; ``resample`` r > 1 repeats each step r times (noising back in between) so the two
     parts agree better; ancestral steps (``eta = 1``), as RePaint. Defaults: :data:`EDIT_KNOBS`. Outside the mask
     the result *is* the photo (the last step puts its pixels back unchanged)."""
-    from ..catalog import normalize
+    from prodgen.catalog import normalize
 
     x0 = normalize(images) if images.dtype == torch.uint8 else images.float()
     mask = mask.float()
@@ -366,8 +366,8 @@ def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict,
     """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
     changes applied are the request, and only the product region (:func:`product_mask`, grown as
     :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
-    The studio's Edit tab and ``prodgen edit`` use it (``pretrained.EDITORS``)."""
-    from .condition import parse_request
+    The studio's Edit tab and ``prodgen edit`` use it (``registry.EDITORS``)."""
+    from prodgen.models.condition import parse_request
 
     labels = check_labels(labels, model.schema)
     request = parse_request(changes, model.schema)[0]
@@ -388,7 +388,7 @@ ETA = Knob("eta", 0.0, 0.0, 1.0, doc="0 = DDIM (deterministic given the start no
 class DiffusionImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for the diffusion U-Net: attribute requests
     (unspecified ones drawn at random, or left to the model's learned "unspecified"), knobs ``guidance``,
-    ``steps``, ``eta``. Registered as ``diffusion`` in ``pretrained.GENERATORS``."""
+    ``steps``, ``eta``. Registered as ``diffusion`` in ``registry.GENERATORS``."""
 
     accepts = "attributes"
 
@@ -416,7 +416,7 @@ class DiffusionImageModel(ImageModel):
         return edit(self.network, images, labels, changes, seed=seed, **knobs)
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
-        from ..catalog import load_catalog
+        from prodgen.catalog import load_catalog
 
         return {"edits": edit_table(self.network, load_catalog("test", progress=False), judge, n=min(n, 2000),
                                     seed=seed)}
@@ -430,7 +430,7 @@ class DiffusionTextModel(DiffusionImageModel):
     accepts = "text"
 
     def __init__(self, network, name: str = "diffusion-text", info: dict | None = None):
-        from ..text import load_encoder
+        from prodgen.models.text import load_encoder
 
         super().__init__(network, name, info)
         self.reader = load_encoder((info or {}).get("config", {}).get("reader", "text-votes"))
@@ -447,7 +447,7 @@ class DiffusionTextModel(DiffusionImageModel):
 
 
 def build(config: dict) -> UNet:
-    """Rebuild a shipped diffusion U-Net from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a shipped diffusion U-Net from its checkpoint config (``prodgen.models.registry``)."""
     return UNet(config.get("width", 32), config.get("schedule", "cosine"), schema=schema_of(config))
 
 
@@ -458,7 +458,7 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
     the CVAE's (``prodgen.models.cvae.edit_table``): each photo gets a different value of the attribute;
     ``success``: the judge sees the new value; ``preservation``: it still sees the other four;
     ``psnr_outside``: how unchanged the pixels outside the mask are (dB, uint8; ``inf`` = identical)."""
-    from ..catalog import denormalize
+    from prodgen.catalog import denormalize
 
     num_classes = model.schema.num_classes
     images, labels = catalog.images[:n], catalog.labels[:n]
@@ -489,12 +489,12 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
 def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> dict:
     """What ``prodgen train diffusion`` records: control accuracy on ``n`` balanced requests, on the held-out
     (category, colour) pairs and on partial requests; FID (with floor), precision and recall."""
-    from .. import pretrained
-    from ..catalog import HELD_OUT_PAIRS
-    from ..metrics import control_accuracy, image_quality
-    from .condition import balanced_requests, hide_attributes
+    from prodgen.models import registry
+    from prodgen.catalog import HELD_OUT_PAIRS
+    from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models.condition import balanced_requests, hide_attributes
 
-    judge = judge if judge is not None else pretrained.load("judge")
+    judge = judge if judge is not None else registry.load("judge")
     im = DiffusionImageModel(model, "diffusion")
     requests = balanced_requests(n, seed)
     images = im.generate(requests, seed, **knobs)
@@ -520,14 +520,14 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
                      checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped diffusion model (``prodgen train diffusion``), measure it (:func:`evaluate`) and save
     the EMA weights as ``diffusion`` and, with the text reader, ``diffusion-text`` (same weights). ``fast=True``:
-    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``.
-    ``data``: a catalog folder of your own (lesson 12; ``prodgen.own_catalog``): only ``diffusion`` is saved."""
+    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``.
+    ``data``: a catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``): only ``diffusion`` is saved."""
     import copy
 
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import train_diffusion, training_record
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import train_diffusion, training_record
 
     if name not in ("diffusion", "diffusion-text"):
         raise ValueError(f"train_checkpoint trains 'diffusion' (and 'diffusion-text' with it), got {name!r}")
@@ -536,7 +536,7 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     if data is not None:
-        from ..catalog.own import training_data
+        from prodgen.catalog.own import training_data
 
         if name != "diffusion":
             raise ValueError("diffusion-text reads the course catalog's descriptions; train `diffusion` on your catalog")
@@ -562,14 +562,14 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
     if data is not None:
         config["schema"] = ema.schema.to_config()
         metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
-        pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
+        registry.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
         return metrics
     metrics = evaluate(ema, n=200 if fast else 2000)
     if log:
         log(f"{name}: control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
             f"FID {metrics['fid']}")
-    pretrained.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
+    registry.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
     if out is None:
-        pretrained.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},
+        registry.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},
                         training={**cfg, **ran, "same_weights_as": "diffusion"})
     return metrics

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 
 __all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 
@@ -75,7 +75,7 @@ class Judge(nn.Module):
 
 
 def build(config: dict) -> Judge:
-    """Rebuild a judge from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a judge from its checkpoint config (``prodgen.models.registry``)."""
     return Judge(config.get("num_classes"), config.get("width", 32), schema=schema_of(config))
 
 
@@ -111,7 +111,7 @@ def fit_judge(train, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, s
 
 def judge_accuracy(model: Judge, catalog) -> dict[str, float]:
     """Fraction of products whose attribute the judge reads correctly, per attribute."""
-    from ..catalog.dataset import normalize
+    from prodgen.catalog.dataset import normalize
 
     pred = model.predict(normalize(catalog.images).contiguous(memory_format=torch.channels_last))
     acc = {}
@@ -128,18 +128,18 @@ CHECKPOINT_CONFIG = {"width": 32, "epochs": 6, "batch_size": 128, "lr": 3e-3, "s
 def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=None, data=None, **overrides) -> dict:
     """Train the shipped judge (``prodgen train judge``) and save it with its test metrics (to ``out`` if given).
     ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG`. Its loop is :func:`fit_judge`, one process
-    on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.pretrained.train`` says so).
+    on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.models.registry.train`` says so).
     ``data``: a catalog folder of your own (lesson 12): the judge reads its attributes, trained on its
-    training split and measured on its test split (``prodgen.own_catalog``)."""
-    from .. import pretrained
-    from ..catalog import load_catalog
+    training split and measured on its test split (``prodgen.evaluation.own_catalog``)."""
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     if data is not None:
-        from ..catalog.own import training_data
+        from prodgen.catalog.own import training_data
 
         train, test, record = training_data(data, log)
         cfg = {**cfg, "train_split": "train", **record}
@@ -158,5 +158,5 @@ def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=Non
     config = {"num_classes": model.num_classes, "width": cfg["width"]}
     if model.schema != BUILTIN:
         config["schema"] = model.schema.to_config()
-    pretrained.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
+    registry.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
     return metrics

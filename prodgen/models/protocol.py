@@ -1,7 +1,7 @@
 """One interface for every image model: what it accepts, the knobs it has, and ``generate``.
 
 Every image-model family implements :class:`ImageModel` next to its network (``dcgan.py``, ``vae.py``,
-``cgan.py``, ``cvae.py``, ``text2img.py``); ``prodgen.pretrained.load_generator(name)`` gives one for any
+``cgan.py``, ``cvae.py``, ``text2img.py``); ``prodgen.models.registry.load_generator(name)`` gives one for any
 shipped generator. ``prodgen generate``, ``prodgen evaluate``, the leaderboard and the studio talk only to
 this protocol, never to model names: a new model is a registry entry (``pretrained.GENERATORS``).
 
@@ -16,7 +16,7 @@ this protocol, never to model names: a new model is a registry entry (``pretrain
   row per request (``{"z": N x z_dim}``, plus ``"condition"`` for conditional models), or ``None`` for a
   model that cannot blend (the default); ``from_latents(latents)`` decodes such a dict, and
   ``from_latents(latents(r, seed, **k))`` is byte-identical to ``generate(r, seed, **k)``. The studio
-  interpolates between two pinned images with it (``prodgen.latent.interpolate``).
+  interpolates between two pinned images with it (``prodgen.apps.latent.interpolate``).
 
 Used by ``prodgen generate`` / ``evaluate`` / ``leaderboard``, the studio and lessons 08, 09 and 11.
 """
@@ -96,8 +96,8 @@ def as_labels(requests, schema=None) -> torch.Tensor:
     """Attribute requests as a label tensor N x A (-1 = unspecified; A attributes of ``schema``, the course
     catalog's five by default): from a list of ``{name: value}`` dicts (unknown names or values ->
     ``ValueError`` listing the valid ones) or from a label tensor (checked)."""
-    from ..catalog.schema import BUILTIN
-    from .condition import check_labels, parse_request
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.condition import check_labels, parse_request
 
     schema = schema or BUILTIN
     if isinstance(requests, torch.Tensor):
@@ -129,7 +129,7 @@ class ImageModel(ABC):
     def schema(self):
         """The attributes this model's requests use (``prodgen.catalog.schema``): its network's, which a
         checkpoint trained on your own catalog records (lesson 12); the course catalog's otherwise."""
-        from ..catalog.schema import BUILTIN
+        from prodgen.catalog.schema import BUILTIN
 
         return getattr(self.network, "schema", BUILTIN)
 
@@ -177,7 +177,7 @@ class ImageModel(ABC):
     @torch.no_grad()
     def generate(self, requests, seed: int = 0, **knobs) -> torch.Tensor:
         """One uint8 image (3 x H x W) per request, N x 3 x H x W on the CPU; same seed, same bytes."""
-        from ..catalog import denormalize
+        from prodgen.catalog import denormalize
 
         values = self.check_knobs(knobs)
         prepared = self.prepare(requests)
@@ -202,8 +202,8 @@ class ImageModel(ABC):
     @torch.no_grad()
     def from_latents(self, latents: dict) -> torch.Tensor:
         """uint8 images N x 3 x H x W decoded from a :meth:`latents` dict (or a blend of two,
-        ``prodgen.latent.interpolate``); a model without latents, or a dict of the wrong shape -> ``ValueError``."""
-        from ..catalog import denormalize
+        ``prodgen.apps.latent.interpolate``); a model without latents, or a dict of the wrong shape -> ``ValueError``."""
+        from prodgen.catalog import denormalize
 
         if not isinstance(latents, dict) or not latents:
             raise ValueError("from_latents needs a dict of tensors, as latents() returns")
@@ -222,7 +222,7 @@ class ImageModel(ABC):
         """The attributes the model takes each request to ask for, ``{name: value}`` (open ones left out):
         the request itself for attribute models, nothing for unconditional ones; text models say what
         their description reader heard."""
-        from .condition import request_to_dict
+        from prodgen.models.condition import request_to_dict
 
         prepared = self.prepare(requests)
         if self.accepts == "attributes":

@@ -10,7 +10,7 @@ Two parts, trained in two stages:
      N x 34 (each attribute's distribution over its values and "unspecified"), embedded with the lesson-05
      attribute tables (a probability-weighted mix of rows). Any reader that produces soft requests can
      drive the generator: the shipped one was trained on ``text-gru``'s readings and ships with
-     ``text-votes`` (``prodgen.text.WordVotes``) in front, the reader that reads combinations it never saw.
+     ``text-votes`` (``prodgen.models.text.WordVotes``) in front, the reader that reads combinations it never saw.
    - ``condition="embedding"`` (``text2img-embedding``): the GRU's 64-d sentence vector ``e``, through a
      small MLP in the generator and a linear map in the discriminator (score ``psi(h) + <W e, h>``; Reed et
      al., 2016 condition both players on a sentence vector like this). It fails on the held-out
@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, index_of
-from .cgan import Generator, ProjectionDiscriminator
-from .condition import NUM_CLASSES, fill_unspecified
-from .protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, index_of
+from prodgen.models.cgan import Generator, ProjectionDiscriminator
+from prodgen.models.condition import NUM_CLASSES, fill_unspecified
+from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 
 __all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
@@ -61,7 +61,7 @@ def _all_combinations() -> torch.Tensor:
 CONDITIONS = ("attributes", "embedding")
 DEFAULT_ENCODER = {"attributes": "text-votes", "embedding": "text-gru"}
 """The reader each condition uses by default: the word-vote reader's probabilities (it reads combinations it
-never saw, see ``prodgen.text.WordVotes``), the GRU's sentence vector (the vote reader has none)."""
+never saw, see ``prodgen.models.text.WordVotes``), the GRU's sentence vector (the vote reader has none)."""
 
 
 def encode_condition(encoder, texts, condition: str, strict: bool = False) -> torch.Tensor:
@@ -79,7 +79,7 @@ class DescriptionBank:
 
     def __init__(self, encoder, per_combination: int = 4, seed: int = 0, exclude_pairs=HELD_OUT_PAIRS,
                  condition: str = "attributes"):
-        from ..catalog.describe import random_description
+        from prodgen.catalog.describe import random_description
 
         combos = _all_combinations()
         banned = {(index_of("category", c), index_of("color", v)) for c, v in exclude_pairs}
@@ -120,7 +120,7 @@ class DescriptionBank:
 def bank_requests(bank: DescriptionBank):
     """``conditions(n, generator)`` for ``cgan.recalibrate_batch_norm``: descriptions of random allowed
     combinations, encoded as in training."""
-    from .condition import balanced_requests
+    from prodgen.models.condition import balanced_requests
 
     def conditions(n, gen):
         labels = balanced_requests(n, int(torch.randint(2**31 - 1, (1,), generator=gen)), exclude_pairs=HELD_OUT_PAIRS)
@@ -146,7 +146,7 @@ def text_discriminator(condition: str = "attributes", text_dim: int = 64, width:
 
 
 class TextToImage(nn.Module):
-    """A frozen description encoder (``prodgen.text.TextEncoder``) and a generator conditioned on its vectors.
+    """A frozen description encoder (``prodgen.models.text.TextEncoder``) and a generator conditioned on its vectors.
 
     ``model.generate(["a red striped t-shirt by Acme", "大号黑色马克杯"], seed=0)`` -> images in [-1, 1].
     Only the generator's weights are this model's parameters; the encoder is loaded by name.
@@ -187,7 +187,7 @@ class TextToImage(nn.Module):
 
 def build(config: dict) -> TextToImage:
     """Rebuild the shipped model: load its encoder by name, a fresh generator for the weights."""
-    from ..text import load_encoder
+    from prodgen.models.text import load_encoder
 
     condition = config.get("condition", "attributes")
     encoder = load_encoder(config.get("encoder") or DEFAULT_ENCODER[condition])
@@ -198,7 +198,7 @@ def build(config: dict) -> TextToImage:
 class TextImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a text-to-image model: descriptions in,
     checked strictly (blank, or no known product word -> ``ValueError``); knobs ``truncation`` and, for the
-    soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``pretrained.GENERATORS``."""
+    soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``registry.GENERATORS``."""
 
     accepts = "text"
 
@@ -263,7 +263,7 @@ Chinese measure words), with the attributes they name. Several are held-out pair
 def description_accuracy(model: TextToImage, judge, texts, labels: torch.Tensor, seed: int = 0) -> dict:
     """Generate one image per description; how often the judge sees each *mentioned* attribute
     (``labels`` N x 5, -1 where the description says nothing)."""
-    from ..metrics import control_accuracy
+    from prodgen.metrics import control_accuracy
 
     images = model.generate(list(texts), seed=seed, strict=False)
     return {k: round(v, 4) for k, v in control_accuracy(judge, images, labels).items()}
@@ -277,12 +277,12 @@ def evaluate(model: TextToImage, n: int = 2000, seed: int = 0, judge=None) -> di
     """What ``prodgen evaluate text2img`` reports: accuracy on the mentioned attributes of ``n`` English and
     ``n`` Chinese test descriptions, of the ``unseen`` split's (held-out combinations) in both languages,
     and of :data:`NEW_PHRASINGS` (8 images each); FID (with floor), precision, recall of the EN test images."""
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..metrics import image_quality
-    from .condition import parse_request
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.metrics import image_quality
+    from prodgen.models.condition import parse_request
 
-    judge = judge if judge is not None else pretrained.load("judge")
+    judge = judge if judge is not None else registry.load("judge")
     test, unseen = load_catalog("test", progress=False), load_catalog("unseen", progress=False)
     test, unseen = test.subset(range(min(n, len(test)))), unseen.subset(range(min(n, len(unseen))))
     result = {"n": len(test)}
@@ -312,17 +312,17 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
                      checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train a shipped text-to-image model (``prodgen train text2img`` or ``text2img-embedding``) and save its
     generator with :func:`evaluate`'s metrics. ``fast=True``: 1,024 products, one epoch (a smoke test).
-    ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``."""
     import copy
 
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..runtime import pick_device
-    from ..text import load_encoder
-    from ..train import train_gan, training_record
-    from .cgan import _init, recalibrate_batch_norm
-    from .dcgan import compact_history
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.runtime import pick_device
+    from prodgen.models.text import load_encoder
+    from prodgen.engine.train import train_gan, training_record
+    from prodgen.models.cgan import _init, recalibrate_batch_norm
+    from prodgen.models.dcgan import compact_history
 
     if name not in ("text2img", "text2img-embedding"):
         raise ValueError(f"unknown model {name!r}; text-to-image models: text2img, text2img-embedding")
@@ -357,6 +357,6 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
     metrics = evaluate(model, n=500 if fast else 2000)
     if log:
         log(f"{name}: " + ", ".join(f"{k} {v['mean']}" for k, v in metrics.items() if isinstance(v, dict)))
-    pretrained.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
+    registry.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
                     metrics=metrics, training={**cfg, **ran}, extra=compact_history(history), out=out)
     return metrics

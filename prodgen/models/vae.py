@@ -2,7 +2,7 @@
 
 An **encoder** maps a 32x32 product photo to a Gaussian over a ``z_dim``-dimensional latent
 code, ``q(z|x) = N(mu, diag(exp(logvar)))``; a **decoder** maps a code back to an image, the
-mean of ``p(x|z) = N(x_hat, SIGMA^2 I)``. Training maximises the ELBO; ``prodgen.losses.vae_loss`` is its
+mean of ``p(x|z) = N(x_hat, SIGMA^2 I)``. Training maximises the ELBO; ``prodgen.engine.losses.vae_loss`` is its
 negative (up to a constant), with a ``beta`` weight on the KL term.
 
 Pieces used elsewhere:
@@ -11,7 +11,7 @@ Pieces used elsewhere:
   conditional VAE of lesson 06 feed a condition in beside the image or the code.
 - :func:`reparameterize`: the lesson's first exercise, in its reference form. The loss (the other two
   exercises, ``gaussian_kl`` and ``vae_loss``, and the likelihood's ``SIGMA``) lives in
-  ``prodgen.losses``, which the training engine owns (``train_vae`` uses ``vae_loss`` by default).
+  ``prodgen.engine.losses``, which the training engine owns (``train_vae`` uses ``vae_loss`` by default).
 - :func:`build` / :func:`train_checkpoint`: the shipped checkpoint ``vae`` (``prodgen train vae``).
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import SIGMA, gaussian_kl, vae_loss
-from .protocol import TEMPERATURE, ImageModel, noise
+from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
+from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
 
 __all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
            "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -161,7 +161,7 @@ class _eval:
 def evaluate(model: VAE, catalog, n: int | None = 1000, beta: float = 1.0, seed: int = 0) -> dict[str, float]:
     """Loss terms on (the first ``n`` products of) a catalog, eval mode, plus the per-pixel MSE of
     reconstructions from the posterior mean (``mse``, in [-1, 1] units)."""
-    from ..catalog import normalize
+    from prodgen.catalog import normalize
 
     images = catalog.images if n is None else catalog.images[:n]
     x = normalize(images)
@@ -187,7 +187,7 @@ def kl_per_dim(model: VAE, catalog, n: int | None = 1000) -> torch.Tensor:
     A dimension whose KL is ~0 carries no information about the image: its posterior equals the
     prior for every input (it has *collapsed*).
     """
-    from ..catalog import normalize
+    from prodgen.catalog import normalize
 
     images = catalog.images if n is None else catalog.images[:n]
     mu, logvar = model.encode(normalize(images))
@@ -255,14 +255,14 @@ class CodeMixture:
 
 # --------------------------------------------------------------------------- the shipped checkpoint
 def build(config: dict) -> VAE:
-    """Rebuild a VAE from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a VAE from its checkpoint config (``prodgen.models.registry``)."""
     return VAE(config.get("z_dim", 16), config.get("width", 32))
 
 
 class VAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a VAE: unconditional (a request is a
     number of images), codes drawn from the prior ``N(0, t^2 I)`` with the knob ``temperature`` t and
-    decoded. Registered as ``vae`` in ``pretrained.GENERATORS``."""
+    decoded. Registered as ``vae`` in ``registry.GENERATORS``."""
 
     accepts = "nothing"
 
@@ -284,13 +284,13 @@ loop runs at about 2,000 images/s when nothing else competes for them, so about 
 
 def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: str = "auto", out=None,
                      checkpoint=None, resume: bool = False, **overrides) -> dict:
-    """Train the shipped VAE (``prodgen train vae``) with ``prodgen.train.train_vae`` and save it with its
+    """Train the shipped VAE (``prodgen train vae``) with ``prodgen.engine.train.train_vae`` and save it with its
     test metrics. ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG` (e.g. ``minutes=10``).
     ``fast=True``: 2,000 products, one epoch (a smoke test; it still overwrites the checkpoint ``name``
-    unless ``out`` is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``."""
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import train_vae, training_record
+    unless ``out`` is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``."""
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import train_vae, training_record
 
     unknown = set(overrides) - set(CHECKPOINT_CONFIG)
     if unknown:
@@ -315,9 +315,9 @@ def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: s
 
 
 def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print, out=None) -> dict:
-    """Measure a trained VAE on the test split and save it with ``prodgen.pretrained.save``."""
-    from .. import pretrained
-    from ..catalog import load_catalog
+    """Measure a trained VAE on the test split and save it with ``prodgen.models.registry.save``."""
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
 
     model = model.cpu().eval()
     test = load_catalog("test", progress=False)
@@ -326,5 +326,5 @@ def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print, out
     if log:
         log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     config = {"z_dim": model.z_dim, "width": model.width, "sigma": SIGMA}
-    pretrained.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
+    registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics

@@ -6,11 +6,11 @@ and tells each its place in environment variables (``RANK``, ``LOCAL_RANK``, ``W
 on a CUDA machine, gloo on the CPU. Asking for more processes than the machine has GPUs is refused
 with a message (it never silently doubles processes up on one GPU); ``--device cpu`` trains with gloo.
 
-The rest is what the engine (``prodgen.train``) needs: who am I (:func:`rank`, :func:`is_main`), this
+The rest is what the engine (``prodgen.engine.train``) needs: who am I (:func:`rank`, :func:`is_main`), this
 rank's slice of each global batch (:func:`shard`), the DDP wrapper (:func:`wrap`), the batch-norm
 statistics copied from rank 0 (:func:`sync_buffers`) and sums over ranks (:func:`all_reduce_sum`).
 Without torchrun every function is the one-process identity, so the engine has one code path.
-Used by ``prodgen train`` and ``prodgen.train`` (lessons 03+ train in one process).
+Used by ``prodgen train`` and ``prodgen.engine.train`` (lessons 03+ train in one process).
 """
 from __future__ import annotations
 

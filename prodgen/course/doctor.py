@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .runtime import environment
+from prodgen.engine.runtime import environment
 
 __all__ = ["Finding", "diagnose"]
 
@@ -36,7 +36,7 @@ def diagnose() -> list[Finding]:
 
 
 def _catalog_finding() -> Finding:
-    from .catalog.dataset import DEFAULT_N, _cached, _load_npz
+    from prodgen.catalog.dataset import DEFAULT_N, _cached, _load_npz
 
     missing = []
     for split in ("train", "val", "test", "unseen"):
@@ -52,21 +52,21 @@ def _catalog_finding() -> Finding:
     if missing:
         return Finding("catalog cache", False, "missing: " + ", ".join(missing),
                        "prodgen data build   (renders the default catalog once, about a minute)")
-    from .paths import cache_dir
+    from prodgen.paths import cache_dir
 
     return Finding("catalog cache", True, f"train/val/test/unseen at 32 px in {cache_dir()}")
 
 
 def _checkpoints_finding() -> Finding:
-    from . import pretrained
+    from prodgen.models import registry
 
-    shipped = pretrained.names()
+    shipped = registry.names()
     if not shipped:
         return Finding("checkpoints", True, "none shipped yet")
     bad = []
     for name in shipped:
         try:
-            pretrained.verify(name)
+            registry.verify(name)
         except (ValueError, FileNotFoundError) as e:
             bad.append(str(e).split(":")[0])
     if bad:

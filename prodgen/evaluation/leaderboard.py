@@ -1,6 +1,6 @@
 """One leaderboard for every image generator: the same requests, seeds, reference and metrics for all.
 
-Every generator in the registry (``pretrained.GENERATORS``) is measured through the image-model protocol
+Every generator in the registry (``registry.GENERATORS``) is measured through the image-model protocol
 (``prodgen.models.protocol``) in exactly the same way, so a model added to the registry appears here
 without any code change:
 
@@ -35,7 +35,8 @@ import json
 import time
 from pathlib import Path
 
-from . import paths, pretrained
+from prodgen import paths
+from prodgen.models import registry
 
 __all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "evaluate_all",
            "evaluate_model", "measure", "format_table", "format_markdown"]
@@ -85,9 +86,9 @@ def _check_n(n) -> int:
 
 
 def _check_models(models) -> list[str]:
-    valid = pretrained.generators()
+    valid = registry.generators()
     if models is None:
-        return pretrained.generators(shipped=True)
+        return registry.generators(shipped=True)
     names = [m.strip() for m in ([models] if isinstance(models, str) else models) if m.strip()]
     if not names:
         raise ValueError(f"no model named; generators: {', '.join(valid)}")
@@ -99,8 +100,8 @@ def _check_models(models) -> list[str]:
 
 def _depends_on(name: str) -> list[str]:
     """``name``, the judge, and every registry entry the model's config names (e.g. a text reader)."""
-    config = pretrained.manifest().get(name, {}).get("config", {})
-    named = [v for v in config.values() if isinstance(v, str) and v in pretrained.manifest()]
+    config = registry.manifest().get(name, {}).get("config", {})
+    named = [v for v in config.values() if isinstance(v, str) and v in registry.manifest()]
     return list(dict.fromkeys([name, "judge", *named]))
 
 
@@ -109,8 +110,8 @@ def cache_file(name: str, n: int = 2000, seed: int = 0) -> Path:
     disk), ``n``, ``seed`` and :data:`PROTOCOL_VERSION`."""
     shas = []
     for dep in _depends_on(name):
-        pretrained.verify(dep)  # the file on disk is the one the manifest names (else a clear error)
-        shas.append(f"{dep}={pretrained.manifest()[dep]['sha256']}")
+        registry.verify(dep)  # the file on disk is the one the manifest names (else a clear error)
+        shas.append(f"{dep}={registry.manifest()[dep]['sha256']}")
     key = hashlib.sha256(json.dumps([PROTOCOL_VERSION, n, seed, shas]).encode()).hexdigest()[:20]
     return cache_folder() / f"{name}-n{n}-s{seed}-{key}.json"
 
@@ -137,8 +138,8 @@ class Reference:
     def __init__(self, judge, train=None, test=None):
         import torch
 
-        from .catalog import load_catalog
-        from .catalog.dataset import CACHE_VERSION
+        from prodgen.catalog import load_catalog
+        from prodgen.catalog.dataset import CACHE_VERSION
 
         self.judge = judge
         self._floors: dict[int, float] = {}
@@ -151,7 +152,7 @@ class Reference:
                 data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
             self.train, self.test = data["train"], data["test"]
             return
-        judge_sha = pretrained.manifest()["judge"]["sha256"]
+        judge_sha = registry.manifest()["judge"]["sha256"]
         path = paths.cache_dir() / "leaderboard" / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
         data = None
         if path.is_file():
@@ -180,7 +181,7 @@ class Reference:
         return min(len(self.train["features"]), len(self.test["features"]))
 
     def floor(self, n: int) -> float:
-        from .metrics import fid
+        from prodgen.metrics import fid
 
         if n not in self._floors:
             self._floors[n] = fid(self.train["features"][:n], self.test["features"][:n])
@@ -191,7 +192,7 @@ def _judge(judge, images):
     """Judge features (N x 256, float32) and predicted classes (N x 5) of uint8 images, in one pass."""
     import torch
 
-    from .metrics import judge_features
+    from prodgen.metrics import judge_features
 
     feats = judge_features(judge, images)
     with torch.no_grad():
@@ -204,8 +205,8 @@ def _describe(labels, seed: int, lang: str = "en") -> list[str]:
     """Descriptions naming all five attributes of each label row (synonyms and templates seeded)."""
     import numpy as np
 
-    from .catalog.describe import describe
-    from .models.condition import request_to_dict
+    from prodgen.catalog.describe import describe
+    from prodgen.models.condition import request_to_dict
 
     rng = np.random.default_rng(seed)
     return [describe(request_to_dict(row), lang, rng=rng) for row in labels.tolist()]
@@ -221,7 +222,7 @@ def _ask(model, labels, seed: int):
 def _control(preds, requested, names=None) -> dict:
     """Per-attribute share of images where the judge sees the requested value (-1 = not requested), and the mean.
     ``names``: the attributes of the columns (default: the course catalog's five)."""
-    from .catalog.attributes import ATTRIBUTE_NAMES
+    from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 
     acc = {}
     for j, a in enumerate(names or ATTRIBUTE_NAMES):
@@ -249,7 +250,7 @@ def _diversity(model, ref: Reference, n: int, seed: int):
     the training set has at least two photos of, against those photos (``metrics.diversity_ratio``)."""
     import torch
 
-    from .metrics import diversity_ratio
+    from prodgen.metrics import diversity_ratio
 
     labels = ref.train["labels"]
     known = (labels >= 0).all(dim=1)  # photos with every attribute labelled (your own catalog may have gaps)
@@ -275,9 +276,9 @@ def _text_controls(model, ref: Reference, n: int, seed: int) -> dict:
     ``text2img.NEW_PHRASINGS``-style requests (what ``text2img.evaluate`` measured)."""
     import torch
 
-    from .catalog import load_catalog
-    from .models.condition import parse_request
-    from .models.text2img import NEW_PHRASINGS
+    from prodgen.catalog import load_catalog
+    from prodgen.models.condition import parse_request
+    from prodgen.models.text2img import NEW_PHRASINGS
 
     out = {}
     m = max(n // 4, MIN_N)
@@ -305,10 +306,10 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     import numpy as np
     import torch
 
-    from . import metrics
-    from .catalog import HELD_OUT_PAIRS
-    from .catalog.schema import BUILTIN
-    from .models.condition import balanced_requests, hide_attributes
+    from prodgen import metrics
+    from prodgen.catalog import HELD_OUT_PAIRS
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.condition import balanced_requests, hide_attributes
 
     n = _check_n(n)
     start = time.perf_counter()
@@ -316,7 +317,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     if judge is None and schema != BUILTIN:
         raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
                          "the same catalog (prodgen train judge --data DIR)")
-    judge = judge if judge is not None else pretrained.load("judge")
+    judge = judge if judge is not None else registry.load("judge")
     if list(judge.heads) != list(schema.names):
         raise ValueError(f"the judge reads {', '.join(judge.heads)} but {model.name} controls "
                          f"{', '.join(schema.names)}: use a judge trained on the model's catalog")
@@ -393,7 +394,7 @@ class _Session:
     @property
     def judge(self):
         if self._judge is None:
-            self._judge = pretrained.load("judge")
+            self._judge = registry.load("judge")
         return self._judge
 
     @property
@@ -412,9 +413,9 @@ def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = Fals
     if not refresh and (row := _read_cached(path)) is not None:
         return {**row, "cached": True}
     session = _session or _Session()
-    model = pretrained.load_generator(name)
+    model = registry.load_generator(name)
     row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref)
-    row["sha256"] = pretrained.manifest()[name]["sha256"]
+    row["sha256"] = registry.manifest()[name]["sha256"]
     row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
     return {**row, "cached": False}

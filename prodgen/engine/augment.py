@@ -15,7 +15,7 @@ conditional models are asked to control. ``translate`` moves each image by up to
 padding), ``cutout`` zeroes one random square of 1/4 of the side. Randomness comes from ``torch``'s
 global generator (seeded by the training loop).
 
-Used by lesson 10 and the ``cgan-stable`` recipe (``prodgen.models.stable``).
+Used by lesson 10 and the ``cgan-stable`` recipe (``prodgen.models.cgan_stable``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Lesson 10's experiment grid: every stabilising recipe x 3 seeds, trained under one budget, measured alike.
 
-``prodgen stability-grid`` trains each recipe of ``prodgen.models.stable.RECIPES`` with each seed for the
+``prodgen stability-grid`` trains each recipe of ``prodgen.models.cgan_stable.RECIPES`` with each seed for the
 same number of steps on the same photos (``GRID``), and measures every run with the leaderboard's protocol
 (``leaderboard.measure``: FID, KID, precision/recall, control, held-out pairs, within-request diversity...)
 twice: the generator as training left it (``live``) and its weight average (``ema``). It also records
@@ -21,7 +21,7 @@ import platform
 import time
 from pathlib import Path
 
-from . import paths
+from prodgen import paths
 
 __all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "format_markdown", "METRICS"]
 
@@ -37,7 +37,7 @@ def results_path() -> Path:
 
 
 def _key(recipe: str, seed: int, budget: dict) -> str:
-    from .models.stable import recipe as settings_of
+    from prodgen.models.cgan_stable import recipe as settings_of
 
     blob = json.dumps([recipe, settings_of(recipe), seed, budget], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -51,10 +51,11 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
     """Train and measure one (recipe, seed) run in this process; returns its row (not cached here)."""
     import torch
 
-    from . import leaderboard, pretrained
-    from .catalog import load_catalog
-    from .models.cgan import CGANImageModel
-    from .models.stable import calls_real, recipe as settings_of, train_recipe
+    from prodgen.evaluation import leaderboard
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.models.cgan import CGANImageModel
+    from prodgen.models.cgan_stable import calls_real, recipe as settings_of, train_recipe
 
     settings = settings_of(recipe)
     train = load_catalog("train", progress=False)
@@ -64,7 +65,7 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
                                      ema_decay=budget["ema_decay"], hide_p=budget["hide_p"], device="cpu",
                                      progress=False, n_samples=16)
     seconds = time.perf_counter() - start
-    judge = pretrained.load("judge")
+    judge = registry.load("judge")
     ref = leaderboard.Reference(judge)
     row = {"recipe": recipe, "seed": seed, "budget": budget, "train_seconds": round(seconds, 1),
            "threads": torch.get_num_threads(), "images_seen": history.images_seen}
@@ -105,7 +106,7 @@ def _worker(args) -> dict:
 def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, out=None, log=print) -> dict:
     """Train and measure every (recipe, seed) not cached yet, then write the summary and all runs to ``out``
     (default :func:`results_path`); returns what was written."""
-    from .models.stable import GRID, RECIPES
+    from prodgen.models.cgan_stable import GRID, RECIPES
 
     recipes = list(RECIPES) if recipes is None else list(recipes)
     unknown = [r for r in recipes if r not in RECIPES]

@@ -22,7 +22,7 @@ at 1e-3 after 450 steps).
 ==================  =====================================================================================
 
 Every run also keeps an exponential moving average of G's weights (EMA), so each recipe is measured with
-and without it. :func:`train_recipe` trains one run; ``prodgen.stability`` runs the grid (recipes x seeds)
+and without it. :func:`train_recipe` trains one run; ``prodgen.studies.recipe_grid`` runs the grid (recipes x seeds)
 and measures it with the leaderboard's protocol. Used by lesson 10 and ``prodgen train cgan-stable``.
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import NamedTuple
 
 import torch
 
-from ..catalog.schema import BUILTIN, Schema
-from .cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
-from .condition import hide_attributes
+from prodgen.catalog.schema import BUILTIN, Schema
+from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
+from prodgen.models.condition import hide_attributes
 
 __all__ = ["RECIPES", "GRID", "recipe", "build_networks", "RecipeRun", "train_recipe", "calls_real",
            "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -85,7 +85,7 @@ def build_networks(settings: dict, width: int = 32, z_dim: int = 64, seed: int =
 
 class RecipeRun(NamedTuple):
     """What :func:`train_recipe` returns: the generator as training left it, its weight average (EMA, batch-norm
-    statistics re-estimated), the discriminator and the training :class:`~prodgen.train.History`."""
+    statistics re-estimated), the discriminator and the training :class:`~prodgen.engine.train.History`."""
     generator: torch.nn.Module
     ema: torch.nn.Module
     discriminator: torch.nn.Module
@@ -102,8 +102,8 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
     generator's batch-norm statistics are re-estimated (``recalibrate_batch_norm``). ``history`` has ``d_grad`` (D's
     gradient norm per step) besides the losses, and the penalty / mode-seeking terms when the recipe has them.
     """
-    from ..augment import diff_augment
-    from ..train import train_gan
+    from prodgen.engine.augment import diff_augment
+    from prodgen.engine.train import train_gan
 
     settings = recipe(name_or_settings) if isinstance(name_or_settings, str) else dict(name_or_settings)
     schema = catalog.schema  # the attributes the networks are conditioned on
@@ -139,7 +139,7 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
 def calls_real(discriminator, catalog, n: int = 1000) -> float:
     """Share of the first ``n`` photos of ``catalog`` that D scores as real (logit > 0), each with its own labels:
     on photos D trained on against photos it never saw, the gap measures how much D has memorised (lesson 10)."""
-    from ..catalog import normalize
+    from prodgen.catalog import normalize
 
     discriminator.eval()
     device = next(discriminator.parameters()).device
@@ -187,14 +187,14 @@ cGANs' width 64 with the deeper trunk (measured: 178 ms against 1,354 ms per ste
 def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, device: str = "auto",
                      out=None, checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train ``cgan-stable`` (``prodgen train cgan-stable``) and save its EMA generator with the metrics of
-    ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.pretrained.train``. ``data``: a
-    catalog folder of your own (lesson 12; ``prodgen.own_catalog``)."""
-    from .. import pretrained
-    from ..catalog import load_catalog
-    from ..distributed import is_main
-    from ..train import training_record
-    from .cgan import evaluate
-    from .dcgan import compact_history
+    ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a
+    catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``)."""
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.engine.distributed import is_main
+    from prodgen.engine.train import training_record
+    from prodgen.models.cgan import evaluate
+    from prodgen.models.dcgan import compact_history
 
     if name != "cgan-stable":
         raise ValueError(f"unknown model {name!r}; this trainer makes cgan-stable")
@@ -204,7 +204,7 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
     cfg = {**CHECKPOINT_CONFIG, **overrides}
     settings = recipe(cfg["recipe"])
     if data is not None:
-        from ..catalog.own import training_data
+        from prodgen.catalog.own import training_data
 
         train, heldout, record = training_data(data, log)
         cfg |= record
@@ -235,7 +235,7 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
         metrics = evaluate(g_ema, n=500 if fast else 2000)
     if log and metrics:
         log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    pretrained.save(name, g_ema, config, metrics=metrics,
+    registry.save(name, g_ema, config, metrics=metrics,
                     training={**cfg, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, **ran},
                     extra=compact_history(history), out=out)
     return metrics

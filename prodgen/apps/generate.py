@@ -1,7 +1,7 @@
 """Generate product photos from requests: one request, or a whole catalog from a spreadsheet.
 
 Every model is reached through the image-model protocol (``prodgen.models.protocol``) and the registry
-(``pretrained.load_generator``): what a model accepts decides what a request must hold. A request is
+(``registry.load_generator``): what a model accepts decides what a request must hold. A request is
 attributes (``{"category": "mug", "color": "red"}``; the rest unspecified) for the attribute-controlled
 models, a description ("a large red striped t-shirt by Acme", "大号红色条纹T恤，Acme品牌") for the
 text-to-image models (attributes are described for them), or just a number of images for the
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .catalog.attributes import ATTRIBUTE_NAMES
-from .paths import atomic_folder
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES
+from prodgen.paths import atomic_folder
 
 __all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
            "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
@@ -32,9 +32,9 @@ __all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "c
 
 def __getattr__(name):
     if name == "MODELS":  # {generator: what it accepts}, read from the registry when first asked for
-        from . import pretrained
+        from prodgen.models import registry
 
-        return pretrained.generator_kinds()
+        return registry.generator_kinds()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -55,8 +55,8 @@ def parse_attrs(text: str, flag: str = "--attrs", schema=None) -> dict:
     """``"color=red,size=large"`` -> ``{"color": "red", "size": "large"}``, checked against ``schema`` (the
     model's; default the course catalog's); ``flag`` names the option in error messages (``prodgen edit``
     passes ``--set``)."""
-    from .catalog.schema import BUILTIN
-    from .models.condition import parse_request
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.condition import parse_request
 
     schema = schema or BUILTIN
 
@@ -92,8 +92,8 @@ def read_requests(path, default_n: int = 1, schema=None) -> list[Request]:
     """Requests from a CSV: a ``description`` column and/or attribute columns of ``schema`` (default the course
     catalog's; blank cells = unspecified), and an optional ``n`` column (images per row, default
     ``default_n``). Other columns are ignored."""
-    from .catalog.schema import BUILTIN
-    from .models.condition import parse_request
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.condition import parse_request
 
     schema = schema or BUILTIN
     names = schema.names
@@ -137,21 +137,21 @@ def load_generator(name: str):
     """The shipped image generator ``name`` (sha256-verified), or the one in a checkpoint file (a path ending in
     ``.pt``: ``prodgen train --out / --data``), as a protocol ``ImageModel``; its ``accepts`` says what a request
     must hold and its ``schema`` which attributes."""
-    from . import pretrained
+    from prodgen.models import registry
 
     if str(name).endswith(".pt") or "/" in str(name):
-        return pretrained.load_generator_file(name)
-    return pretrained.load_generator(name)
+        return registry.load_generator_file(name)
+    return registry.load_generator(name)
 
 
 def _text_models() -> str:
-    from . import pretrained
+    from prodgen.models import registry
 
-    return ", ".join(k for k, v in pretrained.generator_kinds().items() if v == "text")
+    return ", ".join(k for k, v in registry.generator_kinds().items() if v == "text")
 
 
 def _text_for(request: Request, name: str) -> str:
-    from .catalog.describe import describe
+    from prodgen.catalog.describe import describe
 
     if request.description:
         return request.description
@@ -163,7 +163,7 @@ def _text_for(request: Request, name: str) -> str:
 
 def check_request(model, request: Request) -> None:
     """``ValueError`` if ``request`` does not fit what ``model`` accepts (checked before anything is written)."""
-    from .text import validate_description
+    from prodgen.models.text import validate_description
 
     if model.accepts == "text":
         text = _text_for(request, model.name)
@@ -208,7 +208,7 @@ def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, prog
     into ``out_dir`` (PNGs + ``metadata.csv`` with the model's attribute columns); returns it.
     ``knobs``: settings of the model (``prodgen generate --guidance 3 --steps 20``), checked before anything
     is written (a knob the model lacks -> ``ValueError`` naming the knobs it has)."""
-    from .models.protocol import ImageModel
+    from prodgen.models.protocol import ImageModel
 
     from PIL import Image
 

@@ -25,7 +25,7 @@ against a plain fp32 NCHW loop, and says which precision the default picked.
 
 Several processes. Under ``torchrun`` (``torchrun --standalone --nproc_per_node=N -m prodgen train MODEL``,
 or a script that joined a process group) the same loops train with DistributedDataParallel
-(``prodgen.distributed``: gloo on the CPU, NCCL with one GPU per process):
+(``prodgen.engine.distributed``: gloo on the CPU, NCCL with one GPU per process):
 
 - data: every epoch all ranks draw the same permutation from the seeded generator and each takes its own
   slice of every global batch, so no product is seen twice in an epoch;
@@ -59,7 +59,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, losses
+from prodgen.engine import distributed, losses
 
 __all__ = ["History", "train_gan", "train_vae", "train_diffusion", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
            "cpu_has_native_bf16"]
@@ -193,8 +193,8 @@ def gan_step(generator, discriminator, opt_g, opt_d, real, z, d_loss=None, g_los
     Lesson 10's cures (all off by default):
 
     - ``augment``: a differentiable function applied to every image D sees, real and fake, in both steps
-      (DiffAugment, ``prodgen.augment.diff_augment``);
-    - ``gp_weight``: ``+ gp_weight * gradient_penalty`` in the D step (WGAN-GP, ``prodgen.losses``);
+      (DiffAugment, ``prodgen.engine.augment.diff_augment``);
+    - ``gp_weight``: ``+ gp_weight * gradient_penalty`` in the D step (WGAN-GP, ``prodgen.engine.losses``);
     - ``r1_weight``: ``+ r1_weight * r1_penalty`` on the real images in the D step (R1; ``gamma / 2``);
     - ``ms_weight``: ``+ ms_weight * mode_seeking_loss`` in the G step; the second half of the batch then
       repeats the first half's requests with other noise, so each pair shares its request;
@@ -320,7 +320,7 @@ def _set_rng_state(state: dict, data_gen) -> None:
 
 
 def _save_atomic(payload: dict, path: Path) -> None:
-    from .paths import atomic_file
+    from prodgen.paths import atomic_file
 
     with atomic_file(path) as tmp:
         torch.save(payload, tmp)
@@ -351,7 +351,7 @@ class _Loop:
 
     def __init__(self, modules: dict, catalog, *, kind, epochs, batch_size, max_minutes, seed, device, precision,
                  channels_last, n_samples, checkpoint, resume, progress, history, names, on_epoch=None):
-        from .runtime import pick_device
+        from prodgen.engine.runtime import pick_device
 
         _check_common(catalog, epochs, batch_size, max_minutes, n_samples)
         self.world, self.rank, self.main = distributed.world_size(), distributed.rank(), distributed.is_main()
@@ -494,7 +494,7 @@ class _Loop:
             yield from self.catalog.batches(self.batch_size, shuffle=True, generator=self.data_gen,
                                             drop_last=True, device=self.device)
             return
-        from .catalog import normalize
+        from prodgen.catalog import normalize
 
         order = torch.randperm(len(self.catalog), generator=self.data_gen)  # the same on every rank
         for idx in distributed.shard(order, self.batch_size):
@@ -529,7 +529,7 @@ class _Loop:
         with self.autocast():
             images = sample()
         if images is not None:
-            from .catalog import denormalize
+            from prodgen.catalog import denormalize
 
             self.history.samples.append((epoch, denormalize(images.float()).cpu().contiguous()))
 
@@ -551,7 +551,7 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
       partial requests are learned (lesson 05), or labels -> description embeddings (lesson 07).
     - ``sample_condition``: what G gets for the sample grid (default: the labels of the catalog's
       first ``n_samples`` products), e.g. the embeddings of their descriptions.
-    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.losses.GAN_LOSSES``)
+    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.engine.losses.GAN_LOSSES``)
       or a pair of functions ``(d_loss(real_logits, fake_logits), g_loss(fake_logits))``.
     - ``epochs``: how many epochs to run now; with ``resume=True`` the total to reach (an interrupted run
       is finished by repeating the same call). Without a checkpoint file ``resume=True`` starts afresh.
@@ -580,7 +580,7 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr
         raise ValueError("gradient penalties (gp_weight, r1_weight) need a double backward, which this engine "
                          "does not run under torchrun/DDP; train with them in one process")
     if augment is not None and not callable(augment):
-        raise ValueError(f"augment must be a function of an image batch (prodgen.augment.diff_augment), "
+        raise ValueError(f"augment must be a function of an image batch (prodgen.engine.augment.diff_augment), "
                          f"got {type(augment).__name__}")
     lr_d = lr if lr_d is None else lr_d
     for name, value in (("lr", lr), ("lr_d", lr_d)):
@@ -660,7 +660,7 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
-    (default ``prodgen.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
+    (default ``prodgen.engine.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
     with a generator seeded the same way after every epoch. ``epochs``, ``resume``, ``max_minutes``,
     ``checkpoint`` and ``history`` work as in :func:`train_gan`. ``conditional=True`` (the CVAE of
     lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's
@@ -696,7 +696,7 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
                     ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
                     history=None) -> History:
     """Train a conditional diffusion model (lesson 11) on a catalog with Adam; returns the :class:`History`
-    (``loss``: the v-prediction loss, ``prodgen.losses.diffusion_loss``).
+    (``loss``: the v-prediction loss, ``prodgen.engine.losses.diffusion_loss``).
 
     ``model(x_t, t, labels) -> v_hat`` with its noise schedule in ``model.abar``. For classifier-free guidance
     each photo's request is hidden completely (all attributes "unspecified") with probability ``drop_p``, and

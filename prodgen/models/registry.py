@@ -18,7 +18,7 @@ import importlib
 import json
 from pathlib import Path
 
-from . import paths
+from prodgen import paths
 
 __all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "EDITORS", "available", "generators", "generator_kinds", "load", "load_entry",
            "load_generator", "manifest", "names", "save", "train", "verify"]
@@ -30,9 +30,9 @@ __all__ += ["SETTINGS", "load_file", "load_generator_file", "own_catalog_trainer
 BUILDERS: dict[str, str] = {
     "judge": "prodgen.models.judge:build",
     "dcgan": "prodgen.models.dcgan:build",
-    "text-bag": "prodgen.text:build",
-    "text-gru": "prodgen.text:build",
-    "text-votes": "prodgen.text:build",
+    "text-bag": "prodgen.models.text:build",
+    "text-gru": "prodgen.models.text:build",
+    "text-votes": "prodgen.models.text:build",
     "vae": "prodgen.models.vae:build",
     "cgan-projection": "prodgen.models.cgan:build",
     "cgan-concat": "prodgen.models.cgan:build",
@@ -54,15 +54,15 @@ BUILDERS: dict[str, str] = {
 # Under torchrun every rank calls the trainer; rank 0 alone evaluates and saves (the others return {}).
 TRAINERS: dict[str, str] = {
     "judge": "prodgen.models.judge:train_checkpoint",
-    "text-bag": "prodgen.text:train_checkpoint",
-    "text-gru": "prodgen.text:train_checkpoint",
-    "text-votes": "prodgen.text:train_checkpoint",
+    "text-bag": "prodgen.models.text:train_checkpoint",
+    "text-gru": "prodgen.models.text:train_checkpoint",
+    "text-votes": "prodgen.models.text:train_checkpoint",
     "dcgan": "prodgen.models.dcgan:train_checkpoint",
     "vae": "prodgen.models.vae:train_checkpoint",
     "cgan-projection": "prodgen.models.cgan:train_checkpoint",
     "cgan-concat": "prodgen.models.cgan:train_checkpoint",
     "cgan-acgan": "prodgen.models.cgan:train_checkpoint",
-    "cgan-stable": "prodgen.models.stable:train_checkpoint",
+    "cgan-stable": "prodgen.models.cgan_stable:train_checkpoint",
     "cvae": "prodgen.models.cvae:train_checkpoint",
     "text2img": "prodgen.models.text2img:train_checkpoint",
     "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
@@ -206,7 +206,7 @@ def _trainer(name: str):
 
 
 def _uses_engine(params) -> bool:
-    """Whether a trainer trains with ``prodgen.train`` (so it takes every option and runs under torchrun)."""
+    """Whether a trainer trains with ``prodgen.engine.train`` (so it takes every option and runs under torchrun)."""
     return all(k in params for k in ("device", "out", "checkpoint", "resume"))
 
 
@@ -223,21 +223,21 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
 
     ``out``: write the checkpoint to this ``.pt`` file (:func:`load_file` reads it) and leave the shipped
     checkpoint and the manifest alone; without it the shipped checkpoint is replaced. ``epochs``,
-    ``minutes`` (a time budget), ``seed`` and ``batch`` (the global batch size, see ``prodgen.train``)
+    ``minutes`` (a time budget), ``seed`` and ``batch`` (the global batch size, see ``prodgen.engine.train``)
     replace the recipe's values; ``device``: ``auto``, ``cpu``,
     ``cuda``, ``mps``. The training state is saved after every epoch (:func:`state_path`), and
     ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
-    joins the process group (``prodgen.distributed``): every process trains on its shard, rank 0 saves.
+    joins the process group (``prodgen.engine.distributed``): every process trains on its shard, rank 0 saves.
     Models whose trainer has its own loop (the judge, the text readers) take none of these options.
-    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.own_catalog``): the
+    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.evaluation.own_catalog``): the
     model learns that catalog's schema, and ``out`` defaults to ``DATA/models/NAME.pt`` (the shipped
     checkpoints are left alone).
     """
-    from . import distributed
+    from prodgen.engine import distributed
 
     trainer, params, recipe = _trainer(name)
     if data is not None:
-        from .catalog.own import default_out
+        from prodgen.catalog.own import default_out
 
         if "data" not in params:
             raise ValueError(f"prodgen train {name} takes no --data; models that train on your own catalog: "
@@ -260,7 +260,7 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
                          f"all options work for {engine_models()}")
     if not _uses_engine(params):
         if distributed.launched():
-            raise ValueError(f"{name} trains in one process (its own loop, not prodgen.train's engine); "
+            raise ValueError(f"{name} trains in one process (its own loop, not prodgen.engine.train's engine); "
                              f"under torchrun train one of {engine_models()}")
         return trainer(name, fast=fast, log=log, **{k: v for k, v in options.items() if v is not None}, **own,
                        **settings)

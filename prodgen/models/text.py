@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 
 __all__ = [
     "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
@@ -184,7 +184,7 @@ class Vocabulary:
 def _product_words() -> frozenset:
     """Tokens that name an attribute value ("mug", "红", "stripes"), minus the template glue
     ("a", "by", "品牌", "颜色"), which says nothing about which product is meant."""
-    from .catalog.describe import TEMPLATES
+    from prodgen.catalog.describe import TEMPLATES
 
     words = set()
     for values in ATTRIBUTES.values():
@@ -339,7 +339,7 @@ def make_reader(kind: str, vocab_size: int, seed: int = 0, **sizes) -> Attribute
 
 
 def build(config: dict) -> AttributeReader:
-    """Rebuild a reader from its checkpoint config (``prodgen.pretrained``)."""
+    """Rebuild a reader from its checkpoint config (``prodgen.models.registry``)."""
     if config["kind"] == "votes":
         return VoteReader(WordVotes(config["vocab_size"], config.get("num_classes")))
     sizes = {k: config[k] for k in ("embed_dim", "hidden", "dim") if k in config}
@@ -595,11 +595,11 @@ class TextEncoder:
 
 def load_encoder(name: str = "text-gru", device="cpu") -> TextEncoder:
     """The shipped encoder ``name`` ("text-gru" or "text-bag"), sha256-verified, ready to encode."""
-    from . import pretrained
+    from prodgen.models import registry
 
     if name not in CHECKPOINTS:
         raise ValueError(f"unknown text encoder {name!r}; valid names: {', '.join(CHECKPOINTS)}")
-    reader, info = pretrained.load_entry(name, device)
+    reader, info = registry.load_entry(name, device)
     if "vocab" not in info["extra"]:
         raise ValueError(f"checkpoint for {name!r} holds no vocabulary; retrain it with `prodgen train {name}`")
     return TextEncoder(reader, Vocabulary.from_list(info["extra"]["vocab"]), name)
@@ -630,8 +630,8 @@ def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=
     """Train the shipped reader ``name`` (``prodgen train text-gru``) on the EN + ZH training
     descriptions, evaluate it on the test split and save it with its vocabulary (to ``out`` if given,
     else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe."""
-    from . import pretrained
-    from .catalog import load_catalog
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
 
     if name not in CHECKPOINTS:
         raise ValueError(f"unknown text encoder {name!r}; valid names: {', '.join(CHECKPOINTS)}")
@@ -656,7 +656,7 @@ def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=
     if log:
         log("test accuracy (mentioned attributes): " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if "unspecified" not in k))
-    pretrained.save(name, model, _config(model, len(vocab)), metrics=metrics,
+    registry.save(name, model, _config(model, len(vocab)), metrics=metrics,
                     training={**cfg, "fast": fast, "seconds": round(seconds, 1), "n_train": len(train)},
                     extra={"vocab": vocab.to_list()}, out=out)
     return metrics

@@ -2,7 +2,7 @@
 
 A photo from outside the catalog has no labels, so the shipped ``judge`` reads its five attributes; the
 requested changes (``{"color": "teal"}``) replace some of them, and the model's registered editor
-(``pretrained.EDITORS``) gets the photo, the labels read on it and the changes:
+(``registry.EDITORS``) gets the photo, the labels read on it and the changes:
 
 - ``cvae`` (lesson 06) encodes the photo with the labels read on it and decodes that code with the changed
   labels. It is deterministic (the posterior mean), so it makes one result per photo: ``n > 1`` is refused.
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from .catalog.attributes import ATTRIBUTE_NAMES
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 
 __all__ = ["SIZE", "STUDIO_GREY", "METADATA_COLUMNS", "editors", "load_editor", "load_photo", "check_changes",
            "edit_photo", "edit_to_folder"]
@@ -56,24 +56,24 @@ METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "role", "model", "seed", *(f"reque
 
 
 def editors() -> list[str]:
-    """The models that can edit photos (``pretrained.EDITORS``), shipped or not."""
-    from . import pretrained
+    """The models that can edit photos (``registry.EDITORS``), shipped or not."""
+    from prodgen.models import registry
 
-    return list(pretrained.EDITORS)
+    return list(registry.EDITORS)
 
 
 def _editor_function(name: str):
     """The registered editor of ``name``: a function ``(network, images, labels, changes, ...)``."""
-    from . import pretrained
+    from prodgen.models import registry
 
-    if name not in pretrained.EDITORS:
-        can = ", ".join(pretrained.EDITORS)
-        if name in pretrained.BUILDERS or name in pretrained.manifest():
+    if name not in registry.EDITORS:
+        can = ", ".join(registry.EDITORS)
+        if name in registry.BUILDERS or name in registry.manifest():
             raise ValueError(f"{name} cannot edit photos; models that can edit: {can}")
         raise ValueError(f"unknown model {name!r}; models that can edit: {can}")
-    if name not in pretrained.manifest():
+    if name not in registry.manifest():
         raise ValueError(f"{name} can edit photos but is not shipped yet; train it with `prodgen train {name}`")
-    module, attr = pretrained.EDITORS[name].split(":")
+    module, attr = registry.EDITORS[name].split(":")
     target = importlib.import_module(module)
     for part in attr.split("."):
         target = getattr(target, part)
@@ -84,13 +84,13 @@ def load_editor(name: str):
     """``(editor, draws)``: ``editor(images uint8 N x 3 x H x W, labels N x 5, changes, seed=..., **knobs) ->
     images in [-1, 1]`` with the shipped network ``name`` (sha256-verified); ``draws``: whether the editor takes a
     seed (its results vary with it). A model without an editor -> ``ValueError`` naming the ones that edit."""
-    from . import pretrained
+    from prodgen.models import registry
 
     function = _editor_function(name)
     params = inspect.signature(function).parameters
     draws = "seed" in params
     takes_knobs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    network = pretrained.load(name)
+    network = registry.load(name)
 
     def editor(images, labels, changes, seed=None, **knobs):
         if knobs and not takes_knobs:
@@ -103,7 +103,7 @@ def load_editor(name: str):
 
 def check_changes(changes) -> dict:
     """``changes`` as a dict of valid attribute values (names and values checked); empty -> ``ValueError``."""
-    from .models.condition import parse_request
+    from prodgen.models.condition import parse_request
 
     if not isinstance(changes, dict) or not any(v not in (None, "") for v in changes.values()):
         raise ValueError(f"no change requested; give attribute=value pairs, e.g. color=teal,pattern=dotted "
@@ -157,8 +157,8 @@ def load_photo(path, size: int = SIZE) -> tuple[torch.Tensor, str | None]:
 
 def _read(judge, images: torch.Tensor) -> list[dict]:
     """What the judge reads on uint8 images: one ``{attribute: value}`` per image."""
-    from .catalog import normalize
-    from .models.condition import request_to_dict
+    from prodgen.catalog import normalize
+    from prodgen.models.condition import request_to_dict
 
     with torch.no_grad():
         labels = judge.predict(normalize(images).contiguous(memory_format=torch.channels_last))
@@ -175,9 +175,9 @@ def edit_photo(model_name: str, image_path, changes: dict, seed: int = 0, n: int
     ``changes``, ``results`` (read on each after-image), ``note`` (the resize note or ``None``),
     ``already`` (requested values the photo already shows).
     """
-    from . import pretrained
-    from .catalog import denormalize
-    from .models.condition import parse_request, request_to_dict
+    from prodgen.models import registry
+    from prodgen.catalog import denormalize
+    from prodgen.models.condition import parse_request, request_to_dict
 
     seed, n = _whole(seed, "seed", 0), _whole(n, "n", 1)
     changes = check_changes(changes)
@@ -186,7 +186,7 @@ def edit_photo(model_name: str, image_path, changes: dict, seed: int = 0, n: int
         raise ValueError(f"{model_name}'s edit is deterministic (one result per photo): use n = 1, or an editor "
                          f"that draws variants ({', '.join(e for e in editors() if e != model_name)})")
     before, note = load_photo(image_path)
-    judge = pretrained.load("judge")
+    judge = registry.load("judge")
     editor, draws = load_editor(model_name)
     read = _read(judge, before)[0]
     labels = parse_request(read)  # 1 x 5, every attribute read
@@ -208,8 +208,8 @@ def edit_to_folder(model_name: str, image_path, changes: dict, out_dir, seed: in
     ``info["files"]`` lists the after-images. A non-empty ``out_dir`` is refused before any work."""
     from PIL import Image
 
-    from .generate import _prepare_out
-    from .paths import atomic_folder
+    from prodgen.apps.generate import _prepare_out
+    from prodgen.paths import atomic_folder
 
     out = Path(out_dir)
     _prepare_out(out)

@@ -4,7 +4,7 @@ A catalog folder (PNGs plus ``metadata.csv``, ``prodgen.catalog.folder``) define
 columns and their values. ``prodgen.catalog.own`` holds the training side (the split, where models go,
 what they record); this module the measuring side:
 
-- :func:`evaluate`: lesson 08's protocol (``prodgen.leaderboard.measure``) against the catalog's own photos,
+- :func:`evaluate`: lesson 08's protocol (``prodgen.evaluation.leaderboard.measure``) against the catalog's own photos,
   with a judge trained on it (``prodgen evaluate PATH --data DIR``);
 - :func:`load_model` / :func:`load_judge`: checkpoint files as an image model / a judge;
 - :func:`model_card`: a short Markdown model card from an evaluation.
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .catalog.own import (MODELS_FOLDER, TEST_SHARE, check_same_schema, data_record, default_out, describe_schema,
-                          load, load_split, split, training_data)
+from prodgen.catalog.own import (MODELS_FOLDER, TEST_SHARE, check_same_schema, data_record, default_out, describe_schema, load, load_split, split, training_data)
 
 __all__ = ["TEST_SHARE", "MODELS_FOLDER", "load", "split", "load_split", "default_out", "data_record",
            "check_same_schema", "training_data", "load_model", "load_judge", "evaluate", "model_card"]
@@ -26,21 +25,21 @@ __all__ = ["TEST_SHARE", "MODELS_FOLDER", "load", "split", "load_split", "defaul
 def load_model(path, device: str = "cpu"):
     """The generator in checkpoint file ``path`` (``prodgen train MODEL --out`` / ``--data``) as an image model
     (``prodgen.models.protocol.ImageModel``): what ``prodgen generate --model PATH`` and ``evaluate`` use."""
-    from . import pretrained
+    from prodgen.models import registry
 
-    return pretrained.load_generator_file(path, device)
+    return registry.load_generator_file(path, device)
 
 
 def load_judge(data, judge=None, device: str = "cpu"):
     """The judge for the catalog folder ``data``: the file ``judge`` if given, else ``DIR/models/judge.pt``
     (what ``prodgen train judge --data DIR`` writes); its schema must be the folder's."""
-    from . import pretrained
+    from prodgen.models import registry
 
     path = Path(judge) if judge is not None else default_out(data, "judge")
     if not path.is_file():
         raise FileNotFoundError(f"no judge at {path}: train one with `prodgen train judge --data {data}` "
                                 "or give --judge JUDGE.pt")
-    model, info = pretrained.load_file(path, device)
+    model, info = registry.load_file(path, device)
     if info.get("name") != "judge":
         raise ValueError(f"{path} holds a {info.get('name')!r} checkpoint, not a judge")
     return model
@@ -50,9 +49,9 @@ def evaluate(model, data, judge=None, n: int | None = None, seed: int = 0) -> di
     """Lesson 08's measurements of ``model`` (an image model of the folder's schema) on the catalog folder
     ``data``: control per attribute on balanced requests and on partial ones, FID against the training photos
     with its floor (test photos), FID∞, KID, precision/recall, density/coverage, within-request diversity,
-    memorisation and speed (``prodgen.leaderboard.measure``). ``judge``: a judge model or checkpoint path
+    memorisation and speed (``prodgen.evaluation.leaderboard.measure``). ``judge``: a judge model or checkpoint path
     (default :func:`load_judge`'s); ``n``: samples (default: as many as the test split has photos, at most 2000)."""
-    from .leaderboard import MIN_N, Reference, measure
+    from prodgen.evaluation.leaderboard import MIN_N, Reference, measure
 
     catalog = load(data)
     check_same_schema(model.schema, catalog.schema, model.name, data)

@@ -1,6 +1,6 @@
 """The training objectives: GAN losses and regularisers (lessons 03, 05, 07, 10) and the VAE's negative ELBO (lessons 04, 06).
 
-The engine (``prodgen.train``) owns them, below the models: a model may import a loss, the engine never
+The engine (``prodgen.engine.train``) owns them, below the models: a model may import a loss, the engine never
 imports a model, so the dependencies point one way (models -> engine -> basics).
 
 GAN losses take the discriminator's **logits** (before the sigmoid) and use ``softplus``, the
@@ -66,7 +66,7 @@ def g_loss_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-# name -> (discriminator loss, generator loss); ``prodgen.train.train_gan(loss=name)`` picks one.
+# name -> (discriminator loss, generator loss); ``prodgen.engine.train.train_gan(loss=name)`` picks one.
 GAN_LOSSES = {
     "non-saturating": (d_loss_bce, g_loss_non_saturating),
     "saturating": (d_loss_bce, g_loss_saturating),

@@ -3,7 +3,7 @@
 - catalog rendering throughput (images/s) at 32, 64 and 128 px, all CPU cores;
 - the first build of the default training split (20k images at 32 px) into an empty cache;
 - loading that split again from the cache;
-- the training engine (``prodgen.train``) on the CPU: its cost over a bare loop, and its default
+- the training engine (``prodgen.engine.train``) on the CPU: its cost over a bare loop, and its default
   path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop;
 - the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture;
 - diffusion sampling (lesson 11): images/s of every shipped generator with a ``guidance`` knob, at its
@@ -43,7 +43,7 @@ def run_benchmarks(quick: bool = False, log=print, only: str | None = None) -> d
     """Run the benchmarks (all, or ``only`` one of :data:`PARTS`) and return their figures as a JSON-ready dict."""
     import torch
 
-    from .catalog import DEFAULT_N, load_catalog, render_catalog
+    from prodgen.catalog import DEFAULT_N, load_catalog, render_catalog
 
     if only is not None and only not in PARTS:
         raise ValueError(f"unknown benchmark {only!r}; valid: {', '.join(PARTS)}")
@@ -103,12 +103,12 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
     ``quick``: the 16 images only, after a warm-up of one image (a check that it runs; rough figures)."""
     import torch
 
-    from . import pretrained
-    from .models.condition import balanced_requests, request_to_dict
+    from prodgen.models import registry
+    from prodgen.models.condition import balanced_requests, request_to_dict
 
     result = {}
-    for name in pretrained.generators(shipped=True):
-        model = pretrained.load_generator(name)
+    for name in registry.generators(shipped=True):
+        model = registry.load_generator(name)
         if "guidance" not in model.knobs or model.accepts != "attributes":
             continue
         defaults = {k: knob.default for k, knob in model.knobs.items() if k in ("guidance", "steps")}
@@ -137,14 +137,14 @@ def studio_benchmark(rounds: int = 7, log=print) -> dict | None:
     import importlib.util
     import statistics
 
-    from . import pretrained
+    from prodgen.models import registry
 
     if importlib.util.find_spec("ipywidgets") is None:
         return None
-    from .studio import Studio
+    from prodgen.apps.studio import Studio
 
     result = {}
-    for name in pretrained.generators(shipped=True):
+    for name in registry.generators(shipped=True):
         studio = Studio(models=[name], editors=[])
         if "truncation" not in studio.generator().knobs:
             continue
@@ -196,7 +196,7 @@ def _bare_loop(g, d, catalog, batch_size: int, precision: str) -> None:
     import torch
     from torch.nn import functional as F
 
-    from .train import autocast_for
+    from prodgen.engine.train import autocast_for
 
     cl = torch.channels_last
     g.to(memory_format=cl)
@@ -220,7 +220,7 @@ def _bare_loop(g, d, catalog, batch_size: int, precision: str) -> None:
 
 
 def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
-    """``prodgen.train.train_gan`` on the CPU against a bare loop of the same computation, and its default
+    """``prodgen.engine.train.train_gan`` on the CPU against a bare loop of the same computation, and its default
     path against a plain fp32 NCHW loop in the style of pytorch/examples' DCGAN (same model, same batch).
 
     The variants run interleaved, in a rotating order, for several rounds after a warm-up round, and each
@@ -230,9 +230,9 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     """
     import statistics
 
-    from .catalog import load_catalog
-    from .models.dcgan import build_pair
-    from .train import resolve_precision, train_gan
+    from prodgen.catalog import load_catalog
+    from prodgen.models.dcgan import build_pair
+    from prodgen.engine.train import resolve_precision, train_gan
 
     width, batch, steps, rounds = (64, 128, 1, 1) if quick else (64, 128, 4, 6)  # quick: a check that it runs
     n = batch * steps

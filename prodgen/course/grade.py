@@ -24,8 +24,8 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from . import course
-from .paths import atomic_file
+from prodgen import course
+from prodgen.paths import atomic_file
 
 __all__ = ["STATUSES", "Exercise", "Lesson", "Row", "load_lessons", "identify", "student_name",
            "submissions", "check_out", "grade_notebook", "grade", "write_csv", "format_summary"]

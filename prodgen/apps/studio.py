@@ -2,7 +2,7 @@
 
 ``Studio()`` builds the app in any notebook (display it, or ``studio.app``); ``prodgen studio`` serves it as a
 web page with Voilà. It talks to image models only through the protocol (``prodgen.models.protocol``) and the
-registry (``pretrained.generators``), so a model added to the registry appears here without code changes:
+registry (``registry.generators``), so a model added to the registry appears here without code changes:
 
 - **Generate**: a model picker (each entry says what the model accepts), one dropdown per attribute
   ("any" = unspecified) for attribute models, a description box (English or Chinese) for text models,
@@ -10,10 +10,10 @@ registry (``pretrained.generators``), so a model added to the registry appears h
 - **Pin** images of the grid, and **export** the pinned ones as a catalog folder (PNGs + ``metadata.csv``,
   the ``prodgen generate`` format, written atomically by ``generate.write_catalog``).
 - **Interpolate** between two pinned images of the same model, if the model has latents (the GANs: the
-  protocol's ``latents`` is not ``None``): a strip from one to the other (``prodgen.latent.interpolate``),
+  protocol's ``latents`` is not ``None``): a strip from one to the other (``prodgen.apps.latent.interpolate``),
   shown as the grid, so its images can be pinned and exported too.
 - **Edit**: a catalog photo or an uploaded PNG, re-drawn with some attributes changed by an editor from
-  ``pretrained.EDITORS`` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
+  ``registry.EDITORS`` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
 
 Every handler reports in the status line; bad input (an unknown word, a description with no product word, a
 bad PNG) is a one-line message there, never a traceback.
@@ -28,9 +28,9 @@ from pathlib import Path
 import ipywidgets as widgets
 import torch
 
-from . import pretrained
-from .catalog.attributes import ATTRIBUTE_NAMES, values_of
-from .pretrained import EDITORS
+from prodgen.models import registry
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
+from prodgen.models.registry import EDITORS
 
 __all__ = ["Studio", "EDITORS", "grid_png", "ANY"]
 
@@ -66,7 +66,7 @@ def _load_editor(name: str):
     target = importlib.import_module(module)
     for part in attr.split("."):
         target = getattr(target, part)
-    network = pretrained.load(name)
+    network = registry.load(name)
     return lambda images, labels, changes: target(network, images, labels, changes)
 
 
@@ -74,22 +74,22 @@ class Studio:
     """The Product Studio app (``studio.app`` is the widget; a ``Studio`` displays itself in a notebook).
 
     ``models``: generator names (default: every shipped generator, in course order); ``editors``: editor
-    names (default: the shipped ones in ``pretrained.EDITORS``); ``export_dir``: the default export folder.
+    names (default: the shipped ones in ``registry.EDITORS``); ``export_dir``: the default export folder.
     """
 
     def __init__(self, models: list[str] | None = None, editors: list[str] | None = None,
                  export_dir="studio-export"):
-        self.models = list(models) if models is not None else pretrained.generators(shipped=True)
+        self.models = list(models) if models is not None else registry.generators(shipped=True)
         if not self.models:
             raise ValueError("no image generator is shipped; train one, e.g. `prodgen train dcgan`")
-        unknown = [m for m in self.models if m not in pretrained.GENERATORS]
+        unknown = [m for m in self.models if m not in registry.GENERATORS]
         if unknown:
-            raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(pretrained.GENERATORS)}")
-        shipped = pretrained.manifest()
+            raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(registry.GENERATORS)}")
+        shipped = registry.manifest()
         self.editors = list(editors) if editors is not None else [e for e in EDITORS if e in shipped]
         self._loaded: dict = {}
         self._editor_cache: dict = {}
-        self.kinds = pretrained.generator_kinds()
+        self.kinds = registry.generator_kinds()
         self.images = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)  # the current grid
         self.meta: list[dict] = []  # one metadata row per grid image
         self.sources: list[dict] = []  # what regenerates each grid image (see on_generate, on_interpolate)
@@ -197,7 +197,7 @@ class Studio:
         """The loaded ``ImageModel`` for ``name`` (default: the picked one); loaded once."""
         name = name or self.model.value
         if name not in self._loaded:
-            self._loaded[name] = pretrained.load_generator(name)
+            self._loaded[name] = registry.load_generator(name)
         return self._loaded[name]
 
     def _model_changed(self) -> None:
@@ -245,7 +245,7 @@ class Studio:
             attrs = {a: w.value for a, w in self.attributes.items() if w.value != ANY}
             return [attrs] * n, dict(attrs)
         if model.accepts == "text":
-            from .text import validate_description
+            from prodgen.models.text import validate_description
 
             text = self.description.value.strip()
             if not text:
@@ -316,7 +316,7 @@ class Studio:
     def on_interpolate(self) -> None:
         """A strip of ``steps`` images from one pinned image to another (same model, one with latents),
         shown as the grid: its ends are the two pinned images."""
-        from .latent import interpolate
+        from prodgen.apps.latent import interpolate
 
         need = "interpolation needs two pins from the same GAN"
         if len(self.pinned) < 2:
@@ -347,7 +347,7 @@ class Studio:
 
     def on_export(self) -> Path:
         """Write the pinned images as a catalog folder (PNGs + metadata.csv), atomically."""
-        from .generate import write_catalog
+        from prodgen.apps.generate import write_catalog
 
         if not self.pinned:
             raise ValueError("nothing pinned yet: generate, pick images and press 'Pin picked'")
@@ -361,7 +361,7 @@ class Studio:
 
     def _source_photo(self) -> tuple[torch.Tensor, torch.Tensor, str]:
         """``(image 1 x 3 x 32 x 32 uint8, labels 1 x 5, where it came from)``."""
-        from .catalog import load_catalog, normalize
+        from prodgen.catalog import load_catalog, normalize
 
         if self.source.value == "catalog photo":
             if self._catalog is None:
@@ -374,7 +374,7 @@ class Studio:
             raise ValueError("upload a PNG first (or pick 'catalog photo')")
         item = self.upload.value[0]
         image = read_png(bytes(item["content"]), item.get("name", "upload"))
-        judge = self._editor_cache.setdefault("judge", pretrained.load("judge"))
+        judge = self._editor_cache.setdefault("judge", registry.load("judge"))
         labels = judge.predict(normalize(image))
         return image, labels, f"{item.get('name', 'upload')} (attributes read by the judge)"
 
@@ -389,7 +389,7 @@ class Studio:
         name = self.editor.value
         if name not in self._editor_cache:
             self._editor_cache[name] = _load_editor(name)
-        from .catalog import denormalize
+        from prodgen.catalog import denormalize
 
         start = time.perf_counter()
         after = denormalize(self._editor_cache[name](image, labels, changes).float())

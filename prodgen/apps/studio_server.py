@@ -1,4 +1,4 @@
-"""``prodgen studio``: the Product Studio (``prodgen.studio``) as a standalone web page, served by Voilà.
+"""``prodgen studio``: the Product Studio (``prodgen.apps.studio``) as a standalone web page, served by Voilà.
 
 Voilà runs a notebook and shows only its widgets, so a workshop projector gets the studio without
 JupyterLab around it. The server listens on 127.0.0.1 only and asks for a random token (in the printed
@@ -34,7 +34,7 @@ def write_notebook(folder, export_dir) -> Path:
     """A one-cell notebook that shows ``Studio(export_dir=...)``, written into ``folder``."""
     import nbformat
 
-    source = f"from prodgen.studio import Studio\nStudio(export_dir={str(Path(export_dir).resolve())!r})"
+    source = f"from prodgen.apps.studio import Studio\nStudio(export_dir={str(Path(export_dir).resolve())!r})"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = Path(folder) / "studio.ipynb"

@@ -2,7 +2,7 @@
 ``prodgen diffusion-study``.
 
 Four parts, each measured on the shipped ``diffusion`` checkpoint with the leaderboard's judge and real reference
-photos (``prodgen.leaderboard``), so lesson 11 reads figures instead of recomputing them:
+photos (``prodgen.evaluation.leaderboard``), so lesson 11 reads figures instead of recomputing them:
 
 - ``guidance``: the classifier-free guidance sweep w in :data:`GUIDANCE_SWEEP` at the model's default steps: control
   per attribute on ``balanced_requests(n, seed)``, FID against the first ``n`` training photos (and the FID floor
@@ -30,7 +30,7 @@ import math
 import time
 from pathlib import Path
 
-from . import paths
+from prodgen import paths
 
 __all__ = ["RESULTS", "PARTS", "GUIDANCE_SWEEP", "SAMPLER_STEPS", "SAMPLERS", "DEFAULT_N", "LEADERBOARD_MODELS",
            "MODEL", "results_path", "run_study", "estimate_seconds", "load_results", "format_markdown"]
@@ -90,7 +90,7 @@ class _WithKnobs:
 def _calibrate(model) -> dict:
     """Seconds per image per sampling step on this machine, for one network pass (w = 0 or 1) and for a guided
     step (conditional and unconditional rows together): timed on a batch of 64 after a one-step warm-up."""
-    from .models.condition import balanced_requests
+    from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(SPEED_BATCH, 0)
     out = {}
@@ -103,7 +103,7 @@ def _calibrate(model) -> dict:
 
 
 def _diversity_images(n: int) -> int:
-    from .leaderboard import PER_REQUEST
+    from prodgen.evaluation.leaderboard import PER_REQUEST
 
     return max(n // 16, 2) * PER_REQUEST
 
@@ -118,8 +118,8 @@ def estimate_seconds(part: str, n: int, per_step: dict, steps: int, guidance: fl
     :func:`_calibrate`) at the model's default ``steps`` and ``guidance``; the metrics add a few seconds.
     ``edit_knobs``: what the edits sample with (default ``diffusion.EDIT_KNOBS``); ``cached``: leaderboard models
     whose rows are cached. Non-diffusion leaderboard rows (GANs, CVAE: fast generators) are not included."""
-    from .leaderboard import MIN_N
-    from .models.text2img import NEW_PHRASINGS
+    from prodgen.evaluation.leaderboard import MIN_N
+    from prodgen.models.text2img import NEW_PHRASINGS
 
     speed = 3 * SPEED_BATCH  # leaderboard._speed: a warm-up batch and at least two timed ones
     if part == "guidance":
@@ -143,8 +143,9 @@ def _minutes(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- the parts
 def _guidance(model, judge, ref, n: int, seed: int, values, speed_seconds: float) -> dict:
-    from . import leaderboard, metrics
-    from .models.condition import balanced_requests
+    from prodgen.evaluation import leaderboard
+    from prodgen import metrics
+    from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(n, seed)
     real = ref.train["features"][:n]
@@ -165,8 +166,9 @@ def _guidance(model, judge, ref, n: int, seed: int, values, speed_seconds: float
 
 
 def _samplers(model, judge, ref, n: int, seed: int, step_counts) -> dict:
-    from . import leaderboard, metrics
-    from .models.condition import balanced_requests
+    from prodgen.evaluation import leaderboard
+    from prodgen import metrics
+    from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(n, seed)
     real = ref.train["features"][:n]
@@ -189,7 +191,7 @@ def _samplers(model, judge, ref, n: int, seed: int, step_counts) -> dict:
 def _edit_knobs() -> dict:
     """The knobs ``diffusion.edit_table`` edits with (``diffusion.EDIT_KNOBS``) and how far each edit's region
     reaches beyond the product (``diffusion.EDIT_GROW``)."""
-    from .models import diffusion
+    from prodgen.models import diffusion
 
     return {**diffusion.EDIT_KNOBS, "grow": dict(diffusion.EDIT_GROW)}
 
@@ -200,9 +202,9 @@ def _finite(x):
 
 
 def _edits(model, judge, n: int, seed: int) -> dict:
-    from . import pretrained
-    from .catalog import load_catalog
-    from .models import cvae, diffusion
+    from prodgen.models import registry
+    from prodgen.catalog import load_catalog
+    from prodgen.models import cvae, diffusion
 
     test = load_catalog("test", progress=False)
     start = time.perf_counter()
@@ -211,14 +213,14 @@ def _edits(model, judge, n: int, seed: int) -> dict:
     table["psnr_outside"] = _finite(table["psnr_outside"])
     knobs = {**table.pop("knobs", diffusion.EDIT_KNOBS), "grow": dict(diffusion.EDIT_GROW)}  # what it used
     start = time.perf_counter()
-    cvae_table = cvae.edit_table(pretrained.load("cvae"), test, judge, n=n, seed=seed)
+    cvae_table = cvae.edit_table(registry.load("cvae"), test, judge, n=n, seed=seed)
     return {"diffusion": table, "cvae": cvae_table, "knobs": knobs,
             "seconds": {"diffusion": round(diffusion_seconds, 1), "cvae": round(time.perf_counter() - start, 1)},
             "photos": f"the first {n} test photos"}
 
 
 def _leaderboard(n: int, seed: int, models, speed_seconds: float) -> dict:
-    from . import leaderboard
+    from prodgen.evaluation import leaderboard
 
     session = leaderboard._Session()
     rows = []
@@ -252,7 +254,8 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     ``estimate_only``: calibrate, print each part's expected time and stop (nothing measured or written)."""
     import torch
 
-    from . import leaderboard, pretrained
+    from prodgen.evaluation import leaderboard
+    from prodgen.models import registry
 
     parts = _check_parts(parts)
     if n is not None:
@@ -267,14 +270,14 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     sizes = {p: (n_edits if p == "edits" else n) or DEFAULT_N[p] for p in parts}
     out = Path(out) if out is not None else results_path()
     if "edits" in parts:  # before anything is measured: a bad n_edits writes nothing
-        from .catalog import load_catalog
+        from prodgen.catalog import load_catalog
 
         photos = len(load_catalog("test", progress=False))
         if sizes["edits"] > photos:
             raise ValueError(f"n_edits must be at most {photos} (the test photos), got {sizes['edits']}")
 
-    pretrained.verify(MODEL)
-    manifest = pretrained.manifest()
+    registry.verify(MODEL)
+    manifest = registry.manifest()
     sha = manifest[MODEL]["sha256"]
     judge_sha = manifest["judge"]["sha256"]
     settings = {"guidance": {"values": values}, "samplers": {"steps": step_counts, "samplers": SAMPLERS},
@@ -297,7 +300,7 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     if not todo:
         return load_results(out) if out.is_file() else result
 
-    model = pretrained.load_generator(MODEL)
+    model = registry.load_generator(MODEL)
     per_step = _calibrate(model)
     steps, guidance = model.knobs["steps"].default, model.knobs["guidance"].default
     log(f"diffusion study of {MODEL} ({sha[:12]}), {torch.get_num_threads()} thread(s): "
@@ -320,7 +323,7 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
                                                                   if estimate_only else ""))
     if estimate_only:
         return result
-    judge = pretrained.load("judge")
+    judge = registry.load("judge")
     ref = leaderboard.Reference(judge)
     for part, key, expected in plans:
         log(f"{part}: measuring ...")
@@ -370,7 +373,7 @@ def _when(part: dict) -> str:
 
 def format_markdown(result: dict) -> str:
     """Every measured part as a Markdown table, each under a heading with its provenance."""
-    from .catalog.attributes import ATTRIBUTE_NAMES
+    from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 
     parts, out = result.get("parts", {}), []
     if "guidance" in parts:
@@ -407,7 +410,7 @@ def format_markdown(result: dict) -> str:
         out += ["", (f"Diffusion pixels outside the mask: PSNR {psnr}; {e['seconds']['diffusion']:.0f} s for the "
                      f"diffusion edits, {e['seconds']['cvae']:.0f} s for the CVAE's."), ""]
     if "leaderboard" in parts:
-        from .leaderboard import format_markdown as board
+        from prodgen.evaluation.leaderboard import format_markdown as board
 
         lb = parts["leaderboard"]
         out += [f"**Leaderboard rows** ({_when(lb)})", "", board(lb["rows"]), ""]

@@ -60,7 +60,7 @@ def _nbformat():
 
 def find_root() -> Path:
     """The course repository: the folder holding both `prodgen/` and `solutions/`."""
-    candidates = [Path(__file__).resolve().parent.parent]
+    candidates = [Path(__file__).resolve().parents[2]]
     cwd = Path.cwd().resolve()
     candidates += [cwd, *cwd.parents]
     for folder in candidates:
@@ -517,7 +517,7 @@ def _judge(nb: nbformat.NotebookNode, student: bool) -> str:
 @contextmanager
 def _kernel_can_import_prodgen() -> Iterator[None]:
     """Let kernels import this checkout's prodgen (adds it to PYTHONPATH while running)."""
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     old = os.environ.get("PYTHONPATH")
     if (checkout / "solutions").is_dir():
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout), old]))

@@ -1,0 +1,2 @@
+"""Applications a user runs: ``generate`` (CSV batches), ``edit``, the ``studio`` and its page, latent paths.
+They talk to models only through the protocol and the registry; may import ``evaluation`` and below."""
