@@ -239,26 +239,24 @@ class CGANImageModel(ImageModel):
     generator's learned "unspecified"). Registered as ``cgan-*`` in ``registry.GENERATORS``."""
 
     accepts = "attributes"
+    blends = True
 
     @property
     def knobs(self) -> dict:
         return {"truncation": TRUNCATION, "unspecified": UNSPECIFIED}
 
-    def _images(self, labels: torch.Tensor, seed: int, truncation=None, unspecified: str = "random") -> torch.Tensor:
-        return self._decode(**self._latents(labels, seed, truncation, unspecified))  # = generate() below
-
-    def _latents(self, labels: torch.Tensor, seed: int, truncation=None, unspecified: str = "random") -> dict:
+    def _latents(self, labels: torch.Tensor, generator: torch.Generator, truncation=None,
+                 unspecified: str = "random") -> dict:
         """``z`` and the condition as :func:`generate` draws them (noise first, then the open attributes, from
         one generator); the condition as its one-hot N x 34, which the generator reads exactly as the labels
         and which blends (a mix of two requests is a soft request)."""
-        gen = torch.Generator().manual_seed(seed)
-        z = noise(len(labels), self.network.z_dim, gen, truncation)
+        z = noise(len(labels), self.network.z_dim, generator, truncation)
         if unspecified == "random":
-            labels = fill_unspecified(labels, gen, self.schema)
+            labels = fill_unspecified(labels, generator, self.schema)
         return {"z": z, "condition": one_hot(labels, self.schema)}
 
-    def _decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        device = next(self.network.parameters()).device
+    def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
+        z, condition, device = latents["z"], latents["condition"], next(self.network.parameters()).device
         return torch.cat([self.network(z[s:s + 500].to(device), condition[s:s + 500].to(device)).float().cpu()
                           for s in range(0, len(z), 500)])
 

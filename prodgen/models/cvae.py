@@ -136,19 +136,29 @@ class CVAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a CVAE: attribute requests (unspecified
     ones drawn at random, as :meth:`CVAE.sample` does), codes from ``N(0, t^2 I)`` with the knob
     ``temperature`` t. Registered as ``cvae`` in ``registry.GENERATORS``; ``prodgen evaluate`` adds the
-    attribute-edit table (:func:`edit_table`)."""
+    attribute-edit table (:func:`edit_table`). It edits photos (:meth:`CVAE.edit`: encode with the photo's labels,
+    decode with the changed ones), deterministically: one result whatever the seed."""
 
     accepts = "attributes"
+    can_edit = True
 
     @property
     def knobs(self) -> dict:
         return {"temperature": TEMPERATURE}
 
-    def _images(self, labels: torch.Tensor, seed: int, temperature: float = 1.0) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        labels = fill_unspecified(labels, gen, self.schema)  # the same draws as CVAE.sample with this generator
-        z = noise(len(labels), self.network.z_dim, gen) * temperature  # N x z_dim
-        return self.network.decode(z, labels)
+    def _latents(self, labels: torch.Tensor, generator: torch.Generator, temperature: float = 1.0) -> dict:
+        labels = fill_unspecified(labels, generator, self.schema)  # the same draws as CVAE.sample with this generator
+        return {"z": noise(len(labels), self.network.z_dim, generator) * temperature, "labels": labels}
+
+    def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
+        return self.network.decode(latents["z"], latents["labels"])
+
+    def _edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seeds: list[int],
+              **knobs) -> list[torch.Tensor]:
+        if knobs:
+            raise ValueError(f"{self.name}'s edit takes no settings (got {', '.join(knobs)})")
+        edited = self.network.edit(images, labels, changes)
+        return [edited for _ in seeds]
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
         from prodgen.catalog import load_catalog

@@ -102,6 +102,7 @@ class DCGANImageModel(ImageModel):
     request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``registry.GENERATORS``."""
 
     accepts = "nothing"
+    blends = True
 
     def __init__(self, network: Generator, name: str = "dcgan", info: dict | None = None):
         super().__init__(network, name, info)
@@ -111,14 +112,11 @@ class DCGANImageModel(ImageModel):
     def knobs(self) -> dict:
         return {"truncation": TRUNCATION}
 
-    def _images(self, n: int, seed: int, truncation=None) -> torch.Tensor:
-        return self._decode(**self._latents(n, seed, truncation))
+    def _latents(self, n: int, generator: torch.Generator, truncation=None) -> dict:
+        return {"z": noise(n, self.network.z_dim, generator, truncation)}  # n x z_dim
 
-    def _latents(self, n: int, seed: int, truncation=None) -> dict:
-        return {"z": noise(n, self.network.z_dim, torch.Generator().manual_seed(seed), truncation)}  # n x z_dim
-
-    def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        device = next(self.network.parameters()).device
+    def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
+        z, device = latents["z"], next(self.network.parameters()).device
         return torch.cat([self.network(z[s:s + 500].to(device)).float().cpu() for s in range(0, len(z), 500)])
 
 

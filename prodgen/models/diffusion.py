@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
-from prodgen.models.protocol import ImageModel, Knob, UNSPECIFIED
+from prodgen.models.protocol import ImageModel, Knob, Noise, UNSPECIFIED
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -255,7 +255,7 @@ def _check_sampling(steps, guidance, eta):
 def sample(model: UNet, labels: torch.Tensor, steps: int = 20, guidance: float = 2.0, eta: float = 0.0,
            generator: torch.Generator | None = None, batch_size: int = 256, x_T: torch.Tensor | None = None,
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None, resample: int = 1,
-           trajectory: list | None = None) -> torch.Tensor:
+           trajectory: list | None = None, draw=None) -> torch.Tensor:
     """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU) for requests ``labels`` (N x 5 with -1 = unspecified,
     or soft requests N x 34): start from noise ``x_T`` (drawn from ``generator`` on the CPU when not given)
     and take ``steps`` steps of :func:`ddim_step` with guidance ``guidance`` and ``eta`` (0 = DDIM, 1 = DDPM).
@@ -264,13 +264,17 @@ def sample(model: UNet, labels: torch.Tensor, steps: int = 20, guidance: float =
     ``known`` / ``mask`` (inpainting, :func:`inpaint`): photos in [-1, 1] and masks N x 1 x H x W, 1 where the
     image is to be regenerated; ``resample`` r > 1 repeats every step r times, noising back in between
     (RePaint). ``trajectory``: a list that receives the predicted ``x0`` after each step (lesson 11's pictures).
+    ``draw``: where the noise comes from, ``draw(shape) -> tensor`` (default ``torch.randn(shape, generator=...)``);
+    the image-model protocol passes ``protocol.Noise.randn`` so that requests batched together each draw from
+    their own generator (``prodgen generate --batch``, ``prodgen edit --n``).
     """
     _check_sampling(steps, guidance, eta)
     if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
         raise ValueError(f"resample must be a whole number >= 1, got {resample!r}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    draw = draw if draw is not None else (lambda shape: torch.randn(shape, generator=gen))
     n = len(labels)
-    x = torch.randn(n, 3, 32, 32, generator=gen) if x_T is None else x_T.float().cpu().clone()
+    x = draw((n, 3, 32, 32)) if x_T is None else x_T.float().cpu().clone()
     dev = next(model.parameters()).device
     abar = model.abar.double().cpu()
     ts = sample_timesteps(steps, len(abar)).tolist()
@@ -294,14 +298,14 @@ def sample(model: UNet, labels: torch.Tensor, steps: int = 20, guidance: float =
                     x0_parts.append(split_v(xb.float(), v, a_t)[0].cpu())
                 x0 = torch.cat(x0_parts).clamp(-1, 1)  # the predicted photo, kept in the valid range
                 eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)  # the noise that matches the clipped x0
-                noise = torch.randn(x.shape, generator=gen) if eta and a_s < 1.0 else None
+                noise = draw(x.shape) if eta and a_s < 1.0 else None
                 x_next = ddim_step(x0, eps, a_s, eta if a_s < 1.0 else 0.0, a_t, noise)
                 if known is not None:  # the photo's own pixels, noised to the same level, outside the mask
                     outside = known if a_s >= 1.0 else \
-                        math.sqrt(a_s) * known + math.sqrt(1 - a_s) * torch.randn(x.shape, generator=gen)
+                        math.sqrt(a_s) * known + math.sqrt(1 - a_s) * draw(x.shape)
                     x_next = mask * x_next + (1 - mask) * outside
                 if r + 1 < resample and a_s < 1.0:  # RePaint: noise back up to level t and take the step again
-                    x = math.sqrt(a_t / a_s) * x_next + math.sqrt(1 - a_t / a_s) * torch.randn(x.shape, generator=gen)
+                    x = math.sqrt(a_t / a_s) * x_next + math.sqrt(1 - a_t / a_s) * draw(x.shape)
                 else:
                     x = x_next
             if trajectory is not None:
@@ -343,14 +347,14 @@ changes the outline itself, so the region is grown by 6 px (a large product is a
 
 @torch.no_grad()
 def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, steps: int = 10,
-            guidance: float = 3.0, resample: int = 1, eta: float = 1.0, seed: int = 0) -> torch.Tensor:
+            guidance: float = 3.0, resample: int = 1, eta: float = 1.0, seed: int = 0, draw=None) -> torch.Tensor:
     """Regenerate the masked part of real photos for the requests ``labels`` (N x 5), keeping the rest:
     images in [-1, 1], N x 3 x 32 x 32. ``images``: uint8 or [-1, 1]; ``mask``: N x 1 x H x W, 1 = regenerate.
 
     RePaint (Lugmayr et al., 2022): every step combines the model's step inside the mask with the photo noised to
     the same level outside it; ``resample`` r > 1 repeats each step r times (noising back in between) so the two
     parts agree better; ancestral steps (``eta = 1``), as RePaint. Defaults: :data:`EDIT_KNOBS`. Outside the mask
-    the result *is* the photo (the last step puts its pixels back unchanged)."""
+    the result *is* the photo (the last step puts its pixels back unchanged). ``draw``: see :func:`sample`."""
     from prodgen.catalog import normalize
 
     x0 = normalize(images) if images.dtype == torch.uint8 else images.float()
@@ -359,14 +363,15 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
         raise ValueError(f"mask must be N x 1 x H x W = {(len(x0), 1, *x0.shape[2:])}, got {tuple(mask.shape)}")
     gen = torch.Generator().manual_seed(int(seed))
     return sample(model, check_labels(labels, model.schema), steps=steps, guidance=guidance, eta=eta, generator=gen,
-                  known=x0, mask=mask, resample=resample)
+                  known=x0, mask=mask, resample=resample, draw=draw)
 
 
 def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0, **knobs) -> torch.Tensor:
     """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
     changes applied are the request, and only the product region (:func:`product_mask`, grown as
     :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
-    The studio's Edit tab and ``prodgen edit`` use it (``registry.EDITORS``)."""
+    ``knobs``: :func:`inpaint`'s (``steps``, ``guidance``, ``resample``, ``eta``, ``draw``). The studio's Edit tab
+    and ``prodgen edit`` use it through ``DiffusionImageModel.edit``."""
     from prodgen.models.condition import parse_request
 
     labels = check_labels(labels, model.schema)
@@ -388,9 +393,15 @@ ETA = Knob("eta", 0.0, 0.0, 1.0, doc="0 = DDIM (deterministic given the start no
 class DiffusionImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for the diffusion U-Net: attribute requests
     (unspecified ones drawn at random, or left to the model's learned "unspecified"), knobs ``guidance``,
-    ``steps``, ``eta``. Registered as ``diffusion`` in ``registry.GENERATORS``."""
+    ``steps``, ``eta``; it edits photos (:func:`edit`, RePaint inpainting; variants differ by seed).
+    Registered as ``diffusion`` in ``registry.GENERATORS``.
+
+    A group's draws (``_latents``): the start noise ``x_T`` first, then the open attributes; the per-step noise
+    of ``eta > 0`` is drawn while sampling, each group's rows from its own generator (``protocol.Noise``)."""
 
     accepts = "attributes"
+    can_edit = True
+    edit_draws = True
 
     def __init__(self, network, name: str = "diffusion", info: dict | None = None):
         super().__init__(network, name, info)
@@ -404,16 +415,27 @@ class DiffusionImageModel(ImageModel):
     def _condition(self, prepared, gen: torch.Generator, unspecified: str) -> torch.Tensor:
         return fill_unspecified(prepared, gen, self.schema) if unspecified == "random" else prepared
 
-    def _images(self, prepared, seed: int, guidance: float = 2.0, steps: int = 20, eta: float = 0.0,
-                unspecified: str = "random") -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed)
-        x_T = torch.randn(self.count(prepared), 3, 32, 32, generator=gen)  # the start noise first: fixed per seed
-        labels = self._condition(prepared, gen, unspecified)
-        return sample(self.network, labels, steps=steps, guidance=guidance, eta=eta, generator=gen, x_T=x_T)
+    def _latents(self, prepared, generator: torch.Generator, guidance: float = 2.0, steps: int = 20,
+                 eta: float = 0.0, unspecified: str = "random") -> dict:
+        x_T = torch.randn(self.count(prepared), 3, 32, 32, generator=generator)  # the start noise first: fixed per seed
+        return {"x_T": x_T, "condition": self._condition(prepared, generator, unspecified)}
 
-    def edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0, **knobs) -> torch.Tensor:
-        """:func:`edit` (defaults :data:`EDIT_KNOBS`)."""
-        return edit(self.network, images, labels, changes, seed=seed, **knobs)
+    def _decode(self, latents: dict, noise=None, guidance: float = 2.0, steps: int = 20, eta: float = 0.0,
+                unspecified: str = "random") -> torch.Tensor:
+        return sample(self.network, latents["condition"], steps=steps, guidance=guidance, eta=eta,
+                      x_T=latents["x_T"], draw=None if noise is None else noise.randn)
+
+    def _edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seeds: list[int],
+              **knobs) -> list[torch.Tensor]:
+        """:func:`edit` (defaults :data:`EDIT_KNOBS`) for each seed; several seeds in one batch, each variant's
+        noise from its own generator (the photos repeated once per seed)."""
+        if len(seeds) == 1:
+            return [edit(self.network, images, labels, changes, seed=seeds[0], **knobs)]
+        n = len(images)
+        noise = Noise([(torch.Generator().manual_seed(s), n) for s in seeds])
+        out = edit(self.network, images.repeat(len(seeds), 1, 1, 1), torch.as_tensor(labels).repeat(len(seeds), 1),
+                   changes, draw=noise.randn, **knobs)
+        return list(out.split(n))
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
         from prodgen.catalog import load_catalog
@@ -425,9 +447,11 @@ class DiffusionImageModel(ImageModel):
 class DiffusionTextModel(DiffusionImageModel):
     """The same network driven by descriptions (EN or ZH): lesson 07's word-vote reader turns each one into a
     soft request N x 34, which the attribute embedding mixes (``prodgen.models.condition.AttributeEmbedding``).
-    Registered as ``diffusion-text``."""
+    Registered as ``diffusion-text``. Edits are the attribute model's (``diffusion``), so it does not edit."""
 
     accepts = "text"
+    can_edit = False
+    edit_draws = False
 
     def __init__(self, network, name: str = "diffusion-text", info: dict | None = None):
         from prodgen.models.text import load_encoder

@@ -1,35 +1,58 @@
-"""One interface for every image model: what it accepts, the knobs it has, and ``generate``.
+"""One interface for every image model: what it reads, the knobs it has, ``generate``, and ``edit`` where it can.
 
 Every image-model family implements :class:`ImageModel` next to its network (``dcgan.py``, ``vae.py``,
-``cgan.py``, ``cvae.py``, ``text2img.py``); ``prodgen.models.registry.load_generator(name)`` gives one for any
-shipped generator. ``prodgen generate``, ``prodgen evaluate``, the leaderboard and the studio talk only to
-this protocol, never to model names: a new model is a registry entry (``pretrained.GENERATORS``).
+``cgan.py``, ``cvae.py``, ``text2img.py``, ``diffusion.py``); ``prodgen.models.registry.load_generator(name)``
+gives one for any shipped generator. ``prodgen generate``, ``evaluate``, ``edit``, the leaderboard and the studio
+talk only to this protocol: they never ask a model which family it is (no ``accepts ==``, no ``hasattr``), they
+ask it the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.reads_text`,
+:attr:`ImageModel.can_edit`, :attr:`ImageModel.blends`) and hand it :class:`Request` objects.
 
-- ``accepts``: ``"attributes"`` (a list of ``{name: value}`` dicts, attributes left out = unspecified, or
-  a label tensor N x 5 with -1 = unspecified), ``"text"`` (a list of descriptions, English or Chinese) or
-  ``"nothing"`` (an unconditional model: the request is a number of images).
+- :class:`Request`: one image's request, the same type for every model: attributes ``{name: value}`` (missing =
+  unspecified) and/or a description ``text`` (English or Chinese), or neither (unconditional). The model turns
+  a list of them into its own condition (:meth:`ImageModel.condition`) and says in one line when one does not
+  fit: attribute models refuse a description alone, text models describe attribute requests (they need a
+  category), unconditional models refuse any condition. A request with both is read by each model in its own
+  way (attributes by attribute models, the text by text models): the leaderboard asks every model that way.
+- ``accepts``: ``"attributes"``, ``"text"`` or ``"nothing"`` (kept as data: the leaderboard row and the studio's
+  label show it). Besides Requests, ``generate`` still takes the raw forms lessons use: a list of
+  ``{name: value}`` dicts or a label tensor N x A (-1 = unspecified) for attribute models, a list of strings for
+  text models, a number of images for unconditional ones; they give exactly the images they always gave.
 - ``knobs``: ``{name: Knob}``, each with its default and valid range (truncation for GANs, temperature for
-  VAEs; guidance and steps for diffusion later). The defaults give the model's plain behaviour.
-- ``generate(requests, seed=0, **knobs)``: uint8 images N x 3 x H x W on the CPU, one per request. The
-  noise comes from a CPU generator seeded with ``seed``: the same seed gives byte-identical images.
-- ``latents(requests, seed=0, **knobs)`` (optional): the exact inputs ``generate`` feeds the network, one
-  row per request (``{"z": N x z_dim}``, plus ``"condition"`` for conditional models), or ``None`` for a
-  model that cannot blend (the default); ``from_latents(latents)`` decodes such a dict, and
+  VAEs, guidance/steps/eta for diffusion). The defaults give the model's plain behaviour.
+- ``generate(requests, seed=0, **knobs)``: uint8 images N x 3 x H x W on the CPU, one per request. The noise
+  comes from a CPU generator seeded with ``seed``: the same seed gives byte-identical images.
+- ``generate_groups([(requests, seed), ...], **knobs)``: many requests, each group with its own seed, in one
+  batch (``prodgen generate --batch``: one group per CSV row). Each group draws all its noise from its own
+  generator, in the order ``generate`` draws it, so a group's images do not depend on its neighbours and match
+  ``generate(requests, seed)`` up to the network's batch-size-dependent rounding (at most one grey level).
+- ``latents(requests, seed=0, **knobs)``: for models that blend (:attr:`blends`, the GANs), the exact inputs
+  ``generate`` feeds the network, one row per request (``{"z": N x z_dim}``, plus ``"condition"`` for
+  conditional models); ``None`` for the others. ``from_latents(latents, **knobs)`` decodes such a dict, and
   ``from_latents(latents(r, seed, **k))`` is byte-identical to ``generate(r, seed, **k)``. The studio
   interpolates between two pinned images with it (``prodgen.apps.latent.interpolate``).
+- ``edit(images, labels, changes, seed=0, **knobs)`` where :attr:`can_edit` (the CVAE, diffusion): real photos
+  with some attributes changed, images in [-1, 1]; :meth:`edit_variants` makes several seeds' variants in one batch.
 
-Used by ``prodgen generate`` / ``evaluate`` / ``leaderboard``, the studio and lessons 08, 09 and 11.
+How a family implements it: ``_latents(prepared, generator, **knobs)`` makes every random draw of one group of
+requests from that group's generator (a dict of tensors, one row per image), and ``_decode(latents, noise,
+**knobs)`` turns a (possibly concatenated) dict into images in [-1, 1], batched and deterministic except for
+draws it takes from ``noise`` (:class:`Noise`: diffusion's per-step noise, per group). A family may instead
+implement only ``_images(prepared, seed, **knobs)``; its groups are then generated one by one.
+
+Used by ``prodgen generate`` / ``evaluate`` / ``edit`` / ``leaderboard``, the studio and lessons 08, 09, 11 and 12.
 """
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from abc import ABC
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["ACCEPTS", "Knob", "ImageModel", "as_labels", "noise", "TRUNCATION", "TEMPERATURE", "UNSPECIFIED"]
+__all__ = ["ACCEPTS", "Knob", "ImageModel", "Noise", "Request", "as_labels", "noise", "TRUNCATION", "TEMPERATURE",
+           "UNSPECIFIED"]
 
 ACCEPTS = ("attributes", "text", "nothing")
 """What a model can be asked for: attribute requests, descriptions, or nothing (a number of images)."""
@@ -112,14 +135,102 @@ def as_labels(requests, schema=None) -> torch.Tensor:
     return torch.cat(rows) if rows else torch.zeros(0, len(schema), dtype=torch.long)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One image's request, for any model: ``attributes`` ``{name: value}`` (left out or blank = unspecified)
+    and/or a description ``text`` (English or Chinese), or neither (an unconditional request).
+
+    ``Request({"color": "red"})``, ``Request(text="a red mug")``, ``Request()``. The names and values are
+    checked by the model that reads them (its schema: the course catalog's, or your own catalog's in lesson 12),
+    so a request can be made before a model is chosen. Frozen and hashable; the ``attributes`` dict is a copy
+    (do not change it in place). Used by ``prodgen generate``, the leaderboard, the studio and ``prodgen edit``.
+    """
+
+    attributes: Mapping = field(default_factory=dict)
+    text: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.attributes, Mapping):
+            raise ValueError(f"a request's attributes are a {{name: value}} dict, got {self.attributes!r}")
+        if not isinstance(self.text, str):
+            raise ValueError(f"a request's text is a string (a description), got {self.text!r}")
+        attrs = {str(k): v for k, v in self.attributes.items() if v not in (None, "")}
+        object.__setattr__(self, "attributes", attrs)
+        object.__setattr__(self, "text", self.text.strip())
+
+    def __hash__(self):
+        return hash((tuple(sorted(self.attributes.items())), self.text))
+
+    @property
+    def unconditional(self) -> bool:
+        """Whether the request asks for nothing (no attribute, no text)."""
+        return not self.attributes and not self.text
+
+    def description(self) -> str:
+        """The text a text model reads: :attr:`text` if given, else the attributes described in English with a
+        fixed template and fixed synonyms (the same request, the same text); no text and no category ->
+        ``ValueError`` (a description without a product word would be refused)."""
+        from prodgen.catalog.describe import describe
+
+        if self.text:
+            return self.text
+        if "category" not in self.attributes:
+            raise ValueError(f"a text model needs a description, or attributes that include a category "
+                             f"(got {self.attributes or 'nothing'})")
+        return describe(self.attributes, "en", template=0, rng=0)
+
+
+class Noise:
+    """Noise a family draws while decoding (diffusion's per-step noise when ``eta > 0``, inpainting's), for rows
+    that come in groups: :meth:`randn` draws each group's rows from that group's own generator, so a group gets
+    the numbers it would get alone. ``parts``: ``[(generator, rows), ...]`` in row order."""
+
+    def __init__(self, parts):
+        self.parts = [(g, int(n)) for g, n in parts]
+
+    def randn(self, shape) -> torch.Tensor:
+        """Standard normal noise of ``shape`` (its first entry: all rows), group by group."""
+        shape = tuple(shape)
+        if shape[0] != sum(n for _, n in self.parts):
+            raise ValueError(f"noise for {shape[0]} rows asked of groups with {sum(n for _, n in self.parts)}")
+        if len(self.parts) == 1:  # exactly torch.randn(shape, generator=...) for a single group
+            return torch.randn(shape, generator=self.parts[0][0])
+        return torch.cat([torch.randn((n, *shape[1:]), generator=g) for g, n in self.parts])
+
+
+def _wrong_kind(model, requests) -> str:
+    """The one-line complaint for raw requests of the wrong form (names the form the model takes)."""
+    if model.accepts == "attributes":
+        return (f"{model.name} is controlled by attributes: give a list of {{attribute: value}} dicts, Requests "
+                f"or a label tensor N x {len(model.schema)}")
+    if model.accepts == "text":
+        return (f"{model.name} is controlled by text: give a list of descriptions, e.g. "
+                "['a large red striped t-shirt by Acme'], or Requests")
+    return f"{model.name} is unconditional: its request is a number of images, got {requests!r}"
+
+
+def _text_models() -> str:
+    from prodgen.models import registry
+
+    return ", ".join(k for k, v in registry.generator_kinds().items() if v == "text")
+
+
 class ImageModel(ABC):
-    """The protocol: subclasses set ``accepts`` and ``knobs`` and implement :meth:`_images`.
+    """The protocol: subclasses set ``accepts`` and ``knobs`` and implement ``_latents`` + ``_decode`` (or only
+    ``_images``); families that edit set ``can_edit`` and implement ``_edit``; families whose latents blend set
+    ``blends``.
 
     ``network`` is the trained ``nn.Module``; ``name`` the registry name (or any label); ``info`` its
-    manifest entry (``pretrained.load_entry``), empty for a model that is not shipped.
+    manifest entry (``registry.load_entry``), empty for a model that is not shipped.
     """
 
     accepts: ClassVar[str] = "nothing"
+    blends: ClassVar[bool] = False
+    """Whether :meth:`latents` gives blendable network inputs (the GANs; the studio's interpolation)."""
+    can_edit: ClassVar[bool] = False
+    """Whether :meth:`edit` re-draws real photos with attributes changed (``prodgen edit``, the studio's Edit tab)."""
+    edit_draws: ClassVar[bool] = False
+    """Whether an edit draws noise, so that seeds give different variants (diffusion: yes; the CVAE: no)."""
     image_size: int = 32
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
@@ -132,6 +243,16 @@ class ImageModel(ABC):
         from prodgen.catalog.schema import BUILTIN
 
         return getattr(self.network, "schema", BUILTIN)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether requests steer the model (attributes or text); ``False``: it draws products at random."""
+        return self.accepts != "nothing"
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the model reads descriptions (its attribute columns then say what its reader heard)."""
+        return self.accepts == "text"
 
     @property
     def knobs(self) -> dict[str, Knob]:
@@ -150,29 +271,69 @@ class ImageModel(ABC):
                              f"{', '.join(known) or 'none'}")
         return {k: knob.check(knobs.get(k, knob.default)) for k, knob in known.items()}
 
+    # -- requests -> condition -----------------------------------------------------------------------------
+    def condition(self, requests) -> Any:
+        """:class:`Request` objects in the form the family's ``_latents`` takes, or a one-line ``ValueError``
+        when one does not fit: a label tensor N x A (attribute models; a description alone is refused), a list
+        of descriptions (text models; attribute requests are described, :meth:`Request.description`, and
+        every text must name a product word), or a count (unconditional models; any condition is refused)."""
+        requests = [requests] if isinstance(requests, Request) else list(requests)
+        if self.accepts == "attributes":
+            for r in requests:
+                if r.text and not r.attributes:
+                    raise ValueError(f"{self.name} is controlled by attributes, not text: give attributes (e.g. "
+                                     f"category=mug,color=red), or use a text model ({_text_models()})")
+            return as_labels([r.attributes for r in requests], self.schema)
+        if self.accepts == "text":
+            from prodgen.models.text import validate_description
+
+            texts = [r.description() for r in requests]
+            for text in dict.fromkeys(texts):
+                validate_description(text)  # no known product word -> ValueError with examples
+            return texts
+        if any(not r.unconditional for r in requests):
+            raise ValueError(f"{self.name} is unconditional: it takes no attributes or description; ask only for "
+                             "a number of images")
+        return len(requests)
+
+    def described(self, requests) -> list[str]:
+        """The description each :class:`Request` is read as: for text models the text they read (generated
+        from the attributes when the request has none), for the others the request's own text (may be "")."""
+        requests = [requests] if isinstance(requests, Request) else list(requests)
+        return self.condition(requests) if self.reads_text else [r.text for r in requests]
+
     def prepare(self, requests):
-        """The requests in the form :meth:`_images` takes (``ValueError`` if they are the wrong kind):
-        a label tensor N x 5, a list of strings, or a count."""
+        """The requests in the form ``_latents`` / ``_images`` take (``ValueError`` if they are the wrong kind):
+        from :class:`Request` objects (:meth:`condition`) or from the raw forms (label tensor or ``{name: value}``
+        dicts, list of strings, or a count)."""
+        if isinstance(requests, Request):
+            return self.condition([requests])
+        if isinstance(requests, (list, tuple)) and requests and all(isinstance(r, Request) for r in requests):
+            return self.condition(requests)
+        if isinstance(requests, (list, tuple)) and any(isinstance(r, Request) for r in requests):
+            raise ValueError("give either Requests or raw requests, not a mix of both")
         if self.accepts == "attributes":
             if isinstance(requests, (str, int)) or (isinstance(requests, (list, tuple)) and requests
                                                     and isinstance(requests[0], str)):
-                raise ValueError(f"{self.name} is controlled by attributes: give a list of {{attribute: value}} "
-                                 f"dicts or a label tensor N x {len(self.schema)}")
+                raise ValueError(_wrong_kind(self, requests))
             return as_labels(requests, self.schema)
         if self.accepts == "text":
             if isinstance(requests, str):
                 requests = [requests]
             if isinstance(requests, (int, torch.Tensor)) or not all(isinstance(t, str) for t in requests):
-                raise ValueError(f"{self.name} is controlled by text: give a list of descriptions, "
-                                 "e.g. ['a large red striped t-shirt by Acme']")
+                raise ValueError(_wrong_kind(self, requests))
             return list(requests)
         if isinstance(requests, bool) or not isinstance(requests, int) or requests < 0:
-            raise ValueError(f"{self.name} is unconditional: its request is a number of images, got {requests!r}")
+            raise ValueError(_wrong_kind(self, requests))
         return requests
 
     @staticmethod
     def count(prepared) -> int:
         return prepared if isinstance(prepared, int) else len(prepared)
+
+    # -- generating ----------------------------------------------------------------------------------------
+    def _empty(self) -> torch.Tensor:
+        return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
 
     @torch.no_grad()
     def generate(self, requests, seed: int = 0, **knobs) -> torch.Tensor:
@@ -182,41 +343,83 @@ class ImageModel(ABC):
         values = self.check_knobs(knobs)
         prepared = self.prepare(requests)
         if self.count(prepared) == 0:
-            return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+            return self._empty()
         return denormalize(self._images(prepared, int(seed), **values).float().cpu())
 
-    @abstractmethod
     def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
-        """Images in [-1, 1] for prepared requests (see :meth:`prepare`); implemented by each family."""
+        """Images in [-1, 1] for prepared requests: the group's draws (``_latents``) decoded (``_decode``). A
+        family may override this instead (its groups are then generated one at a time)."""
+        gen = torch.Generator().manual_seed(seed)
+        latents = self._latents(prepared, gen, **knobs)
+        return self._decode(latents, Noise([(gen, self.count(prepared))]), **knobs)
+
+    @property
+    def _batches(self) -> bool:
+        """Whether the family splits its work into ``_latents`` + ``_decode`` (so groups share a batch)."""
+        return type(self)._latents is not ImageModel._latents
+
+    def _latents(self, prepared, generator: torch.Generator, **knobs) -> dict[str, torch.Tensor]:
+        """Every random draw for one group of prepared requests, from ``generator`` in the order the family
+        has always drawn them, as tensors with one row per image; implemented by each family."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _latents/_decode nor _images")
+
+    def _decode(self, latents: dict, noise: Noise | None = None, **knobs) -> torch.Tensor:
+        """Images in [-1, 1] from (concatenated) latents; ``noise`` gives any draws made while decoding."""
+        raise NotImplementedError(f"{type(self).__name__} implements _latents but not _decode")
+
+    @torch.no_grad()
+    def generate_groups(self, groups, **knobs) -> list[torch.Tensor]:
+        """``[(requests, seed), ...]`` -> one uint8 tensor per group (as :meth:`generate` would give it, up to
+        batch-size rounding), made in one batch: each group's draws from its own generator seeded with its seed,
+        the latents concatenated, decoded together (the family batches the network internally), split back.
+        Every group is checked (knobs, requests) before any work. Keep the total to what fits in memory:
+        ``prodgen generate --batch`` sends a few hundred images at a time."""
+        from prodgen.catalog import denormalize
+
+        values = self.check_knobs(knobs)
+        prepared = [(self.prepare(requests), int(seed)) for requests, seed in groups]
+        counts = [self.count(p) for p, _ in prepared]
+        if not self._batches:
+            return [denormalize(self._images(p, s, **values).float().cpu()) if n else self._empty()
+                    for (p, s), n in zip(prepared, counts)]
+        latents, parts = [], []
+        for (p, seed), n in zip(prepared, counts):
+            if n:
+                gen = torch.Generator().manual_seed(seed)
+                latents.append(self._latents(p, gen, **values))
+                parts.append((gen, n))
+        if not latents:
+            return [self._empty() for _ in counts]
+        joined = {k: torch.cat([lat[k] for lat in latents]) for k in latents[0]}
+        images = denormalize(self._decode(joined, Noise(parts), **values).float().cpu())
+        return list(images.split(counts))
 
     def latents(self, requests, seed: int = 0, **knobs) -> dict[str, torch.Tensor] | None:
         """The exact network inputs :meth:`generate` uses for these requests, seed and knobs, one row per
         request (``{"z": N x z_dim, ...}``), or ``None`` if this model cannot blend its images."""
+        if not self.blends:
+            return None
         values = self.check_knobs(knobs)
-        return self._latents(self.prepare(requests), int(seed), **values)
-
-    def _latents(self, prepared, seed: int, **knobs) -> dict[str, torch.Tensor] | None:
-        """Implemented by families whose images are a function of a few input tensors (the GANs)."""
-        return None
+        return self._latents(self.prepare(requests), torch.Generator().manual_seed(int(seed)), **values)
 
     @torch.no_grad()
-    def from_latents(self, latents: dict) -> torch.Tensor:
+    def from_latents(self, latents: dict, **knobs) -> torch.Tensor:
         """uint8 images N x 3 x H x W decoded from a :meth:`latents` dict (or a blend of two,
-        ``prodgen.apps.latent.interpolate``); a model without latents, or a dict of the wrong shape -> ``ValueError``."""
+        ``prodgen.apps.latent.interpolate``) with ``knobs``; a model without latents, or a dict of the wrong
+        shape -> ``ValueError``."""
         from prodgen.catalog import denormalize
 
+        if not self.blends:
+            raise ValueError(f"{self.name} has no latents to decode (its latents() is None)")
+        values = self.check_knobs(knobs)
         if not isinstance(latents, dict) or not latents:
             raise ValueError("from_latents needs a dict of tensors, as latents() returns")
         rows = {len(v) for v in latents.values()}
         if len(rows) != 1:
             raise ValueError(f"latents must all have one row per image, got {sorted(rows)} rows")
         if rows == {0}:
-            return torch.zeros(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
-        return denormalize(self._decode(**latents).float().cpu())
-
-    def _decode(self, **latents) -> torch.Tensor:
-        """Images in [-1, 1] from latents; families that implement :meth:`_latents` implement this too."""
-        raise ValueError(f"{self.name} has no latents to decode (its latents() is None)")
+            return self._empty()
+        return denormalize(self._decode(latents, None, **values).float().cpu())
 
     def understood(self, requests) -> list[dict]:
         """The attributes the model takes each request to ask for, ``{name: value}`` (open ones left out):
@@ -230,6 +433,28 @@ class ImageModel(ABC):
         if self.accepts == "nothing":
             return [{} for _ in range(prepared)]
         raise TypeError(f"{type(self).__name__} takes text but does not say what it reads (override understood)")
+
+    # -- editing real photos ---------------------------------------------------------------------------------
+    def edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0,
+             **knobs) -> torch.Tensor:
+        """Real photos (uint8 or [-1, 1], N x 3 x H x W) with their labels (N x A) re-drawn with ``changes``
+        (``{"color": "teal"}``) applied: images in [-1, 1]. ``seed`` matters where :attr:`edit_draws`;
+        ``knobs``: the family's edit settings. A model that cannot edit -> ``ValueError``."""
+        if not self.can_edit:
+            raise ValueError(f"{self.name} cannot edit photos")
+        return self._edit(images, labels, changes, [int(seed)], **knobs)[0]
+
+    def edit_variants(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seeds,
+                      **knobs) -> list[torch.Tensor]:
+        """:meth:`edit` for each seed of ``seeds`` (one [-1, 1] tensor per seed), in one batch where the family
+        can: variant ``i`` equals ``edit(..., seed=seeds[i])`` up to batch-size rounding (``prodgen edit --n``)."""
+        if not self.can_edit:
+            raise ValueError(f"{self.name} cannot edit photos")
+        return self._edit(images, labels, changes, [int(s) for s in seeds], **knobs)
+
+    def _edit(self, images, labels, changes: dict, seeds: list[int], **knobs) -> list[torch.Tensor]:
+        """One [-1, 1] tensor per seed; implemented by the families that set ``can_edit``."""
+        raise NotImplementedError
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
         """Measurements only this family can make (e.g. the CVAE's attribute edits) for ``prodgen evaluate``."""

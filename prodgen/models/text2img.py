@@ -201,6 +201,7 @@ class TextImageModel(ImageModel):
     soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``registry.GENERATORS``."""
 
     accepts = "text"
+    blends = True
 
     @property
     def knobs(self) -> dict:
@@ -208,23 +209,18 @@ class TextImageModel(ImageModel):
             return {"truncation": TRUNCATION, "unspecified": UNSPECIFIED}
         return {"truncation": TRUNCATION}  # a sentence vector has no "unspecified" to fill
 
-    def _images(self, texts: list, seed: int, truncation=None, unspecified: str = "random") -> torch.Tensor:
-        return self.network.generate(texts, seed=seed, strict=True, fill=unspecified == "random",
-                                     truncation=truncation)
-
-    def _latents(self, texts: list, seed: int, truncation=None, unspecified: str = "random") -> dict:
+    def _latents(self, texts: list, generator: torch.Generator, truncation=None, unspecified: str = "random") -> dict:
         """``z`` and the condition (soft requests N x 34 after the open attributes were drawn, or sentence
         vectors N x 64), drawn as :meth:`TextToImage.generate` draws them."""
         net = self.network
         e = encode_condition(net.encoder, texts, net.condition, strict=True)
-        gen = torch.Generator().manual_seed(seed)
-        z = noise(len(texts), net.z_dim, gen, truncation)
+        z = noise(len(texts), net.z_dim, generator, truncation)
         if unspecified == "random" and net.condition == "attributes":
-            e = fill_unspecified(e, gen)
+            e = fill_unspecified(e, generator)
         return {"z": z, "condition": e}
 
-    def _decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        device = next(self.network.parameters()).device
+    def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
+        z, condition, device = latents["z"], latents["condition"], next(self.network.parameters()).device
         return torch.cat([self.network(z[s:s + 500].to(device), condition[s:s + 500].to(device)).float().cpu()
                           for s in range(0, len(z), 500)])
 

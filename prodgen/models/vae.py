@@ -270,9 +270,11 @@ class VAEImageModel(ImageModel):
     def knobs(self) -> dict:
         return {"temperature": TEMPERATURE}
 
-    def _images(self, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
-        z = noise(n, self.network.z_dim, torch.Generator().manual_seed(seed)) * temperature  # n x z_dim
-        return self.network.decode(z).float().cpu()
+    def _latents(self, n: int, generator: torch.Generator, temperature: float = 1.0) -> dict:
+        return {"z": noise(n, self.network.z_dim, generator) * temperature}  # n x z_dim
+
+    def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
+        return self.network.decode(latents["z"]).float().cpu()
 
 
 CHECKPOINT_CONFIG = {"z_dim": 16, "width": 32, "beta": 1.0, "sigma": SIGMA, "epochs": 40, "minutes": None,
