@@ -251,7 +251,7 @@ def _leaderboard(args) -> int:
 
 
 def _generate(args) -> int:
-    from prodgen.apps.generate import Request, check_n, generate_catalog, load_generator, parse_attrs, read_requests
+    from prodgen.apps.generate import Request, Row, check_n, generate_catalog, load_generator, parse_attrs, read_requests
 
     n = check_n(args.n, "--n")
     model = load_generator(args.model)  # a shipped name or a checkpoint file; its schema checks the requests
@@ -260,13 +260,13 @@ def _generate(args) -> int:
             raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
         requests = read_requests(args.batch, default_n=n, schema=model.schema)
     elif args.attrs is not None:
-        requests = [Request(parse_attrs(args.attrs, schema=model.schema), "", n)]
+        requests = [Row(Request(parse_attrs(args.attrs, schema=model.schema)), n)]
     elif args.text is not None:
         if not args.text.strip():
             raise ValueError("the description is empty; describe the product, e.g. --text 'a red striped mug by Acme'")
-        requests = [Request({}, args.text, n)]
+        requests = [Row(Request(text=args.text), n)]
     else:  # no request: fine for an unconditional model; the others say what they need
-        requests = [Request({}, "", n)]
+        requests = [Row(Request(), n)]
     knobs = {"guidance": _knob(args.guidance, "--guidance", float), "steps": _knob(args.steps, "--steps", int)}
     out = generate_catalog(model, requests, args.out, seed=args.seed, progress=args.batch is not None,
                            knobs=knobs)

@@ -19,7 +19,7 @@ from prodgen.models import registry
 from prodgen.catalog import denormalize
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.cli import main
-from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog, read_requests
+from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, Row, generate_catalog, read_requests
 from prodgen.models import cgan
 from prodgen.models.condition import parse_request
 
@@ -208,7 +208,8 @@ def test_attribute_rows_for_a_text_model_are_deterministic(tmp_path):
 def test_read_requests(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("\ufeff Color ,color, n ,description\nx,red,3,\ny,,,a mug\n", encoding="utf-8")  # BOM, spaces
-    assert read_requests(path, default_n=5) == [Request({"color": "red"}, "", 3), Request({}, "a mug", 5)]
+    assert read_requests(path, default_n=5) == [Row(Request({"color": "red"}), 3),
+                                                 Row(Request(text="a mug"), 5)]
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -329,8 +330,9 @@ def test_in_process_errors_name_what_was_wrong(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- nothing half-written
 def _interrupt_second_request(monkeypatch, tmp_path, error=KeyboardInterrupt):
-    """Make the 2nd request fail; returns what the temporary folder held at that moment."""
-    real = prodgen.apps.generate.generate
+    """Make the 2nd batch of rows fail (one row a batch); returns what the temporary folder held at that moment."""
+    monkeypatch.setattr(prodgen.apps.generate, "BATCH_IMAGES", 1)
+    real = prodgen.apps.generate._generate_batch
     calls, seen = [], {}
 
     def flaky(*args, **kwargs):
@@ -341,14 +343,14 @@ def _interrupt_second_request(monkeypatch, tmp_path, error=KeyboardInterrupt):
             raise error()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prodgen.apps.generate, "generate", flaky)
+    monkeypatch.setattr(prodgen.apps.generate, "_generate_batch", flaky)
     return seen
 
 
 def test_an_interrupted_run_leaves_nothing_behind(tmp_path, monkeypatch):
     seen = _interrupt_second_request(monkeypatch, tmp_path)
     out = tmp_path / "out"
-    requests = [Request({"color": "red"}, "", 2), Request({"color": "blue"}, "", 2), Request({"size": "small"}, "")]
+    requests = [Row(Request({"color": "red"}), 2), Row(Request({"color": "blue"}), 2), Row(Request({"size": "small"}))]
     with pytest.raises(KeyboardInterrupt):
         generate_catalog("cgan-projection", requests, out, seed=0)
     assert seen["files"] == ["000000.png", "000001.png"]  # the run had written files before it stopped
@@ -361,7 +363,7 @@ def test_an_interrupted_run_into_an_empty_folder_leaves_it_empty(tmp_path, monke
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(RuntimeError, match="boom"):
-        generate_catalog("cvae", [Request({"color": "red"}, ""), Request({"color": "blue"}, "")], out)
+        generate_catalog("cvae", [Row(Request({"color": "red"})), Row(Request({"color": "blue"}))], out)
     assert out.is_dir() and not any(out.iterdir())
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 

@@ -9,9 +9,14 @@ unconditional ones (``dcgan``, ``vae``). :func:`generate_catalog` writes PNGs an
 the columns ``file, category, color, size, brand, pattern, description, model, seed`` (for a
 description, the attribute columns say what the text reader heard in it).
 
-Row ``r`` of a run with seed ``S`` draws its noise from a generator seeded with ``S + r``: the same seed
-gives byte-identical images, and one row's images do not depend on the other rows. Everything is
-written to a temporary folder and renamed at the end: an interrupted run leaves nothing behind.
+A request is the protocol's one :class:`~prodgen.models.protocol.Request` (re-exported here); a row of a request
+sheet is a :class:`Row`: a request and how many images of it. Row ``r`` of a run with seed ``S`` draws its noise
+from a generator seeded with ``S + r``: the same seed gives byte-identical images, and one row's images do not
+depend on the other rows. Rows are generated together, up to :data:`BATCH_IMAGES` images per model call
+(``ImageModel.generate_groups``: each row keeps its own generator), so a sheet of single images runs at the
+speed of one large request; a row's images match what the row gives alone up to the network's batch-size
+rounding (at most one grey level). Everything is written to a temporary folder and renamed at the end: an
+interrupted run leaves nothing behind.
 
 Used by ``prodgen generate``, the studio's export (:func:`write_catalog`) and lessons 07, 09 and 12.
 """
@@ -26,8 +31,10 @@ import torch
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.paths import atomic_folder
 
-__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
-           "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
+from prodgen.models.protocol import Request
+
+__all__ = ["MODELS", "MAX_IMAGES", "BATCH_IMAGES", "Request", "Row", "parse_attrs", "read_requests", "check_n",
+           "load_generator", "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
 
 
 def __getattr__(name):
@@ -39,15 +46,18 @@ def __getattr__(name):
 
 
 MAX_IMAGES = 100_000  # per run: a guard against a typo such as --n 1000000
+BATCH_IMAGES = 256
+"""Images per model call when rows are batched together: diffusion's network batch (``diffusion.sample``), and
+small enough that a batch's latents and images take a few MB (a row asking for more goes alone)."""
 METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "description", "model", "seed")
 
 
-@dataclass
-class Request:
-    """One row: attributes (``{name: value}``) or a description, and how many images."""
+@dataclass(frozen=True)
+class Row:
+    """One row of a request sheet (``prodgen generate --batch``, or ``--attrs`` / ``--text`` as one row): a
+    protocol :class:`Request` and how many images of it."""
 
-    attrs: dict
-    description: str
+    request: Request
     n: int = 1
 
 
@@ -88,7 +98,7 @@ def check_n(n, where: str) -> int:
     return value
 
 
-def read_requests(path, default_n: int = 1, schema=None) -> list[Request]:
+def read_requests(path, default_n: int = 1, schema=None) -> list[Row]:
     """Requests from a CSV: a ``description`` column and/or attribute columns of ``schema`` (default the course
     catalog's; blank cells = unspecified), and an optional ``n`` column (images per row, default
     ``default_n``). Other columns are ignored."""
@@ -129,7 +139,7 @@ def read_requests(path, default_n: int = 1, schema=None) -> list[Request]:
         except ValueError as e:
             raise ValueError(f"{path}, line {i}: {e}") from None
         n = check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
-        requests.append(Request(attrs, description, n))
+        requests.append(Row(Request(attrs, description), n))
     return requests
 
 
@@ -144,54 +154,48 @@ def load_generator(name: str):
     return registry.load_generator(name)
 
 
-def _text_models() -> str:
-    from prodgen.models import registry
-
-    return ", ".join(k for k, v in registry.generator_kinds().items() if v == "text")
+def _request(row) -> Request:
+    return row.request if isinstance(row, Row) else row
 
 
-def _text_for(request: Request, name: str) -> str:
-    from prodgen.catalog.describe import describe
-
-    if request.description:
-        return request.description
-    if "category" not in request.attrs:
-        raise ValueError(f"{name} needs a description, or attributes that include a category "
-                         f"(got {request.attrs})")
-    return describe(request.attrs, "en", template=0, rng=0)  # fixed synonyms: the same request, the same text
-
-
-def check_request(model, request: Request) -> None:
-    """``ValueError`` if ``request`` does not fit what ``model`` accepts (checked before anything is written)."""
-    from prodgen.models.text import validate_description
-
-    if model.accepts == "text":
-        text = _text_for(request, model.name)
-        if not text.strip():
-            raise ValueError("the description is empty; describe the product, e.g. 'a red striped mug by Acme'")
-        validate_description(text)  # no known product word -> ValueError with examples
-    elif model.accepts == "attributes":
-        if request.description and not request.attrs:
-            raise ValueError(f"{model.name} is controlled by attributes, not text: give --attrs (or attribute "
-                             f"columns), or use a text model ({_text_models()})")
-        if not request.attrs:
-            raise ValueError(f"{model.name} needs a request: give --attrs (e.g. category=mug,color=red) or --batch")
-    elif request.attrs or request.description:
-        raise ValueError(f"{model.name} is unconditional: it takes no attributes or description; ask only for a "
-                         "number of images (--n)")
+def check_request(model, row) -> None:
+    """``ValueError`` if ``row`` (a :class:`Row` or a :class:`Request`) does not fit ``model`` (checked before
+    anything is written): the model's own refusal (``ImageModel.condition``), or, for a conditional model, a
+    row that asks for nothing."""
+    request = _request(row)
+    model.condition([request])
+    if model.conditional and request.unconditional:
+        raise ValueError(f"{model.name} needs a request: give --attrs (e.g. category=mug,color=red) or --batch")
 
 
-def generate(model, request: Request, seed: int, knobs: dict | None = None) -> tuple[torch.Tensor, dict]:
-    """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one request; ``knobs``: the
-    model's settings (e.g. ``{"guidance": 3.0, "steps": 20}`` for diffusion), checked by the model."""
-    check_request(model, request)
-    knobs = knobs or {}
-    if model.accepts == "text":
-        text = _text_for(request, model.name)
-        return model.generate([text] * request.n, seed=seed, **knobs), model.understood([text])[0]
-    if model.accepts == "attributes":
-        return model.generate([request.attrs] * request.n, seed=seed, **knobs), model.understood([request.attrs])[0]
-    return model.generate(request.n, seed=seed, **knobs), {}
+def generate(model, row, seed: int, knobs: dict | None = None) -> tuple[torch.Tensor, dict]:
+    """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one :class:`Row` (or one image of a
+    :class:`Request`); ``knobs``: the model's settings (e.g. ``{"guidance": 3.0, "steps": 20}`` for diffusion),
+    checked by the model."""
+    check_request(model, row)
+    request, n = _request(row), row.n if isinstance(row, Row) else 1
+    return model.generate([request] * n, seed=seed, **(knobs or {})), model.understood([request])[0]
+
+
+def _batches(rows: list[Row], size: int):
+    """Consecutive runs of ``(row index, row)`` holding at most ``size`` images (a larger row goes alone)."""
+    batch, images = [], 0
+    for i, row in enumerate(rows):
+        if batch and images + row.n > size:
+            yield batch
+            batch, images = [], 0
+        batch.append((i, row))
+        images += row.n
+    if batch:
+        yield batch
+
+
+def _generate_batch(model, batch: list, seed: int, knobs: dict) -> list[tuple[torch.Tensor, dict, str]]:
+    """``(images, attributes requested or read, description)`` for each ``(row index, row)`` of ``batch``, the
+    rows generated together (row ``i`` seeded with ``seed + i``)."""
+    requests = [row.request for _, row in batch]
+    images = model.generate_groups([([row.request] * row.n, seed + i) for i, row in batch], **knobs)
+    return list(zip(images, model.understood(requests), model.described(requests)))
 
 
 def _prepare_out(out: Path) -> None:
@@ -202,15 +206,16 @@ def _prepare_out(out: Path) -> None:
             raise FileExistsError(f"{out} is not empty; choose an empty or new folder, or delete it first")
 
 
-def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, progress: bool = False,
+def generate_catalog(name, requests: list[Row], out_dir, seed: int = 0, progress: bool = False,
                      knobs: dict | None = None) -> Path:
-    """Generate every request with model ``name`` (a shipped name, a checkpoint file, or an ``ImageModel``)
-    into ``out_dir`` (PNGs + ``metadata.csv`` with the model's attribute columns); returns it.
+    """Generate every row with model ``name`` (a shipped name, a checkpoint file, or an ``ImageModel``) into
+    ``out_dir`` (PNGs + ``metadata.csv`` with the model's attribute columns); returns it. Rows go to the model
+    :data:`BATCH_IMAGES` images at a time, each with its own seed (``seed + row index``).
     ``knobs``: settings of the model (``prodgen generate --guidance 3 --steps 20``), checked before anything
     is written (a knob the model lacks -> ``ValueError`` naming the knobs it has)."""
-    from prodgen.models.protocol import ImageModel
-
     from PIL import Image
+
+    from prodgen.models.protocol import ImageModel
 
     if not requests:
         raise ValueError("no requests to generate")
@@ -220,8 +225,7 @@ def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, prog
     out = Path(out_dir)
     _prepare_out(out)
     model = name if isinstance(name, ImageModel) else load_generator(name)
-    name = model.name
-    names = model.schema.names if model.accepts == "attributes" else ATTRIBUTE_NAMES
+    names = model.schema.names
     knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
     model.check_knobs(knobs)
     for i, r in enumerate(requests):  # check every request before writing anything
@@ -233,23 +237,21 @@ def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, prog
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=f"generating with {name}", unit="img")
+        bar = tqdm(total=total, desc=f"generating with {model.name}", unit="img")
     try:
         with atomic_folder(out) as tmp:
             rows, k = [], 0
-            with torch.no_grad():
-                for r_index, request in enumerate(requests):
-                    row_seed = seed + r_index
-                    images, attrs = generate(model, request, row_seed, knobs)
-                    pixels = images.permute(0, 2, 3, 1).numpy()
-                    for j in range(len(pixels)):
+            for batch in _batches(requests, BATCH_IMAGES):
+                for (r_index, _), (images, attrs, description) in zip(batch, _generate_batch(model, batch, seed,
+                                                                                              knobs)):
+                    for pixels in images.permute(0, 2, 3, 1).numpy():
                         file = f"{k:06d}.png"
-                        Image.fromarray(pixels[j]).save(tmp / file, optimize=False)
-                        description = _text_for(request, name) if model.accepts == "text" else request.description
-                        rows.append([file, *(attrs.get(a, "") for a in names), description, name, row_seed])
+                        Image.fromarray(pixels).save(tmp / file, optimize=False)
+                        rows.append([file, *(attrs.get(a, "") for a in names), description, model.name,
+                                     seed + r_index])
                         k += 1
                     if bar is not None:
-                        bar.update(len(pixels))
+                        bar.update(len(images))
             _write_metadata(tmp, rows, ("file", *names, "description", "model", "seed"))
     finally:
         if bar is not None:

@@ -287,6 +287,10 @@ class ImageModel(ABC):
         if self.accepts == "text":
             from prodgen.models.text import validate_description
 
+            for r in requests:
+                if not r.text and "category" not in r.attributes:
+                    raise ValueError(f"{self.name} needs a description, or attributes that include a category "
+                                     f"(got {r.attributes})")
             texts = [r.description() for r in requests]
             for text in dict.fromkeys(texts):
                 validate_description(text)  # no known product word -> ValueError with examples
