@@ -188,10 +188,11 @@ def test_a_model_without_latents_cannot_blend(studio):
     studio.model.value = "dcgan"
 
 
-def test_editors_are_registered_next_to_the_generators():
-    from prodgen.apps import studio
+def test_editors_are_the_generators_whose_protocol_can_edit():
+    from prodgen.apps.edit import editors
 
-    assert studio.EDITORS is registry.EDITORS and set(registry.EDITORS) <= set(registry.BUILDERS)
+    assert editors() == ["cvae", "diffusion"]  # diffusion-text shares diffusion's network but does not edit
+    assert set(editors()) <= set(registry.generators())
 
 
 @pytest.mark.skipif(not registry.available("cvae") or not registry.available("judge"), reason="needs cvae+judge")

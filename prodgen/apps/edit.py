@@ -1,8 +1,9 @@
 """Edit a real product photo: change some of its attributes and keep the rest (``prodgen edit``).
 
 A photo from outside the catalog has no labels, so the shipped ``judge`` reads its five attributes; the
-requested changes (``{"color": "teal"}``) replace some of them, and the model's registered editor
-(``registry.EDITORS``) gets the photo, the labels read on it and the changes:
+requested changes (``{"color": "teal"}``) replace some of them, and the model edits through the image-model
+protocol (``ImageModel.edit``; the models whose ``can_edit`` is true) with the photo, the labels read on it and
+the changes:
 
 - ``cvae`` (lesson 06) encodes the photo with the labels read on it and decodes that code with the changed
   labels. It is deterministic (the posterior mean), so it makes one result per photo: ``n > 1`` is refused.
@@ -12,9 +13,10 @@ requested changes (``{"color": "teal"}``) replace some of them, and the model's 
   reconstruction.
 - ``diffusion`` (lesson 11) regenerates only the product region (RePaint-style inpainting,
   ``prodgen.models.diffusion.edit``); the pixels outside that region are the photo's own. Variant ``i`` is
-  drawn with seed ``S + i``, so ``after-<seed>.png`` is what a run with ``--seed <seed> --n 1`` writes.
+  drawn with seed ``S + i``, so ``after-<seed>.png`` is what a run with ``--seed <seed> --n 1`` writes (up to
+  batch-size rounding, at most one grey level: the variants are made in one batch, ``ImageModel.edit_variants``).
 
-Whether an editor draws anything is read from its signature (a ``seed`` parameter), not from its name.
+Whether an editor draws anything is the protocol's ``edit_draws``, not a test of its name.
 
 **Photos of any size.** Any file Pillow reads (PNG, JPEG, WebP, GIF: the first frame, ...) in any mode:
 transparency is laid on the catalog's light studio grey (:data:`STUDIO_GREY`), then the image is made RGB.
@@ -34,8 +36,6 @@ Used by ``prodgen edit`` and lessons 06 and 11.
 from __future__ import annotations
 
 import csv
-import importlib
-import inspect
 from pathlib import Path
 
 import torch
@@ -55,50 +55,47 @@ METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "role", "model", "seed", *(f"reque
                     "changes", "note")
 
 
+def _model_class(name: str):
+    """The protocol class of generator ``name``, without loading its checkpoint."""
+    from prodgen.models import registry
+
+    return registry._generator_class(name)
+
+
 def editors() -> list[str]:
-    """The models that can edit photos (``registry.EDITORS``), shipped or not."""
+    """The generators that can edit photos (their protocol class's ``can_edit``), shipped or not."""
     from prodgen.models import registry
 
-    return list(registry.EDITORS)
+    return [name for name in registry.generators() if _model_class(name).can_edit]
 
 
-def _editor_function(name: str):
-    """The registered editor of ``name``: a function ``(network, images, labels, changes, ...)``."""
+def _check_editor(name: str) -> None:
+    """``ValueError`` unless ``name`` is a shipped generator that can edit (says which can, or how to get it)."""
     from prodgen.models import registry
 
-    if name not in registry.EDITORS:
-        can = ", ".join(registry.EDITORS)
+    can = ", ".join(editors())
+    if name not in editors():
         if name in registry.BUILDERS or name in registry.manifest():
             raise ValueError(f"{name} cannot edit photos; models that can edit: {can}")
         raise ValueError(f"unknown model {name!r}; models that can edit: {can}")
     if name not in registry.manifest():
         raise ValueError(f"{name} can edit photos but is not shipped yet; train it with `prodgen train {name}`")
-    module, attr = registry.EDITORS[name].split(":")
-    target = importlib.import_module(module)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target
 
 
 def load_editor(name: str):
     """``(editor, draws)``: ``editor(images uint8 N x 3 x H x W, labels N x 5, changes, seed=..., **knobs) ->
-    images in [-1, 1]`` with the shipped network ``name`` (sha256-verified); ``draws``: whether the editor takes a
-    seed (its results vary with it). A model without an editor -> ``ValueError`` naming the ones that edit."""
+    images in [-1, 1]``, the shipped model ``name``'s ``ImageModel.edit`` (sha256-verified); ``draws``: whether
+    its results vary with the seed (``edit_draws``). A model that cannot edit -> ``ValueError`` naming the ones
+    that can."""
     from prodgen.models import registry
 
-    function = _editor_function(name)
-    params = inspect.signature(function).parameters
-    draws = "seed" in params
-    takes_knobs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    network = registry.load(name)
+    _check_editor(name)
+    model = registry.load_generator(name)
 
     def editor(images, labels, changes, seed=None, **knobs):
-        if knobs and not takes_knobs:
-            raise ValueError(f"{name}'s editor takes no settings (got {', '.join(knobs)})")
-        extra = {"seed": seed} if draws and seed is not None else {}
-        return function(network, images, labels, changes, **extra, **knobs)
+        return model.edit(images, labels, changes, **({"seed": seed} if seed is not None else {}), **knobs)
 
-    return editor, draws
+    return editor, model.edit_draws
 
 
 def check_changes(changes) -> dict:
@@ -181,19 +178,20 @@ def edit_photo(model_name: str, image_path, changes: dict, seed: int = 0, n: int
 
     seed, n = _whole(seed, "seed", 0), _whole(n, "n", 1)
     changes = check_changes(changes)
-    function = _editor_function(model_name)  # cannot edit, unknown or not shipped: said before any work
-    if n > 1 and "seed" not in inspect.signature(function).parameters:
+    _check_editor(model_name)  # cannot edit, unknown or not shipped: said before any work
+    draws = _model_class(model_name).edit_draws
+    if n > 1 and not draws:
         raise ValueError(f"{model_name}'s edit is deterministic (one result per photo): use n = 1, or an editor "
-                         f"that draws variants ({', '.join(e for e in editors() if e != model_name)})")
+                         f"that draws variants ({', '.join(e for e in editors() if _model_class(e).edit_draws)})")
     before, note = load_photo(image_path)
     judge = registry.load("judge")
-    editor, draws = load_editor(model_name)
+    model = registry.load_generator(model_name)
     read = _read(judge, before)[0]
     labels = parse_request(read)  # 1 x 5, every attribute read
     request = request_to_dict(torch.where(parse_request(changes) >= 0, parse_request(changes), labels)[0])
     seeds = [seed + i for i in range(n)] if draws else None
     with torch.no_grad():
-        outs = [editor(before, labels, changes, seed=s, **knobs) for s in (seeds or [None])]
+        outs = model.edit_variants(before, labels, changes, seeds or [seed], **knobs)  # one batch for all seeds
     afters = denormalize(torch.cat(outs).float())
     info = {"model": model_name, "seeds": seeds, "read": read, "request": request, "changes": changes,
             "results": _read(judge, afters), "note": note,

@@ -12,15 +12,15 @@ registry (``registry.generators``), so a model added to the registry appears her
 - **Interpolate** between two pinned images of the same model, if the model has latents (the GANs: the
   protocol's ``latents`` is not ``None``): a strip from one to the other (``prodgen.apps.latent.interpolate``),
   shown as the grid, so its images can be pinned and exported too.
-- **Edit**: a catalog photo or an uploaded PNG, re-drawn with some attributes changed by an editor from
-  ``registry.EDITORS`` (the CVAE: encode with the photo's labels, decode with the new ones) -> before/after.
+- **Edit**: a catalog photo or an uploaded PNG, re-drawn with some attributes changed by a model that can edit
+  (the protocol's ``can_edit``: the CVAE encodes with the photo's labels and decodes with the new ones; diffusion
+  regenerates the product region) -> before/after.
 
 Every handler reports in the status line; bad input (an unknown word, a description with no product word, a
 bad PNG) is a one-line message there, never a traceback.
 """
 from __future__ import annotations
 
-import importlib
 import io
 import time
 from pathlib import Path
@@ -30,9 +30,9 @@ import torch
 
 from prodgen.models import registry
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
-from prodgen.models.registry import EDITORS
+from prodgen.models.protocol import Request
 
-__all__ = ["Studio", "EDITORS", "grid_png", "ANY"]
+__all__ = ["Studio", "grid_png", "ANY"]
 
 ANY = "any"
 KEEP = "keep"
@@ -61,20 +61,12 @@ def grid_png(images: torch.Tensor, columns: int = 8, scale: int = 3, gap: int = 
     return buf.getvalue()
 
 
-def _load_editor(name: str):
-    module, attr = EDITORS[name].split(":")
-    target = importlib.import_module(module)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    network = registry.load(name)
-    return lambda images, labels, changes: target(network, images, labels, changes)
-
-
 class Studio:
     """The Product Studio app (``studio.app`` is the widget; a ``Studio`` displays itself in a notebook).
 
-    ``models``: generator names (default: every shipped generator, in course order); ``editors``: editor
-    names (default: the shipped ones in ``registry.EDITORS``); ``export_dir``: the default export folder.
+    ``models``: generator names (default: every shipped generator, in course order); ``editors``: names of
+    models that can edit (default: the shipped ones, ``prodgen.apps.edit.editors``); ``export_dir``: the
+    default export folder.
     """
 
     def __init__(self, models: list[str] | None = None, editors: list[str] | None = None,
@@ -85,8 +77,10 @@ class Studio:
         unknown = [m for m in self.models if m not in registry.GENERATORS]
         if unknown:
             raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(registry.GENERATORS)}")
+        from prodgen.apps.edit import editors as can_edit
+
         shipped = registry.manifest()
-        self.editors = list(editors) if editors is not None else [e for e in EDITORS if e in shipped]
+        self.editors = list(editors) if editors is not None else [e for e in can_edit() if e in shipped]
         self._loaded: dict = {}
         self._editor_cache: dict = {}
         self.kinds = registry.generator_kinds()
@@ -202,11 +196,10 @@ class Studio:
 
     def _model_changed(self) -> None:
         name = self.model.value
-        kind = self.kinds[name]
-        self.accepts.value = f"<i>accepts {ACCEPTS_TEXT[kind]}</i>"
-        self.attribute_box.layout.display = None if kind == "attributes" else "none"
-        self.description.layout.display = None if kind == "text" else "none"
         model = self.generator(name)
+        self.accepts.value = f"<i>accepts {ACCEPTS_TEXT[model.accepts]}</i>"
+        self.attribute_box.layout.display = None if model.reads_attributes else "none"
+        self.description.layout.display = None if model.reads_text else "none"
         self.knob_widgets = {}
         for k, knob in model.knobs.items():
             if knob.choices:
@@ -235,25 +228,24 @@ class Studio:
                 values[k] = w.value
         return values
 
-    def request(self) -> tuple[object, dict]:
-        """``(requests for generate, metadata shared by the grid)`` from the controls."""
+    def request(self) -> tuple[list[Request], dict]:
+        """``(the grid's requests, protocol Requests; metadata shared by the grid)`` from the controls: the
+        attribute dropdowns for attribute models, the description box for text models, nothing otherwise."""
         model = self.generator()
         n = int(self.count.value)
         if not 1 <= n <= MAX_COUNT:
             raise ValueError(f"count must be 1 to {MAX_COUNT}, got {n}")
-        if model.accepts == "attributes":
+        if model.reads_attributes:
             attrs = {a: w.value for a, w in self.attributes.items() if w.value != ANY}
-            return [attrs] * n, dict(attrs)
-        if model.accepts == "text":
-            from prodgen.models.text import validate_description
-
+            return [Request(attrs)] * n, dict(attrs)
+        if model.reads_text:
             text = self.description.value.strip()
             if not text:
                 raise ValueError("type a description, e.g. 'a red striped mug by Acme' or 'Acme品牌红色条纹马克杯'")
-            validate_description(text)  # no product word -> one-line ValueError
-            heard = model.understood([text])[0]
-            return [text] * n, {**heard, "description": text}
-        return n, {}
+            request = Request(text=text)
+            heard = model.understood([request])[0]  # no product word -> one-line ValueError
+            return [request] * n, {**heard, "description": text}
+        return [Request()] * n, {}
 
     # -- handlers ----------------------------------------------------------------------------------
     def on_generate(self) -> None:
@@ -270,7 +262,7 @@ class Studio:
                     for i in range(len(images))])
         self.last_seconds = time.perf_counter() - start
         heard = {k: v for k, v in meta.items() if k != "description"}
-        read = f"; read as {heard}" if model.accepts == "text" else ""
+        read = f"; read as {heard}" if model.reads_text else ""
         self.say(f"generated {len(images)} images with {model.name} in {self.last_seconds:.2f} s{read}")
 
     def _show(self, images: torch.Tensor, meta: list[dict], sources: list[dict]) -> None:
@@ -387,12 +379,13 @@ class Studio:
             raise ValueError("choose at least one attribute to change")
         image, labels, where = self._source_photo()
         name = self.editor.value
-        if name not in self._editor_cache:
-            self._editor_cache[name] = _load_editor(name)
         from prodgen.catalog import denormalize
 
+        model = self.generator(name)  # loaded once, shared with the Generate tab
+        if not model.can_edit:
+            raise ValueError(f"{name} cannot edit photos; models that can edit: {', '.join(self.editors)}")
         start = time.perf_counter()
-        after = denormalize(self._editor_cache[name](image, labels, changes).float())
+        after = denormalize(model.edit(image, labels, changes).float())
         self.edited = after
         self.before_after.value = grid_png(torch.cat([image, after]), columns=2, scale=6)
         self.before_after.layout.display = None

@@ -250,6 +250,11 @@ class ImageModel(ABC):
         return self.accepts != "nothing"
 
     @property
+    def reads_attributes(self) -> bool:
+        """Whether the model reads attributes ``{name: value}`` of its :attr:`schema` (a label row per request)."""
+        return self.accepts == "attributes"
+
+    @property
     def reads_text(self) -> bool:
         """Whether the model reads descriptions (its attribute columns then say what its reader heard)."""
         return self.accepts == "text"
