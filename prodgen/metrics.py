@@ -199,16 +199,21 @@ def control_accuracy(judge, images: torch.Tensor, requested: torch.Tensor) -> di
 
 # ------------------------------------------------------------ whole evaluations
 def sample_images(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """``n`` images in [-1, 1] from an unconditional model (``model.sample`` or ``model(z)``)."""
+    """``n`` images in [-1, 1] from an unconditional model: a protocol ``ImageModel`` (``dcgan``, ``vae``:
+    ``model.generate(n, seed)``), or a GAN generator network (``model(z)`` with ``z ~ N(0, I)`` of ``model.z_dim``
+    columns, drawn ``batch_size`` rows at a time from one generator seeded with ``seed``; ``dcgan.save_checkpoint``).
+    A VAE network: wrap it, ``VAEImageModel(vae)``."""
+    from prodgen.catalog import normalize
+    from prodgen.models.protocol import ImageModel
+
+    if isinstance(model, ImageModel):
+        return normalize(model.generate(n, seed=seed))
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            if hasattr(model, "sample"):
-                out.append(model.sample(m, generator=gen).float().cpu())
-            else:
-                out.append(model(torch.randn(m, model.z_dim, generator=gen)).float().cpu())
+            out.append(model(torch.randn(m, model.z_dim, generator=gen)).float().cpu())
     return torch.cat(out)
 
 

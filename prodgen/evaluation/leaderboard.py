@@ -212,11 +212,19 @@ def _describe(labels, seed: int, lang: str = "en") -> list[str]:
     return [describe(request_to_dict(row), lang, rng=rng) for row in labels.tolist()]
 
 
+def _requests(model, labels, seed: int) -> list:
+    """One protocol ``Request`` per label row: its attributes, plus for a model that reads text a description
+    naming all five (:func:`_describe`, seeded), which it reads instead."""
+    from prodgen.models.condition import request_to_dict
+    from prodgen.models.protocol import Request
+
+    texts = _describe(labels, seed) if model.reads_text else [""] * len(labels)
+    return [Request(request_to_dict(row, model.schema), text) for row, text in zip(labels.tolist(), texts)]
+
+
 def _ask(model, labels, seed: int):
-    """Generate one image per label row in the form the model accepts (text models get descriptions)."""
-    if model.accepts == "text":
-        return model.generate(_describe(labels, seed), seed=seed)
-    return model.generate(labels, seed=seed)
+    """Generate one image per label row, each model reading the request in its own way (:func:`_requests`)."""
+    return model.generate(_requests(model, labels, seed), seed=seed)
 
 
 def _control(preds, requested, names=None) -> dict:
@@ -313,7 +321,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
 
     n = _check_n(n)
     start = time.perf_counter()
-    schema = model.schema if model.accepts == "attributes" else BUILTIN
+    schema = model.schema if model.reads_attributes else BUILTIN
     if judge is None and schema != BUILTIN:
         raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
                          "the same catalog (prodgen train judge --data DIR)")
@@ -330,7 +338,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     row = {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed, "protocol": PROTOCOL_VERSION}
     details = {}
     requests = balanced_requests(n, seed, schema=schema)
-    if model.accepts == "nothing":
+    if not model.conditional:
         fake, preds = _judge(judge, model.generate(n, seed=seed))
         num = judge.num_classes
         hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
@@ -349,7 +357,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
             heldout = balanced_requests(max(n // 4, MIN_N), seed + 1, only_pairs=HELD_OUT_PAIRS)
             details["control_unseen_pairs"] = _control(_judge(judge, _ask(model, heldout, seed + 1))[1], heldout)
             row["control_heldout"] = details["control_unseen_pairs"]["mean"]
-        if model.accepts == "attributes":
+        if model.reads_attributes:
             partial = hide_attributes(balanced_requests(max(n // 4, MIN_N), seed + 2, schema=schema), 0.5,
                                       torch.Generator().manual_seed(seed))
             details["control_partial_requests"] = _control(_judge(judge, model.generate(partial, seed=seed + 2))[1],
@@ -360,8 +368,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
             row["control_unseen"] = round((details["unseen_en"]["mean"] + details["unseen_zh"]["mean"]) / 2, 4)
         row["diversity"] = round(_diversity(model, ref, n, seed), 4)
         speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
-        if model.accepts == "text":
-            speed_requests = _describe(speed_requests, seed)
+        speed_requests = model.condition(_requests(model, speed_requests, seed))  # timed in the model's own form
     row["fid"] = round(metrics.fid(real, fake), 3)
     row["fid_floor"] = round(ref.floor(n), 3)
     row["fid_inf"] = round(metrics.fid_infinity(real, fake, seed=seed)["intercept"], 3)

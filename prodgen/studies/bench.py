@@ -109,7 +109,7 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
     result = {}
     for name in registry.generators(shipped=True):
         model = registry.load_generator(name)
-        if "guidance" not in model.knobs or model.accepts != "attributes":
+        if "guidance" not in model.knobs or not model.reads_attributes:
             continue
         defaults = {k: knob.default for k, knob in model.knobs.items() if k in ("guidance", "steps")}
         figures = {}

@@ -80,7 +80,9 @@ class _WithKnobs:
 
     def __init__(self, model, **knobs):
         self.model, self.knobs = model, knobs
-        self.name, self.accepts, self.schema = model.name, model.accepts, model.schema
+
+    def __getattr__(self, name):  # everything else (name, schema, reads_text, condition, ...) is the model's
+        return getattr(self.model, name)
 
     def generate(self, requests, seed: int = 0):
         return self.model.generate(requests, seed=seed, **self.knobs)
