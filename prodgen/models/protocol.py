@@ -168,16 +168,20 @@ class Request:
 
     def description(self) -> str:
         """The text a text model reads: :attr:`text` if given, else the attributes described in English with a
-        fixed template and fixed synonyms (the same request, the same text); no text and no category ->
-        ``ValueError`` (a description without a product word would be refused)."""
+        fixed template and fixed synonyms, the attributes taken in the catalog's order whatever order they were
+        given in (the same request, the same text); no text and no category -> ``ValueError`` (a description
+        without a product word would be refused)."""
         from prodgen.catalog.describe import describe
+        from prodgen.catalog.schema import BUILTIN
 
         if self.text:
             return self.text
         if "category" not in self.attributes:
             raise ValueError(f"a text model needs a description, or attributes that include a category "
                              f"(got {self.attributes or 'nothing'})")
-        return describe(self.attributes, "en", template=0, rng=0)
+        order = {a: i for i, a in enumerate(BUILTIN.names)}
+        attrs = dict(sorted(self.attributes.items(), key=lambda kv: order.get(kv[0], len(order))))
+        return describe(attrs, "en", template=0, rng=0)
 
 
 class Noise:
