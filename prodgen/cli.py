@@ -349,7 +349,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs (rough figures)")
-    s.add_argument("--only", help="one benchmark: render, build, engine, studio or sampling (diffusion, lesson 11)")
+    s.add_argument("--only", help="one benchmark: render, build, engine, studio, sampling (diffusion, lesson 11) "
+                                  "or batching (generate --batch rows against one request)")
     s.set_defaults(func=_bench)
 
     data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")

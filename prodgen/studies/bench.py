@@ -7,7 +7,9 @@
   path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop;
 - the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture;
 - diffusion sampling (lesson 11): images/s of every shipped generator with a ``guidance`` knob, at its
-  default steps and guidance, for 16 images and for a batch of 64 (``prodgen bench --only sampling``).
+  default steps and guidance, for 16 images and for a batch of 64 (``prodgen bench --only sampling``);
+- batches across requests (``prodgen bench --only batching``): ``prodgen generate --batch`` with 960 single-image
+  rows against one 960-image request, with diffusion and a cGAN (the rows share batches, each with its own seed).
 
 The build runs in a temporary cache folder, so the user's cache is never touched.
 """
@@ -19,9 +21,9 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-__all__ = ["PARTS", "run_benchmarks", "sampling_benchmark", "format_report"]
+__all__ = ["PARTS", "run_benchmarks", "sampling_benchmark", "batching_benchmark", "format_report"]
 
-PARTS = ("render", "build", "engine", "studio", "sampling")
+PARTS = ("render", "build", "engine", "studio", "sampling", "batching")
 """What ``prodgen bench --only PART`` can run on its own."""
 
 
@@ -57,6 +59,9 @@ def run_benchmarks(quick: bool = False, log=print, only: str | None = None) -> d
         return report
     if only == "studio":
         report["studio"] = studio_benchmark(rounds=2 if quick else 7, log=log)
+        return report
+    if only == "batching":
+        report["batching"] = batching_benchmark(n=64 if quick else 960, knobs={"steps": 2} if quick else None, log=log)
         return report
     if only == "engine":
         report["engine"] = engine_benchmark(load_catalog("train", n=2000 if quick else None, progress=False),
@@ -130,6 +135,48 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
 
 
 # ----------------------------------------------------------------------------- the studio (lesson 09)
+def batching_benchmark(n: int = 960, models=("diffusion", "cgan-projection"), knobs: dict | None = None,
+                       per_row: int = 32, log=print) -> dict | None:
+    """Seconds for ``generate_catalog`` (what ``prodgen generate`` runs, PNGs and metadata included) with ``n``
+    single-image rows of balanced requests (seeds ``0 .. n - 1``), and with one request for ``n`` images, per shipped
+    model of ``models``; ``knobs`` apply to models that have them (e.g. ``{"steps": 5}``). Also the rows sent one
+    per model call (the old way) for the first ``per_row`` rows, as images/s. After a warm-up of 8 images.
+    The figures go with ``torch.get_num_threads()``; run it with ``OMP_NUM_THREADS=2`` for the README's 2 cores."""
+    import tempfile
+    from pathlib import Path
+    from unittest import mock
+
+    import torch
+
+    from prodgen.apps import generate as app
+    from prodgen.models import registry
+    from prodgen.models.condition import balanced_requests, request_to_dict
+    from prodgen.models.protocol import Request
+
+    result = {}
+    for name in [m for m in models if registry.available(m)]:
+        model = registry.load_generator(name)
+        settings = {k: v for k, v in (knobs or {}).items() if k in model.knobs}
+        requests = [Request(request_to_dict(row, model.schema)) for row in balanced_requests(n, 0, schema=model.schema)]
+        model.generate(requests[:8], seed=0, **settings)  # warm-up: allocations, kernel choice
+        with tempfile.TemporaryDirectory(prefix="prodgen-bench-") as tmp:
+            def timed(rows, folder):
+                start = time.perf_counter()
+                app.generate_catalog(model, rows, Path(tmp) / folder, seed=0, knobs=settings)
+                return time.perf_counter() - start
+            one = timed([app.Row(requests[0], n)], "one")
+            rows = timed([app.Row(r) for r in requests], "rows")
+            with mock.patch.object(app, "BATCH_IMAGES", 1):  # one model call per row, as before batching
+                single = timed([app.Row(r) for r in requests[:per_row]], "single")
+        result[name] = {"images": n, **settings, "threads": torch.get_num_threads(),
+                        "one_request_s": round(one, 2), "rows_s": round(rows, 2), "ratio": round(rows / one, 3),
+                        "row_per_call_images_per_s": round(per_row / single, 1)}
+        log(f"batching {name} {settings or ''}: {n} single-image rows {rows:.1f} s, one {n}-image request "
+            f"{one:.1f} s (x{rows / one:.2f}); rows one call each: {per_row / single:.1f} img/s "
+            f"vs {n / rows:.1f} img/s batched")
+    return result or None
+
+
 def studio_benchmark(rounds: int = 7, log=print) -> dict | None:
     """Seconds from the Generate click to the grid PNG in the Product Studio, for a grid of 16 from every
     shipped GAN (a generator with a truncation knob), after a first call; median of ``rounds`` clicks with
@@ -319,4 +366,11 @@ def format_report(report: dict) -> str:
                          f"{f['16']['images_per_s']:>10.1f} img/s")
             if "64" in f:
                 lines.append(f"{name + ': a batch of 64 requests':<44}{f['64']['images_per_s']:>10.1f} img/s")
+    ba = report.get("batching")
+    if ba:
+        lines += ["", "prodgen generate: single-image rows against one request for as many images"]
+        for name, f in ba.items():
+            lines += [f"{name + ': ' + str(f['images']) + ' rows of 1 image':<44}{f['rows_s']:>10.1f} s",
+                      f"{name + ': 1 request of ' + str(f['images']) + ' images':<44}{f['one_request_s']:>10.1f} s",
+                      f"{name + ': rows / one request':<44}{f['ratio']:>10.2f}x"]
     return "\n".join(lines)
