@@ -166,11 +166,13 @@ def test_diffusion_edit_keeps_the_pixels_outside_the_product(tmp_path, photo, st
         assert torch.equal(after[:, outside], before[:, outside])  # the photo's own pixels, byte for byte
         assert (after[:, ~outside] != before[:, ~outside]).any()  # the product was redrawn
     assert not torch.equal(afters[0], afters[1])  # two seeds, two variants
-    # variant i is what --seed S+i --n 1 writes, byte for byte
+    # variant i is what --seed S+i --n 1 writes: the variants are made in one batch, each from its own generator,
+    # so they match up to the network's batch-size rounding (at most one grey level)
     code, _, err = _edit(run, tmp_path, store, "--model", "diffusion", "--image", src,
                          "--set", "color=teal,pattern=dotted", "--seed", 6, "--out", "one")
     assert code == 0, err
-    assert (tmp_path / "one" / "after-6.png").read_bytes() == (folder / "after-6.png").read_bytes()
+    alone = _pixels(tmp_path / "one" / "after-6.png")
+    assert int((alone.int() - afters[1].int()).abs().max()) <= 1 and torch.equal(alone[:, outside], before[:, outside])
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["after-6.png", "before.png", "metadata.csv"]
 
 

@@ -317,3 +317,37 @@ def test_no_family_dispatch_outside_the_protocol():
              if p.name != "protocol.py" and p.relative_to(root).parts[0] not in ("checks", "engine")
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_a_family_needs_only_latents_and_decode_or_only_images():
+    """The smallest families: one that splits its work (batched across groups) and one that only has
+    ``_images`` (its groups made one by one); both give each group what ``generate`` gives it."""
+    from torch import nn
+
+    from prodgen.models.protocol import ImageModel, Request
+
+    class Split(ImageModel):
+        accepts = "nothing"
+
+        def _latents(self, n, generator):
+            return {"z": torch.rand(n, 3, 1, 1, generator=generator)}
+
+        def _decode(self, latents, noise=None):
+            return latents["z"].expand(-1, -1, 32, 32) * 2 - 1
+
+    class Whole(ImageModel):
+        accepts = "nothing"
+
+        def _images(self, n, seed):
+            return torch.rand(n, 3, 1, 1, generator=torch.Generator().manual_seed(seed)).expand(-1, -1, 32, 32) * 2 - 1
+
+    for cls in (Split, Whole):
+        model = cls(nn.Identity(), "toy")
+        groups = [([Request()] * 2, 5), (1, 6), (0, 7)]
+        out = model.generate_groups(groups)
+        assert [len(x) for x in out] == [2, 1, 0]
+        assert all(torch.equal(x, model.generate(r, seed=s)) for (r, s), x in zip(groups, out))
+        assert not torch.equal(out[0][0], out[1][0])
+        assert model.latents(3) is None and not model.can_edit
+        with pytest.raises(ValueError, match="toy cannot edit photos"):
+            model.edit(torch.zeros(1, 3, 32, 32), torch.zeros(1, 5, dtype=torch.long), {"color": "red"})

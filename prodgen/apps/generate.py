@@ -46,9 +46,9 @@ def __getattr__(name):
 
 
 MAX_IMAGES = 100_000  # per run: a guard against a typo such as --n 1000000
-BATCH_IMAGES = 256
-"""Images per model call when rows are batched together: diffusion's network batch (``diffusion.sample``), and
-small enough that a batch's latents and images take a few MB (a row asking for more goes alone)."""
+BATCH_IMAGES = 500
+"""Images per model call when rows are batched together: the GANs' network batch (diffusion's is 256), and small
+enough that a batch's latents and images take a few MB (a row asking for more goes alone)."""
 METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "description", "model", "seed")
 
 
@@ -168,6 +168,22 @@ def check_request(model, row) -> None:
         raise ValueError(f"{model.name} needs a request: give --attrs (e.g. category=mug,color=red) or --batch")
 
 
+def _check_rows(model, rows: list[Row]) -> None:
+    """Every row checked before anything is written: all at once (one call to the model), and row by row only to
+    name the first bad one (``request 2: ...``)."""
+    try:
+        model.condition([row.request for row in rows])
+        if not (model.conditional and any(row.request.unconditional for row in rows)):
+            return
+    except ValueError:
+        pass
+    for i, row in enumerate(rows):
+        try:
+            check_request(model, row)
+        except ValueError as e:
+            raise ValueError(f"request {i + 1}: {e}" if len(rows) > 1 else str(e)) from None
+
+
 def generate(model, row, seed: int, knobs: dict | None = None) -> tuple[torch.Tensor, dict]:
     """``(uint8 images n x 3 x H x W, the attributes requested or read)`` for one :class:`Row` (or one image of a
     :class:`Request`); ``knobs``: the model's settings (e.g. ``{"guidance": 3.0, "steps": 20}`` for diffusion),
@@ -228,11 +244,7 @@ def generate_catalog(name, requests: list[Row], out_dir, seed: int = 0, progress
     names = model.schema.names
     knobs = {k: v for k, v in (knobs or {}).items() if v is not None}
     model.check_knobs(knobs)
-    for i, r in enumerate(requests):  # check every request before writing anything
-        try:
-            check_request(model, r)
-        except ValueError as e:
-            raise ValueError(f"request {i + 1}: {e}" if len(requests) > 1 else str(e)) from None
+    _check_rows(model, requests)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -33,7 +33,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
-from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, fill_open, noise
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
@@ -248,12 +248,16 @@ class CGANImageModel(ImageModel):
     def _latents(self, labels: torch.Tensor, generator: torch.Generator, truncation=None,
                  unspecified: str = "random") -> dict:
         """``z`` and the condition as :func:`generate` draws them (noise first, then the open attributes, from
-        one generator); the condition as its one-hot N x 34, which the generator reads exactly as the labels
-        and which blends (a mix of two requests is a soft request)."""
+        one generator); the condition as labels N x A here, and as their one-hot N x 34 in :meth:`latents`
+        (``_for_blending``), which the generator reads exactly as the labels and which blends (a mix of two
+        requests is a soft request)."""
         z = noise(len(labels), self.network.z_dim, generator, truncation)
         if unspecified == "random":
-            labels = fill_unspecified(labels, generator, self.schema)
-        return {"z": z, "condition": one_hot(labels, self.schema)}
+            labels = fill_open(labels, generator, self.schema)
+        return {"z": z, "condition": labels}  # the generator reads labels and their one-hot alike (same bytes)
+
+    def _for_blending(self, latents: dict) -> dict:
+        return {"z": latents["z"], "condition": one_hot(latents["condition"], self.schema)}
 
     def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:
         z, condition, device = latents["z"], latents["condition"], next(self.network.parameters()).device

@@ -28,7 +28,7 @@ from torch import nn
 from prodgen.models.cgan import Generator
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import OneHot, check_labels, fill_unspecified, one_hot
-from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
+from prodgen.models.protocol import TEMPERATURE, ImageModel, fill_open, noise
 from prodgen.engine.losses import vae_loss
 from prodgen.models.vae import Encoder, reparameterize
 
@@ -147,7 +147,7 @@ class CVAEImageModel(ImageModel):
         return {"temperature": TEMPERATURE}
 
     def _latents(self, labels: torch.Tensor, generator: torch.Generator, temperature: float = 1.0) -> dict:
-        labels = fill_unspecified(labels, generator, self.schema)  # the same draws as CVAE.sample with this generator
+        labels = fill_open(labels, generator, self.schema)  # the same draws as CVAE.sample with this generator
         return {"z": noise(len(labels), self.network.z_dim, generator) * temperature, "labels": labels}
 
     def _decode(self, latents: dict, noise=None, **knobs) -> torch.Tensor:

@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
-from prodgen.models.protocol import ImageModel, Knob, Noise, UNSPECIFIED
+from prodgen.models.protocol import ImageModel, Knob, Noise, UNSPECIFIED, fill_open
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -413,7 +413,7 @@ class DiffusionImageModel(ImageModel):
         return {"guidance": GUIDANCE, "steps": STEPS, "eta": ETA, "unspecified": UNSPECIFIED}
 
     def _condition(self, prepared, gen: torch.Generator, unspecified: str) -> torch.Tensor:
-        return fill_unspecified(prepared, gen, self.schema) if unspecified == "random" else prepared
+        return fill_open(prepared, gen, self.schema) if unspecified == "random" else prepared
 
     def _latents(self, prepared, generator: torch.Generator, guidance: float = 2.0, steps: int = 20,
                  eta: float = 0.0, unspecified: str = "random") -> dict:

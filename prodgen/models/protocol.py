@@ -51,8 +51,8 @@ from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["ACCEPTS", "Knob", "ImageModel", "Noise", "Request", "as_labels", "noise", "TRUNCATION", "TEMPERATURE",
-           "UNSPECIFIED"]
+__all__ = ["ACCEPTS", "Knob", "ImageModel", "Noise", "Request", "as_labels", "fill_open", "noise", "TRUNCATION",
+           "TEMPERATURE", "UNSPECIFIED"]
 
 ACCEPTS = ("attributes", "text", "nothing")
 """What a model can be asked for: attribute requests, descriptions, or nothing (a number of images)."""
@@ -217,6 +217,16 @@ def _text_models() -> str:
     from prodgen.models import registry
 
     return ", ".join(k for k, v in registry.generator_kinds().items() if v == "text")
+
+
+def fill_open(labels: torch.Tensor, generator: torch.Generator, schema=None) -> torch.Tensor:
+    """``condition.fill_unspecified`` for one group of requests, skipped (no draw, the same values) when hard labels
+    leave nothing open: a sheet of fully specified rows then pays nothing per row for it."""
+    from prodgen.models.condition import fill_unspecified
+
+    if not labels.is_floating_point() and not bool((labels < 0).any()):
+        return labels
+    return fill_unspecified(labels, generator, schema) if schema is not None else fill_unspecified(labels, generator)
 
 
 class ImageModel(ABC):
@@ -390,7 +400,7 @@ class ImageModel(ABC):
         from prodgen.catalog import denormalize
 
         values = self.check_knobs(knobs)
-        prepared = [(self.prepare(requests), int(seed)) for requests, seed in groups]
+        prepared = self._prepare_groups(groups)
         counts = [self.count(p) for p, _ in prepared]
         if not self._batches:
             return [denormalize(self._images(p, s, **values).float().cpu()) if n else self._empty()
@@ -407,13 +417,32 @@ class ImageModel(ABC):
         images = denormalize(self._decode(joined, Noise(parts), **values).float().cpu())
         return list(images.split(counts))
 
+    def _prepare_groups(self, groups) -> list[tuple[Any, int]]:
+        """``[(prepared requests, seed), ...]``; groups made of :class:`Request` lists are turned into the model's
+        condition in one call and split back (a sheet of single-image rows: one call, not one per row)."""
+        groups = [([r] if isinstance(r, Request) else r, int(seed)) for r, seed in groups]
+        if not all(isinstance(r, (list, tuple)) and all(isinstance(q, Request) for q in r) for r, _ in groups):
+            return [(self.prepare(r), seed) for r, seed in groups]
+        counts = [len(r) for r, _ in groups]
+        joined = self.condition([q for r, _ in groups for q in r])
+        if isinstance(joined, int):  # unconditional: the condition is a count
+            return [(n, seed) for n, (_, seed) in zip(counts, groups)]
+        starts = [sum(counts[:i]) for i in range(len(counts))]
+        return [(joined[a:a + n], seed) for a, n, (_, seed) in zip(starts, counts, groups)]
+
+    def _for_blending(self, latents: dict) -> dict:
+        """:meth:`latents` as the studio blends them; a family whose ``_latents`` keep a cheaper form (the cGAN's
+        labels) turns them into blendable tensors here (its one-hot soft request)."""
+        return latents
+
     def latents(self, requests, seed: int = 0, **knobs) -> dict[str, torch.Tensor] | None:
         """The exact network inputs :meth:`generate` uses for these requests, seed and knobs, one row per
         request (``{"z": N x z_dim, ...}``), or ``None`` if this model cannot blend its images."""
         if not self.blends:
             return None
         values = self.check_knobs(knobs)
-        return self._latents(self.prepare(requests), torch.Generator().manual_seed(int(seed)), **values)
+        return self._for_blending(self._latents(self.prepare(requests), torch.Generator().manual_seed(int(seed)),
+                                                **values))
 
     @torch.no_grad()
     def from_latents(self, latents: dict, **knobs) -> torch.Tensor:
