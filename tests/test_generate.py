@@ -246,7 +246,7 @@ BAD_INPUT = {
                         "names no product attribute the catalog knows"),
     "unknown model": (["--model", "stylegan", "--attrs", "color=red"], None,
                       "'stylegan' is not an image generator; generators: dcgan, vae, cgan-projection, cgan-concat, "
-                      "cgan-acgan, cgan-stable, cvae, text2img, text2img-embedding"),
+                      "cgan-acgan, cvae, text2img, text2img-embedding, cgan-stable"),
     "not an image model": (["--model", "judge", "--attrs", "color=red"], None, "'judge' is not an image generator"),
     "attributes for an unconditional model": (["--model", "dcgan", "--attrs", "color=red"], None,
                                               "dcgan is unconditional: it takes no attributes or description"),

@@ -191,7 +191,7 @@ def test_a_model_without_latents_cannot_blend(studio):
 def test_editors_are_registered_next_to_the_generators():
     from prodgen.apps import studio
 
-    assert studio.EDITORS is registry.EDITORS and set(registry.EDITORS) <= set(registry.BUILDERS)
+    assert studio.EDITORS is registry.EDITORS and set(registry.EDITORS) <= {s.name for s in registry.specs()}
 
 
 @pytest.mark.skipif(not registry.available("cvae") or not registry.available("judge"), reason="needs cvae+judge")

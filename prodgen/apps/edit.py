@@ -68,7 +68,7 @@ def _editor_function(name: str):
 
     if name not in registry.EDITORS:
         can = ", ".join(registry.EDITORS)
-        if name in registry.BUILDERS or name in registry.manifest():
+        if name in [s.name for s in registry.specs()] or name in registry.manifest():
             raise ValueError(f"{name} cannot edit photos; models that can edit: {can}")
         raise ValueError(f"unknown model {name!r}; models that can edit: {can}")
     if name not in registry.manifest():

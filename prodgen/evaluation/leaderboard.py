@@ -1,6 +1,6 @@
 """One leaderboard for every image generator: the same requests, seeds, reference and metrics for all.
 
-Every generator in the registry (``registry.GENERATORS``) is measured through the image-model protocol
+Every generator in the registry (``registry.generators()``) is measured through the image-model protocol
 (``prodgen.models.protocol``) in exactly the same way, so a model added to the registry appears here
 without any code change:
 

@@ -34,6 +34,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
@@ -236,7 +237,7 @@ def build(config: dict) -> Generator:
 class CGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a conditional GAN generator: attribute
     requests; knobs ``truncation`` and ``unspecified`` (open attributes drawn at random, or left to the
-    generator's learned "unspecified"). Registered as ``cgan-*`` in ``registry.GENERATORS``."""
+    generator's learned "unspecified"). Registered as ``cgan-*`` (``SPECS`` below)."""
 
     accepts = "attributes"
 
@@ -490,3 +491,10 @@ def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> 
 
 def _rounded(d: dict) -> dict:
     return {k: round(v, 4) for k, v in d.items()}
+
+
+SPECS = tuple(
+    ModelSpec(f"cgan-{kind}", "cgan", build, train_checkpoint, CGANImageModel, lesson=5, recipe=CHECKPOINT_CONFIG,
+              summary=f"conditional GAN, {kind} discriminator: attribute requests")
+    for kind in ("projection", "concat", "acgan")
+)

@@ -35,6 +35,8 @@ import torch
 from prodgen.catalog.schema import BUILTIN, Schema
 from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
 from prodgen.models.condition import hide_attributes
+from prodgen.models import cgan
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["RECIPES", "GRID", "recipe", "build_networks", "RecipeRun", "train_recipe", "calls_real",
            "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -239,3 +241,7 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
                     training={**cfg, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, **ran},
                     extra=compact_history(history), out=out)
     return metrics
+
+
+SPECS = (ModelSpec("cgan-stable", "cgan", cgan.build, train_checkpoint, cgan.CGANImageModel, lesson=10,
+                   recipe=CHECKPOINT_CONFIG, summary="lesson 10's stabilised conditional GAN (hinge, SN, EMA, DiffAugment)"),)

@@ -31,6 +31,7 @@ from prodgen.models.condition import OneHot, check_labels, fill_unspecified, one
 from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
 from prodgen.engine.losses import vae_loss
 from prodgen.models.vae import Encoder, reparameterize
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
 
@@ -135,7 +136,7 @@ def build(config: dict) -> CVAE:
 class CVAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a CVAE: attribute requests (unspecified
     ones drawn at random, as :meth:`CVAE.sample` does), codes from ``N(0, t^2 I)`` with the knob
-    ``temperature`` t. Registered as ``cvae`` in ``registry.GENERATORS``; ``prodgen evaluate`` adds the
+    ``temperature`` t. Registered as ``cvae`` (``SPECS`` below); ``prodgen evaluate`` adds the
     attribute-edit table (:func:`edit_table`)."""
 
     accepts = "attributes"
@@ -257,3 +258,6 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
     registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
 
+
+SPECS = (ModelSpec("cvae", "cvae", build, train_checkpoint, CVAEImageModel, lesson=6, recipe=CHECKPOINT_CONFIG,
+              summary="conditional VAE: attribute requests, and edits of a real photo"),)

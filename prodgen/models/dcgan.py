@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from prodgen.models.protocol import TRUNCATION, ImageModel, noise
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG", "train_checkpoint",
            "save_checkpoint", "compact_history"]
@@ -99,7 +100,7 @@ def build(config: dict) -> Generator:
 
 class DCGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a DCGAN generator: unconditional, so a
-    request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``registry.GENERATORS``."""
+    request is a number of images; knob ``truncation``. Registered as ``dcgan`` (``SPECS`` below)."""
 
     accepts = "nothing"
 
@@ -198,3 +199,7 @@ def compact_history(history, n_images: int = 16, every: int = 10) -> dict:
         "samples": (torch.stack([s[:n_images] for _, s in history.samples]) if history.samples
                     else torch.zeros(0, n_images, 3, 32, 32, dtype=torch.uint8)),
     }
+
+
+SPECS = (ModelSpec("dcgan", "gan", build, train_checkpoint, DCGANImageModel, lesson=3, recipe=CHECKPOINT_CONFIG,
+              summary="unconditional DCGAN: products, no control"),)

@@ -50,6 +50,7 @@ from torch.nn import functional as F
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
 from prodgen.models.protocol import ImageModel, Knob, UNSPECIFIED
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -388,7 +389,7 @@ ETA = Knob("eta", 0.0, 0.0, 1.0, doc="0 = DDIM (deterministic given the start no
 class DiffusionImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for the diffusion U-Net: attribute requests
     (unspecified ones drawn at random, or left to the model's learned "unspecified"), knobs ``guidance``,
-    ``steps``, ``eta``. Registered as ``diffusion`` in ``registry.GENERATORS``."""
+    ``steps``, ``eta``. Registered as ``diffusion`` (``SPECS`` below)."""
 
     accepts = "attributes"
 
@@ -573,3 +574,11 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
         registry.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},
                         training={**cfg, **ran, "same_weights_as": "diffusion"})
     return metrics
+
+
+SPECS = (
+    ModelSpec("diffusion", "diffusion", build, train_checkpoint, DiffusionImageModel, lesson=11,
+              recipe=CHECKPOINT_CONFIG, summary="DDPM/DDIM U-Net with classifier-free guidance: attribute requests"),
+    ModelSpec("diffusion-text", "diffusion", build, train_checkpoint, DiffusionTextModel, lesson=11,
+              recipe=CHECKPOINT_CONFIG, summary="the diffusion model behind the text reader: descriptions (EN/ZH)"),
+)

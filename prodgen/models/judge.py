@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 
@@ -160,3 +161,7 @@ def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=Non
         config["schema"] = model.schema.to_config()
     registry.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
     return metrics
+
+
+SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=CHECKPOINT_CONFIG,
+              summary="the attribute classifier that measures control (every generator is judged by it)"),)

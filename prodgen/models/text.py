@@ -44,6 +44,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from prodgen.models.registry import ModelSpec
 
 __all__ = [
     "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
@@ -660,3 +661,10 @@ def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=
                     training={**cfg, "fast": fast, "seconds": round(seconds, 1), "n_train": len(train)},
                     extra={"vocab": vocab.to_list()}, out=out)
     return metrics
+
+
+SPECS = tuple(
+    ModelSpec(name, "text reader", build, train_checkpoint, lesson=2, recipe=CHECKPOINTS[name],
+              summary=f"description reader ({CHECKPOINTS[name]['kind']}): a description (EN/ZH) -> attributes")
+    for name in ("text-bag", "text-gru", "text-votes")
+)

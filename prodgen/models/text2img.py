@@ -38,6 +38,7 @@ from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAI
 from prodgen.models.cgan import Generator, ProjectionDiscriminator
 from prodgen.models.condition import NUM_CLASSES, fill_unspecified
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
@@ -198,7 +199,7 @@ def build(config: dict) -> TextToImage:
 class TextImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a text-to-image model: descriptions in,
     checked strictly (blank, or no known product word -> ``ValueError``); knobs ``truncation`` and, for the
-    soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``registry.GENERATORS``."""
+    soft-request condition, ``unspecified``. Registered as ``text2img*`` (``SPECS`` below)."""
 
     accepts = "text"
 
@@ -360,3 +361,11 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
     registry.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
                     metrics=metrics, training={**cfg, **ran}, extra=compact_history(history), out=out)
     return metrics
+
+
+SPECS = (
+    ModelSpec("text2img", "text2img", build, train_checkpoint, TextImageModel, lesson=7, recipe=CHECKPOINT_CONFIG,
+              summary="text to image: a description (EN/ZH) read by the text reader, then a conditional GAN"),
+    ModelSpec("text2img-embedding", "text2img", build, train_checkpoint, TextImageModel, lesson=7,
+              recipe=CHECKPOINT_CONFIG, summary="text to image with the reader's embedding as the condition"),
+)

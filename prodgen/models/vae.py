@@ -21,6 +21,7 @@ from torch import nn
 
 from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
 from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
            "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -262,7 +263,7 @@ def build(config: dict) -> VAE:
 class VAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a VAE: unconditional (a request is a
     number of images), codes drawn from the prior ``N(0, t^2 I)`` with the knob ``temperature`` t and
-    decoded. Registered as ``vae`` in ``registry.GENERATORS``."""
+    decoded. Registered as ``vae`` (``SPECS`` below)."""
 
     accepts = "nothing"
 
@@ -328,3 +329,7 @@ def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print, out
     config = {"z_dim": model.z_dim, "width": model.width, "sigma": SIGMA}
     registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
     return metrics
+
+
+SPECS = (ModelSpec("vae", "vae", build, train_checkpoint, VAEImageModel, lesson=4, recipe=CHECKPOINT_CONFIG,
+              summary="unconditional VAE: blurry products, a smooth latent space"),)
