@@ -17,7 +17,9 @@ __all__ = ["main"]
 def _doctor(args) -> int:
     from prodgen.course.doctor import diagnose
 
-    findings = diagnose()
+    if args.lock is not None and not os.path.isfile(args.lock):
+        raise FileNotFoundError(f"--lock {args.lock}: no such file")
+    findings = diagnose(lock=args.lock)
     for f in findings:
         mark = "ok " if f.ok else "FIX"
         print(f"[{mark}] {f.item:<14} {f.detail}")
@@ -343,7 +345,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("doctor", help="check the installation, device, catalog cache and checkpoints")
+    s = sub.add_parser("doctor", help="check the installation, device, catalog cache, checkpoints "
+                       "and drift from requirements-lock.txt")
+    s.add_argument("--lock", metavar="FILE", help="compare installed versions with this lock "
+                   "(default: the course folder's requirements-lock.txt)")
     s.set_defaults(func=_doctor)
 
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
