@@ -105,6 +105,28 @@ def _course_grade(args) -> int:
     return 0
 
 
+def _headline(metrics: dict) -> str:
+    """The few numbers that say how good a shipped model is: control (mean), text (EN/ZH), FID and its floor."""
+    parts = []
+    if isinstance(metrics.get("control"), dict):
+        parts.append(f"control {metrics['control']['mean']:.3f}")
+    for key, label in (("test_en", "text EN"), ("test_zh", "ZH")):
+        if isinstance(metrics.get(key), dict):
+            parts.append(f"{label} {metrics[key]['mean']:.3f}")
+    if "fid" in metrics:
+        parts.append(f"FID {metrics['fid']:.1f}" + (f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""))
+    accuracies = [v for k, v in metrics.items() if k.startswith(("test_", "en_", "zh_")) and isinstance(v, float)
+                  and not any(w in k for w in ("loss", "mse", "recon", "kl"))]
+    if not parts and accuracies:
+        parts.append(f"held-out accuracy >= {min(accuracies):.3f}")
+    if not parts and "test_mse" in metrics:
+        parts.append(f"test reconstruction MSE {metrics['test_mse']:.4f}")
+    return ", ".join(parts)
+
+
+_ASKS = {"attributes": "--attrs", "text": "--text", "nothing": "--n only"}
+
+
 def _models(args) -> int:
     from prodgen.models import registry
 
@@ -113,14 +135,23 @@ def _models(args) -> int:
         print(json.dumps({n: {k: e[k] for k in ("file", "sha256", "config", "training", "metrics")}
                           for n, e in entries.items()}, indent=2, ensure_ascii=False))
         return 0
-    if not entries:
-        print("no shipped models yet")
-        return 0
-    for name, e in entries.items():
-        ok = "ok" if registry.available(name) else "MISSING/CORRUPT"
-        print(f"{name:<20} {e['file']:<24} [{ok}]")
-        for key, value in e["metrics"].items():
-            print(f"    {key:<28} {value}")
+    rows = [("model", "lesson", "generate with", "shipped", "headline (prodgen leaderboard for all)")]
+    for spec in registry.specs():
+        entry = entries.get(spec.name)
+        state = "-" if entry is None else ("ok" if registry.available(spec.name) else "MISSING/CORRUPT")
+        asks = _ASKS[spec.model.accepts] if spec.is_generator else "(not a generator)"
+        headline = _headline(entry["metrics"]) if entry else ""
+        if entry and not headline and entry["training"].get("same_weights_as"):
+            headline = f"the weights of {entry['training']['same_weights_as']}"
+        rows.append((spec.name, f"{spec.lesson:02d}", asks, state, headline))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        if i == 0:
+            print("  ".join("-" * w for w in widths) + "  " + "-" * len(row[4]))
+    print("\nwhat each one is: prodgen models --json (configs, training, every metric); the summaries:")
+    for spec in registry.specs():
+        print(f"  {spec.name:<20} {spec.summary}")
     return 0
 
 
@@ -135,17 +166,10 @@ def _knob(text, flag: str, kind):
 
 
 def _number(text, flag: str, kind, low):
-    """``--flag``'s value as an int or a float >= ``low`` (> 0 for floats), or one clear error line."""
-    if text is None:
-        return None
-    what = "a whole number" if kind is int else "a number"
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
-    if not (value >= low if kind is int else 0 < value < float("inf")):
-        raise ValueError(f"{flag} must be {what} {'>= ' + str(low) if kind is int else '> 0'}, got {text}")
-    return value
+    """``--flag``'s value as an int >= ``low`` or a positive float (``prodgen.numbers``), or one clear error."""
+    from prodgen.numbers import positive, whole
+
+    return whole(text, flag, low) if kind is int else positive(text, flag)
 
 
 def _train(args) -> int:

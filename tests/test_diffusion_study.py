@@ -131,7 +131,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     (["--parts", "guidance,speed"], "unknown part(s) speed; valid parts: guidance, samplers, edits, leaderboard"),
     (["--parts", " , "], "unknown part(s) (none given); valid parts: guidance,"),
     (["--n", "8"], "n must be a whole number >= 16, got 8"),
-    (["--n", "many"], "--n must be a whole number, got 'many'"),
+    (["--n", "many"], "--n must be a whole number >= 16, got 'many'"),
     (["--n-edits", "0"], "--n-edits must be a whole number >= 1, got 0"),
     (["--n-edits", "99999999"], "n_edits must be at most "),
 ])

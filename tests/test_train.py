@@ -301,10 +301,10 @@ def test_train_without_out_replaces_the_shipped_checkpoint(monkeypatch, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
-    (["--epochs", "two"], "--epochs must be a whole number, got 'two'"),
-    (["--minutes", "-1"], "--minutes must be a number > 0, got -1"),
-    (["--minutes", "nan"], "--minutes must be a number > 0"),
-    (["--seed", "1.5"], "--seed must be a whole number, got '1.5'"),
+    (["--epochs", "two"], "--epochs must be a whole number >= 1, got 'two'"),
+    (["--minutes", "-1"], "--minutes must be a positive number, got '-1'"),
+    (["--minutes", "nan"], "--minutes must be a positive number"),
+    (["--seed", "1.5"], "--seed must be a whole number >= 0, got '1.5'"),
     (["--batch", "1"], "--batch must be a whole number >= 2, got 1"),
     (["--out", "somewhere/"], "--out must be the path of a .pt file"),
     (["--device", "tpu"], "unknown device 'tpu'"),

@@ -228,18 +228,9 @@ def state_path(name: str, out=None) -> Path:
 
 
 def _check_options(epochs, minutes, seed, batch, out) -> None:
-    def whole(value, low):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    from prodgen.numbers import positive, whole
 
-    if epochs is not None and not whole(epochs, 1):
-        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
-                                or not 0 < minutes < float("inf")):
-        raise ValueError(f"minutes must be a positive number of minutes, got {minutes!r}")
-    if seed is not None and not whole(seed, 0):
-        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
-    if batch is not None and not whole(batch, 2):
-        raise ValueError(f"batch must be a whole number >= 2, got {batch!r}")
+    whole(epochs, "epochs", 1), positive(minutes, "minutes"), whole(seed, "seed", 0), whole(batch, "batch", 2)
     if out is not None and (Path(out).suffix != ".pt" or Path(out).is_dir()):
         raise ValueError(f"--out must be the path of a .pt file to write, got {str(out)!r}")
 

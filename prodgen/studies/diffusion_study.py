@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from prodgen import paths
+from prodgen.numbers import whole
 
 __all__ = ["RESULTS", "PARTS", "GUIDANCE_SWEEP", "SAMPLER_STEPS", "SAMPLERS", "DEFAULT_N", "LEADERBOARD_MODELS",
            "MODEL", "results_path", "run_study", "estimate_seconds", "load_results", "format_markdown"]
@@ -58,9 +59,9 @@ def results_path() -> Path:
 
 # ----------------------------------------------------------------------------- checking input
 def _whole(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, str):  # only numbers here: text is the command line's to convert
         raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return value
+    return whole(value, name, low)
 
 
 def _check_parts(parts) -> list[str]:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from prodgen import paths
+from prodgen.numbers import whole
 
 __all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "format_markdown", "METRICS"]
 
@@ -115,12 +116,10 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
     seeds = list(GRID["seeds"]) if seeds is None else [int(s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    whole(jobs, "jobs", 1)
     budget = {k: v for k, v in GRID.items() if k != "seeds"}
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+        whole(steps, "steps", 1)
         budget["steps"] = steps
     todo, rows = [], {}
     for seed in seeds:  # seed-major: a partial grid already covers every recipe once
