@@ -95,7 +95,8 @@ def test_cli_models_and_evaluate(capsys):
 def test_cli_models_is_a_table_saying_how_to_ask_each_model(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    table = out.split("\n\n")[0]
+    lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert lines["model"].split()[:3] == ["model", "lesson", "generate"]
     assert "--attrs" in lines["cgan-projection"] and "control 0.98" in lines["cgan-projection"]
     assert "--text" in lines["text2img"] and "text EN 0.98" in lines["text2img"]
