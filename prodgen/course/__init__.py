@@ -1,4 +1,5 @@
-"""Course tooling: student notebooks, lesson checks, headless runs and recorded results.
+"""Course tooling: student notebooks, lesson checks, headless runs and recorded results (this module);
+``grade`` (submissions, sandboxed) and ``doctor`` (the installation) beside it. May import every layer below.
 
 Used by the command line (tooling: `prodgen course build`, `prodgen course check`,
 `prodgen course run`), by the integration tests (`tests/test_lessons.py`) and by every
