@@ -365,22 +365,23 @@ def _studio(args) -> int:
     return serve(port=args.port, open_browser=not args.no_browser, export_dir=args.export)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_doctor(sub) -> None:
     s = sub.add_parser("doctor", help="check the installation, device, catalog cache, checkpoints "
                        "and drift from requirements-lock.txt")
     s.add_argument("--lock", metavar="FILE", help="compare installed versions with this lock "
                    "(default: the course folder's requirements-lock.txt)")
     s.set_defaults(func=_doctor)
 
+
+def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
     s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs (rough figures)")
     s.add_argument("--only", help="one benchmark: render, build, engine, studio or sampling (diffusion, lesson 11)")
     s.set_defaults(func=_bench)
 
+
+def _add_data(sub) -> None:
     data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")
     s = data.add_parser("build", help="render and cache the default catalog splits")
     s.add_argument("--split", action="append", help="only this split (repeatable)")
@@ -403,6 +404,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fewest images a value may have (default 20, prodgen.catalog.folder.MIN_PER_VALUE)")
     s.set_defaults(func=_data_info)
 
+
+def _add_course(sub) -> None:
     course = sub.add_parser("course", help="lessons: build student versions, check, run headless")
     course_sub = course.add_subparsers(dest="course_command", required=True, metavar="ACTION")
     s = course_sub.add_parser("build", help="write notebooks/ from solutions/")
@@ -425,9 +428,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                    help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
     s.set_defaults(func=_course_grade)
+
+
+def _add_models(sub) -> None:
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
+
+
+def _add_train(sub) -> None:
     s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several processes)")
     s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
@@ -442,6 +451,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue from the training state saved after each epoch (next to --out, or in the cache)")
     s.set_defaults(func=_train)
+
+
+def _add_generate(sub) -> None:
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
     s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`), "
                    "or a checkpoint file (.pt) from `prodgen train --out / --data`")
@@ -456,6 +468,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", help="diffusion: sampling steps (default: the model's)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
+
+
+def _add_edit(sub) -> None:
     s = sub.add_parser("edit", help="change attributes of a real photo (before/after PNGs and metadata.csv)")
     s.add_argument("--model", required=True, help="an editor: cvae (deterministic) or diffusion (inpainting)")
     s.add_argument("--image", required=True, help="the photo (PNG, JPEG, ...); other sizes are resized to 32x32")
@@ -464,6 +479,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", default="1", help="variants (default 1; cvae is deterministic: 1)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_edit)
+
+
+def _add_evaluate(sub) -> None:
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped "
                        "model or a checkpoint file")
     s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / --data`")
@@ -477,6 +495,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--refresh", action="store_true", help="measure again even if the leaderboard cache has the figures")
     s.set_defaults(func=_evaluate)
+
+
+def _add_leaderboard(sub) -> None:
     s = sub.add_parser("leaderboard", help="every shipped image generator measured the same way (cached per checkpoint)")
     s.add_argument("--models", help="comma-separated names (default: every shipped generator)")
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
@@ -486,6 +507,9 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="the rows as JSON")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
     s.set_defaults(func=_leaderboard)
+
+
+def _add_stability_grid(sub) -> None:
     s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured alike")
     s.add_argument("--recipes", help="comma-separated recipe names (default: all)")
     s.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
@@ -494,6 +518,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
     s.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table (the README's)")
     s.set_defaults(func=_stability_grid)
+
+
+def _add_diffusion_study(sub) -> None:
     s = sub.add_parser("diffusion-study", help="lesson 11's measurements of the shipped diffusion model: guidance "
                                               "sweep, samplers, edits, leaderboard rows")
     s.add_argument("--parts", help="comma-separated: guidance, samplers, edits, leaderboard (default: all)")
@@ -506,11 +533,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--estimate", action="store_true", help="time the network here and print each part's expected "
                                                            "time; measure nothing")
     s.set_defaults(func=_diffusion_study)
+
+
+def _add_studio(sub) -> None:
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
     s.add_argument("--no-browser", action="store_true", help="only print the URL (with its token)")
     s.add_argument("--export", default="studio-export", help="folder the studio exports pinned images to")
     s.set_defaults(func=_studio)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+        add(sub)
     return p
 
 
