@@ -69,13 +69,14 @@ def test_resume_equals_uninterrupted_training(catalog, tmp_path):
     whole = train_gan(g, d, catalog, epochs=2, **GFAST)
     path = tmp_path / "run.pt"
     g1, d1 = _gan()
-    train_gan(g1, d1, catalog, epochs=1, **{**GFAST, "callbacks": _quiet(Checkpoints(path))})  # "interrupted" after epoch 1
+    train_gan(g1, d1, catalog, epochs=1, **{**GFAST, "callbacks": _quiet(Checkpoints(path))})  # "interrupted" here
     assert path.is_file() and not list(tmp_path.glob(".*tmp"))  # written atomically: no temp file left
     g2, d2 = _gan(seed=7)  # a fresh process would build the models anew
     resumed = train_gan(g2, d2, catalog, epochs=2, **{**GFAST, "callbacks": _quiet(Checkpoints(path, resume=True))})
     assert _same(g, g2) and _same(d, d2)
     assert resumed.steps == whole.steps and resumed.epochs == whole.epochs and resumed.images_seen == 256
-    again = train_gan(g2, d2, catalog, epochs=2, **{**GFAST, "callbacks": _quiet(Checkpoints(path, resume=True))})  # nothing left to do
+    resuming = {**GFAST, "callbacks": _quiet(Checkpoints(path, resume=True))}
+    again = train_gan(g2, d2, catalog, epochs=2, **resuming)  # nothing left to do
     assert again.epochs_done == 2 and _same(g, g2)
 
 
@@ -376,3 +377,35 @@ def test_python_dash_m_prodgen_is_the_command():
     done = subprocess.run([sys.executable, "-m", "prodgen", "train", "dcgan", "--epochs", "-3"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr == "prodgen: error: --epochs must be a whole number >= 1, got -3\n"
+
+
+# ----------------------------------------------------------------------------- one recipe for every trainer
+def test_every_trainer_goes_through_the_one_recipe(monkeypatch):
+    """Each trainable name's train_checkpoint hands its family's Recipe to prodgen.models.recipe.train (the one
+    skeleton), and nothing else trains: a stand-in for recipe.train sees every name with its own family's recipe."""
+    import importlib
+
+    from prodgen.models import recipe, registry
+
+    seen = {}
+
+    def spy(rec, name, **kwargs):
+        seen[name] = rec
+        return {"spied": name}
+
+    monkeypatch.setattr(recipe, "train", spy)
+    for name, where in registry.TRAINERS.items():
+        module = importlib.import_module(where.split(":")[0])
+        trainer = getattr(module, where.split(":")[1])
+        assert trainer(name, fast=True, log=None) == {"spied": name}, name
+        assert seen[name] is module.RECIPE and isinstance(module.RECIPE, recipe.Recipe), name
+    assert set(seen) == set(registry.TRAINERS)
+
+
+def test_the_recipe_refuses_unknown_names_and_settings():
+    from prodgen.models import cgan, dcgan, recipe
+
+    with pytest.raises(ValueError, match="unknown model 'cgan-nope'; conditional GANs: cgan-concat, cgan-projection"):
+        recipe.train(cgan.RECIPE, "cgan-nope", log=None)
+    with pytest.raises(ValueError, match="unknown training setting.s. colour; valid: z_dim, width"):
+        recipe.train(dcgan.RECIPE, "dcgan", log=None, overrides={"colour": 1})

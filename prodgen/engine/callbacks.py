@@ -107,7 +107,8 @@ class Progress(Callback):
         procs = f" by {loop.world} processes" if loop.world > 1 else ""
         last_epoch = ", ".join(f"{k} {v[-1]:.3f}" for k, v in history.epochs.items() if v)
         print(f"trained {done} epoch(s) in {(time.perf_counter() - loop.run_start) / 60:.1f} min{note}; "
-              f"{history.images_seen:,} images seen in all{procs}" + (f"; last epoch: {last_epoch}" if last_epoch else ""))
+              f"{history.images_seen:,} images seen in all{procs}"
+              + (f"; last epoch: {last_epoch}" if last_epoch else ""))
 
 
 class SampleGrid(Callback):

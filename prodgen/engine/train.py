@@ -40,7 +40,8 @@ or a script that joined a process group) the same loops train with DistributedDa
 - batch norm keeps **per-rank** statistics (no SyncBatchNorm): each rank normalises its own slice, just as
   the GAN step already normalises real and fake batches separately. SyncBatchNorm would add a collective to
   every normalisation layer in every forward (three discriminator forwards per step) for models this small,
-  and PyTorch implements it for accelerators only (it refuses CPU tensors, so gloo runs could not use it). With many GPUs raise the global batch
+  and PyTorch implements it for accelerators only (it refuses CPU tensors, so gloo runs could not use it). With many
+  GPUs raise the global batch
   (``--batch``) so each rank keeps a few dozen images. Running statistics are copied from rank 0 before
   each sample grid and checkpoint, so every buffer, and the EMA generator, ends identical on all ranks
   (the weights are identical by construction: DDP broadcasts the initial ones and averages gradients);
@@ -632,7 +633,8 @@ def _gan_sample(loop, shown, z_dim: int, conditional: bool):
         return None
     requests = grid.fixed_requests(loop.catalog, loop.device) if conditional else None
     if grid.draw is not None:
-        return lambda: grid.draw(n if requests is None else requests, generator=torch.Generator().manual_seed(loop.seed))
+        wanted = n if requests is None else requests
+        return lambda: grid.draw(wanted, generator=torch.Generator().manual_seed(loop.seed))
     fixed_z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(loop.seed)).to(loop.device)
     return lambda: shown(fixed_z) if requests is None else shown(fixed_z, requests)
 

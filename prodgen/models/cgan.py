@@ -466,15 +466,15 @@ def _finish(run, trained) -> Trained:
 
 
 def _measure(run, trained) -> dict:
-    metrics = evaluate(trained.model, n=500 if run.fast else 2000)
-    if run.log:
-        run.log(f"{run.name}: control accuracy {metrics['control']}, FID {metrics['fid']} "
-                f"(floor {metrics['fid_floor']})")
-    return metrics
+    return evaluate(trained.model, n=500 if run.fast else 2000)
+
+
+def _report(metrics: dict) -> str:
+    return f"control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})"
 
 
 RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=tuple(f"cgan-{k}" for k in DISCRIMINATORS),
-                what="conditional GANs", prepare=_prepare, finish=_finish)
+                what="conditional GANs", prepare=_prepare, finish=_finish, report=_report)
 """What ``prodgen train cgan-*`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 

@@ -34,7 +34,7 @@ import torch
 
 from prodgen.catalog.schema import BUILTIN, Schema
 from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
-from prodgen.models.cgan import _measure as measure_cgan
+from prodgen.models.cgan import _measure as measure_cgan, _report as report_cgan
 from prodgen.models.condition import hide_attributes
 from prodgen.models.recipe import Recipe, Trained
 
@@ -211,7 +211,8 @@ def _fit(run) -> Trained:
                                         device=run.device, progress=run.progress, grad_norm=False,
                                         checkpoint=run.checkpoint, resume=run.resume)
     schema = g_ema.schema
-    config = {"z_dim": g_ema.z_dim, "width": g_ema.width, **({"schema": schema.to_config()} if schema != BUILTIN else {})}
+    config = {"z_dim": g_ema.z_dim, "width": g_ema.width,
+              **({"schema": schema.to_config()} if schema != BUILTIN else {})}
     training = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     return Trained(g_ema, config, history, training=training, extra=compact_history(history), notes={"d": d})
 
@@ -228,5 +229,5 @@ def _finish(run, trained) -> Trained:
 
 
 RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, measure_cgan, names=("cgan-stable",), what="this trainer makes",
-                finish=_finish)
+                finish=_finish, report=report_cgan)
 """What ``prodgen train cgan-stable`` does beyond the shared steps of ``prodgen.models.recipe``."""

@@ -238,12 +238,10 @@ def _fit(run) -> Trained:
 
 
 def _measure(run, trained) -> dict:
-    metrics = evaluate(trained.model, n=500 if run.fast else 2000)
-    if run.log:
-        run.log(f"{run.name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
-    return metrics
+    return evaluate(trained.model, n=500 if run.fast else 2000)
 
 
-RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure)
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure,
+                report=lambda m: f"control {m['control']}, edits {m['edits']['mean']}, FID {m['fid']}")
 """What ``prodgen train cvae`` does beyond the shared steps of ``prodgen.models.recipe``."""
 

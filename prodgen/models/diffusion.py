@@ -554,11 +554,11 @@ def _fit(run) -> Trained:
 
 
 def _measure(run, trained) -> dict:
-    metrics = evaluate(trained.model, n=200 if run.fast else 2000)
-    if run.log:
-        run.log(f"{run.name}: control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
-                f"FID {metrics['fid']}")
-    return metrics
+    return evaluate(trained.model, n=200 if run.fast else 2000)
+
+
+def _report(metrics: dict) -> str:
+    return f"control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, FID {metrics['fid']}"
 
 
 def _save_text_model(run, trained, training) -> None:
@@ -572,5 +572,5 @@ def _save_text_model(run, trained, training) -> None:
 
 RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("diffusion", "diffusion-text"),
                 what="train_checkpoint trains 'diffusion' (and 'diffusion-text' with it)", prepare=_prepare,
-                after_save=_save_text_model)
+                after_save=_save_text_model, report=_report)
 """What ``prodgen train diffusion`` does beyond the shared steps of ``prodgen.models.recipe``."""

@@ -94,7 +94,8 @@ class Recipe:
     - ``prepare(run)``: adjust ``run.cfg`` before the data are loaded (may refuse a combination);
     - ``finish(run, trained) -> Trained``: rank 0, after training, before the record (e.g. the kept epoch);
     - ``after_save(run, trained, training)``: rank 0, after the save (e.g. a second name with the same weights);
-    - ``measure_own``: measure a model trained on a folder of your own too (the judge, on the folder's test split).
+    - ``measure_own``: measure a model trained on a folder of your own too (the judge, on the folder's test split);
+    - ``report(metrics) -> str``: the line logged as ``NAME: ...`` after measuring (else ``measure`` logs).
     """
 
     config: object
@@ -108,6 +109,7 @@ class Recipe:
     finish: Callable | None = None
     after_save: Callable | None = None
     measure_own: bool = False
+    report: Callable | None = None
 
 
 def _settings(recipe: Recipe, name: str, overrides: dict) -> dict:
@@ -161,12 +163,15 @@ def train(recipe: Recipe, name: str, *, fast: bool = False, log=print, overrides
         trained = recipe.finish(run, trained)
     ran = {"fast": fast}
     if trained.history is not None:
-        ran = training_record(trained.history, trained.network if trained.network is not None else trained.model, fast)
+        network = trained.network if trained.network is not None else trained.model
+        ran = training_record(trained.history, network, fast)
     trained.model = trained.model.cpu().eval()
     if run.data is not None and not recipe.measure_own:
         metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
     else:
         metrics = recipe.measure(run, trained)
+        if run.log and recipe.report is not None:
+            run.log(f"{name}: {recipe.report(metrics)}")
     training = {**run.cfg, **ran, **trained.training}
     registry.save(trained.notes.get("save_as", name), trained.model, trained.config, metrics=metrics,
                   training=training, extra=trained.extra, out=run.out)

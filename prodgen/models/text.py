@@ -666,6 +666,6 @@ def _measure_checkpoint(run, trained) -> dict:
     return metrics
 
 
-RECIPE = Recipe(CHECKPOINTS.__getitem__, _fit_checkpoint, _measure_checkpoint, names=tuple(CHECKPOINTS), what="text encoders",
-                fast={"epochs": 1}, fast_products=2000)
+RECIPE = Recipe(CHECKPOINTS.__getitem__, _fit_checkpoint, _measure_checkpoint, names=tuple(CHECKPOINTS),
+                what="text encoders",                fast={"epochs": 1}, fast_products=2000)
 """What ``prodgen train text-*`` does beyond the shared steps of ``prodgen.models.recipe``."""

@@ -344,7 +344,8 @@ def _fit(run) -> Trained:
     bank = DescriptionBank(encoder, cfg["per_combination"], seed=cfg["seed"], condition=cond)
     bank = bank.to(pick_device(run.device))
     torch.manual_seed(cfg["seed"])
-    g, d = text_generator(cond, encoder.dim, cfg["z_dim"], cfg["width"]), text_discriminator(cond, encoder.dim, cfg["width"])
+    g = text_generator(cond, encoder.dim, cfg["z_dim"], cfg["width"])
+    d = text_discriminator(cond, encoder.dim, cfg["width"])
     g.apply(_init)
     d.apply(_init)
     g_ema = copy.deepcopy(g)
@@ -366,13 +367,11 @@ def _finish(run, trained) -> Trained:
 
 
 def _measure(run, trained) -> dict:
-    metrics = evaluate(trained.model, n=500 if run.fast else 2000)
-    if run.log:
-        run.log(f"{run.name}: " + ", ".join(f"{k} {v['mean']}" for k, v in metrics.items() if isinstance(v, dict)))
-    return metrics
+    return evaluate(trained.model, n=500 if run.fast else 2000)
 
 
 RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("text2img", "text2img-embedding"),
                 what="text-to-image models", fast={"epochs": 1, "minutes": None, "per_combination": 1},
-                prepare=_prepare, finish=_finish)
+                prepare=_prepare, finish=_finish,
+                report=lambda m: ", ".join(f"{k} {v['mean']}" for k, v in m.items() if isinstance(v, dict)))
 """What ``prodgen train text2img`` does beyond the shared steps of ``prodgen.models.recipe``."""
