@@ -11,7 +11,7 @@ from prodgen.engine.augment import cutout, diff_augment, translate
 from prodgen.cli import main
 from prodgen.models.cgan import ProjectionDiscriminator
 from prodgen.models.cgan_stable import RECIPES, build_networks, recipe, train_recipe
-from prodgen.engine.train import gan_step, train_gan
+from prodgen.engine.train import GANSettings, Progress, SampleGrid, gan_step, train_gan
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -112,18 +112,19 @@ def test_penalties_make_the_step_differ_and_penalty_zero_is_off():
 
 def test_train_gan_two_time_scales_and_bad_options(catalog):
     g, d = _pair()
-    common = dict(epochs=1, batch_size=32, progress=False, n_samples=4, device="cpu", precision="fp32",
-                  conditional=True)
-    h = train_gan(g, d, catalog, lr=1e-4, lr_d=4e-4, grad_norm=True, ms_weight=1.0, **common)
+    common = dict(epochs=1, batch_size=32, device="cpu", condition="labels",
+                  callbacks=[Progress(False), SampleGrid(4)])
+    settings = GANSettings(lr=1e-4, lr_d=4e-4, grad_norm=True, ms_weight=1.0, precision="fp32")
+    h = train_gan(g, d, catalog, settings=settings, **common)
     assert set(h.steps) == {"loss_d", "loss_g", "d_real", "d_fake", "mode_seeking", "d_grad"}
     with pytest.raises(ValueError, match="gp_weight must be a number >= 0"):
-        train_gan(g, d, catalog, gp_weight=-1, **common)
+        GANSettings(gp_weight=-1)
     with pytest.raises(ValueError, match="choose one gradient penalty"):
-        train_gan(g, d, catalog, gp_weight=1.0, r1_weight=1.0, **common)
+        GANSettings(gp_weight=1.0, r1_weight=1.0)
     with pytest.raises(ValueError, match="lr_d must be a number > 0"):
-        train_gan(g, d, catalog, lr_d=0, **common)
+        GANSettings(lr_d=0)
     with pytest.raises(ValueError, match="augment must be a function"):
-        train_gan(g, d, catalog, augment="translation", **common)
+        GANSettings(augment="translation")
 
 
 def test_projection_discriminator_norm_options():

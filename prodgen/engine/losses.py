@@ -9,7 +9,7 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 - ``-log D(x)      = softplus(-logit)``
 - ``-log(1 - D(x)) = softplus(logit)``
 
-:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``train_gan(loss=name)`` accepts. Lesson 10's
+:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``GANSettings(loss=name)`` (``train_gan``) accepts. Lesson 10's
 regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
 The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
@@ -66,7 +66,7 @@ def g_loss_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-# name -> (discriminator loss, generator loss); ``prodgen.engine.train.train_gan(loss=name)`` picks one.
+# name -> (discriminator loss, generator loss); ``prodgen.engine.train.GANSettings(loss=name)`` picks one.
 GAN_LOSSES = {
     "non-saturating": (d_loss_bce, g_loss_non_saturating),
     "saturating": (d_loss_bce, g_loss_saturating),

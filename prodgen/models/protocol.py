@@ -3,7 +3,7 @@
 Every image-model family implements :class:`ImageModel` next to its network (``dcgan.py``, ``vae.py``,
 ``cgan.py``, ``cvae.py``, ``text2img.py``); ``prodgen.models.registry.load_generator(name)`` gives one for any
 shipped generator. ``prodgen generate``, ``prodgen evaluate``, the leaderboard and the studio talk only to
-this protocol, never to model names: a new model is a registry entry (``pretrained.GENERATORS``).
+this protocol, never to model names: a new model is one ``ModelSpec`` beside its network (``prodgen.models.registry``).
 
 - ``accepts``: ``"attributes"`` (a list of ``{name: value}`` dicts, attributes left out = unspecified, or
   a label tensor N x 5 with -1 = unspecified), ``"text"`` (a list of descriptions, English or Chinese) or

@@ -45,6 +45,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
 from prodgen.models.registry import ModelSpec
+from prodgen.models.recipe import Recipe, Trained
 
 __all__ = [
     "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
@@ -630,37 +631,45 @@ def flat_metrics(result: dict) -> dict[str, float]:
 def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=None, **overrides) -> dict:
     """Train the shipped reader ``name`` (``prodgen train text-gru``) on the EN + ZH training
     descriptions, evaluate it on the test split and save it with its vocabulary (to ``out`` if given,
-    else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
+    else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe.
+    The shared steps: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    if name not in CHECKPOINTS:
-        raise ValueError(f"unknown text encoder {name!r}; valid names: {', '.join(CHECKPOINTS)}")
-    unknown = set(overrides) - set(CHECKPOINTS[name])
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINTS[name])}")
-    cfg = {**CHECKPOINTS[name], **overrides}
-    train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train, cfg["epochs"] = train.subset(range(2000)), overrides.get("epochs", 1)
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, out=out)
+
+
+def _fit_checkpoint(run) -> Trained:
+    cfg, train = run.cfg, run.train
     vocab = Vocabulary.build(train.descriptions_en + train.descriptions_zh, min_count=cfg["min_count"])
     sizes = {k: cfg[k] for k in ("embed_dim", "hidden", "dim") if k in cfg}
     model = make_reader(cfg["kind"], len(vocab), seed=cfg["seed"], **sizes)
     start = time.perf_counter()
     fit_reader(model, text_dataset(vocab, train), epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-               seed=cfg["seed"], unk_rate=cfg["unk_rate"], log=log)
-    seconds = time.perf_counter() - start
-    metrics = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog(cfg["eval_split"], progress=False))))
-    if name == "text-votes":  # the reader lesson 07 relies on for combinations never seen in training
+               seed=cfg["seed"], unk_rate=cfg["unk_rate"], log=run.log)
+    training = {"seconds": round(time.perf_counter() - start, 1), "n_train": len(train)}
+    return Trained(model, _config(model, len(vocab)), training=training, extra={"vocab": vocab.to_list()},
+                   notes={"vocab": vocab})
+
+
+def _measure_checkpoint(run, trained) -> dict:
+    """Accuracy per attribute on the evaluation split (and, for ``text-votes``, the unseen combinations)."""
+    from prodgen.catalog import load_catalog
+
+    vocab, model = trained.notes["vocab"], trained.model
+    test = load_catalog(run.cfg["eval_split"], progress=False)
+    metrics = flat_metrics(evaluate_reader(model, text_dataset(vocab, test)))
+    if run.name == "text-votes":  # the reader lesson 07 relies on for combinations never seen in training
         unseen = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog("unseen", progress=False))))
         metrics |= {f"unseen_{k}": v for k, v in unseen.items()}
-    if log:
-        log("test accuracy (mentioned attributes): " + ", ".join(
+    if run.log:
+        run.log("test accuracy (mentioned attributes): " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if "unspecified" not in k))
-    registry.save(name, model, _config(model, len(vocab)), metrics=metrics,
-                    training={**cfg, "fast": fast, "seconds": round(seconds, 1), "n_train": len(train)},
-                    extra={"vocab": vocab.to_list()}, out=out)
     return metrics
+
+
+RECIPE = Recipe(CHECKPOINTS.__getitem__, _fit_checkpoint, _measure_checkpoint, names=tuple(CHECKPOINTS),
+                what="text encoders",                fast={"epochs": 1}, fast_products=2000)
+"""What ``prodgen train text-*`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 
 SPECS = tuple(

@@ -232,7 +232,7 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
 
     from prodgen.catalog import load_catalog
     from prodgen.models.dcgan import build_pair
-    from prodgen.engine.train import resolve_precision, train_gan
+    from prodgen.engine.train import GANSettings, Progress, resolve_precision, train_gan
 
     width, batch, steps, rounds = (64, 128, 1, 1) if quick else (64, 128, 4, 6)  # quick: a check that it runs
     n = batch * steps
@@ -243,8 +243,8 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     other = "fp32" if default == "bf16" else "bf16"
 
     def engine(precision):
-        return lambda g, d: train_gan(g, d, catalog, epochs=1, batch_size=batch, device="cpu", precision=precision,
-                                      progress=False)
+        return lambda g, d: train_gan(g, d, catalog, epochs=1, batch_size=batch, device="cpu",
+                                      settings=GANSettings(precision=precision), callbacks=[Progress(False)])
 
     variants = {
         "engine": engine("auto"),
