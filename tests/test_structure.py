@@ -108,7 +108,8 @@ def _private_uses(tree: ast.Module, package: str = "prodgen") -> list[str]:
                 else:
                     bound.add(alias.asname or alias.name)  # maybe a module: `from . import pretrained`
         elif isinstance(node, ast.Import):
-            bound |= {alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name.startswith(package)}
+            bound |= {alias.asname or alias.name.split(".")[0]
+                      for alias in node.names if alias.name.startswith(package)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and private(node.attr):
             root = node.value
@@ -121,7 +122,8 @@ def _private_uses(tree: ast.Module, package: str = "prodgen") -> list[str]:
 
 def test_the_private_name_scan_catches_both_forms():
     tree = ast.parse("from .generate import _check_n\nfrom . import pretrained\nimport prodgen.models.text\n"
-                     "def f():\n    pretrained._builder('x')\n    prodgen.models.text._tokens('y')\n    pretrained.load('z')\n")
+                     "def f():\n    pretrained._builder('x')\n    prodgen.models.text._tokens('y')\n"
+                     "    pretrained.load('z')\n")
     assert _private_uses(tree) == ["from .generate import _check_n", "pretrained._builder (line 5)",
                                    "prodgen.models.text._tokens (line 6)"]
 
