@@ -31,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 __all__ = [
     "gaussian_stats",
     "frechet_distance",
@@ -262,11 +261,12 @@ def as_features(features, name: str = "features", min_samples: int = 2) -> torch
         f = torch.as_tensor(features.detach().cpu() if isinstance(features, torch.Tensor) else np.asarray(features))
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{name} must be an N x D array of numbers, got {type(features).__name__}") from None
-    if f.dtype == torch.bool or f.is_complex() or not (f.is_floating_point() or f.dtype in
-                                                       (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)):
+    integer = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+    if f.dtype == torch.bool or f.is_complex() or not (f.is_floating_point() or f.dtype in integer):
         raise ValueError(f"{name} must be an N x D array of real numbers, got dtype {f.dtype}")
     if f.ndim != 2:
-        raise ValueError(f"{name} must be an N x D array of features (N samples, D dimensions), got shape {tuple(f.shape)}")
+        raise ValueError(f"{name} must be an N x D array of features (N samples, D dimensions), "
+                         f"got shape {tuple(f.shape)}")
     if f.shape[1] < 1:
         raise ValueError(f"{name} has no feature dimensions (shape {tuple(f.shape)}); D must be at least 1")
     if len(f) < min_samples:
@@ -317,7 +317,8 @@ def _kid_subsets(n_real: int, n_fake: int, subsets: int, subset_size: int, seed:
             for _ in range(subsets)]
 
 
-def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al., 2018) on (judge) features: (mean, std).
 
     The unbiased estimate of the squared maximum mean discrepancy with the kernel
@@ -555,7 +556,8 @@ def diversity_ratio(fake_features, fake_groups, real_features, real_groups, min_
     common = [key for key in fake_spread if key in real_spread]
     if not common:
         raise ValueError(f"no group has at least {min_size} generated and {min_size} real samples; "
-                         "use the same kind of group ids (or attribute rows) for both sets and several images per request")
+                         "use the same kind of group ids (or attribute rows) for both sets "
+                         "and several images per request")
     fake_mean = float(np.mean([fake_spread[key] for key in common]))
     real_mean = float(np.mean([real_spread[key] for key in common]))
     if real_mean == 0:

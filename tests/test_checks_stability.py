@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 from torch.nn import functional as F
 
-from prodgen.engine import augment, losses
 from prodgen import checks
-from check_helpers import run_check as _run, verdict_tests
+from prodgen.engine import augment, losses
 
 
 # ------------------------------------------------------------------ gradient penalty answers

@@ -9,13 +9,21 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from prodgen.models import registry
 from prodgen.catalog import HELD_OUT_PAIRS, denormalize, load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
-from prodgen.models import cgan, cvae, text2img
-from prodgen.models.condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, balanced_requests,
-                                      check_labels, hide_attributes, one_hot, parse_request, request_to_dict)
 from prodgen.engine.train import GANSettings, Progress, SampleGrid, train_gan
+from prodgen.models import cgan, cvae, registry, text2img
+from prodgen.models.condition import (
+    CONDITION_DIM,
+    NUM_CLASSES,
+    AttributeEmbedding,
+    balanced_requests,
+    check_labels,
+    hide_attributes,
+    one_hot,
+    parse_request,
+    request_to_dict,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -518,7 +526,8 @@ def test_text_to_image_refuses_descriptions_without_a_product_word(t2i, text):
 
 
 # ============================================================================ shipped checkpoints
-SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img", "text2img-embedding", "text-votes"]
+SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img", "text2img-embedding",
+           "text-votes"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -8,15 +8,13 @@ import shutil
 
 import pytest
 import torch
-
-from prodgen.studies import diffusion_study
-from prodgen.evaluation import leaderboard
-from prodgen import paths
-from prodgen.models import registry
-from prodgen.models import diffusion
-from prodgen.models.protocol import Knob
-
 from cli_helpers import in_this_process
+
+from prodgen import paths
+from prodgen.evaluation import leaderboard
+from prodgen.models import diffusion, registry
+from prodgen.models.protocol import Knob
+from prodgen.studies import diffusion_study
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -154,6 +152,7 @@ def test_estimates_grow_with_the_work():
     assert est("samplers", 300) == pytest.approx(sum(300 * (1 + s) * 0.002 for s in (10, 25, 50, 250)) * 2)
     knobs = {"steps": 10, "guidance": 3.0, "resample": 1, "eta": 1.0}
     assert est("edits", 2000, edit_knobs=knobs) == pytest.approx(5 * 2000 * 1 * 10 * 0.002)
-    assert est("edits", 2000, edit_knobs={**knobs, "guidance": 1.0, "resample": 2}) == pytest.approx(5 * 2000 * 2 * 10 * 0.001)
+    assert (est("edits", 2000, edit_knobs={**knobs, "guidance": 1.0, "resample": 2})
+            == pytest.approx(5 * 2000 * 2 * 10 * 0.001))
     assert est("leaderboard", 2000, cached=("diffusion", "diffusion-text")) == 0
     assert est("leaderboard", 2000) > est("leaderboard", 2000, cached=("diffusion-text",)) > 0

@@ -59,8 +59,8 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
 
 
 def test_the_batch_must_split_evenly_across_processes(monkeypatch):
-    from prodgen.engine import train
     from prodgen.catalog import Catalog
+    from prodgen.engine import train
     from prodgen.models.dcgan import build_pair
 
     monkeypatch.setattr(train.distributed, "world_size", lambda: 3)

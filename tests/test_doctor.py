@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from prodgen.cli import main
-from prodgen.doctor import SENSITIVE, Drift, _lock_findings, lock_drift, read_lock
+from prodgen.course.doctor import SENSITIVE, Drift, _lock_findings, lock_drift, read_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_a_patch_release_of_torch_is_not_known_to_matter(tmp_path):
 
 
 def test_doctor_lines_for_the_lock(tmp_path, monkeypatch):
-    import prodgen.doctor as doctor
+    import prodgen.course.doctor as doctor
 
     installed = {"torch": "2.14.0", "numpy": "2.4.6", "tqdm": "4.69.0", "ipywidgets": "8.1.9", "jupyter-core": "5.9.1"}
     real = doctor.lock_drift
@@ -152,6 +152,6 @@ def test_every_pin_has_one_version_per_interpreter():
 
 
 def test_doctor_finds_the_course_folders_lock():
-    from prodgen.doctor import course_lock
+    from prodgen.course.doctor import course_lock
 
     assert course_lock() == ROOT / "requirements-lock.txt"

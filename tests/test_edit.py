@@ -277,7 +277,7 @@ BAD_INPUT = {  # case: (arguments, setup(tmp_path) -> more arguments, what the l
     "n zero": (CVAE + ["--n", "0"], None, "n must be between 1 and"),
     "n not a number": (CVAE + ["--n", "two"], None, "n must be a whole number of images"),
     "negative seed": (CVAE + ["--seed", "-1"], None, "--seed must be a whole number >= 0"),
-    "seed not a number": (CVAE + ["--seed", "x"], None, "--seed must be a whole number, got 'x'"),
+    "seed not a number": (CVAE + ["--seed", "x"], None, "--seed must be a whole number >= 0, got 'x'"),
     "cvae variants": (CVAE + ["--n", "2"], None, "cvae's edit is deterministic (one result per photo)"),
 }
 

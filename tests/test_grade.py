@@ -210,7 +210,7 @@ def test_bad_input(tmp_path, cli):
     _bad(cli, [tmp_path / "notes.txt", "--out", out], "is not a notebook (.ipynb)", out)
     (tmp_path / "empty").mkdir()
     _bad(cli, [tmp_path / "empty"], "holds no .ipynb notebook")
-    _bad(cli, [good, "--timeout", "0"], "--timeout must be a number > 0")
+    _bad(cli, [good, "--timeout", "0"], "--timeout must be a positive number")
     _bad(cli, [good, "--timeout", "soon"], "--timeout must be a number")
     _bad(cli, [good, "--out", tmp_path], "is a folder")
     _bad(cli, [good, "--out", tmp_path / "nowhere" / "r.csv"], "does not exist")

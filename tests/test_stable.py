@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from prodgen.engine.augment import cutout, diff_augment, translate
 from prodgen.cli import main
+from prodgen.engine.augment import cutout, diff_augment, translate
+from prodgen.engine.train import GANSettings, Progress, SampleGrid, gan_step, train_gan
 from prodgen.models.cgan import ProjectionDiscriminator
 from prodgen.models.cgan_stable import RECIPES, build_networks, recipe, train_recipe
-from prodgen.engine.train import GANSettings, Progress, SampleGrid, gan_step, train_gan
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -142,7 +142,8 @@ def test_every_recipe_trains_a_few_exact_steps(catalog):
                            n_samples=4)
         assert run.history.images_seen == 5 * 16 and len(run.history.steps["loss_d"]) == 5, name
         assert "d_grad" in run.history.steps
-        assert not run.ema.training and run.ema(torch.randn(2, 8), torch.zeros(2, 5, dtype=torch.long)).shape == (2, 3, 32, 32)
+        assert not run.ema.training
+        assert run.ema(torch.randn(2, 8), torch.zeros(2, 5, dtype=torch.long)).shape == (2, 3, 32, 32)
 
 
 def test_recipes_and_train_recipe_refuse_bad_input(catalog):
@@ -164,8 +165,8 @@ def test_small_recipes_see_only_their_photos(catalog):
 # ----------------------------------------------------------------------------- the grid
 @pytest.mark.slow
 def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
-    from prodgen.studies import recipe_grid
     from prodgen.models import cgan_stable
+    from prodgen.studies import recipe_grid
 
     monkeypatch.setattr(cgan_stable, "GRID", {"steps": 2, "batch_size": 16, "width": 8, "z_dim": 8, "ema_decay": 0.9,
                                          "hide_p": 0.1, "seeds": (0, 1), "n": 32})
@@ -182,7 +183,8 @@ def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
     assert 0 <= run["ema"]["control_mean"] <= 1 and run["ema"]["fid"] > 0
     mean, std = saved["summary"]["hinge-sn"]["ema"]["fid"]
     fids = [r["ema"]["fid"] for r in saved["runs"] if r["recipe"] == "hinge-sn"]
-    assert mean == pytest.approx(sum(fids) / 2, abs=1e-3) and std == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5, abs=1e-3)
+    assert mean == pytest.approx(sum(fids) / 2, abs=1e-3)
+    assert std == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5, abs=1e-3)
     # a second call trains nothing: every run is read from the cache
     logs = []
     recipe_grid.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=logs.append)
@@ -208,8 +210,7 @@ def test_cgan_stable_trains_registers_and_generates(tmp_path, monkeypatch, capsy
     import shutil
 
     from prodgen import paths
-    from prodgen.models import registry
-    from prodgen.models import cgan_stable
+    from prodgen.models import cgan_stable, registry
 
     shipped = paths.checkpoints_dir()
     folder = tmp_path / "checkpoints"

@@ -94,7 +94,8 @@ def _checkpoints_finding() -> Finding:
         except (ValueError, FileNotFoundError) as e:
             bad.append(str(e).split(":")[0])
     if bad:
-        return Finding("checkpoints", False, "; ".join(bad), "git checkout -- data/checkpoints  (restore the shipped files)")
+        return Finding("checkpoints", False, "; ".join(bad),
+                       "git checkout -- data/checkpoints  (restore the shipped files)")
     return Finding("checkpoints", True, f"{len(shipped)} shipped ({', '.join(shipped)}), all sha256 verified")
 
 

@@ -20,9 +20,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 from prodgen import course
 from prodgen.paths import atomic_file
@@ -512,6 +512,7 @@ def format_summary(rows: list[Row]) -> str:
     problems = [r for r in rows if r.status in ("failed", "error")]
     if problems:
         lines += ["", "what went wrong:"]
-        lines += [f"  {r.student} {r.lesson or '?'} {r.exercise or '(notebook)'}: {r.status}: {_one_line(r.detail, 160)}"
+        lines += [f"  {r.student} {r.lesson or '?'} {r.exercise or '(notebook)'}: "
+                  f"{r.status}: {_one_line(r.detail, 160)}"
                   for r in problems]
     return "\n".join(lines)
