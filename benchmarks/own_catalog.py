@@ -54,6 +54,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT / "tests"))
     import torch
+
     from drawn_catalog import draw_catalog  # plain Pillow, no prodgen
 
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="own-catalog-"))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import run_check as _run
-from check_helpers import verdict_tests
 
 from prodgen import checks
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ drawing answers (the lesson's own shapes)

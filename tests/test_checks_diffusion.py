@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
-from check_helpers import run_check as _run
-from check_helpers import verdict_tests
 
 from prodgen import checks
 from prodgen.engine import losses
 from prodgen.models import diffusion
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ q_sample answers

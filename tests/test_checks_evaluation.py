@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import run_check as _run
-from check_helpers import verdict_tests
 
 from prodgen import checks, metrics
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ KID answers

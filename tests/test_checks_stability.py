@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import run_check as _run
-from check_helpers import verdict_tests
 from torch.nn import functional as F
 
 from prodgen import checks
 from prodgen.engine import augment, losses
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ gradient penalty answers

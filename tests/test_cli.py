@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from prodgen.models import registry
 from prodgen.cli import main
+from prodgen.models import registry
 
 from cli_helpers import in_a_subprocess, in_this_process
 

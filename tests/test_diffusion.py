@@ -9,11 +9,12 @@ import math
 
 import pytest
 import torch
-from cli_helpers import in_this_process
 
 from prodgen.engine.losses import diffusion_loss, q_sample, v_target
 from prodgen.models import diffusion as dm
 from prodgen.models.protocol import Knob
+
+from cli_helpers import in_this_process
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import shutil
 
 import pytest
 import torch
-from cli_helpers import in_this_process
 
 from prodgen import paths
 from prodgen.evaluation import leaderboard
 from prodgen.models import diffusion, registry
 from prodgen.models.protocol import Knob
 from prodgen.studies import diffusion_study
+
+from cli_helpers import in_this_process
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 

@@ -16,11 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from prodgen.models import registry
+from prodgen.apps.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
 from prodgen.catalog import load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
-from prodgen.apps.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
-from prodgen.models import diffusion
+from prodgen.models import diffusion, registry
 from prodgen.models.condition import request_to_dict
 
 from cli_helpers import in_a_subprocess, in_this_process

@@ -15,12 +15,11 @@ import torch
 from PIL import Image
 
 import prodgen.apps.generate
-from prodgen.models import registry
+from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog, read_requests
 from prodgen.catalog import denormalize
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.cli import main
-from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, generate_catalog, read_requests
-from prodgen.models import cgan
+from prodgen.models import cgan, registry
 from prodgen.models.condition import parse_request
 
 from cli_helpers import in_a_subprocess, in_this_process

@@ -15,9 +15,10 @@ import os
 import nbformat
 import pytest
 
-from cli_helpers import in_this_process
 from prodgen import course
 from prodgen.course import grade
+
+from cli_helpers import in_this_process
 
 ROOT = course.find_root()
 

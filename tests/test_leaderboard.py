@@ -14,11 +14,11 @@ import time
 import pytest
 import torch
 
-from prodgen.evaluation import leaderboard
 from prodgen import paths
-from prodgen.models import registry
 from prodgen.cli import main
-from prodgen.models.protocol import ACCEPTS, Knob, ImageModel, noise
+from prodgen.evaluation import leaderboard
+from prodgen.models import registry
+from prodgen.models.protocol import ACCEPTS, ImageModel, Knob, noise
 
 from cli_helpers import in_a_subprocess, in_this_process
 

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from prodgen.models import registry
 from prodgen.cli import main
+from prodgen.models import registry
 from prodgen.models.judge import Judge
 
 

@@ -8,9 +8,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from prodgen.engine.train import (
+    Checkpoints,
+    GANSettings,
+    History,
+    OnEpoch,
+    Progress,
+    SampleGrid,
+    gan_step,
+    resolve_precision,
+    train_gan,
+    train_vae,
+)
 from prodgen.models.dcgan import build_pair
-from prodgen.engine.train import (Checkpoints, GANSettings, History, OnEpoch, Progress, SampleGrid, gan_step,
-                                  resolve_precision, train_gan, train_vae)
 
 FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # train_vae's; bf16: own test
 FP32 = GANSettings(precision="fp32")

@@ -175,8 +175,8 @@ def edit_photo(model_name: str, image_path, changes: dict, seed: int = 0, n: int
     ``changes``, ``results`` (read on each after-image), ``note`` (the resize note or ``None``),
     ``already`` (requested values the photo already shows).
     """
-    from prodgen.models import registry
     from prodgen.catalog import denormalize
+    from prodgen.models import registry
     from prodgen.models.condition import parse_request, request_to_dict
 
     seed, n = _whole(seed, "seed", 0), _whole(n, "n", 1)

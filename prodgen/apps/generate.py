@@ -208,9 +208,9 @@ def generate_catalog(name, requests: list[Request], out_dir, seed: int = 0, prog
     into ``out_dir`` (PNGs + ``metadata.csv`` with the model's attribute columns); returns it.
     ``knobs``: settings of the model (``prodgen generate --guidance 3 --steps 20``), checked before anything
     is written (a knob the model lacks -> ``ValueError`` naming the knobs it has)."""
-    from prodgen.models.protocol import ImageModel
-
     from PIL import Image
+
+    from prodgen.models.protocol import ImageModel
 
     if not requests:
         raise ValueError("no requests to generate")

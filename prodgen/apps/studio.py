@@ -28,8 +28,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import torch
 
-from prodgen.models import registry
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
+from prodgen.models import registry
 from prodgen.models.registry import EDITORS
 
 __all__ = ["Studio", "EDITORS", "grid_png", "ANY"]

@@ -152,7 +152,7 @@ class History(Callback):
                 "samples": [[int(e), s] for e, s in self.samples], "seconds": float(self.seconds),
                 "images_seen": int(self.images_seen), "stopped_early": bool(self.stopped_early)}
 
-    def load_state_dict(self, state: dict) -> "History":
+    def load_state_dict(self, state: dict) -> History:
         self.steps = {k: v.tolist() for k, v in state["steps"].items()}
         self.epochs = {k: v.tolist() for k, v in state["epochs"].items()}
         self.samples = [(int(e), s) for e, s in state["samples"]]

@@ -34,8 +34,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
-from prodgen.models.registry import ModelSpec
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
            "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
@@ -483,9 +483,9 @@ def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> 
     """What ``prodgen evaluate cgan-*`` reports: control accuracy on ``n`` balanced requests (every value
     of every attribute equally often), on the held-out (category, colour) pairs, and on partial requests;
     FID on judge features with its floor, precision and recall."""
-    from prodgen.models import registry
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests
 
     judge = judge if judge is not None else registry.load("judge")

@@ -33,12 +33,13 @@ from typing import NamedTuple
 import torch
 
 from prodgen.catalog.schema import BUILTIN, Schema
-from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
-from prodgen.models.cgan import _measure as measure_cgan, _report as report_cgan
-from prodgen.models.condition import hide_attributes
 from prodgen.models import cgan
-from prodgen.models.registry import ModelSpec
+from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
+from prodgen.models.cgan import _measure as measure_cgan
+from prodgen.models.cgan import _report as report_cgan
+from prodgen.models.condition import hide_attributes
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["RECIPES", "GRID", "recipe", "build_networks", "RecipeRun", "train_recipe", "calls_real",
            "CHECKPOINT_CONFIG", "train_checkpoint"]

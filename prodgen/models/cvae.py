@@ -25,14 +25,14 @@ import functools
 import torch
 from torch import nn
 
-from prodgen.models.cgan import Generator
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.engine.losses import vae_loss
+from prodgen.models.cgan import Generator
 from prodgen.models.condition import OneHot, check_labels, fill_unspecified, one_hot
 from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
 from prodgen.models.recipe import Recipe, Trained
-from prodgen.engine.losses import vae_loss
-from prodgen.models.vae import Encoder, reparameterize
 from prodgen.models.registry import ModelSpec
+from prodgen.models.vae import Encoder, reparameterize
 
 __all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
 
@@ -191,9 +191,9 @@ def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dic
 def evaluate(model: CVAE, n: int = 2000, seed: int = 0, judge=None) -> dict:
     """What ``prodgen evaluate cvae`` reports: control accuracy of samples for ``n`` balanced requests,
     the edit table on test photos, FID (with floor), precision and recall of the samples."""
-    from prodgen.models import registry
     from prodgen.catalog import load_catalog
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests
 
     judge = judge if judge is not None else registry.load("judge")

@@ -49,9 +49,9 @@ from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
-from prodgen.models.protocol import ImageModel, Knob, UNSPECIFIED
-from prodgen.models.registry import ModelSpec
+from prodgen.models.protocol import UNSPECIFIED, ImageModel, Knob
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -491,9 +491,9 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
 def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> dict:
     """What ``prodgen train diffusion`` records: control accuracy on ``n`` balanced requests, on the held-out
     (category, colour) pairs and on partial requests; FID (with floor), precision and recall."""
-    from prodgen.models import registry
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests, hide_attributes
 
     judge = judge if judge is not None else registry.load("judge")

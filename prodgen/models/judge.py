@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
-from prodgen.models.registry import ModelSpec
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 

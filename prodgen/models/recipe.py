@@ -19,8 +19,8 @@ trainer in ``prodgen/models`` (text readers, judge, dcgan, vae, cvae, cgan, cgan
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 __all__ = ["Recipe", "Run", "Trained", "train"]
 

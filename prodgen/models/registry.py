@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from prodgen import checkpoints, paths
 from prodgen.checkpoints import available, manifest, names, verify

@@ -44,8 +44,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
-from prodgen.models.registry import ModelSpec
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = [
     "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
@@ -121,7 +121,7 @@ class Vocabulary:
     pad_id, unk_id = 0, 1
 
     @classmethod
-    def build(cls, texts, min_count: int = 1) -> "Vocabulary":
+    def build(cls, texts, min_count: int = 1) -> Vocabulary:
         """Every token that occurs at least ``min_count`` times in ``texts``, most frequent first."""
         counts = Counter(t for text in texts for t in tokenize(text))
         kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
@@ -178,7 +178,7 @@ class Vocabulary:
         return list(self.tokens)
 
     @classmethod
-    def from_list(cls, tokens: list[str]) -> "Vocabulary":
+    def from_list(cls, tokens: list[str]) -> Vocabulary:
         return cls(tokens)
 
 

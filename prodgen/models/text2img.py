@@ -38,8 +38,8 @@ from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAI
 from prodgen.models.cgan import Generator, ProjectionDiscriminator
 from prodgen.models.condition import NUM_CLASSES, fill_unspecified
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
-from prodgen.models.registry import ModelSpec
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
@@ -105,7 +105,7 @@ class DescriptionBank:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def to(self, device) -> "DescriptionBank":
+    def to(self, device) -> DescriptionBank:
         self.embeddings = self.embeddings.to(device)
         self.allowed = self.allowed.to(device)
         return self
@@ -279,9 +279,9 @@ def evaluate(model: TextToImage, n: int = 2000, seed: int = 0, judge=None) -> di
     """What ``prodgen evaluate text2img`` reports: accuracy on the mentioned attributes of ``n`` English and
     ``n`` Chinese test descriptions, of the ``unseen`` split's (held-out combinations) in both languages,
     and of :data:`NEW_PHRASINGS` (8 images each); FID (with floor), precision, recall of the EN test images."""
-    from prodgen.models import registry
     from prodgen.catalog import load_catalog
     from prodgen.metrics import image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import parse_request
 
     judge = judge if judge is not None else registry.load("judge")

@@ -21,8 +21,8 @@ from torch import nn
 
 from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
 from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
-from prodgen.models.registry import ModelSpec
 from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
            "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -221,7 +221,7 @@ class CodeMixture:
     @classmethod
     @torch.no_grad()
     def fit(cls, codes: torch.Tensor, k: int = 64, steps: int = 30, seed: int = 0,
-            min_variance: float = 1e-3) -> "CodeMixture":
+            min_variance: float = 1e-3) -> CodeMixture:
         """Fit to ``codes`` (N x z_dim, e.g. the posterior means of training photos) with ``steps`` EM steps."""
         codes = codes.detach().float().cpu()
         if codes.ndim != 2 or len(codes) < k:

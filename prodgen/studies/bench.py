@@ -231,8 +231,8 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     import statistics
 
     from prodgen.catalog import load_catalog
-    from prodgen.models.dcgan import build_pair
     from prodgen.engine.train import GANSettings, Progress, resolve_precision, train_gan
+    from prodgen.models.dcgan import build_pair
 
     width, batch, steps, rounds = (64, 128, 1, 1) if quick else (64, 128, 4, 6)  # quick: a check that it runs
     n = batch * steps
