@@ -114,7 +114,8 @@ def _headline(metrics: dict) -> str:
         if isinstance(metrics.get(key), dict):
             parts.append(f"{label} {metrics[key]['mean']:.3f}")
     if "fid" in metrics:
-        parts.append(f"FID {metrics['fid']:.1f}" + (f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""))
+        floor = f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""
+        parts.append(f"FID {metrics['fid']:.1f}{floor}")
     accuracies = [v for k, v in metrics.items() if k.startswith(("test_", "en_", "zh_")) and isinstance(v, float)
                   and not any(w in k for w in ("loss", "mse", "recon", "kl"))]
     if not parts and accuracies:
@@ -196,7 +197,8 @@ def _evaluate_file(args) -> dict:
     from prodgen.evaluation import leaderboard, own_catalog
 
     if args.refresh:
-        raise ValueError("--refresh is for shipped models (their rows are cached); a checkpoint file is measured afresh")
+        raise ValueError("--refresh is for shipped models (their rows are cached); "
+                         "a checkpoint file is measured afresh")
     model = own_catalog.load_model(args.model)
     if args.data is not None:
         n = None if args.n_given is None else args.n
@@ -261,7 +263,8 @@ def _leaderboard(args) -> int:
     try:
         n = int(str(args.n).strip())
     except ValueError:
-        raise ValueError(f"--n must be a whole number of samples (at least {leaderboard.MIN_N}), got {args.n!r}") from None
+        raise ValueError(f"--n must be a whole number of samples (at least {leaderboard.MIN_N}), "
+                         f"got {args.n!r}") from None
     if n < leaderboard.MIN_N:
         raise ValueError(f"--n must be at least {leaderboard.MIN_N} (density/coverage use k = 5 neighbours, FID∞ "
                          f"fits several sample sizes), got {n}")
@@ -376,13 +379,15 @@ def _add_doctor(sub) -> None:
 def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
-    s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs (rough figures)")
+    s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs "
+                                                        "(rough figures)")
     s.add_argument("--only", help="one benchmark: render, build, engine, studio or sampling (diffusion, lesson 11)")
     s.set_defaults(func=_bench)
 
 
 def _add_data(sub) -> None:
-    data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True,
+                                                                             metavar="ACTION")
     s = data.add_parser("build", help="render and cache the default catalog splits")
     s.add_argument("--split", action="append", help="only this split (repeatable)")
     s.add_argument("--size", type=int, default=32)
@@ -415,12 +420,15 @@ def _add_course(sub) -> None:
     s = course_sub.add_parser("run", help="execute lessons with papermill and print a timing table")
     s.add_argument("lessons", nargs="*", metavar="LESSON", help="lesson numbers or names (default: all)")
     s.add_argument("--fast", action="store_true", help="run with FAST=True (small data, few epochs)")
-    s.add_argument("--student", action="store_true", help="run the student notebooks (only NotImplementedError allowed)")
+    s.add_argument("--student", action="store_true",
+                   help="run the student notebooks (only NotImplementedError allowed)")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
     s.add_argument("--update", action="store_true",
-                   help="contributors: save each solution that ran without an error with its new outputs, then rebuild notebooks/")
+                   help="contributors: save each solution that ran without an error with its new outputs, then "
+                        "rebuild notebooks/")
     s.set_defaults(func=_course_run)
-    s = course_sub.add_parser("grade", help="execute submitted student notebooks and report each exercise (INSTRUCTORS.md)")
+    s = course_sub.add_parser("grade", help="execute submitted student notebooks and report each exercise "
+                                            "(INSTRUCTORS.md)")
     s.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="student notebooks (.ipynb) or folders of them")
     s.add_argument("--out", help="write one CSV row per student and exercise to this new file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -437,7 +445,8 @@ def _add_models(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several processes)")
+    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several "
+                                     "processes)")
     s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
     s.add_argument("--out", help="write the checkpoint to this .pt file; without it the shipped one is replaced")
@@ -455,7 +464,8 @@ def _add_train(sub) -> None:
 
 def _add_generate(sub) -> None:
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
-    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`), "
+    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen "
+                                                  "leaderboard`), "
                    "or a checkpoint file (.pt) from `prodgen train --out / --data`")
     what = s.add_mutually_exclusive_group()  # none of them: an unconditional model (dcgan, vae)
     what.add_argument("--text", help="a description, e.g. 'a large red striped t-shirt by Acme' (text models)")
@@ -482,9 +492,11 @@ def _add_edit(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped "
+    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a "
+                                        "shipped "
                        "model or a checkpoint file")
-    s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / --data`")
+    s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / "
+                                 "--data`")
     s.add_argument("--data", help="with a checkpoint file: the catalog folder it was trained on (its test photos, "
                    "its schema)")
     s.add_argument("--judge", help="with --data: the judge checkpoint (default DATA/models/judge.pt)")
@@ -498,7 +510,8 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_leaderboard(sub) -> None:
-    s = sub.add_parser("leaderboard", help="every shipped image generator measured the same way (cached per checkpoint)")
+    s = sub.add_parser("leaderboard",
+                       help="every shipped image generator measured the same way (cached per checkpoint)")
     s.add_argument("--models", help="comma-separated names (default: every shipped generator)")
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
     s.add_argument("--seed", type=int, default=0)
@@ -510,7 +523,8 @@ def _add_leaderboard(sub) -> None:
 
 
 def _add_stability_grid(sub) -> None:
-    s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured alike")
+    s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured "
+                                              "alike")
     s.add_argument("--recipes", help="comma-separated recipe names (default: all)")
     s.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
     s.add_argument("--steps", type=int, help="training steps per run (default: the grid's budget)")
@@ -544,9 +558,11 @@ def _add_studio(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
+    p = argparse.ArgumentParser(prog="prodgen",
+                                description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+    for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
+                _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
         add(sub)
     return p
 

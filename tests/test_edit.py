@@ -213,7 +213,8 @@ def _border(image: torch.Tensor) -> tuple:
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "JPEG"])
 def test_any_mode_is_read_as_rgb(tmp_path, photo, mode):
     path = tmp_path / {"JPEG": "p.jpg", "CMYK": "p.tif"}.get(mode, "p.png")
-    _save(photo[0], path, None if mode == "JPEG" else mode, **({"quality": 95, "subsampling": 0} if mode == "JPEG" else {}))
+    _save(photo[0], path, None if mode == "JPEG" else mode, **({"quality": 95,
+                                                                "subsampling": 0} if mode == "JPEG" else {}))
     image, note = load_photo(path)
     assert image.shape == (1, 3, 32, 32) and image.dtype == torch.uint8 and note is None
     diff = (image[0].int() - photo[0].int()).abs()
@@ -221,7 +222,8 @@ def test_any_mode_is_read_as_rgb(tmp_path, photo, mode):
         grey = torch.from_numpy(np.asarray(Image.open(path)).copy())
         assert all(torch.equal(image[0, c], grey) for c in range(3))
     elif mode == "P":  # the palette's colours, close to the photo's with 64 of them
-        assert torch.equal(image[0], torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1))
+        assert torch.equal(image[0], torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0,
+                                                                                                                  1))
         assert diff.float().mean() < 3, diff.float().mean()
     elif mode == "JPEG":  # lossy
         assert diff.float().mean() < 3, diff.float().mean()

@@ -212,7 +212,7 @@ def test_bad_input(tmp_path, cli):
     (tmp_path / "empty").mkdir()
     _bad(cli, [tmp_path / "empty"], "holds no .ipynb notebook")
     _bad(cli, [good, "--timeout", "0"], "--timeout must be a positive number")
-    _bad(cli, [good, "--timeout", "soon"], "--timeout must be a number")
+    _bad(cli, [good, "--timeout", "soon"], "--timeout must be a positive number, got 'soon'")
     _bad(cli, [good, "--out", tmp_path], "is a folder")
     _bad(cli, [good, "--out", tmp_path / "nowhere" / "r.csv"], "does not exist")
     _bad(cli, [good, "--out", tmp_path / "notes.txt" / "r.csv"], "is a file, not a folder")

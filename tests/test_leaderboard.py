@@ -42,7 +42,8 @@ def test_the_registry_lists_every_shipped_image_model():
     assert "judge" not in registry.generators() and "text-gru" not in registry.generators()
     assert registry.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
                                             "cgan-concat": "attributes", "cgan-acgan": "attributes",
-                                            "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text", "text2img-embedding": "text",
+                                            "cgan-stable": "attributes", "cvae": "attributes", "text2img": "text",
+                                            "text2img-embedding": "text",
                                             "diffusion": "attributes", "diffusion-text": "text"}
 
 
@@ -99,14 +100,16 @@ def test_protocol_keeps_the_lesson_functions_images():
     model = registry.load_generator("cgan-projection")
     assert torch.equal(model.generate(labels, seed=5), denormalize(cgan.generate(model.network, labels, seed=5)))
     text = registry.load_generator("text2img")
-    assert torch.equal(text.generate(["a red mug"] * 2, seed=2), denormalize(text.network.generate(["a red mug"] * 2, seed=2)))
+    assert torch.equal(text.generate(["a red mug"] * 2, seed=2), denormalize(text.network.generate(["a red mug"] * 2,
+                                                                                                   seed=2)))
 
 
 def test_truncated_noise_stays_inside_the_threshold_and_is_seeded():
     z = noise(500, 64, torch.Generator().manual_seed(0), truncation=0.5)
     assert z.abs().max() <= 0.5 and z.std() > 0.2
     assert torch.equal(z, noise(500, 64, torch.Generator().manual_seed(0), truncation=0.5))
-    assert torch.equal(noise(4, 8, torch.Generator().manual_seed(1)), torch.randn(4, 8, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(noise(4, 8, torch.Generator().manual_seed(1)), torch.randn(4, 8,
+                                                                                  generator=torch.Generator().manual_seed(1)))
 
 
 # ----------------------------------------------------------------------------- the cache

@@ -26,8 +26,8 @@ import torch
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.paths import atomic_folder
 
-__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",
-           "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
+__all__ = ["MODELS", "MAX_IMAGES", "Request", "parse_attrs", "read_requests", "check_n", "load_generator",  # noqa: F822
+           "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]  # MODELS: lazy, below
 
 
 def __getattr__(name):

@@ -84,7 +84,8 @@ class Studio:
             raise ValueError("no image generator is shipped; train one, e.g. `prodgen train dcgan`")
         unknown = [m for m in self.models if m not in registry.generators()]
         if unknown:
-            raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(registry.generators())}")
+            raise ValueError(f"not image generators: {', '.join(unknown)}; "
+                             f"generators: {', '.join(registry.generators())}")
         shipped = registry.manifest()
         self.editors = list(editors) if editors is not None else [e for e in EDITORS if e in shipped]
         self._loaded: dict = {}

@@ -420,7 +420,7 @@ class _Loop:
         try:
             for c in self.callbacks:
                 c.begin(self)
-            for self.epoch in range(self.first + 1, self.last + 1):
+            for self.epoch in range(self.first + 1, self.last + 1):  # noqa: B020 (the loop's state is the epoch)
                 self._epoch(step)
                 if self.history.stopped_early:
                     break

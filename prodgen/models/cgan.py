@@ -38,8 +38,10 @@ from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
-           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
-           "CHECKPOINT_CONFIG", "DATA_CONFIG", "SELECT_N", "SELECT_SEED", "best_epoch_keeper", "train_checkpoint", "evaluate"]
+           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests",
+           "build_pair", "build", "CGANImageModel", "generate",
+           "CHECKPOINT_CONFIG", "DATA_CONFIG", "SELECT_N", "SELECT_SEED", "best_epoch_keeper", "train_checkpoint",
+           "evaluate"]
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -334,7 +336,8 @@ split, Adam (lr 2e-4, ``BETAS`` of the discriminator unless ``betas`` is given),
 probability ``hide_p`` so partial requests work, and the shipped generator is the moving average of the
 generator's weights (``ema_decay``) with batch-norm statistics re-estimated on fully specified requests.
 ``keep="best"`` (with ``--data``): ship the epoch :func:`best_epoch_keeper` picks instead of the last one.
-``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the discriminator's (``LOSSES``): hinge for projection,
+``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the
+discriminator's (``LOSSES``): hinge for projection,
 non-saturating for the others."""
 
 DATA_CONFIG = {"width": 32, "deep": False, "batch_size": 128, "lr": 5e-4, "lr_d": 2e-3, "epochs": 100,
@@ -359,7 +362,8 @@ SELECT_N, SELECT_SEED = 250, 1
 
 
 def best_epoch_keeper(generator: Generator, judge, n: int = SELECT_N, seed: int = SELECT_SEED, log=None):
-    """``(on_epoch, best)`` for ``train_gan(callbacks=[OnEpoch(on_epoch)])``: after every epoch the judge reads ``n`` images of
+    """``(on_epoch, best)`` for ``train_gan(callbacks=[OnEpoch(on_epoch)])``: after every epoch the judge reads ``n``
+    images of
     ``generator`` made for balanced requests (seed ``seed``); ``best`` (a dict) keeps ``epoch``, ``control`` and
     the ``weights`` of the epoch whose weakest attribute scored highest (ties: the higher mean). Model selection on
     generated images with a judge trained on the training photos, as GAN papers pick their best snapshot by FID;

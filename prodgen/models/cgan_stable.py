@@ -237,4 +237,5 @@ RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, measure_cgan, names=("cgan-stable",), w
 
 
 SPECS = (ModelSpec("cgan-stable", "cgan", cgan.build, train_checkpoint, cgan.CGANImageModel, lesson=10,
-                   recipe=CHECKPOINT_CONFIG, summary="lesson 10's stabilised conditional GAN (hinge, SN, EMA, DiffAugment)"),)
+                   recipe=CHECKPOINT_CONFIG, summary="lesson 10's stabilised conditional GAN (hinge, SN, EMA, "
+                                                     "DiffAugment)"),)

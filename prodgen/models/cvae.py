@@ -34,7 +34,8 @@ from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 from prodgen.models.vae import Encoder, reparameterize
 
-__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint", "edit_table", "evaluate"]
 
 
 def condition_planes(x: torch.Tensor, labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:

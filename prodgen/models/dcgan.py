@@ -21,7 +21,8 @@ from prodgen.models.protocol import TRUNCATION, ImageModel, noise
 from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
-__all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG", "train_checkpoint",
+__all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint",
            "RECIPE", "compact_history"]
 
 

@@ -11,7 +11,8 @@ steps are almost pure noise and teach nothing), the cosine one spends the steps 
 Ho, 2022) rather than the noise ``eps`` itself. Both carry the same information (from ``x_t`` and either one
 you get ``x0`` and ``eps``, :func:`split_v`), and the loss ``|v - v_hat|^2`` is the ELBO's "predict the noise"
 loss ``|eps - eps_hat|^2`` re-weighted by ``1 + 1/SNR_t`` (``SNR_t = abar_t / (1 - abar_t)``): more weight on the
-noisy steps, where predicting the noise is easy and predicting the photo is what matters. Why v: at high noise ``x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)``
+noisy steps, where predicting the noise is easy and predicting the photo is what matters. Why v: at high noise ``x0 =
+(x_t - sqrt(1-abar) eps) / sqrt(abar)``
 divides by almost zero, so a small error in a predicted ``eps`` becomes a huge error in ``x0``; a predicted
 ``v`` has no such division. That matters here because the course samples in **few steps** (20 by default), where
 every step leans on ``x0``.
@@ -364,7 +365,8 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
                   known=x0, mask=mask, resample=resample)
 
 
-def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0, **knobs) -> torch.Tensor:
+def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0,
+         **knobs) -> torch.Tensor:
     """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
     changes applied are the request, and only the product region (:func:`product_mask`, grown as
     :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
@@ -506,7 +508,8 @@ def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> 
     return {"n": n, "knobs": im.check_knobs(knobs),
             "control": rounded(control_accuracy(judge, images, requests)),
             "control_unseen_pairs": rounded(control_accuracy(judge, im.generate(unseen, seed + 1, **knobs), unseen)),
-            "control_partial_requests": rounded(control_accuracy(judge, im.generate(partial, seed + 2, **knobs), partial)),
+            "control_partial_requests": rounded(control_accuracy(judge, im.generate(partial, seed + 2, **knobs),
+                                                                 partial)),
             **image_quality(judge, images, n)}
 
 
@@ -522,7 +525,8 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
                      checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped diffusion model (``prodgen train diffusion``), measure it (:func:`evaluate`) and save
     the EMA weights as ``diffusion`` and, with the text reader, ``diffusion-text`` (same weights). ``fast=True``:
-    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``.
+    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see
+    ``prodgen.models.registry.train``.
     ``data``: a catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``): only ``diffusion`` is saved.
     The shared steps: ``prodgen.models.recipe``."""
     from prodgen.models import recipe

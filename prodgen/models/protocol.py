@@ -202,7 +202,8 @@ class ImageModel(ABC):
     @torch.no_grad()
     def from_latents(self, latents: dict) -> torch.Tensor:
         """uint8 images N x 3 x H x W decoded from a :meth:`latents` dict (or a blend of two,
-        ``prodgen.apps.latent.interpolate``); a model without latents, or a dict of the wrong shape -> ``ValueError``."""
+        ``prodgen.apps.latent.interpolate``); a model without latents, or a dict of the wrong shape ->
+        ``ValueError``."""
         from prodgen.catalog import denormalize
 
         if not isinstance(latents, dict) or not latents:

@@ -141,7 +141,8 @@ def _load_data(recipe: Recipe, run: Run) -> None:
         run.cfg |= {k: v for k, v in recipe.fast.items() if k not in run.overrides}
 
 
-def train(recipe: Recipe, name: str, *, fast: bool = False, log=print, overrides: dict | None = None, **options) -> dict:
+def train(recipe: Recipe, name: str, *, fast: bool = False, log=print, overrides: dict | None = None,
+          **options) -> dict:
     """Train checkpoint ``name`` by ``recipe`` and save it; returns its metrics (``{}`` on ranks other than 0).
 
     ``options``: what the family's ``train_checkpoint`` was given of ``device``, ``out``, ``checkpoint``,

@@ -270,7 +270,8 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
     joins the process group (``prodgen.engine.distributed``): every process trains on its shard, rank 0 saves.
     Models whose trainer has its own loop (the judge, the text readers) take none of these options.
-    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.evaluation.own_catalog``): the
+    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.evaluation.own_catalog``):
+    the
     model learns that catalog's schema, and ``out`` defaults to ``DATA/models/NAME.pt`` (the shipped
     checkpoints are left alone).
     """
@@ -295,7 +296,8 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     settings = {SETTINGS[k]: v for k, v in asked.items() if v is not None}
     refused = [k for k, v in options.items() if v is not None and k not in params]
     refused += [k for k, v in asked.items() if v is not None and not (SETTINGS[k] in recipe and takes_settings)]
-    engine_models = lambda: ", ".join(s.name for s in specs() if s.train and _uses_engine(_trainer(s.name)[1]))  # noqa: E731
+    # noqa: E731
+    engine_models = lambda: ", ".join(s.name for s in specs() if s.train and _uses_engine(_trainer(s.name)[1]))
     if refused:
         raise ValueError(f"prodgen train {name} takes no --{', --'.join(refused)} (it trains with its own loop); "
                          f"all options work for {engine_models()}")

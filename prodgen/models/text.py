@@ -48,7 +48,8 @@ from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
 __all__ = [
-    "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
+    "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder",
+    "WordVotes",
     "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown",
     "fit_reader", "cpu_threads", "soft_request", "predict_attributes", "evaluate_reader", "product_words",
     "validate_description", "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
@@ -479,7 +480,8 @@ def _fit(model, data, epochs, batch_size, lr, seed, progress, log, unk_rate) -> 
                 bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
         history["epoch_loss"].append(total / steps_per_epoch)
         if log:
-            log(f"epoch {epoch + 1}/{epochs}: loss {history['epoch_loss'][-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+            log(f"epoch {epoch + 1}/{epochs}: loss {history['epoch_loss'][-1]:.4f} ({time.perf_counter() - start:.0f} "
+                f"s)")
     if bar is not None:
         bar.close()
     model.eval()

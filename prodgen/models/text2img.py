@@ -41,7 +41,8 @@ from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
 from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
-__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
+__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator",
+           "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
 
 _RADIX = [NUM_CLASSES[a] for a in ATTRIBUTE_NAMES]
@@ -232,18 +233,23 @@ class TextImageModel(ImageModel):
 
     def understood(self, requests) -> list[dict]:
         """What the model's description reader heard in each description (attributes it did not hear left out)."""
-        return [{a: v for a, v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
+        return [{a: v for a,
+                 v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
 
 
 # --------------------------------------------------------------------------- measuring it
 NEW_PHRASINGS: tuple[tuple[str, dict], ...] = (
-    ("I would love a green t-shirt with stripes, please", {"category": "t-shirt", "color": "green", "pattern": "striped"}),
+    ("I would love a green t-shirt with stripes, please", {"category": "t-shirt", "color": "green",
+                                                           "pattern": "striped"}),
     ("do you sell blue sneakers from Nova?", {"category": "sneaker", "color": "blue", "brand": "nova"}),
-    ("show me an oversized backpack, black, checked", {"category": "backpack", "color": "black", "size": "large", "pattern": "checked"}),
+    ("show me an oversized backpack, black, checked", {"category": "backpack", "color": "black", "size": "large",
+                                                       "pattern": "checked"}),
     ("need a tiny pink mug asap", {"category": "mug", "color": "pink"}),
-    ("Orbit makes this yellow polka-dot cap", {"category": "cap", "color": "yellow", "brand": "orbit", "pattern": "dotted"}),
+    ("Orbit makes this yellow polka-dot cap", {"category": "cap", "color": "yellow", "brand": "orbit",
+                                               "pattern": "dotted"}),
     ("what about a purple lamp? plaid would be nice", {"category": "lamp", "color": "purple", "pattern": "checked"}),
-    ("my kid wants a small red rucksack by Zenith", {"category": "backpack", "color": "red", "size": "small", "brand": "zenith"}),
+    ("my kid wants a small red rucksack by Zenith", {"category": "backpack", "color": "red", "size": "small",
+                                                     "brand": "zenith"}),
     ("teal water bottle, big one, plain", {"category": "bottle", "color": "teal", "size": "large", "pattern": "plain"}),
     ("gift idea: an orange handbag with polka dots", {"category": "handbag", "color": "orange", "pattern": "dotted"}),
     ("brown sneaker, Acme, little", {"category": "sneaker", "color": "brown", "brand": "acme", "size": "small"}),

@@ -25,7 +25,8 @@ from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
-           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
+           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint"]
 
 
 # --------------------------------------------------------------------------- building blocks

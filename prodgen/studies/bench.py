@@ -280,21 +280,25 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     log(f"engine ({result['model']}, batch {batch}): default path {default} + channels_last, "
         f"{rate['engine']:.0f} img/s; engine/bare {result['engine_over_bare']:.3f}; "
         f"speed-up over a pytorch/examples-style fp32 NCHW loop {result['speedup_vs_examples']:.2f}x; "
-        f"{'bf16 autocast' if other == 'bf16' else 'plain fp32'} runs at {result[f'{other}_vs_default']:.2f}x the default")
+        f"{'bf16 autocast' if other == 'bf16' else 'plain fp32'} runs at {result[f'{other}_vs_default']:.2f}x the "
+        f"default")
     return result
 
 
 def format_report(report: dict) -> str:
     """The report as a small table."""
     m = report["machine"]
-    lines = [f"machine: {m['cpu_cores']} cores, {m['torch_threads']} torch threads, Python {m['python']}, torch {m['torch']}",
+    lines = [f"machine: {m['cpu_cores']} cores, {m['torch_threads']} torch threads, Python {m['python']}, torch "
+             f"{m['torch']}",
              "", f"{'measurement':<44}{'figure':>14}"]
     for size, rate in report["render_images_per_s"].items():
         lines.append(f"{'catalog rendering, ' + size + ' px':<44}{rate:>10.0f} img/s")
     fb, cl = report.get("first_build"), report.get("cached_load")
     if fb:
-        lines.append(f"{'first build, ' + fb['split'] + ' split (' + str(fb['n']) + ' images)':<44}{fb['seconds']:>12.1f} s")
-        lines.append(f"{'cached load, ' + cl['split'] + ' split (' + str(cl['n']) + ' images)':<44}{cl['seconds']:>12.3f} s")
+        first = f"first build, {fb['split']} split ({fb['n']} images)"
+        cached = f"cached load, {cl['split']} split ({cl['n']} images)"
+        lines.append(f"{first:<44}{fb['seconds']:>12.1f} s")
+        lines.append(f"{cached:<44}{cl['seconds']:>12.3f} s")
     e = report.get("engine")
     if e:
         other = next(k for k in e if k.endswith("_vs_default"))
@@ -303,10 +307,11 @@ def format_report(report: dict) -> str:
                   f"{'default path (' + e['default_precision'] + ', ' + e['default_layout'] + ')':<44}"
                   f"{e['images_per_s']['engine']:>10.0f} img/s",
                   f"{'bare loop, same computation':<44}{e['images_per_s']['bare']:>10.0f} img/s",
-                  f"{'pytorch/examples-style loop (fp32, NCHW)':<44}{e['images_per_s']['examples_fp32_nchw']:>10.0f} img/s",
+                  f"{'pytorch/examples-style loop (fp32, NCHW)':<44}{e['images_per_s']['examples_fp32_nchw']:>10.0f} "
+                  f"img/s",
                   f"{'engine time / bare loop time':<44}{e['engine_over_bare']:>12.3f}",
                   f"{'speed-up over the examples-style loop':<44}{e['speedup_vs_examples']:>12.2f}x",
-                  f"{('bf16 autocast' if other.startswith('bf16') else 'fp32, no autocast') + ', speed vs the default':<44}{e[other]:>12.2f}x"]
+                  f"{_other_path(other):<44}{e[other]:>12.2f}x"]
     st = report.get("studio")
     if st:
         lines += ["", f"Product Studio: a grid of {st['grid']}, click to PNG, median of {st['rounds']} clicks"]
@@ -320,3 +325,8 @@ def format_report(report: dict) -> str:
             if "64" in f:
                 lines.append(f"{name + ': a batch of 64 requests':<44}{f['64']['images_per_s']:>10.1f} img/s")
     return "\n".join(lines)
+
+
+def _other_path(other: str) -> str:
+    """The report's label for the engine path that is not the default."""
+    return ("bf16 autocast" if other.startswith("bf16") else "fp32, no autocast") + ", speed vs the default"
