@@ -96,7 +96,8 @@ def _course_grade(args) -> int:
     from . import grade
 
     timeout = _number(args.timeout, "--timeout", float, 0)
-    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite)
+    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite,
+                       sandbox=args.sandbox)
     print("\n" + grade.format_summary(rows))
     if args.out:
         print(f"\nwrote {len(rows)} row(s) to {args.out}")
@@ -394,6 +395,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", default="300", help="seconds allowed per notebook, in all (default 300)")
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                    help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
+    s.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                   help="grade without bubblewrap (students' code can then read and change your files; INSTRUCTORS.md)")
     s.set_defaults(func=_course_grade)
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")
