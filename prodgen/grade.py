@@ -1,16 +1,27 @@
-"""The instructor's kit, used by `prodgen course grade`: grade submitted student notebooks.
+"""The instructor's kit, used by `prodgen course grade`: grade submitted student notebooks, whose code is untrusted.
 
 Each submission is identified by its content (its cells against the student versions in `notebooks/`; the
-file name only stands in when the content is too far gone, so a renamed file is still graded), executed
-headless in a temporary folder (a copy: the file is never changed) with `FAST = True` after its parameters
-cell, a time limit for the whole notebook and Python's sockets limited to this machine, and the output of
-each exercise's check cell (`prodgen.checks`: `[PASS]` / `[FAIL] ...`) is read. One row per student and
-exercise: passed, failed, not attempted (the `NotImplementedError` stub is still there) or error (the check
-did not run or crashed; the detail says why). Before running, each check cell is put back as the lesson has
-it (an edited check cannot pass itself) and tagged `raises-exception`, so a check that crashes on a missing
-function does not stop the exercises after it; a crash in any other cell stops the run, as "Run all" would,
-and the exercises after it are errors that name that cell. Tooling for instructors (INSTRUCTORS.md); no
-lesson uses it.
+file name only stands in when the content is too far gone, so a renamed file is still graded). Then, each
+stage in a fresh bubblewrap sandbox (prodgen/grade_sandbox.py: no network, read-only system, hidden home,
+own pid namespace and uid, resource limits; refused without one unless `sandbox=False`, `--no-sandbox`):
+
+1. the copy runs headless (prodgen/grade_verify.py `run` stage) with `FAST = True` after its parameters cell
+   and a time limit for the whole notebook. This only says where the run stopped (a crash in a non-exercise
+   cell stops it, as "Run all" would; later exercises are errors naming that cell). Its outputs are never a
+   verdict: whatever a notebook prints, patches or writes into its outputs happens in a process that is gone.
+2. the verdicts come from a fresh interpreter (`verify` stage): `prodgen.checks` and the lesson's imports are
+   loaded from the installed read-only package before any student code; only the definitions of the
+   submission's cells are executed (imports, def, class, call-free assignments: a cell that patches `print`,
+   `prodgen.checks` or `sys.modules` is a statement and never runs there); each check cell runs as the lesson
+   has it (an edited check counts for nothing) on guarded student functions; verdict lines are HMAC-signed
+   with a per-run secret the notebook never had and read from a pipe of their own.
+
+Why this design: a verdict read from the student's own kernel can be forged by any cell; re-running only
+definitions in a clean process removes every notebook-level attack, and what is left (code inside the
+exercise function, which the check must call) is guarded by an audit hook and a before/after fingerprint of
+the checks (grade_verify's docstring). One row per student and exercise: passed, failed, not attempted (the
+`NotImplementedError` stub is still there) or error (the check did not run, crashed or was interfered with;
+the detail says why), with the protection in force. Tooling for instructors (INSTRUCTORS.md); no lesson uses it.
 """
 from __future__ import annotations
 
