@@ -228,7 +228,7 @@ def run(job: dict, inputs: dict[str, Path], timeout: float, sandbox: bool, secre
         secret_r, secret_w = os.pipe()
         job = {**job, "channel": channel_w, "secret": secret_r}
         (inbox / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        command, cfg = _launch_config(folder, sandbox, timeout)
+        command, _ = _launch_config(folder, sandbox, timeout)
         os.write(secret_w, secret or b"-")
         os.close(secret_w)
         got: dict = {}

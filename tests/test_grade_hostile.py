@@ -288,7 +288,7 @@ def test_no_sandbox_means_no_grading_unless_the_instructor_says_so(tmp_path, mon
     nbformat.write(_solved(), str(nb))
     monkeypatch.setattr(grade_sandbox, "_probe", {"why": "bubblewrap (bwrap) is not installed"})
     cli = in_this_process(monkeypatch, capsys)
-    code, stdout, stderr = cli(["course", "grade", nb, "--out", tmp_path / "r.csv"])
+    code, _, stderr = cli(["course", "grade", nb, "--out", tmp_path / "r.csv"])
     assert code == 2 and "refusing to grade: bubblewrap (bwrap) is not installed" in stderr
     assert "--no-sandbox" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.csv").exists()
