@@ -193,8 +193,10 @@ def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
                     "import socket; socket.create_connection(('127.0.0.1', {tcp}), 3)"], check=True, timeout=20))
             attempt("127-name", lambda: socket.create_connection(("127.0.0.1.nip.io", {tcp}), 3))
             attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("10.1.2.3", {udp})))
-            attempt("udp-local", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(("127.0.0.1", {udp}))
-                    or socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {udp})))
+            try:  # "succeeds" into the sandbox's own loopback: the instructor's socket must get nothing
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {udp}))
+            except OSError:
+                pass
             attempt("dns", lambda: socket.getaddrinfo("example.com", 80))
             raise RuntimeError(f"network reached: {{reached}}")
             """),
@@ -257,15 +259,17 @@ def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypat
     rows = _grade(tmp_path / "in", notebooks, timeout=40, check_timeout=60)
     took = time.monotonic() - start
     assert rows["alice"].status == "passed", rows["alice"].detail
+    harmless = ("output", "setsid")  # solved notebooks whose extra cell only has to be contained
+    print({name: (row.status, row.detail) for name, row in rows.items()})
     for name, row in rows.items():
-        if name != "alice":
+        assert "TOP-SECRET" not in row.detail
+        if name not in ("alice", *harmless):
             assert row.status in ("error", "failed") and row.detail, (name, row.status, row.detail)
-            assert "TOP-SECRET" not in row.detail
+    assert rows["output"].status == "passed", rows["output"].detail  # 50 MB printed: graded, never kept
     assert "time limit of 40 s" in rows["loop_cell"].detail
     assert "did not finish within 60 s" in rows["loop_function"].detail
     assert "MemoryError" in rows["memory"].detail
     assert "BlockingIOError" in rows["fork_bomb"].detail or "time limit" in rows["fork_bomb"].detail
-    assert rows["output"].status == "error" or "stopped" in rows["output"].detail or rows["output"].detail
     assert "network reached: []" in rows["network"].detail
     assert "wrote: []" in rows["writes"].detail
     assert "read: []" in rows["home"].detail
