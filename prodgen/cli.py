@@ -98,7 +98,8 @@ def _course_grade(args) -> int:
     from prodgen.course import grade
 
     timeout = _number(args.timeout, "--timeout", float, 0)
-    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite)
+    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite,
+                       sandbox=args.sandbox)
     print("\n" + grade.format_summary(rows))
     if args.out:
         print(f"\nwrote {len(rows)} row(s) to {args.out}")
@@ -435,6 +436,8 @@ def _add_course(sub) -> None:
     s.add_argument("--timeout", default="300", help="seconds allowed per notebook, in all (default 300)")
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                    help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
+    s.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                   help="grade without bubblewrap (students' code can then read and change your files; INSTRUCTORS.md)")
     s.set_defaults(func=_course_grade)
 
 

@@ -239,7 +239,7 @@ def test_the_report_is_written_atomically_with_a_header(tmp_path):
     out = grade.write_csv(rows, tmp_path / "r.csv")
     with open(out, encoding="utf-8", newline="") as f:
         assert list(csv.reader(f)) == [list(grade.COLUMNS), ["alice", "00_welcome", "channels_first", "failed",
-                                                               'a "quoted", detail', "a.ipynb", "1.5"]]
+                                                               'a "quoted", detail', "a.ipynb", "1.5", ""]]
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
 
 
