@@ -78,8 +78,8 @@ class LessonAssertions(pytest.Item):
 
 
 def _quick_notebook_class():
-    from nbval.plugin import IPyNbCell, IPyNbFile
     from nbformat.v4 import new_code_cell
+    from nbval.plugin import IPyNbCell, IPyNbFile
 
     from prodgen.course import LESSON_RE
 

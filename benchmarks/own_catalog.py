@@ -53,9 +53,9 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from drawn_catalog import draw_catalog  # plain Pillow, no prodgen
-
     import torch
+
+    from drawn_catalog import draw_catalog  # plain Pillow, no prodgen
 
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="own-catalog-"))
     prodgen = [sys.executable, "-m", "prodgen"]

@@ -10,7 +10,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "apps", "catalog", "checks", "cli", "course", "engine", "evaluation", "metrics", "models", "paths", "studies", "viz",
+    "apps", "catalog", "checks", "cli", "course", "engine", "evaluation", "metrics", "models", "paths", "studies",
+    "viz",
 )
 __all__ = ["__version__", *_SUBMODULES]
 

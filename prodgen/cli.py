@@ -17,7 +17,9 @@ __all__ = ["main"]
 def _doctor(args) -> int:
     from prodgen.course.doctor import diagnose
 
-    findings = diagnose()
+    if args.lock is not None and not os.path.isfile(args.lock):
+        raise FileNotFoundError(f"--lock {args.lock}: no such file")
+    findings = diagnose(lock=args.lock)
     for f in findings:
         mark = "ok " if f.ok else "FIX"
         print(f"[{mark}] {f.item:<14} {f.detail}")
@@ -96,11 +98,35 @@ def _course_grade(args) -> int:
     from prodgen.course import grade
 
     timeout = _number(args.timeout, "--timeout", float, 0)
-    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite)
+    rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite,
+                       sandbox=args.sandbox)
     print("\n" + grade.format_summary(rows))
     if args.out:
         print(f"\nwrote {len(rows)} row(s) to {args.out}")
     return 0
+
+
+def _headline(metrics: dict) -> str:
+    """The few numbers that say how good a shipped model is: control (mean), text (EN/ZH), FID and its floor."""
+    parts = []
+    if isinstance(metrics.get("control"), dict):
+        parts.append(f"control {metrics['control']['mean']:.3f}")
+    for key, label in (("test_en", "text EN"), ("test_zh", "ZH")):
+        if isinstance(metrics.get(key), dict):
+            parts.append(f"{label} {metrics[key]['mean']:.3f}")
+    if "fid" in metrics:
+        floor = f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""
+        parts.append(f"FID {metrics['fid']:.1f}{floor}")
+    accuracies = [v for k, v in metrics.items() if k.startswith(("test_", "en_", "zh_")) and isinstance(v, float)
+                  and not any(w in k for w in ("loss", "mse", "recon", "kl"))]
+    if not parts and accuracies:
+        parts.append(f"held-out accuracy >= {min(accuracies):.3f}")
+    if not parts and "test_mse" in metrics:
+        parts.append(f"test reconstruction MSE {metrics['test_mse']:.4f}")
+    return ", ".join(parts)
+
+
+_ASKS = {"attributes": "--attrs", "text": "--text", "nothing": "--n only"}
 
 
 def _models(args) -> int:
@@ -111,14 +137,23 @@ def _models(args) -> int:
         print(json.dumps({n: {k: e[k] for k in ("file", "sha256", "config", "training", "metrics")}
                           for n, e in entries.items()}, indent=2, ensure_ascii=False))
         return 0
-    if not entries:
-        print("no shipped models yet")
-        return 0
-    for name, e in entries.items():
-        ok = "ok" if registry.available(name) else "MISSING/CORRUPT"
-        print(f"{name:<20} {e['file']:<24} [{ok}]")
-        for key, value in e["metrics"].items():
-            print(f"    {key:<28} {value}")
+    rows = [("model", "lesson", "generate with", "shipped", "headline (prodgen leaderboard for all)")]
+    for spec in registry.specs():
+        entry = entries.get(spec.name)
+        state = "-" if entry is None else ("ok" if registry.available(spec.name) else "MISSING/CORRUPT")
+        asks = _ASKS[spec.model.accepts] if spec.is_generator else "(not a generator)"
+        headline = _headline(entry["metrics"]) if entry else ""
+        if entry and not headline and entry["training"].get("same_weights_as"):
+            headline = f"the weights of {entry['training']['same_weights_as']}"
+        rows.append((spec.name, f"{spec.lesson:02d}", asks, state, headline))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        if i == 0:
+            print("  ".join("-" * w for w in widths) + "  " + "-" * len(row[4]))
+    print("\nwhat each one is: prodgen models --json (configs, training, every metric); the summaries:")
+    for spec in registry.specs():
+        print(f"  {spec.name:<20} {spec.summary}")
     return 0
 
 
@@ -133,17 +168,10 @@ def _knob(text, flag: str, kind):
 
 
 def _number(text, flag: str, kind, low):
-    """``--flag``'s value as an int or a float >= ``low`` (> 0 for floats), or one clear error line."""
-    if text is None:
-        return None
-    what = "a whole number" if kind is int else "a number"
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{flag} must be {what}, got {text!r}") from None
-    if not (value >= low if kind is int else 0 < value < float("inf")):
-        raise ValueError(f"{flag} must be {what} {'>= ' + str(low) if kind is int else '> 0'}, got {text}")
-    return value
+    """``--flag``'s value as an int >= ``low`` or a positive float (``prodgen.numbers``), or one clear error."""
+    from prodgen.numbers import positive, whole
+
+    return whole(text, flag, low) if kind is int else positive(text, flag)
 
 
 def _train(args) -> int:
@@ -170,7 +198,8 @@ def _evaluate_file(args) -> dict:
     from prodgen.evaluation import leaderboard, own_catalog
 
     if args.refresh:
-        raise ValueError("--refresh is for shipped models (their rows are cached); a checkpoint file is measured afresh")
+        raise ValueError("--refresh is for shipped models (their rows are cached); "
+                         "a checkpoint file is measured afresh")
     model = own_catalog.load_model(args.model)
     if args.data is not None:
         n = None if args.n_given is None else args.n
@@ -235,7 +264,8 @@ def _leaderboard(args) -> int:
     try:
         n = int(str(args.n).strip())
     except ValueError:
-        raise ValueError(f"--n must be a whole number of samples (at least {leaderboard.MIN_N}), got {args.n!r}") from None
+        raise ValueError(f"--n must be a whole number of samples (at least {leaderboard.MIN_N}), "
+                         f"got {args.n!r}") from None
     if n < leaderboard.MIN_N:
         raise ValueError(f"--n must be at least {leaderboard.MIN_N} (density/coverage use k = 5 neighbours, FID∞ "
                          f"fits several sample sizes), got {n}")
@@ -251,7 +281,15 @@ def _leaderboard(args) -> int:
 
 
 def _generate(args) -> int:
-    from prodgen.apps.generate import Request, Row, check_n, generate_catalog, load_generator, parse_attrs, read_requests
+    from prodgen.apps.generate import (
+        Request,
+        Row,
+        check_n,
+        generate_catalog,
+        load_generator,
+        parse_attrs,
+        read_requests,
+    )
 
     n = check_n(args.n, "--n")
     model = load_generator(args.model)  # a shipped name or a checkpoint file; its schema checks the requests
@@ -339,21 +377,27 @@ def _studio(args) -> int:
     return serve(port=args.port, open_browser=not args.no_browser, export_dir=args.export)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prodgen", description="Controllable product image generation: the course's tools.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("doctor", help="check the installation, device, catalog cache and checkpoints")
+def _add_doctor(sub) -> None:
+    s = sub.add_parser("doctor", help="check the installation, device, catalog cache, checkpoints "
+                       "and drift from requirements-lock.txt")
+    s.add_argument("--lock", metavar="FILE", help="compare installed versions with this lock "
+                   "(default: the course folder's requirements-lock.txt)")
     s.set_defaults(func=_doctor)
 
+
+def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="measure catalog rendering throughput and cached load time")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
-    s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs (rough figures)")
+    s.add_argument("--quick", action="store_true", help="small sizes, one round: a check that every benchmark runs "
+                                                        "(rough figures)")
     s.add_argument("--only", help="one benchmark: render, build, engine, studio, sampling (diffusion, lesson 11) "
                                   "or batching (generate --batch rows against one request)")
     s.set_defaults(func=_bench)
 
-    data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+def _add_data(sub) -> None:
+    data = sub.add_parser("data", help="the product catalog").add_subparsers(dest="data_command", required=True,
+                                                                             metavar="ACTION")
     s = data.add_parser("build", help="render and cache the default catalog splits")
     s.add_argument("--split", action="append", help="only this split (repeatable)")
     s.add_argument("--size", type=int, default=32)
@@ -375,6 +419,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fewest images a value may have (default 20, prodgen.catalog.folder.MIN_PER_VALUE)")
     s.set_defaults(func=_data_info)
 
+
+def _add_course(sub) -> None:
     course = sub.add_parser("course", help="lessons: build student versions, check, run headless")
     course_sub = course.add_subparsers(dest="course_command", required=True, metavar="ACTION")
     s = course_sub.add_parser("build", help="write notebooks/ from solutions/")
@@ -384,23 +430,35 @@ def _parser() -> argparse.ArgumentParser:
     s = course_sub.add_parser("run", help="execute lessons with papermill and print a timing table")
     s.add_argument("lessons", nargs="*", metavar="LESSON", help="lesson numbers or names (default: all)")
     s.add_argument("--fast", action="store_true", help="run with FAST=True (small data, few epochs)")
-    s.add_argument("--student", action="store_true", help="run the student notebooks (only NotImplementedError allowed)")
+    s.add_argument("--student", action="store_true",
+                   help="run the student notebooks (only NotImplementedError allowed)")
     s.add_argument("--timeout", type=float, default=None, help="seconds allowed per cell")
     s.add_argument("--update", action="store_true",
-                   help="contributors: save each solution that ran without an error with its new outputs, then rebuild notebooks/")
+                   help="contributors: save each solution that ran without an error with its new outputs, then "
+                        "rebuild notebooks/")
     s.set_defaults(func=_course_run)
-    s = course_sub.add_parser("grade", help="execute submitted student notebooks and report each exercise (INSTRUCTORS.md)")
+    s = course_sub.add_parser("grade", help="execute submitted student notebooks and report each exercise "
+                                            "(INSTRUCTORS.md)")
     s.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="student notebooks (.ipynb) or folders of them")
     s.add_argument("--out", help="write one CSV row per student and exercise to this new file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--timeout", default="300", help="seconds allowed per notebook, in all (default 300)")
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                    help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
+    s.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                   help="grade without bubblewrap (students' code can then read and change your files; INSTRUCTORS.md)")
     s.set_defaults(func=_course_grade)
+
+
+def _add_models(sub) -> None:
     s = sub.add_parser("models", help="list the shipped checkpoints and their metrics")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_models)
-    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several processes)")
+
+
+def _add_train(sub) -> None:
+    s = sub.add_parser("train", help="retrain a shipped checkpoint with its recorded configuration (torchrun: several "
+                                     "processes)")
     s.add_argument("model", help="a name from `prodgen models` (judge, text-gru, dcgan, vae, ...)")
     s.add_argument("--fast", action="store_true", help="a tiny run, to check that training works")
     s.add_argument("--out", help="write the checkpoint to this .pt file; without it the shipped one is replaced")
@@ -414,8 +472,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue from the training state saved after each epoch (next to --out, or in the cache)")
     s.set_defaults(func=_train)
+
+
+def _add_generate(sub) -> None:
     s = sub.add_parser("generate", help="generate product photos from attributes, a description or a CSV of requests")
-    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen leaderboard`), "
+    s.add_argument("--model", required=True, help="cgan-projection, cvae, text2img, dcgan, ... (`prodgen "
+                                                  "leaderboard`), "
                    "or a checkpoint file (.pt) from `prodgen train --out / --data`")
     what = s.add_mutually_exclusive_group()  # none of them: an unconditional model (dcgan, vae)
     what.add_argument("--text", help="a description, e.g. 'a large red striped t-shirt by Acme' (text models)")
@@ -428,6 +490,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", help="diffusion: sampling steps (default: the model's)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
+
+
+def _add_edit(sub) -> None:
     s = sub.add_parser("edit", help="change attributes of a real photo (before/after PNGs and metadata.csv)")
     s.add_argument("--model", required=True, help="an editor: cvae (deterministic) or diffusion (inpainting)")
     s.add_argument("--image", required=True, help="the photo (PNG, JPEG, ...); other sizes are resized to 32x32")
@@ -436,9 +501,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", default="1", help="variants (default 1; cvae is deterministic: 1)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_edit)
-    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a shipped "
+
+
+def _add_evaluate(sub) -> None:
+    s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a "
+                                        "shipped "
                        "model or a checkpoint file")
-    s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / --data`")
+    s.add_argument("model", help="a shipped model's name, or a checkpoint file (.pt) from `prodgen train --out / "
+                                 "--data`")
     s.add_argument("--data", help="with a checkpoint file: the catalog folder it was trained on (its test photos, "
                    "its schema)")
     s.add_argument("--judge", help="with --data: the judge checkpoint (default DATA/models/judge.pt)")
@@ -449,7 +519,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--refresh", action="store_true", help="measure again even if the leaderboard cache has the figures")
     s.set_defaults(func=_evaluate)
-    s = sub.add_parser("leaderboard", help="every shipped image generator measured the same way (cached per checkpoint)")
+
+
+def _add_leaderboard(sub) -> None:
+    s = sub.add_parser("leaderboard",
+                       help="every shipped image generator measured the same way (cached per checkpoint)")
     s.add_argument("--models", help="comma-separated names (default: every shipped generator)")
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
     s.add_argument("--seed", type=int, default=0)
@@ -458,7 +532,11 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="the rows as JSON")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
     s.set_defaults(func=_leaderboard)
-    s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured alike")
+
+
+def _add_stability_grid(sub) -> None:
+    s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured "
+                                              "alike")
     s.add_argument("--recipes", help="comma-separated recipe names (default: all)")
     s.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
     s.add_argument("--steps", type=int, help="training steps per run (default: the grid's budget)")
@@ -466,6 +544,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
     s.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table (the README's)")
     s.set_defaults(func=_stability_grid)
+
+
+def _add_diffusion_study(sub) -> None:
     s = sub.add_parser("diffusion-study", help="lesson 11's measurements of the shipped diffusion model: guidance "
                                               "sweep, samplers, edits, leaderboard rows")
     s.add_argument("--parts", help="comma-separated: guidance, samplers, edits, leaderboard (default: all)")
@@ -478,11 +559,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--estimate", action="store_true", help="time the network here and print each part's expected "
                                                            "time; measure nothing")
     s.set_defaults(func=_diffusion_study)
+
+
+def _add_studio(sub) -> None:
     s = sub.add_parser("studio", help="serve the Product Studio (lesson 09) as a web page with Voilà on 127.0.0.1")
     s.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
     s.add_argument("--no-browser", action="store_true", help="only print the URL (with its token)")
     s.add_argument("--export", default="studio-export", help="folder the studio exports pinned images to")
     s.set_defaults(func=_studio)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prodgen",
+                                description="Controllable product image generation: the course's tools.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
+                _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+        add(sub)
     return p
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 __all__ = [
     "gaussian_stats",
     "frechet_distance",
@@ -199,15 +198,10 @@ def control_accuracy(judge, images: torch.Tensor, requested: torch.Tensor) -> di
 
 # ------------------------------------------------------------ whole evaluations
 def sample_images(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """``n`` images in [-1, 1] from an unconditional model: a protocol ``ImageModel`` (``dcgan``, ``vae``:
-    ``model.generate(n, seed)``), or a GAN generator network (``model(z)`` with ``z ~ N(0, I)`` of ``model.z_dim``
+    """``n`` images in [-1, 1] from a GAN generator network (``model(z)`` with ``z ~ N(0, I)`` of ``model.z_dim``
     columns, drawn ``batch_size`` rows at a time from one generator seeded with ``seed``; ``dcgan.save_checkpoint``).
-    A VAE network: wrap it, ``VAEImageModel(vae)``."""
-    from prodgen.catalog import normalize
-    from prodgen.models.protocol import ImageModel
-
-    if isinstance(model, ImageModel):
-        return normalize(model.generate(n, seed=seed))
+    Any other model: its protocol ``ImageModel.generate`` (``prodgen.models.protocol``), e.g. ``VAEImageModel(vae)``.
+    """
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
@@ -267,11 +261,12 @@ def as_features(features, name: str = "features", min_samples: int = 2) -> torch
         f = torch.as_tensor(features.detach().cpu() if isinstance(features, torch.Tensor) else np.asarray(features))
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{name} must be an N x D array of numbers, got {type(features).__name__}") from None
-    if f.dtype == torch.bool or f.is_complex() or not (f.is_floating_point() or f.dtype in
-                                                       (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)):
+    integer = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+    if f.dtype == torch.bool or f.is_complex() or not (f.is_floating_point() or f.dtype in integer):
         raise ValueError(f"{name} must be an N x D array of real numbers, got dtype {f.dtype}")
     if f.ndim != 2:
-        raise ValueError(f"{name} must be an N x D array of features (N samples, D dimensions), got shape {tuple(f.shape)}")
+        raise ValueError(f"{name} must be an N x D array of features (N samples, D dimensions), "
+                         f"got shape {tuple(f.shape)}")
     if f.shape[1] < 1:
         raise ValueError(f"{name} has no feature dimensions (shape {tuple(f.shape)}); D must be at least 1")
     if len(f) < min_samples:
@@ -322,7 +317,8 @@ def _kid_subsets(n_real: int, n_fake: int, subsets: int, subset_size: int, seed:
             for _ in range(subsets)]
 
 
-def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid(real_features, fake_features, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al., 2018) on (judge) features: (mean, std).
 
     The unbiased estimate of the squared maximum mean discrepancy with the kernel
@@ -560,7 +556,8 @@ def diversity_ratio(fake_features, fake_groups, real_features, real_groups, min_
     common = [key for key in fake_spread if key in real_spread]
     if not common:
         raise ValueError(f"no group has at least {min_size} generated and {min_size} real samples; "
-                         "use the same kind of group ids (or attribute rows) for both sets and several images per request")
+                         "use the same kind of group ids (or attribute rows) for both sets "
+                         "and several images per request")
     fake_mean = float(np.mean([fake_spread[key] for key in common]))
     real_mean = float(np.mean([real_spread[key] for key in common]))
     if real_mean == 0:

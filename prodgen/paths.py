@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder", "atomic_file"]
 

@@ -125,7 +125,8 @@ def fit_text(text: str, width: int, max_lines: int = 2) -> str:
     """
     if width < 2 or max_lines < 1:
         raise ValueError(f"fit_text needs width >= 2 and max_lines >= 1, got width={width}, max_lines={max_lines}")
-    return "\n".join(line for paragraph in str(text).split("\n") for line in _wrap_paragraph(paragraph, width, max_lines))
+    return "\n".join(line for paragraph in str(text).split("\n")
+                     for line in _wrap_paragraph(paragraph, width, max_lines))
 
 
 def _columns(width_inches: float, fontsize: float) -> int:

@@ -18,9 +18,10 @@ def run_check(check, answer, capsys):
 
 def verdict_tests(cases: dict):
     """The three tests every exercise check gets, for ``cases = {name: (check, right_answers, wrong_answers)}``
-    (``right_answers``: a list, or one answer; ``wrong_answers``: ``[(label, answer)]``): each right answer passes, each wrong one fails with a hint, an
-    unfinished answer says so. Assign them in a test module:
-    ``test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done = verdict_tests(CASES)``."""
+    (``right_answers``: a list, or one answer; ``wrong_answers``: ``[(label, answer)]``): each right answer
+    passes, each wrong one fails with a hint, an unfinished answer says so. Assign them in a test module:
+    ``(test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done)
+    = verdict_tests(CASES)``."""
     import pytest
 
     cases = {name: (check, rights if isinstance(rights, list) else [rights], wrongs)

@@ -135,7 +135,8 @@ def exercise_studio(page, name: str) -> None:
         page.wait_for_function("() => (document.querySelector('.studio-status')?.textContent || '')"
                                ".includes('names no product attribute')", timeout=LONG)
     except Exception as e:
-        raise AssertionError(f"no 'names no product attribute' in the status line; it says {studio_text(page)!r}") from e
+        raise AssertionError("no 'names no product attribute' in the status line; "
+                             f"it says {studio_text(page)!r}") from e
     page.screenshot(path=str(SHOTS / f"studio-{name}.png"), full_page=True)
 
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from prodgen import checks
-from check_helpers import run_check as _run, verdict_tests
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ drawing answers (the lesson's own shapes)
@@ -17,7 +19,8 @@ def _profile(draw, cx, cy, r, profile, fill):
 
 
 def draw_vase(draw, cx, cy, r, fill):
-    _profile(draw, cx, cy, r, [(-1.0, 0.22), (-0.75, 0.14), (-0.45, 0.32), (0.05, 0.55), (0.6, 0.42), (1.0, 0.24)], fill)
+    _profile(draw, cx, cy, r,
+             [(-1.0, 0.22), (-0.75, 0.14), (-0.45, 0.32), (0.05, 0.55), (0.6, 0.42), (1.0, 0.24)], fill)
 
 
 def draw_plate(draw, cx, cy, r, fill):
@@ -178,10 +181,12 @@ CASES = {
     ]),
     "audit": (checks.check_audit, [_audit], [
         ("unknown counted", _audit_as("unknown counted")), ("value with no photos left out", _audit_as("no zeros")),
-        ("unknown read as the first value", _audit_as("unknown as first")), ("duplicates by label", _audit_as("by label")),
+        ("unknown read as the first value", _audit_as("unknown as first")),
+        ("duplicates by label", _audit_as("by label")),
         ("duplicates by mean pixel", _audit_as("by mean")), ("relabelled copy missed", _audit_as("pixels and labels")),
         ("pairs reversed", _audit_as("reversed")), ("copy paired with the previous copy", _audit_as("chain")),
-        ("changes the labels", _audit_in_place), ("returns a list", _audit_list), ("pairs out of order", _audit_unsorted),
+        ("changes the labels", _audit_in_place), ("returns a list", _audit_list),
+        ("pairs out of order", _audit_unsorted),
     ]),
     "control table": (checks.check_control_table, [_table], [
         ("unrequested counted as misses", _table_as("misses counted")), ("share of misses", _table_as("misses")),
@@ -190,7 +195,8 @@ CASES = {
     ]),
 }
 
-test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done = verdict_tests(CASES)
+(test_right_answers_pass, test_wrong_answers_fail_with_a_hint,
+ test_unfinished_answer_says_not_done) = verdict_tests(CASES)
 
 
 @pytest.mark.parametrize("answer, words", [
@@ -213,8 +219,8 @@ def test_audit_messages_name_the_mistake(form, words, capsys):
 
 
 @pytest.mark.parametrize("form, words", [
-    ("misses counted", "counts the requests that left"), ("misses", "share of misses"), ("pooled", "pools all requested"),
-    ("zero for unasked", "leave it out of the table"),
+    ("misses counted", "counts the requests that left"), ("misses", "share of misses"),
+    ("pooled", "pools all requested"), ("zero for unasked", "leave it out of the table"),
 ])
 def test_control_table_messages_name_the_mistake(form, words, capsys):
     ok, out = _run(checks.check_control_table, _table_as(form), capsys)

@@ -10,7 +10,9 @@ import torch
 from prodgen import checks
 from prodgen.engine import losses
 from prodgen.models import diffusion
-from check_helpers import run_check as _run, verdict_tests
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ q_sample answers
@@ -104,7 +106,8 @@ CASES = {
                + [("in place", _guided_in_place)]),
 }
 
-test_right_answers_pass, test_wrong_answers_fail_with_a_hint, test_unfinished_answer_says_not_done = verdict_tests(CASES)
+(test_right_answers_pass, test_wrong_answers_fail_with_a_hint,
+ test_unfinished_answer_says_not_done) = verdict_tests(CASES)
 
 
 # ------------------------------------------------------------------ the hints name the mistake

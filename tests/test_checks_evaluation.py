@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from prodgen import checks, metrics
-from check_helpers import run_check as _run, verdict_tests
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ KID answers

@@ -7,8 +7,8 @@ from torch.nn import functional as F
 
 from prodgen import checks
 from prodgen.engine.losses import d_loss_bce, g_loss_non_saturating
-from check_helpers import verdict_tests
 
+from check_helpers import verdict_tests
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 

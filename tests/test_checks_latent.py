@@ -7,7 +7,9 @@ from torch.nn import functional as F
 
 from prodgen.checks import latent as checks
 from prodgen.models.protocol import noise
-from check_helpers import not_done as _not_done, run_check as _run
+
+from check_helpers import not_done as _not_done
+from check_helpers import run_check as _run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py: small fits, fast on a busy machine
 

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from prodgen.engine import augment, losses
 from prodgen import checks
-from check_helpers import run_check as _run, verdict_tests
+from prodgen.engine import augment, losses
+
+from check_helpers import run_check as _run
+from check_helpers import verdict_tests
 
 
 # ------------------------------------------------------------------ gradient penalty answers

@@ -9,7 +9,9 @@ import torch
 from prodgen import checks
 from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
 from prodgen.models.vae import reparameterize
-from check_helpers import not_done as _not_done, run_check as _run
+
+from check_helpers import not_done as _not_done
+from check_helpers import run_check as _run
 
 
 def _loss_with(recon_of, kl_of, beta_on_recon=False):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from prodgen.models import registry
 from prodgen.cli import main
+from prodgen.models import registry
 
 from cli_helpers import in_a_subprocess, in_this_process
 
@@ -71,7 +71,8 @@ def test_bench_reports_the_figures(capsys):
     assert all(v > 0 for v in report["render_images_per_s"].values())
     assert report["first_build"]["seconds"] > 0 and report["cached_load"]["seconds"] > 0
     engine = report["engine"]
-    assert {"engine_over_bare", "speedup_vs_examples", "default_precision", "default_layout", "images_per_s"} <= set(engine)
+    assert {"engine_over_bare", "speedup_vs_examples", "default_precision", "default_layout",
+            "images_per_s"} <= set(engine)
     assert engine["default_precision"] in ("fp32", "bf16") and engine["default_layout"] == "channels_last"
     assert set(engine["images_per_s"]) == {"engine", "bare", "examples_fp32_nchw",
                                            "engine_" + ("fp32" if engine["default_precision"] == "bf16" else "bf16")}

@@ -9,19 +9,29 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from prodgen.models import registry
 from prodgen.catalog import HELD_OUT_PAIRS, denormalize, load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, index_of, values_of
-from prodgen.models import cgan, cvae, text2img
-from prodgen.models.condition import (CONDITION_DIM, NUM_CLASSES, AttributeEmbedding, balanced_requests,
-                                      check_labels, hide_attributes, one_hot, parse_request, request_to_dict)
-from prodgen.engine.train import train_gan
+from prodgen.engine.train import GANSettings, Progress, SampleGrid, train_gan
+from prodgen.models import cgan, cvae, registry, text2img
+from prodgen.models.condition import (
+    CONDITION_DIM,
+    NUM_CLASSES,
+    AttributeEmbedding,
+    balanced_requests,
+    check_labels,
+    hide_attributes,
+    one_hot,
+    parse_request,
+    request_to_dict,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 K = [NUM_CLASSES[a] for a in ATTRIBUTE_NAMES]  # 8, 10, 3, 4, 4
 STARTS = [sum(k + 1 for k in K[:j]) for j in range(len(K))]  # where each attribute's block begins
-FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")
+FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # train_vae's options
+FP32 = GANSettings(precision="fp32")
+GFAST = dict(batch_size=32, device="cpu", callbacks=[Progress(False), SampleGrid(8)])  # train_gan's
 
 
 def _labels(n=12, seed=0, hide=0.3):
@@ -328,8 +338,8 @@ def test_train_gan_conditional_with_hidden_attributes_and_ema(tiny_catalog):
         seen.append(out)
         return out
 
-    h = train_gan(g, d, tiny_catalog, epochs=1, conditional=True, condition=condition, ema=ema, loss="hinge",
-                  betas=(0.0, 0.9), **FAST)
+    h = train_gan(g, d, tiny_catalog, epochs=1, condition=condition, ema=ema, **GFAST,
+                  settings=GANSettings(loss="hinge", betas=(0.0, 0.9), precision="fp32"))
     assert h.epochs_done == 1 and len(h.steps["loss_d"]) == 256 // 32 == len(seen)
     assert all(math.isfinite(v) for v in h.steps["loss_d"] + h.steps["loss_g"])
     assert any((y < 0).any() for y in seen)  # G and D were given partial requests
@@ -345,8 +355,8 @@ def test_train_gan_conditional_with_hidden_attributes_and_ema(tiny_catalog):
 def test_train_gan_acgan_pair_trains_one_epoch(tiny_catalog):
     g, d = _pair("acgan")
     start_g, start_d = copy.deepcopy(g), copy.deepcopy(d)
-    h = train_gan(g, d, tiny_catalog, epochs=1, conditional=True, condition=lambda y: hide_attributes(y, 0.1),
-                  **FAST)
+    h = train_gan(g, d, tiny_catalog, epochs=1, condition=lambda y: hide_attributes(y, 0.1), **GFAST,
+                  settings=FP32)
     assert len(h.steps["loss_d"]) == 8
     assert all(math.isfinite(v) for v in h.steps["loss_d"] + h.steps["loss_g"])
     assert all(0 < v < 1 for v in h.steps["d_real"] + h.steps["d_fake"])
@@ -358,11 +368,11 @@ def test_train_gan_conditional_bad_input(tiny_catalog):
     g, d = _pair()
     other, _ = cgan.build_pair("projection", z_dim=16, width=4)
     with pytest.raises(ValueError, match="ema must be a copy of the generator"):
-        train_gan(g, d, tiny_catalog, epochs=1, conditional=True, ema=other, **FAST)
-    with pytest.raises(ValueError, match=r"condition= needs conditional=True"):
-        train_gan(g, d, tiny_catalog, epochs=1, condition=lambda y: y, **FAST)
-    with pytest.raises(ValueError, match="condition must be a function"):
-        train_gan(g, d, tiny_catalog, epochs=1, conditional=True, condition=0.1, **FAST)
+        train_gan(g, d, tiny_catalog, epochs=1, condition="labels", ema=other, settings=FP32, **GFAST)
+    with pytest.raises(ValueError, match="condition must be None, 'labels' or a function of the label batch"):
+        train_gan(g, d, tiny_catalog, epochs=1, condition="attributes", settings=FP32, **GFAST)
+    with pytest.raises(ValueError, match="condition must be None, 'labels' or a function"):
+        train_gan(g, d, tiny_catalog, epochs=1, condition=0.1, settings=FP32, **GFAST)
 
 
 # ============================================================================ cvae.py
@@ -516,7 +526,8 @@ def test_text_to_image_refuses_descriptions_without_a_product_word(t2i, text):
 
 
 # ============================================================================ shipped checkpoints
-SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img", "text2img-embedding", "text-votes"]
+SHIPPED = ["cgan-projection", "cgan-concat", "cgan-acgan", "cgan-stable", "cvae", "text2img", "text2img-embedding",
+           "text-votes"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

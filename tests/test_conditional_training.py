@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from prodgen import paths
-from prodgen.models import registry
 from prodgen.apps.generate import MODELS
+from prodgen.models import registry
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # one_thread: conftest.py; slow: trains
 

@@ -6,11 +6,16 @@ import math
 import pytest
 import torch
 
-from prodgen.models import registry
-from prodgen.models import dcgan
-from prodgen.engine.losses import (GAN_LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_non_saturating, g_loss_saturating)
+from prodgen.engine.losses import (
+    GAN_LOSSES,
+    d_loss_bce,
+    d_loss_hinge,
+    g_loss_hinge,
+    g_loss_non_saturating,
+    g_loss_saturating,
+)
+from prodgen.models import dcgan, registry
 from prodgen.models.dcgan import Discriminator, Generator, build, build_pair
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 

@@ -52,7 +52,8 @@ def test_closed_form_matches_iterated_noising():
     for t in range(300):
         x = (1 - betas[t]).sqrt() * x + betas[t].sqrt() * torch.randn(x.shape, generator=gen, dtype=torch.float64)
         if t in (0, 49, 299):
-            closed = q_sample(x0, torch.full((len(x0),), t), torch.randn(x.shape, generator=gen, dtype=torch.float64), abar)
+            noise = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+            closed = q_sample(x0, torch.full((len(x0),), t), noise, abar)
             assert float(x.mean()) == pytest.approx(math.sqrt(abar[t]) * 0.7, abs=0.01)
             assert float(x.var()) == pytest.approx(float(1 - abar[t]), abs=0.01)
             assert float(closed.mean()) == pytest.approx(float(x.mean()), abs=0.01)
@@ -74,7 +75,8 @@ def test_ddim_step_with_the_true_noise_lands_on_the_closed_form():
     """Given the true x0 and eps, a DDIM step (eta = 0) to a lower level is exactly q_sample at that level."""
     abar = dm.cosine_schedule()
     gen = torch.Generator().manual_seed(2)
-    x0, eps = torch.rand(2, 3, 4, 4, generator=gen, dtype=torch.float64), torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    x0 = torch.rand(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    eps = torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
     s = 300
     x_s = dm.ddim_step(x0, eps, float(abar[s]))
     assert torch.allclose(x_s, q_sample(x0, torch.full((2,), s), eps, abar), atol=1e-12)
@@ -131,7 +133,8 @@ def test_soft_requests_have_a_soft_unconditional(net):
     uncond = dm._unconditional_like(soft)
     assert uncond.shape == (1, 34) and torch.equal(uncond, one_hot(torch.full((1, 5), -1)))
     out = dm.sample(net, soft, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
-    hard = dm.sample(net, torch.tensor([[1, 2, 0, 1, 3]]), steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    hard = dm.sample(net, torch.tensor([[1, 2, 0, 1, 3]]), steps=2, guidance=2.0,
+                     generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out, hard, atol=1e-5)  # a one-hot soft request is the hard request
 
 

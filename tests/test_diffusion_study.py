@@ -9,12 +9,11 @@ import shutil
 import pytest
 import torch
 
-from prodgen.studies import diffusion_study
-from prodgen.evaluation import leaderboard
 from prodgen import paths
-from prodgen.models import registry
-from prodgen.models import diffusion
+from prodgen.evaluation import leaderboard
+from prodgen.models import diffusion, registry
 from prodgen.models.protocol import Knob
+from prodgen.studies import diffusion_study
 
 from cli_helpers import in_this_process
 
@@ -131,7 +130,7 @@ def test_the_study_measures_every_part_once_per_checkpoint(tiny_study, monkeypat
     (["--parts", "guidance,speed"], "unknown part(s) speed; valid parts: guidance, samplers, edits, leaderboard"),
     (["--parts", " , "], "unknown part(s) (none given); valid parts: guidance,"),
     (["--n", "8"], "n must be a whole number >= 16, got 8"),
-    (["--n", "many"], "--n must be a whole number, got 'many'"),
+    (["--n", "many"], "--n must be a whole number >= 16, got 'many'"),
     (["--n-edits", "0"], "--n-edits must be a whole number >= 1, got 0"),
     (["--n-edits", "99999999"], "n_edits must be at most "),
 ])
@@ -154,6 +153,7 @@ def test_estimates_grow_with_the_work():
     assert est("samplers", 300) == pytest.approx(sum(300 * (1 + s) * 0.002 for s in (10, 25, 50, 250)) * 2)
     knobs = {"steps": 10, "guidance": 3.0, "resample": 1, "eta": 1.0}
     assert est("edits", 2000, edit_knobs=knobs) == pytest.approx(5 * 2000 * 1 * 10 * 0.002)
-    assert est("edits", 2000, edit_knobs={**knobs, "guidance": 1.0, "resample": 2}) == pytest.approx(5 * 2000 * 2 * 10 * 0.001)
+    assert (est("edits", 2000, edit_knobs={**knobs, "guidance": 1.0, "resample": 2})
+            == pytest.approx(5 * 2000 * 2 * 10 * 0.001))
     assert est("leaderboard", 2000, cached=("diffusion", "diffusion-text")) == 0
     assert est("leaderboard", 2000) > est("leaderboard", 2000, cached=("diffusion-text",)) > 0

@@ -59,8 +59,8 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
 
 
 def test_the_batch_must_split_evenly_across_processes(monkeypatch):
-    from prodgen.engine import train
     from prodgen.catalog import Catalog
+    from prodgen.engine import train
     from prodgen.models.dcgan import build_pair
 
     monkeypatch.setattr(train.distributed, "world_size", lambda: 3)
@@ -68,7 +68,7 @@ def test_the_batch_must_split_evenly_across_processes(monkeypatch):
                   ["a"] * 64, ["一"] * 64)
     g, d = build_pair(z_dim=8, width=8)
     with pytest.raises(ValueError, match="batch_size 32 is the global batch, split evenly across the 3 processes"):
-        train.train_gan(g, d, cat, epochs=1, batch_size=32, progress=False, device="cpu")
+        train.train_gan(g, d, cat, epochs=1, batch_size=32, callbacks=[train.Progress(False)], device="cpu")
 
 
 # ----------------------------------------------------------------------------- two real processes

@@ -16,11 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from prodgen.models import registry
+from prodgen.apps.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
 from prodgen.catalog import load_catalog
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
-from prodgen.apps.edit import METADATA_COLUMNS, STUDIO_GREY, edit_photo, load_photo
-from prodgen.models import diffusion
+from prodgen.models import diffusion, registry
 from prodgen.models.condition import request_to_dict
 
 from cli_helpers import in_a_subprocess, in_this_process
@@ -216,7 +215,8 @@ def _border(image: torch.Tensor) -> tuple:
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "JPEG"])
 def test_any_mode_is_read_as_rgb(tmp_path, photo, mode):
     path = tmp_path / {"JPEG": "p.jpg", "CMYK": "p.tif"}.get(mode, "p.png")
-    _save(photo[0], path, None if mode == "JPEG" else mode, **({"quality": 95, "subsampling": 0} if mode == "JPEG" else {}))
+    _save(photo[0], path, None if mode == "JPEG" else mode, **({"quality": 95,
+                                                                "subsampling": 0} if mode == "JPEG" else {}))
     image, note = load_photo(path)
     assert image.shape == (1, 3, 32, 32) and image.dtype == torch.uint8 and note is None
     diff = (image[0].int() - photo[0].int()).abs()
@@ -224,7 +224,8 @@ def test_any_mode_is_read_as_rgb(tmp_path, photo, mode):
         grey = torch.from_numpy(np.asarray(Image.open(path)).copy())
         assert all(torch.equal(image[0, c], grey) for c in range(3))
     elif mode == "P":  # the palette's colours, close to the photo's with 64 of them
-        assert torch.equal(image[0], torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1))
+        assert torch.equal(image[0], torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0,
+                                                                                                                  1))
         assert diff.float().mean() < 3, diff.float().mean()
     elif mode == "JPEG":  # lossy
         assert diff.float().mean() < 3, diff.float().mean()
@@ -279,7 +280,7 @@ BAD_INPUT = {  # case: (arguments, setup(tmp_path) -> more arguments, what the l
     "n zero": (CVAE + ["--n", "0"], None, "n must be between 1 and"),
     "n not a number": (CVAE + ["--n", "two"], None, "n must be a whole number of images"),
     "negative seed": (CVAE + ["--seed", "-1"], None, "--seed must be a whole number >= 0"),
-    "seed not a number": (CVAE + ["--seed", "x"], None, "--seed must be a whole number, got 'x'"),
+    "seed not a number": (CVAE + ["--seed", "x"], None, "--seed must be a whole number >= 0, got 'x'"),
     "cvae variants": (CVAE + ["--n", "2"], None, "cvae's edit is deterministic (one result per photo)"),
 }
 

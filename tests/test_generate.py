@@ -15,12 +15,11 @@ import torch
 from PIL import Image
 
 import prodgen.apps.generate
-from prodgen.models import registry
+from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, Row, generate_catalog, read_requests
 from prodgen.catalog import denormalize
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
 from prodgen.cli import main
-from prodgen.apps.generate import METADATA_COLUMNS, MODELS, Request, Row, generate_catalog, read_requests
-from prodgen.models import cgan
+from prodgen.models import cgan, registry
 from prodgen.models.condition import parse_request
 
 from cli_helpers import in_a_subprocess, in_this_process
@@ -183,7 +182,8 @@ def test_batch_of_descriptions_in_english_and_chinese(tmp_path):
     assert _generate("--model", "text2img", "--batch", batch, "--seed", 0, "--out", out) == 0
     rows = _metadata(out)
     assert len(_pngs(out)) == len(rows) == 4
-    assert [r["description"] for r in rows[:3]] == ["a large red striped t-shirt by Acme"] * 2 + ["Nova品牌蓝色小号双肩包"]
+    expected = ["a large red striped t-shirt by Acme"] * 2 + ["Nova品牌蓝色小号双肩包"]
+    assert [r["description"] for r in rows[:3]] == expected
     assert rows[3]["description"].startswith("a ")  # an English description of the attributes
     assert [r["seed"] for r in rows] == ["0", "0", "1", "2"]
     assert {a: rows[0][a] for a in ATTRIBUTE_NAMES} == {"category": "t-shirt", "color": "red", "size": "large",
@@ -247,13 +247,13 @@ BAD_INPUT = {
                         "names no product attribute the catalog knows"),
     "unknown model": (["--model", "stylegan", "--attrs", "color=red"], None,
                       "'stylegan' is not an image generator; generators: dcgan, vae, cgan-projection, cgan-concat, "
-                      "cgan-acgan, cgan-stable, cvae, text2img, text2img-embedding"),
+                      "cgan-acgan, cvae, text2img, text2img-embedding, cgan-stable"),
     "not an image model": (["--model", "judge", "--attrs", "color=red"], None, "'judge' is not an image generator"),
     "attributes for an unconditional model": (["--model", "dcgan", "--attrs", "color=red"], None,
                                               "dcgan is unconditional: it takes no attributes or description"),
     "text for an unconditional model": (["--model", "vae", "--text", "a red mug"], None, "vae is unconditional"),
-    "no request for an attribute model": (["--model", "cvae"], None,
-                                          "cvae needs a request: give --attrs (e.g. category=mug,color=red) or --batch"),
+    "no request for an attribute model": (
+        ["--model", "cvae"], None, "cvae needs a request: give --attrs (e.g. category=mug,color=red) or --batch"),
     "malformed attrs": (ATTRS + ["color:red"], None, "--attrs expects key=value pairs"),
     "empty attrs": (ATTRS + [" , "], None, "--attrs is empty"),
     "n zero": (ATTRS + ["color=red", "--n", "0"], None, "n must be between 1 and 100000, got 0"),

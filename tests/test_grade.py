@@ -15,9 +15,10 @@ import os
 import nbformat
 import pytest
 
-from cli_helpers import in_this_process
 from prodgen import course
 from prodgen.course import grade
+
+from cli_helpers import in_this_process
 
 ROOT = course.find_root()
 
@@ -210,8 +211,8 @@ def test_bad_input(tmp_path, cli):
     _bad(cli, [tmp_path / "notes.txt", "--out", out], "is not a notebook (.ipynb)", out)
     (tmp_path / "empty").mkdir()
     _bad(cli, [tmp_path / "empty"], "holds no .ipynb notebook")
-    _bad(cli, [good, "--timeout", "0"], "--timeout must be a number > 0")
-    _bad(cli, [good, "--timeout", "soon"], "--timeout must be a number")
+    _bad(cli, [good, "--timeout", "0"], "--timeout must be a positive number")
+    _bad(cli, [good, "--timeout", "soon"], "--timeout must be a positive number, got 'soon'")
     _bad(cli, [good, "--out", tmp_path], "is a folder")
     _bad(cli, [good, "--out", tmp_path / "nowhere" / "r.csv"], "does not exist")
     _bad(cli, [good, "--out", tmp_path / "notes.txt" / "r.csv"], "is a file, not a folder")
@@ -238,7 +239,7 @@ def test_the_report_is_written_atomically_with_a_header(tmp_path):
     out = grade.write_csv(rows, tmp_path / "r.csv")
     with open(out, encoding="utf-8", newline="") as f:
         assert list(csv.reader(f)) == [list(grade.COLUMNS), ["alice", "00_welcome", "channels_first", "failed",
-                                                               'a "quoted", detail', "a.ipynb", "1.5"]]
+                                                               'a "quoted", detail', "a.ipynb", "1.5", ""]]
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
 
 

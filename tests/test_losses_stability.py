@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from prodgen.engine.losses import (d_loss_wasserstein, g_loss_wasserstein, gradient_penalty, mode_seeking_loss, r1_penalty)
+from prodgen.engine.losses import (
+    d_loss_wasserstein,
+    g_loss_wasserstein,
+    gradient_penalty,
+    mode_seeking_loss,
+    r1_penalty,
+)
 
 
 class Linear(torch.nn.Module):

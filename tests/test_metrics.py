@@ -7,8 +7,8 @@ import torch
 from scipy import linalg
 
 from prodgen import metrics
-from prodgen.models import registry
 from prodgen.catalog import load_catalog, normalize
+from prodgen.models import registry
 
 
 def _reference_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -273,7 +273,8 @@ def test_every_metric_rejects_bad_features_with_one_clear_line(call):
     with_inf[0, 0] = np.inf
     with pytest.raises(ValueError, match="holds 1 NaN or infinite values"):
         call(with_inf, fake)
-    with pytest.raises(ValueError, match=r"different feature dimensions \((6 vs 5|5 vs 6)\); both must come from the same"):
+    with pytest.raises(ValueError,
+                       match=r"different feature dimensions \((6 vs 5|5 vs 6)\); both must come from the same"):
         call(real, fake[:, :5])
     with pytest.raises(ValueError, match=r"N x D array of features .* got shape \(40,\)"):
         call(real, fake[:, 0])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from prodgen.evaluation import own_catalog
 from prodgen.cli import main
+from prodgen.evaluation import own_catalog
 
 sys.path.insert(0, str(Path(__file__).parent))
 from drawn_catalog import draw_catalog  # noqa: E402

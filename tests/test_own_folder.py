@@ -125,7 +125,8 @@ def test_attributes_picks_the_columns(tmp_path):
     assert load_folder(folder, attributes=["colour"], min_per_value=3).schema.names == ("colour",)
     # Without attributes=, every column but file and the descriptions is one: here the price too.
     assert load_folder(folder, min_per_value=1).schema.names == ("shape", "price", "colour")
-    with pytest.raises(ValueError, match=r"too few images for price '0.99' \(1\), '1.99' \(1\), .*: the minimum is 2 per value"):
+    with pytest.raises(ValueError,
+                       match=r"too few images for price '0.99' \(1\), '1.99' \(1\), .*: the minimum is 2 per value"):
         load_folder(folder, min_per_value=2)
     with pytest.raises(ValueError, match="has no column 'size'; its attribute columns: shape, price, colour"):
         load_folder(folder, attributes=["shape", "size"])
@@ -149,7 +150,8 @@ def _images_only(folder):
 
 def _truncated(folder):
     whole = _png(Image.fromarray(np.arange(3 * 64 * 64, dtype=np.uint32).reshape(64, 64, 3).astype(np.uint8)))
-    _write(folder, ["file", "shape"], [["a.png", "star"], ["b.png", "circle"]], images={"b.png": whole[:len(whole) // 2]})
+    _write(folder, ["file", "shape"], [["a.png", "star"], ["b.png", "circle"]],
+           images={"b.png": whole[:len(whole) // 2]})
 
 
 def _few(n_circle, n_square):

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from prodgen.models import registry
 from prodgen.cli import main
+from prodgen.models import registry
 from prodgen.models.judge import Judge
 
 
@@ -90,3 +90,15 @@ def test_cli_models_and_evaluate(capsys):
     assert result["test"]["mean"] > 0.95
     assert main(["evaluate", "judge", "--n", "2"]) == 2
     assert "at least 4" in capsys.readouterr().err
+
+
+def test_cli_models_is_a_table_saying_how_to_ask_each_model(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[0]
+    lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    assert lines["model"].split()[:3] == ["model", "lesson", "generate"]
+    assert "--attrs" in lines["cgan-projection"] and "control 0.98" in lines["cgan-projection"]
+    assert "--text" in lines["text2img"] and "text EN 0.98" in lines["text2img"]
+    assert "--n only" in lines["dcgan"] and "(not a generator)" in lines["judge"]
+    assert "{" not in out  # no raw Python dicts

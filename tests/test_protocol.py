@@ -4,8 +4,8 @@ images' latents with exact ends."""
 import pytest
 import torch
 
-from prodgen.models import registry
 from prodgen.apps.latent import interpolate
+from prodgen.models import registry
 
 REQUESTS = {
     "nothing": 12,

@@ -5,10 +5,9 @@ import re
 import pytest
 import torch
 
-from prodgen.models import registry
 from prodgen.catalog import Catalog
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
-from prodgen.models import cgan, condition, cvae, diffusion, judge
+from prodgen.models import cgan, condition, cvae, diffusion, judge, registry
 from prodgen.models.protocol import as_labels
 
 SHAPES = Schema({"shape": ["circle", "square", "star"], "colour": ["red", "green", "blue", "black", "white"]})

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from prodgen.engine.augment import cutout, diff_augment, translate
 from prodgen.cli import main
+from prodgen.engine.augment import cutout, diff_augment, translate
+from prodgen.engine.train import GANSettings, Progress, SampleGrid, gan_step, train_gan
 from prodgen.models.cgan import ProjectionDiscriminator
 from prodgen.models.cgan_stable import RECIPES, build_networks, recipe, train_recipe
-from prodgen.engine.train import gan_step, train_gan
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
@@ -112,18 +112,19 @@ def test_penalties_make_the_step_differ_and_penalty_zero_is_off():
 
 def test_train_gan_two_time_scales_and_bad_options(catalog):
     g, d = _pair()
-    common = dict(epochs=1, batch_size=32, progress=False, n_samples=4, device="cpu", precision="fp32",
-                  conditional=True)
-    h = train_gan(g, d, catalog, lr=1e-4, lr_d=4e-4, grad_norm=True, ms_weight=1.0, **common)
+    common = dict(epochs=1, batch_size=32, device="cpu", condition="labels",
+                  callbacks=[Progress(False), SampleGrid(4)])
+    settings = GANSettings(lr=1e-4, lr_d=4e-4, grad_norm=True, ms_weight=1.0, precision="fp32")
+    h = train_gan(g, d, catalog, settings=settings, **common)
     assert set(h.steps) == {"loss_d", "loss_g", "d_real", "d_fake", "mode_seeking", "d_grad"}
     with pytest.raises(ValueError, match="gp_weight must be a number >= 0"):
-        train_gan(g, d, catalog, gp_weight=-1, **common)
+        GANSettings(gp_weight=-1)
     with pytest.raises(ValueError, match="choose one gradient penalty"):
-        train_gan(g, d, catalog, gp_weight=1.0, r1_weight=1.0, **common)
+        GANSettings(gp_weight=1.0, r1_weight=1.0)
     with pytest.raises(ValueError, match="lr_d must be a number > 0"):
-        train_gan(g, d, catalog, lr_d=0, **common)
+        GANSettings(lr_d=0)
     with pytest.raises(ValueError, match="augment must be a function"):
-        train_gan(g, d, catalog, augment="translation", **common)
+        GANSettings(augment="translation")
 
 
 def test_projection_discriminator_norm_options():
@@ -141,7 +142,8 @@ def test_every_recipe_trains_a_few_exact_steps(catalog):
                            n_samples=4)
         assert run.history.images_seen == 5 * 16 and len(run.history.steps["loss_d"]) == 5, name
         assert "d_grad" in run.history.steps
-        assert not run.ema.training and run.ema(torch.randn(2, 8), torch.zeros(2, 5, dtype=torch.long)).shape == (2, 3, 32, 32)
+        assert not run.ema.training
+        assert run.ema(torch.randn(2, 8), torch.zeros(2, 5, dtype=torch.long)).shape == (2, 3, 32, 32)
 
 
 def test_recipes_and_train_recipe_refuse_bad_input(catalog):
@@ -163,8 +165,8 @@ def test_small_recipes_see_only_their_photos(catalog):
 # ----------------------------------------------------------------------------- the grid
 @pytest.mark.slow
 def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
-    from prodgen.studies import recipe_grid
     from prodgen.models import cgan_stable
+    from prodgen.studies import recipe_grid
 
     monkeypatch.setattr(cgan_stable, "GRID", {"steps": 2, "batch_size": 16, "width": 8, "z_dim": 8, "ema_decay": 0.9,
                                          "hide_p": 0.1, "seeds": (0, 1), "n": 32})
@@ -181,7 +183,8 @@ def test_grid_runs_caches_and_summarises(tmp_path, monkeypatch):
     assert 0 <= run["ema"]["control_mean"] <= 1 and run["ema"]["fid"] > 0
     mean, std = saved["summary"]["hinge-sn"]["ema"]["fid"]
     fids = [r["ema"]["fid"] for r in saved["runs"] if r["recipe"] == "hinge-sn"]
-    assert mean == pytest.approx(sum(fids) / 2, abs=1e-3) and std == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5, abs=1e-3)
+    assert mean == pytest.approx(sum(fids) / 2, abs=1e-3)
+    assert std == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5, abs=1e-3)
     # a second call trains nothing: every run is read from the cache
     logs = []
     recipe_grid.run_grid(["hinge-sn", "small-diffaug"], jobs=1, out=out, log=logs.append)
@@ -207,8 +210,7 @@ def test_cgan_stable_trains_registers_and_generates(tmp_path, monkeypatch, capsy
     import shutil
 
     from prodgen import paths
-    from prodgen.models import registry
-    from prodgen.models import cgan_stable
+    from prodgen.models import cgan_stable, registry
 
     shipped = paths.checkpoints_dir()
     folder = tmp_path / "checkpoints"

@@ -10,9 +10,9 @@ from pathlib import Path
 import prodgen
 
 PACKAGE = Path(prodgen.__file__).resolve().parent
-ENGINE = ("prodgen.engine.train", "prodgen.engine.losses", "prodgen.engine.distributed")
+ENGINE = ("prodgen.engine.train", "prodgen.engine.losses", "prodgen.engine.distributed", "prodgen.engine.callbacks")
 # what the engine may build on (DESIGN.md: models -> engine -> catalog, metrics, runtime, paths)
-ENGINE_MAY_IMPORT = ("prodgen.catalog", "prodgen.metrics", "prodgen.engine.runtime", "prodgen.paths", *ENGINE)
+ENGINE_MAY_IMPORT = ("prodgen.catalog", "prodgen.metrics", "prodgen.paths", "prodgen.engine")
 
 
 def _modules() -> dict[str, Path]:
@@ -108,7 +108,8 @@ def _private_uses(tree: ast.Module, package: str = "prodgen") -> list[str]:
                 else:
                     bound.add(alias.asname or alias.name)  # maybe a module: `from . import pretrained`
         elif isinstance(node, ast.Import):
-            bound |= {alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name.startswith(package)}
+            bound |= {alias.asname or alias.name.split(".")[0]
+                      for alias in node.names if alias.name.startswith(package)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and private(node.attr):
             root = node.value
@@ -121,7 +122,8 @@ def _private_uses(tree: ast.Module, package: str = "prodgen") -> list[str]:
 
 def test_the_private_name_scan_catches_both_forms():
     tree = ast.parse("from .generate import _check_n\nfrom . import pretrained\nimport prodgen.models.text\n"
-                     "def f():\n    pretrained._builder('x')\n    prodgen.models.text._tokens('y')\n    pretrained.load('z')\n")
+                     "def f():\n    pretrained._builder('x')\n    prodgen.models.text._tokens('y')\n"
+                     "    pretrained.load('z')\n")
     assert _private_uses(tree) == ["from .generate import _check_n", "pretrained._builder (line 5)",
                                    "prodgen.models.text._tokens (line 6)"]
 
@@ -129,3 +131,42 @@ def test_the_private_name_scan_catches_both_forms():
 def test_the_command_line_calls_no_private_function_of_another_module():
     tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
     assert _private_uses(tree) == []
+
+
+# The layers, lowest first (DESIGN.md §3): a module may import its own layer and the layers below it, never above.
+LAYERS = (
+    ("prodgen.paths", "prodgen.numbers", "prodgen.fonts", "prodgen.viz", "prodgen.catalog", "prodgen.metrics",
+     "prodgen.checkpoints"),
+    ("prodgen.engine",),
+    ("prodgen.models",),
+    ("prodgen.evaluation",),
+    ("prodgen.apps",),
+    ("prodgen.studies",),
+    ("prodgen.course", "prodgen.checks"),
+    ("prodgen.cli", "prodgen.__main__"),
+)
+
+
+def _layer(module: str) -> int | None:
+    for level, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def test_every_module_belongs_to_a_layer():
+    unplaced = [m for m in _modules() if m != "prodgen" and _layer(m) is None]
+    assert not unplaced, f"modules in no layer of tests/test_structure.py LAYERS: {unplaced}"
+
+
+def test_imports_point_down_the_layers():
+    graph = _graph()
+    upward = [f"{m} ({_layer(m)}) imports {t} ({_layer(t)})" for m, targets in graph.items() if m != "prodgen"
+              for t in targets if t != "prodgen" and _layer(t) > _layer(m)]
+    assert not upward, "imports that run up the layers:\n" + "\n".join(sorted(upward))
+
+
+def test_each_sub_package_says_what_it_holds_and_may_import():
+    for folder in ("engine", "evaluation", "apps", "studies", "models", "course", "catalog"):
+        doc = ast.get_docstring(ast.parse((PACKAGE / folder / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, f"prodgen/{folder}/__init__.py needs a docstring: what lives there and what it may import"

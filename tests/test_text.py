@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from prodgen.models import registry, text
 from prodgen.catalog import ATTRIBUTE_NAMES, load_catalog
-from prodgen.models.text import GRUEncoder, BagOfEmbeddings, Vocabulary, tokenize
+from prodgen.models import registry, text
+from prodgen.models.text import BagOfEmbeddings, GRUEncoder, Vocabulary, tokenize
 
 TEXTS = ["a large red striped t-shirt by Acme", "大号红色条纹T恤，Acme品牌", "Nova's mug, plain", "a mug"]
 
@@ -59,7 +59,8 @@ PLURALS = [  # (description, what it asks for): English plurals, Chinese numbers
     ("sneakers", {"category": "sneaker"}),
     ("three large striped t-shirts", {"category": "t-shirt", "size": "large", "pattern": "striped"}),
     ("some black running shoes", {"category": "sneaker", "color": "black"}),
-    ("small dotted handbags from Orbit", {"category": "handbag", "size": "small", "pattern": "dotted", "brand": "orbit"}),
+    ("small dotted handbags from Orbit",
+     {"category": "handbag", "size": "small", "pattern": "dotted", "brand": "orbit"}),
     ("checked water bottles", {"category": "bottle", "pattern": "checked"}),
     ("purple backpacks", {"category": "backpack", "color": "purple"}),
     ("two desk lamps", {"category": "lamp"}),

@@ -8,10 +8,30 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from prodgen.engine.train import (
+    Checkpoints,
+    GANSettings,
+    History,
+    OnEpoch,
+    Progress,
+    SampleGrid,
+    gan_step,
+    resolve_precision,
+    train_gan,
+    train_vae,
+)
 from prodgen.models.dcgan import build_pair
-from prodgen.engine.train import History, gan_step, resolve_precision, train_gan, train_vae
 
-FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # bf16: its own test
+FAST = dict(batch_size=32, progress=False, n_samples=8, device="cpu", precision="fp32")  # train_vae's; bf16: own test
+FP32 = GANSettings(precision="fp32")
+
+
+def _quiet(*more, n=8):
+    """train_gan's callbacks for a test: no progress bar, an n-image sample grid, and ``more``."""
+    return [Progress(False), SampleGrid(n), *more]
+
+
+GFAST = dict(batch_size=32, device="cpu", settings=FP32, callbacks=_quiet())  # train_gan's
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
@@ -32,7 +52,7 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
 
 def test_history_and_samples(catalog):
     g, d = _gan()
-    h = train_gan(g, d, catalog, epochs=2, **FAST)
+    h = train_gan(g, d, catalog, epochs=2, **GFAST)
     assert set(h.steps) == {"loss_d", "loss_g", "d_real", "d_fake"} and len(h.steps["loss_d"]) == 8
     assert all(len(v) == 2 for v in h.epochs.values()) and h.epochs_done == 2
     assert h.images_seen == 256 and h.seconds > 0 and not h.stopped_early
@@ -46,9 +66,9 @@ def test_history_and_samples(catalog):
 
 def test_same_seed_same_result_and_another_seed_differs(catalog):
     (g1, d1), (g2, d2), (g3, d3) = _gan(), _gan(), _gan()
-    h1 = train_gan(g1, d1, catalog, epochs=1, seed=3, **FAST)
-    h2 = train_gan(g2, d2, catalog, epochs=1, seed=3, **FAST)
-    h3 = train_gan(g3, d3, catalog, epochs=1, seed=4, **FAST)
+    h1 = train_gan(g1, d1, catalog, epochs=1, seed=3, **GFAST)
+    h2 = train_gan(g2, d2, catalog, epochs=1, seed=3, **GFAST)
+    h3 = train_gan(g3, d3, catalog, epochs=1, seed=4, **GFAST)
     assert _same(g1, g2) and _same(d1, d2) and h1.steps == h2.steps
     assert torch.equal(h1.samples[-1][1], h2.samples[-1][1])
     assert not _same(g1, g3) and h1.steps != h3.steps
@@ -56,35 +76,37 @@ def test_same_seed_same_result_and_another_seed_differs(catalog):
 
 def test_resume_equals_uninterrupted_training(catalog, tmp_path):
     g, d = _gan()
-    whole = train_gan(g, d, catalog, epochs=2, **FAST)
+    whole = train_gan(g, d, catalog, epochs=2, **GFAST)
     path = tmp_path / "run.pt"
     g1, d1 = _gan()
-    train_gan(g1, d1, catalog, epochs=1, checkpoint=path, **FAST)  # "interrupted" after epoch 1
+    train_gan(g1, d1, catalog, epochs=1, **{**GFAST, "callbacks": _quiet(Checkpoints(path))})  # "interrupted" here
     assert path.is_file() and not list(tmp_path.glob(".*tmp"))  # written atomically: no temp file left
     g2, d2 = _gan(seed=7)  # a fresh process would build the models anew
-    resumed = train_gan(g2, d2, catalog, epochs=2, checkpoint=path, resume=True, **FAST)
+    resumed = train_gan(g2, d2, catalog, epochs=2, **{**GFAST, "callbacks": _quiet(Checkpoints(path, resume=True))})
     assert _same(g, g2) and _same(d, d2)
     assert resumed.steps == whole.steps and resumed.epochs == whole.epochs and resumed.images_seen == 256
-    again = train_gan(g2, d2, catalog, epochs=2, checkpoint=path, resume=True, **FAST)  # nothing left to do
+    resuming = {**GFAST, "callbacks": _quiet(Checkpoints(path, resume=True))}
+    again = train_gan(g2, d2, catalog, epochs=2, **resuming)  # nothing left to do
     assert again.epochs_done == 2 and _same(g, g2)
 
 
 def test_resume_without_a_file_starts_afresh_and_bad_files_are_clear_errors(catalog, tmp_path):
     g, d = _gan()
-    h = train_gan(g, d, catalog, epochs=1, checkpoint=tmp_path / "new.pt", resume=True, **FAST)
+    h = train_gan(g, d, catalog, epochs=1, **{**GFAST, "callbacks": _quiet(Checkpoints(tmp_path / "new.pt", True))})
     assert h.epochs_done == 1
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
-        train_gan(*_gan(), catalog, epochs=1, checkpoint=bad, resume=True, **FAST)
+        train_gan(*_gan(), catalog, epochs=1, **{**GFAST, "callbacks": _quiet(Checkpoints(bad, resume=True))})
     with pytest.raises(ValueError, match="does not fit this model"):
-        train_gan(*build_pair(z_dim=16, width=4), catalog, epochs=2, checkpoint=tmp_path / "new.pt", resume=True,
-                  **FAST)
+        train_gan(*build_pair(z_dim=16, width=4), catalog, epochs=2,
+                  **{**GFAST, "callbacks": _quiet(Checkpoints(tmp_path / "new.pt", resume=True))})
 
 
 def test_max_minutes_stops_at_a_batch_boundary(catalog, tmp_path):
     g, d = _gan()
-    h = train_gan(g, d, catalog, epochs=50, max_minutes=1e-5, checkpoint=tmp_path / "c.pt", **FAST)
+    h = train_gan(g, d, catalog, epochs=50, max_minutes=1e-5,
+                  **{**GFAST, "callbacks": _quiet(Checkpoints(tmp_path / "c.pt"))})
     assert h.stopped_early and h.epochs_done == 1
     assert len(h.steps["loss_d"]) < 50 * 4 and h.images_seen == 32 * len(h.steps["loss_d"])
     assert len(h.samples) == 1 and (tmp_path / "c.pt").is_file()  # a picture and a checkpoint even so
@@ -92,29 +114,31 @@ def test_max_minutes_stops_at_a_batch_boundary(catalog, tmp_path):
 
 def test_history_argument_continues_the_curves(catalog):
     g, d = _gan()
-    h = train_gan(g, d, catalog, epochs=1, **FAST)
-    h2 = train_gan(g, d, catalog, epochs=1, history=h, **FAST)
+    h = train_gan(g, d, catalog, epochs=1, **GFAST)
+    h2 = train_gan(g, d, catalog, epochs=1, **{**GFAST, "callbacks": _quiet(h)})
     assert h2 is h and h.epochs_done == 2 and [e for e, _ in h.samples] == [1, 2] and h.images_seen == 256
 
 
 @pytest.mark.parametrize("precision, channels_last", [("bf16", True), ("fp32", False), ("bf16", False)])
 def test_precision_and_layout_paths_run(catalog, precision, channels_last):
     g, d = _gan()
-    h = train_gan(g, d, catalog, epochs=1, channels_last=channels_last, **{**FAST, "precision": precision})
+    h = train_gan(g, d, catalog, epochs=1, **{**GFAST, "settings": GANSettings(precision=precision,
+                                                                            channels_last=channels_last)})
     assert all(math.isfinite(v) for v in h.steps["loss_d"] + h.steps["loss_g"])
     assert g.net[0].weight.dtype == torch.float32  # autocast leaves the weights in fp32
     g2, d2 = _gan()
-    train_gan(g2, d2, catalog, epochs=1, channels_last=channels_last, **{**FAST, "precision": precision})
+    train_gan(g2, d2, catalog, epochs=1, **{**GFAST, "settings": GANSettings(precision=precision,
+                                                                        channels_last=channels_last)})
     assert _same(g, g2)  # deterministic on every path
 
 
 def test_hinge_and_custom_losses(catalog):
-    h = train_gan(*_gan(), catalog, epochs=1, loss="hinge", **FAST)
+    h = train_gan(*_gan(), catalog, epochs=1, **{**GFAST, "settings": GANSettings(loss="hinge", precision="fp32")})
     assert all(math.isfinite(v) for v in h.steps["loss_d"])
     pair = (lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(), lambda f: F.softplus(-f).mean())
     (g1, d1), (g2, d2) = _gan(), _gan()
-    train_gan(g1, d1, catalog, epochs=1, loss=pair, **FAST)
-    train_gan(g2, d2, catalog, epochs=1, loss="non-saturating", **FAST)
+    train_gan(g1, d1, catalog, epochs=1, **{**GFAST, "settings": GANSettings(loss=pair, precision="fp32")})
+    train_gan(g2, d2, catalog, epochs=1, **GFAST)
     assert _same(g1, g2)
 
 
@@ -127,17 +151,39 @@ def test_resolve_precision():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(loss="wgan"), "unknown GAN loss 'wgan'; valid losses: non-saturating"),
     (dict(batch_size=1000), "fewer than one batch of 1000"),
     (dict(batch_size=0), "batch_size must be"),
     (dict(epochs=-1), "epochs must be"),
     (dict(max_minutes=0), "max_minutes must be"),
-    (dict(precision="half"), "unknown precision"),
+    (dict(settings=dict(lr=1e-3)), "settings must be a GANSettings, got dict"),
+    (dict(callbacks=[print]), "callbacks must be prodgen.engine.callbacks.Callback objects"),
+    (dict(condition=0.1), "condition must be None, 'labels' or a function"),
 ])
 def test_bad_input_is_a_clear_error(catalog, kwargs, message):
-    args = {**FAST, "epochs": 1, **kwargs}
+    args = {**GFAST, "epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         train_gan(*_gan(), catalog, **args)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(loss="wgan"), "unknown GAN loss 'wgan'; valid losses: non-saturating"),
+    (dict(precision="half"), "unknown precision"),
+    (dict(lr=0), "lr must be a number > 0"),
+    (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\)"),
+])
+def test_bad_settings_are_refused_when_made(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GANSettings(**kwargs)
+    with pytest.raises(ValueError, match="n_samples must be a whole number >= 0"):
+        SampleGrid(-1)
+
+
+def test_on_epoch_runs_after_each_epoch_before_the_checkpoint(catalog, tmp_path):
+    seen = []
+    path = tmp_path / "c.pt"
+    on_epoch = OnEpoch(lambda epoch, history: seen.append((epoch, history.epochs_done, path.is_file())))
+    train_gan(*_gan(), catalog, epochs=2, **{**GFAST, "callbacks": _quiet(Checkpoints(path), on_epoch)})
+    assert seen == [(1, 1, False), (2, 2, True)]  # the epoch is recorded; the first checkpoint comes after
 
 
 def test_gan_step_returns_detached_scalars():
@@ -149,7 +195,7 @@ def test_gan_step_returns_detached_scalars():
 
 
 def test_progress_bar_and_summary_line(catalog, capsys):
-    train_gan(*_gan(), catalog, epochs=1, **{**FAST, "progress": True})
+    train_gan(*_gan(), catalog, epochs=1, **{**GFAST, "callbacks": [Progress()]})
     captured = capsys.readouterr()
     assert "trained 1 epoch(s)" in captured.out and "loss_d" in captured.out
 
@@ -191,7 +237,7 @@ class _CondD(nn.Module):
 def test_conditional_models_get_the_labels(catalog):
     torch.manual_seed(0)
     g, d = _CondG(), _CondD()
-    h = train_gan(g, d, catalog, epochs=1, conditional=True, **FAST)
+    h = train_gan(g, d, catalog, epochs=1, condition="labels", **GFAST)
     assert h.samples[0][1].shape == (8, 3, 32, 32)
 
 
@@ -239,7 +285,7 @@ def test_train_vae_history_determinism_and_resume(catalog, tmp_path):
     h4 = train_vae(m4, catalog, epochs=2, loss_fn=_vae_loss, checkpoint=tmp_path / "v.pt", resume=True, **FAST)
     assert _same(m1, m4) and h4.steps == h1.steps
     with pytest.raises(ValueError, match="it is a 'vae' checkpoint, not a 'gan' one"):
-        train_gan(*_gan(), catalog, epochs=2, checkpoint=tmp_path / "v.pt", resume=True, **FAST)
+        train_gan(*_gan(), catalog, epochs=2, **{**GFAST, "callbacks": _quiet(Checkpoints(tmp_path / "v.pt", True))})
 
 
 def test_train_vae_bf16_and_beta(catalog):
@@ -301,10 +347,10 @@ def test_train_without_out_replaces_the_shipped_checkpoint(monkeypatch, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
-    (["--epochs", "two"], "--epochs must be a whole number, got 'two'"),
-    (["--minutes", "-1"], "--minutes must be a number > 0, got -1"),
-    (["--minutes", "nan"], "--minutes must be a number > 0"),
-    (["--seed", "1.5"], "--seed must be a whole number, got '1.5'"),
+    (["--epochs", "two"], "--epochs must be a whole number >= 1, got 'two'"),
+    (["--minutes", "-1"], "--minutes must be a positive number, got '-1'"),
+    (["--minutes", "nan"], "--minutes must be a positive number"),
+    (["--seed", "1.5"], "--seed must be a whole number >= 0, got '1.5'"),
     (["--batch", "1"], "--batch must be a whole number >= 2, got 1"),
     (["--out", "somewhere/"], "--out must be the path of a .pt file"),
     (["--device", "tpu"], "unknown device 'tpu'"),
@@ -341,3 +387,35 @@ def test_python_dash_m_prodgen_is_the_command():
     done = subprocess.run([sys.executable, "-m", "prodgen", "train", "dcgan", "--epochs", "-3"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr == "prodgen: error: --epochs must be a whole number >= 1, got -3\n"
+
+
+# ----------------------------------------------------------------------------- one recipe for every trainer
+def test_every_trainer_goes_through_the_one_recipe(monkeypatch):
+    """Each trainable name's train_checkpoint hands its family's Recipe to prodgen.models.recipe.train (the one
+    skeleton), and nothing else trains: a stand-in for recipe.train sees every name with its own family's recipe."""
+    import importlib
+
+    from prodgen.models import recipe, registry
+
+    seen = {}
+
+    def spy(rec, name, **kwargs):
+        seen[name] = rec
+        return {"spied": name}
+
+    monkeypatch.setattr(recipe, "train", spy)
+    trainable = [s for s in registry.specs() if s.train is not None]
+    for spec in trainable:
+        module = importlib.import_module(spec.train.__module__)
+        assert spec.train(spec.name, fast=True, log=None) == {"spied": spec.name}, spec.name
+        assert seen[spec.name] is module.RECIPE and isinstance(module.RECIPE, recipe.Recipe), spec.name
+    assert set(seen) == {s.name for s in trainable}
+
+
+def test_the_recipe_refuses_unknown_names_and_settings():
+    from prodgen.models import cgan, dcgan, recipe
+
+    with pytest.raises(ValueError, match="unknown model 'cgan-nope'; conditional GANs: cgan-concat, cgan-projection"):
+        recipe.train(cgan.RECIPE, "cgan-nope", log=None)
+    with pytest.raises(ValueError, match="unknown training setting.s. colour; valid: z_dim, width"):
+        recipe.train(dcgan.RECIPE, "dcgan", log=None, overrides={"colour": 1})

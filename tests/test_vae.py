@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from prodgen.models import registry
 from prodgen.engine.losses import SIGMA, gaussian_kl, recon_constant, vae_loss
+from prodgen.models import registry
 from prodgen.models.vae import VAE, CodeMixture, Decoder, Encoder, build, evaluate, kl_per_dim, reparameterize, traverse
 
 

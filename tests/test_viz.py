@@ -89,7 +89,8 @@ def test_every_description_the_describer_can_write_is_drawable(lang):
     rng = np.random.default_rng(0)
     texts += [describe({"category": "mug", "color": "red", "size": "large", "brand": "acme", "pattern": "striped"},
                        lang, rng=rng) for _ in range(50)]
-    assert not _undrawable(texts), f"{lang} descriptions with characters no font can draw: {_undrawable(texts)}; {REBUILD}"
+    assert not _undrawable(texts), (
+        f"{lang} descriptions with characters no font can draw: {_undrawable(texts)}; {REBUILD}")
 
 
 def _source_texts():
@@ -166,7 +167,8 @@ def test_show_images_titles_chinese_without_warnings_and_fits_them():
     import matplotlib.pyplot as plt
 
     images = np.full((3, 32, 32, 3), 200, np.uint8)
-    titles = ["a stripy baseball cap in checked print, from the Zenith range\n这款大号帽子是藏蓝色的，格纹设计，Zenith出品",
+    titles = ["a stripy baseball cap in checked print, from the Zenith range\n"
+              "这款大号帽子是藏蓝色的，格纹设计，Zenith出品",
               "mug\n马克杯", "looking for a large polka-dot jet-black handbag made by Orbit"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -236,7 +238,8 @@ def test_chinese_titles_break_between_characters(width):
         assert len(lines) <= 2 and all(viz.text_width(line) <= width for line in lines), fitted
         joined = "".join(lines)
         assert text.startswith(joined.removesuffix("…").rstrip("，、：；")), (text, fitted)
-        assert not any(line[0] in "，。、：；！？）" for line in lines), fitted  # no line starts with closing punctuation
+        # no line starts with closing punctuation
+        assert not any(line[0] in "，。、：；！？）" for line in lines), fitted
         assert "T\n恤" not in fitted
 
 
@@ -262,11 +265,13 @@ def test_import_prodgen_does_not_import_matplotlib_but_viz_sets_up_the_font():
 
 def _code_cells(path: Path) -> list[str]:
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    return [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    return [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+            for c in cells if c["cell_type"] == "code"]
 
 
 DRAWS = re.compile(r"\bplt\.|\bshow_images\(|\bplot_(counts|curves)\(|\.imshow\(")
-IMPORTS_VIZ = re.compile(r"^\s*(from prodgen\.viz import|import prodgen\.viz|from prodgen import .*\bviz\b)", re.MULTILINE)
+IMPORTS_VIZ = re.compile(r"^\s*(from prodgen\.viz import|import prodgen\.viz|from prodgen import .*\bviz\b)",
+                         re.MULTILINE)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)

@@ -56,10 +56,10 @@ METADATA_COLUMNS = ("file", *ATTRIBUTE_NAMES, "role", "model", "seed", *(f"reque
 
 
 def _model_class(name: str):
-    """The protocol class of generator ``name``, without loading its checkpoint."""
+    """The protocol class of generator ``name`` (its spec's ``model``), without loading its checkpoint."""
     from prodgen.models import registry
 
-    return registry._generator_class(name)
+    return registry.spec(name).model
 
 
 def editors() -> list[str]:
@@ -75,7 +75,7 @@ def _check_editor(name: str) -> None:
 
     can = ", ".join(editors())
     if name not in editors():
-        if name in registry.BUILDERS or name in registry.manifest():
+        if name in [s.name for s in registry.specs()] or name in registry.manifest():
             raise ValueError(f"{name} cannot edit photos; models that can edit: {can}")
         raise ValueError(f"unknown model {name!r}; models that can edit: {can}")
     if name not in registry.manifest():
@@ -172,8 +172,8 @@ def edit_photo(model_name: str, image_path, changes: dict, seed: int = 0, n: int
     ``changes``, ``results`` (read on each after-image), ``note`` (the resize note or ``None``),
     ``already`` (requested values the photo already shows).
     """
-    from prodgen.models import registry
     from prodgen.catalog import denormalize
+    from prodgen.models import registry
     from prodgen.models.condition import parse_request, request_to_dict
 
     seed, n = _whole(seed, "seed", 0), _whole(n, "n", 1)

@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES
+from prodgen.models.protocol import Request
 from prodgen.paths import atomic_folder
 
-from prodgen.models.protocol import Request
-
-__all__ = ["MODELS", "MAX_IMAGES", "BATCH_IMAGES", "Request", "Row", "parse_attrs", "read_requests", "check_n",
-           "load_generator", "check_request", "generate", "generate_catalog", "write_catalog", "METADATA_COLUMNS"]
+__all__ = ["MODELS", "MAX_IMAGES", "BATCH_IMAGES", "Request", "Row", "parse_attrs", "read_requests",  # noqa: F822
+           "check_n", "load_generator", "check_request", "generate", "generate_catalog", "write_catalog",
+           "METADATA_COLUMNS"]  # MODELS: lazy, below
 
 
 def __getattr__(name):

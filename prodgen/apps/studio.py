@@ -28,8 +28,8 @@ from pathlib import Path
 import ipywidgets as widgets
 import torch
 
-from prodgen.models import registry
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
+from prodgen.models import registry
 from prodgen.models.protocol import Request
 
 __all__ = ["Studio", "grid_png", "ANY"]
@@ -74,9 +74,10 @@ class Studio:
         self.models = list(models) if models is not None else registry.generators(shipped=True)
         if not self.models:
             raise ValueError("no image generator is shipped; train one, e.g. `prodgen train dcgan`")
-        unknown = [m for m in self.models if m not in registry.GENERATORS]
+        unknown = [m for m in self.models if m not in registry.generators()]
         if unknown:
-            raise ValueError(f"not image generators: {', '.join(unknown)}; generators: {', '.join(registry.GENERATORS)}")
+            raise ValueError(f"not image generators: {', '.join(unknown)}; "
+                             f"generators: {', '.join(registry.generators())}")
         from prodgen.apps.edit import editors as can_edit
 
         shipped = registry.manifest()

@@ -2,8 +2,25 @@
 
 Used by every lesson from 01 on. ``from prodgen.catalog import load_catalog``.
 """
-from prodgen.catalog.attributes import (ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, index_of, values_of)
-from prodgen.catalog.dataset import (DEFAULT_N, SPLITS, Catalog, denormalize, load_catalog, normalize, render_catalog, sample_attributes)
+from prodgen.catalog.attributes import (
+    ATTRIBUTE_NAMES,
+    ATTRIBUTES,
+    BRAND_LOGOS,
+    COLOR_RGB,
+    HELD_OUT_PAIRS,
+    index_of,
+    values_of,
+)
+from prodgen.catalog.dataset import (
+    DEFAULT_N,
+    SPLITS,
+    Catalog,
+    denormalize,
+    load_catalog,
+    normalize,
+    render_catalog,
+    sample_attributes,
+)
 from prodgen.catalog.describe import TEMPLATES, describe, fill_template, words_for
 from prodgen.catalog.folder import export_catalog, load_folder
 from prodgen.catalog.render import SUPPORTED_SIZES, render_product

@@ -64,7 +64,8 @@ ATTRIBUTES: dict[str, tuple[Value, ...]] = {
     ),
     "size": (
         _v("small", ["small", "little", "compact"], ["小号", "小码", "小尺寸"], ["in size S", "in a small size"]),
-        _v("medium", ["medium", "mid-size", "regular"], ["中号", "中码", "中等尺寸"], ["in size M", "in a medium size"]),
+        _v("medium", ["medium", "mid-size", "regular"], ["中号", "中码", "中等尺寸"],
+           ["in size M", "in a medium size"]),
         _v("large", ["large", "big", "oversized"], ["大号", "大码", "大尺寸"], ["in size L", "in a large size"]),
     ),
     "brand": (
@@ -74,10 +75,12 @@ ATTRIBUTES: dict[str, tuple[Value, ...]] = {
         _v("zenith", ["Zenith"], ["Zenith"]),
     ),
     "pattern": (
-        _v("plain", ["plain", "solid", "solid-colour"], ["纯色", "素色"], ["in a single solid colour", "with no print"]),
+        _v("plain", ["plain", "solid", "solid-colour"], ["纯色", "素色"],
+           ["in a single solid colour", "with no print"]),
         _v("striped", ["striped", "stripy"], ["条纹", "横条纹"], ["with stripes", "with a striped print"]),
         _v("dotted", ["polka-dot", "dotted", "spotted"], ["波点", "圆点"], ["with polka dots", "with a dotted print"]),
-        _v("checked", ["checked", "plaid", "checkered"], ["格子", "格纹"], ["with a check pattern", "with a plaid print"]),
+        _v("checked", ["checked", "plaid", "checkered"], ["格子", "格纹"],
+           ["with a check pattern", "with a plaid print"]),
     ),
 }
 

@@ -178,7 +178,7 @@ def _load_npz(path: Path, n: int) -> dict:
 
 
 def load_catalog(split: str = "train", n: int | None = None, size: int = 32, seed: int = 0,
-                 cache: bool = True, progress: bool = True, workers: int | None = None) -> "Catalog":
+                 cache: bool = True, progress: bool = True, workers: int | None = None) -> Catalog:
     """The catalog split as in-memory tensors, rendered on first use and cached on disk.
 
     ``n`` defaults to the split's standard size (``DEFAULT_N``); a smaller ``n`` reuses
@@ -284,7 +284,7 @@ class Catalog(torch.utils.data.Dataset):
         counts = torch.bincount(self.label(attribute).clamp(min=0), minlength=len(self.values[attribute]))
         return {v: int(c) for v, c in zip(self.values[attribute], counts)}
 
-    def subset(self, indices) -> "Catalog":
+    def subset(self, indices) -> Catalog:
         """A new catalog with the products at ``indices`` (a list, range or tensor)."""
         idx = torch.as_tensor(list(indices) if isinstance(indices, range) else indices, dtype=torch.long)
         m = None if self.mentioned is None else self.mentioned[idx]

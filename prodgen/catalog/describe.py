@@ -97,7 +97,8 @@ def describe(attrs: dict, lang: str = "en", template: int | None = None, rng=Non
     if template is None:
         template = int(rng.integers(len(templates)))
     elif not 0 <= template < len(templates):
-        raise ValueError(f"template index {template} out of range; {lang} has {len(templates)} templates (0-{len(templates) - 1})")
+        raise ValueError(f"template index {template} out of range; "
+                         f"{lang} has {len(templates)} templates (0-{len(templates) - 1})")
     return fill_template(templates[template], words_for(attrs, lang, rng))
 
 

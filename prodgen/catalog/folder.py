@@ -250,10 +250,12 @@ def _attribute_columns(meta: Path, header: list[str], attributes) -> list[str]:
         raise ValueError("attributes: name at least one attribute column")
     for a in names:
         if a in TEXT_COLUMNS:
-            raise ValueError(f"attributes: {a!r} is not an attribute column (not attributes: {', '.join(TEXT_COLUMNS)})")
+            raise ValueError(f"attributes: {a!r} is not an attribute column "
+                             f"(not attributes: {', '.join(TEXT_COLUMNS)})")
         if a not in header:
             valid = [c for c in header if c not in TEXT_COLUMNS]
-            raise ValueError(f"attributes: {meta} has no column {a!r}; its attribute columns: {', '.join(valid) or 'none'}")
+            raise ValueError(f"attributes: {meta} has no column {a!r}; "
+                             f"its attribute columns: {', '.join(valid) or 'none'}")
         if names.count(a) > 1:
             raise ValueError(f"attributes: {a!r} is named twice")
     return names
@@ -464,11 +466,12 @@ def format_description(info: dict) -> str:
     lines.append("  image sizes: " + ", ".join(f"{s} {n}" for s, n in info["sizes"].items()))
     lines.append("  image modes: " + ", ".join(f"{m} {n}" for m, n in info["modes"].items()))
     dup = info["duplicates"]
-    lines.append(f"  exact duplicates: {dup['images']}" + (" (e.g. " + "; ".join(f"{a} = {b}" for a, b in dup["examples"])
-                                                          + ")" if dup["examples"] else ""))
+    examples = " (e.g. " + "; ".join(f"{a} = {b}" for a, b in dup["examples"]) + ")" if dup["examples"] else ""
+    lines.append(f"  exact duplicates: {dup['images']}" + examples)
     for p in info["pairs"]:
         a, b = p["attributes"]
-        lines.append(f"  {a} x {b}: {p['combinations'] - len(p['missing'])} of {p['combinations']} combinations present")
+        present = p["combinations"] - len(p["missing"])
+        lines.append(f"  {a} x {b}: {present} of {p['combinations']} combinations present")
     lines.append(f"usable: every attribute has 2+ values, every value {info['min_per_value']}+ images")
     lines.extend(f"warning: {w}" for w in info["warnings"])
     return "\n".join(lines)

@@ -85,7 +85,8 @@ def check_same_schema(trained, found, what: str, where) -> None:
     """A ``ValueError`` naming both schemas when ``what`` (a checkpoint) was trained on ``trained`` but the
     catalog ``where`` has ``found``."""
     if trained != found:
-        raise ValueError(f"{what} was trained on a catalog with {describe_schema(trained)}, but {where} has {describe_schema(found)}; "
+        raise ValueError(f"{what} was trained on a catalog with {describe_schema(trained)}, "
+                         f"but {where} has {describe_schema(found)}; "
                          f"use a model trained on this catalog (prodgen train MODEL --data {where})")
 
 

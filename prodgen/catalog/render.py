@@ -257,7 +257,8 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     sweep = (248 - 22 * Y)[..., None] + params["tint"]
     shadow = Image.new("L", (res, res), 0)
     ImageDraw.Draw(shadow).ellipse(
-        [(cx - 0.36 * s) * res, (cy + (bottom - 0.02) * s) * res, (cx + 0.36 * s) * res, (cy + (bottom + 0.07) * s) * res],
+        [(cx - 0.36 * s) * res, (cy + (bottom - 0.02) * s) * res,
+         (cx + 0.36 * s) * res, (cy + (bottom + 0.07) * s) * res],
         fill=255,
     )
     shadow = np.asarray(shadow.filter(ImageFilter.GaussianBlur(0.025 * res)), np.float32)[..., None] / 255

@@ -99,7 +99,7 @@ class Schema:
         return [[name, list(values)] for name, values in self._pairs]
 
     @classmethod
-    def from_config(cls, data) -> "Schema":
+    def from_config(cls, data) -> Schema:
         """The inverse of :meth:`to_config` (``None``: the built-in schema)."""
         return BUILTIN if data is None else cls([(name, values) for name, values in data])
 

@@ -41,11 +41,13 @@ def _shift(mask, dx: int, dy: int):
 
     out = np.zeros_like(mask)
     h, w = mask.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = mask[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    into = (slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
+    out[into] = mask[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
     return out
 
 
-@_check("draw a product", "draw with `draw.polygon(...)` / `draw.ellipse(...)` using points like (cx + r * x, cy + r * y) "
+@_check("draw a product", "draw with `draw.polygon(...)` / `draw.ellipse(...)` "
+        "using points like (cx + r * x, cy + r * y) "
         "for a shape of your own with x, y in [-1, 1], and fill=fill everywhere")
 def check_draw_product(draw_fn, others: dict | None = None, name: str = "jug") -> None:
     """Lesson 12: ``draw_fn(draw, cx, cy, r, fill)`` paints one product (``name``) centred near ``(cx, cy)``, inside the
@@ -86,8 +88,8 @@ def check_draw_product(draw_fn, others: dict | None = None, name: str = "jug") -
             continue
         theirs, _ = _silhouette(fn, cx, cy, r, fill)
         overlap = _iou(mask, theirs)
-        _expect(overlap < 0.8, f"your {name} covers the same pixels as the {other} ({overlap:.0%} overlap): a judge could "
-                f"not tell them apart, so nobody could ask for one and get it; give it its own outline")
+        _expect(overlap < 0.8, f"your {name} covers the same pixels as the {other} ({overlap:.0%} overlap): "
+                f"a judge could not tell them apart, so nobody could ask for one and get it; give it its own outline")
 
 
 # ------------------------------------------------------------------ the audit
@@ -165,7 +167,8 @@ def check_audit(audit) -> None:
     pairs = _pairs(out["duplicates"], "'duplicates'")
     if sorted(pairs) != duplicates:
         valid = [p for p in pairs if 0 <= min(p) and max(p) < len(images)]
-        _expect(len(valid) == len(pairs), f"got {pairs}: the indices must be those of the images (0 to {len(images) - 1})")
+        _expect(len(valid) == len(pairs),
+                f"got {pairs}: the indices must be those of the images (0 to {len(images) - 1})")
         by_label = [p for p in pairs if p != (2, 9) and not _torch().equal(images[p[0]], images[p[1]])
                     and _torch().equal(labels[p[0]], labels[p[1]])]
         _expect(not by_label, "you paired images with the same labels; a duplicate is the same PIXELS "
@@ -242,7 +245,8 @@ def check_control_table(control_table) -> None:
         _expect(abs(got["mean"] - pooled) > 1e-6,
                 f"'mean' {got['mean']:.3f} pools all requested cells, so attributes asked for more often weigh more; "
                 f"average the attributes' shares: {want['mean']:.3f}")
-        _expect(False, f"'mean' should be the average of the attributes' shares, {want['mean']:.3f}, got {got['mean']:.3f}")
+        _expect(False, f"'mean' should be the average of the attributes' shares, {want['mean']:.3f}, "
+                f"got {got['mean']:.3f}")
     # an attribute nobody asked for has no share: it is left out, not 0 or NaN
     only = requested.clone()
     only[:, 2] = -1

@@ -17,7 +17,8 @@ def check_channels_first(to_channels_first) -> None:
     out = to_channels_first(image)
     _expect(isinstance(out, torch.Tensor), f"expected a tensor, got {type(out).__name__}")
     _expect(tuple(out.shape) == (3, 4, 5), f"a 4 x 5 x 3 image should become 3 x 4 x 5, got {tuple(out.shape)}")
-    _expect(torch.equal(out[1], image[:, :, 1]), "the shape is right but pixels moved: out[c] must equal image[:, :, c] "
+    _expect(torch.equal(out[1], image[:, :, 1]),
+            "the shape is right but pixels moved: out[c] must equal image[:, :, c] "
             "(reshape/view mixes pixels up, permute does not)")
 
 
@@ -65,7 +66,8 @@ def check_normalization(normalize, denormalize) -> None:
     _expect(torch.equal(back, pixels), "denormalize(normalize(p)) should give back p exactly (round before casting)")
     out_of_range = denormalize(torch.tensor([-1.7, 1.4, 0.0]))
     _expect(out_of_range.tolist() == [0, 255, 128],
-            f"values outside [-1, 1] must be clipped: [-1.7, 1.4, 0.0] should give [0, 255, 128], got {out_of_range.tolist()}")
+            f"values outside [-1, 1] must be clipped: [-1.7, 1.4, 0.0] should give [0, 255, 128], "
+            f"got {out_of_range.tolist()}")
 
 
 @_check("balanced sampler weights", "count each class with torch.bincount(labels), then weight each sample "
@@ -81,4 +83,5 @@ def check_balanced_weights(balanced_weights) -> None:
     _expect(bool((w > 0).all()), "every weight must be positive")
     per_class = torch.stack([w[labels == k].sum() for k in range(4)])
     _expect(bool(torch.allclose(per_class / per_class.sum(), torch.full((4,), 0.25, dtype=torch.double), atol=1e-6)),
-            f"each class should carry the same total weight; shares are {[round(float(s), 3) for s in per_class / per_class.sum()]}")
+            "each class should carry the same total weight; "
+            f"shares are {[round(float(s), 3) for s in per_class / per_class.sum()]}")

@@ -180,4 +180,5 @@ def check_guided(guided) -> None:
         })
         worst = float((got - want).abs().max())
         which = {0.0: " (w = 0 must give pred_u exactly)", 1.0: " (w = 1 must give pred_c exactly)"}.get(w, "")
-        _expect(False, f"at w = {w:g} your estimate differs from pred_u + w (pred_c - pred_u) by up to {worst:.4f}{which}")
+        _expect(False, f"at w = {w:g} your estimate differs from pred_u + w (pred_c - pred_u) "
+                f"by up to {worst:.4f}{which}")

@@ -60,7 +60,8 @@ def check_kid(kid_unbiased) -> None:
         if _close(got, _unbiased(*_mmd_terms(x, y, power=power)), 1e-4):
             _expect(False, f"the kernel is cubic: (x·y / d + 1) ** 3, not ** {power}")
     m, n = len(x), len(y)
-    one_size = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+    one_size = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+                     + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
                      - 2 * kxy.mean())
     if _close(got, one_size, 1e-4):
         _expect(False, f"the two sets may differ in size (here {m} and {n}): normalise the y-term by n (n - 1)")

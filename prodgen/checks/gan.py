@@ -140,8 +140,8 @@ def check_train_step(train_step) -> None:
             _expect(_max_change(d, start[1]) > 0, "the discriminator's weights did not change: call opt_d.step()")
             _expect(_max_change(g, start[0]) > 0, "the generator's weights did not change: call opt_g.step()")
             _expect(_close(got[0], want[0], 1e-3), f"loss_d is {got[0]:.4f}, expected {want[0]:.4f}: use the "
-                    "discriminator loss on D(real) and D(fake.detach()) from two separate calls (one call on a mixed batch "
-                    "changes what batch norm sees)")
+                    "discriminator loss on D(real) and D(fake.detach()) from two separate calls "
+                    "(one call on a mixed batch changes what batch norm sees)")
         _expect(_max_change(d, d_ref) < 1e-4, f"after step {step + 1} the discriminator's weights differ from the "
                 "reference: zero D's gradients before backward, call D separately on real and on fake.detach() "
                 "(one call on a mixed batch changes batch norm), and update only D in this part")

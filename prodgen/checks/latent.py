@@ -16,7 +16,8 @@ def _tensor(value, what: str, shape):
     return value.float()
 
 
-@_check("slerp", "omega = arccos(<z0, z1> / (|z0| |z1|)); return (sin((1 - t) omega) z0 + sin(t omega) z1) / sin(omega), "
+@_check("slerp", "omega = arccos(<z0, z1> / (|z0| |z1|)); "
+        "return (sin((1 - t) omega) z0 + sin(t omega) z1) / sin(omega), "
         "with t as a column (N x 1) so each row gets its own weight")
 def check_slerp(slerp) -> None:
     """Lesson 09: ``slerp(z0, z1, t)`` for vectors ``z0, z1`` (D) and weights ``t`` (N) -> N x D."""
@@ -31,13 +32,15 @@ def check_slerp(slerp) -> None:
     _expect(not torch.allclose(out, lerp, atol=1e-3), "that is the straight line (lerp); slerp follows the arc")
     omega = torch.arccos((z0 @ z1) / (z0.norm() * z1.norm()))
     want = (torch.sin((1 - t) * omega)[:, None] * z0 + torch.sin(t * omega)[:, None] * z1) / torch.sin(omega)
-    _expect(torch.allclose(out, want, atol=1e-4), f"the midpoint should be {want[3, :3].tolist()} ... (first 3 entries), "
+    _expect(torch.allclose(out, want, atol=1e-4),
+            f"the midpoint should be {want[3, :3].tolist()} ... (first 3 entries), "
             f"got {out[3, :3].tolist()}")
     # on an arc between two vectors of equal norm the norm stays constant
     a, b = z0 / z0.norm() * 10, z1 / z1.norm() * 10
     norms = _tensor(slerp(a, b, t), "slerp(a, b, t)", (7, 64)).norm(dim=1)
     _expect(torch.allclose(norms, torch.full_like(norms, 10.0), atol=1e-3),
-            f"between two vectors of norm 10 every point should have norm 10, got {[round(v, 2) for v in norms.tolist()]}")
+            "between two vectors of norm 10 every point should have norm 10, "
+            f"got {[round(v, 2) for v in norms.tolist()]}")
 
 
 @_check("truncated noise", "draw torch.randn(n, dim, generator=generator); while any |z| > t, re-draw exactly those "
@@ -48,7 +51,8 @@ def check_truncated_noise(truncated_noise) -> None:
     a = 1.5
     z = _tensor(truncated_noise(4000, 50, a, torch.Generator().manual_seed(0)), f"truncated_noise(4000, 50, {a}, g)",
                 (4000, 50))
-    _expect(float(z.abs().max()) <= a + 1e-6, f"every entry should satisfy |z| <= {a}, the largest is {z.abs().max():.3f}")
+    _expect(float(z.abs().max()) <= a + 1e-6,
+            f"every entry should satisfy |z| <= {a}, the largest is {z.abs().max():.3f}")
     at_edge = float((z.abs() > a - 1e-6).float().mean())
     _expect(at_edge < 0.001, f"{at_edge:.0%} of the entries sit exactly at +-{a}: clamping piles mass on the edge; "
             "re-draw the entries that fall outside instead")

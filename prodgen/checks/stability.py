@@ -158,7 +158,8 @@ def check_gradient_penalty(gradient_penalty) -> None:
         _expect(False, "the penalty sits on the real images (e = 1): WGAN-GP puts it on random points between real and "
                 "generated images, where the optimal critic has gradient norm 1")
     if float(e.max()) < 1e-4:
-        _expect(False, "the penalty sits on the generated images (e = 0): WGAN-GP puts it on random points between real "
+        _expect(False, "the penalty sits on the generated images (e = 0): "
+                "WGAN-GP puts it on random points between real "
                 "and generated images, where the optimal critic has gradient norm 1")
     _expect(float(e.std()) > 1e-3, f"every image got the same e ({float(e[0]):.3f}): draw one e per image, "
             "torch.rand(N, 1, 1, 1), so the points cover the whole segments")
@@ -278,7 +279,8 @@ def check_ema_update(ema_update) -> None:
     _expect(_same(_params(model), model_before) and _same(_buffers(model), new_buffers),
             "your update changed the training model: only the average (ema) may change")
     if _same(got, old):
-        _expect(False, "the average did not change: update ema's own tensors in place (p_ema.mul_(decay).add_(p, alpha=1 - "
+        _expect(False, "the average did not change: update ema's own tensors in place "
+                "(p_ema.mul_(decay).add_(p, alpha=1 - "
                 "decay) or p_ema.lerp_(p, 1 - decay)); `p_ema = ...` only rebinds a loop variable")
     want = [decay * o + (1 - decay) * m for o, m in zip(old, new)]
     if not _same(got, want, 1e-5):
@@ -350,8 +352,10 @@ def check_translate(translate) -> None:
     _expect(torch.equal(x.detach(), x_copy), "your function changed its input in place: the same real images are used "
             "again, build a new tensor")
     _expect(out.requires_grad and out.grad_fn is not None,
-            "the output is cut off from the input's gradient: the augmentation must be differentiable (torch operations "
-            "on x: padding, slicing, indexing), so the generator learns through it; no .detach(), numpy or torch.tensor()")
+            "the output is cut off from the input's gradient: "
+            "the augmentation must be differentiable (torch operations "
+            "on x: padding, slicing, indexing), so the generator learns through it; "
+            "no .detach(), numpy or torch.tensor()")
     shifts = []
     for i in range(n):
         image, found = out[i].detach(), _found_shift(out[i].detach(), x_copy[i])
@@ -373,8 +377,8 @@ def check_translate(translate) -> None:
             "generated images are augmented independently")
     dys, dxs = {d for d, _ in shifts}, {d for _, d in shifts}
     _expect(dys == set(range(-s, s + 1)) and dxs == set(range(-s, s + 1)),
-            f"over {n} images the vertical shifts were {sorted(dys)} and the horizontal {sorted(dxs)}; each should take "
-            f"every whole value from -{s} to {s} (torch.randint(-s, s + 1, ...))")
+            f"over {n} images the vertical shifts were {sorted(dys)} and the horizontal {sorted(dxs)}; "
+            f"each should take every whole value from -{s} to {s} (torch.randint(-s, s + 1, ...))")
     out.sum().backward()
     mask = torch.stack([_shift(torch.ones(c, h, w), -dy, -dx) for dy, dx in shifts])  # pixels that land in the output
     _expect(x.grad is not None and torch.equal(x.grad, mask),

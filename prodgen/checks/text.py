@@ -56,7 +56,8 @@ def check_padding(pad_batch, masked_mean) -> None:
     _expect(isinstance(ids, torch.Tensor) and isinstance(lengths, torch.Tensor), "ids and lengths should be tensors")
     _expect(ids.dtype == torch.long and lengths.dtype == torch.long,
             f"ids and lengths should be LongTensors (dtype=torch.long), got {ids.dtype} and {lengths.dtype}")
-    _expect(tuple(ids.shape) == (3, 3), f"3 sequences, the longest 3 tokens: ids should be 3 x 3, got {tuple(ids.shape)}")
+    _expect(tuple(ids.shape) == (3, 3),
+            f"3 sequences, the longest 3 tokens: ids should be 3 x 3, got {tuple(ids.shape)}")
     _expect(lengths.tolist() == [3, 1, 2], f"lengths should be [3, 1, 2] (real tokens per row), got {lengths.tolist()}")
     _expect(ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]],
             f"ids should be [[5, 6, 7], [8, 0, 0], [9, 10, 0]] (each row padded with 0 at the end), got {ids.tolist()}")
@@ -103,7 +104,8 @@ def check_gru_encoder(encoder_class) -> None:
     with torch.no_grad():
         out = student(ids, lengths)
         _expect(isinstance(out, torch.Tensor), f"forward should return a tensor, got {type(out).__name__}")
-        _expect(tuple(out.shape) == (3, 5), f"3 descriptions, dim 5: forward should return 3 x 5, got {tuple(out.shape)}")
+        _expect(tuple(out.shape) == (3, 5),
+                f"3 descriptions, dim 5: forward should return 3 x 5, got {tuple(out.shape)}")
         more_padding = torch.cat([ids, torch.zeros(3, 4, dtype=torch.long)], 1)
         alone = student(ids[1:2, :2], lengths[1:2])
         _expect(torch.allclose(student(more_padding, lengths), out, atol=1e-5)

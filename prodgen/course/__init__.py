@@ -1,4 +1,5 @@
-"""Course tooling: student notebooks, lesson checks, headless runs and recorded results.
+"""Course tooling: student notebooks, lesson checks, headless runs and recorded results (this module);
+``grade`` (submissions, sandboxed) and ``doctor`` (the installation) beside it. May import every layer below.
 
 Used by the command line (tooling: `prodgen course build`, `prodgen course check`,
 `prodgen course run`), by the integration tests (`tests/test_lessons.py`) and by every
@@ -18,10 +19,11 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import nbformat

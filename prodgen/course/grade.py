@@ -1,30 +1,45 @@
-"""The instructor's kit, used by `prodgen course grade`: grade submitted student notebooks.
+"""The instructor's kit, used by `prodgen course grade`: grade submitted student notebooks, whose code is untrusted.
 
 Each submission is identified by its content (its cells against the student versions in `notebooks/`; the
-file name only stands in when the content is too far gone, so a renamed file is still graded), executed
-headless in a temporary folder (a copy: the file is never changed) with `FAST = True` after its parameters
-cell, a time limit for the whole notebook and Python's sockets limited to this machine, and the output of
-each exercise's check cell (`prodgen.checks`: `[PASS]` / `[FAIL] ...`) is read. One row per student and
-exercise: passed, failed, not attempted (the `NotImplementedError` stub is still there) or error (the check
-did not run or crashed; the detail says why). Before running, each check cell is put back as the lesson has
-it (an edited check cannot pass itself) and tagged `raises-exception`, so a check that crashes on a missing
-function does not stop the exercises after it; a crash in any other cell stops the run, as "Run all" would,
-and the exercises after it are errors that name that cell. Tooling for instructors (INSTRUCTORS.md); no
-lesson uses it.
+file name only stands in when the content is too far gone, so a renamed file is still graded). Then, each
+stage in a fresh bubblewrap sandbox (prodgen/course/grade_sandbox.py: no network, read-only system, hidden home,
+own pid namespace and uid, resource limits; refused without one unless `sandbox=False`, `--no-sandbox`):
+
+1. the copy runs headless (prodgen/course/grade_verify.py `run` stage) with `FAST = True` after its parameters cell
+   and a time limit for the whole notebook. This only says where the run stopped (a crash in a non-exercise
+   cell stops it, as "Run all" would; later exercises are errors naming that cell). Its outputs are never a
+   verdict: whatever a notebook prints, patches or writes into its outputs happens in a process that is gone.
+2. the verdicts come from a fresh interpreter (`verify` stage): `prodgen.checks` and the lesson's imports are
+   loaded from the installed read-only package before any student code; only the definitions of the
+   submission's cells are executed (imports, def, class, call-free assignments: a cell that patches `print`,
+   `prodgen.checks` or `sys.modules` is a statement and never runs there); each check cell runs as the lesson
+   has it (an edited check counts for nothing) on guarded student functions; verdict lines are HMAC-signed
+   with a per-run secret the notebook never had and read from a pipe of their own.
+
+Why this design: a verdict read from the student's own kernel can be forged by any cell; re-running only
+definitions in a clean process removes every notebook-level attack, and what is left (code inside the
+exercise function, which the check must call) is guarded by an audit hook and a before/after fingerprint of
+the checks (grade_verify's docstring). One row per student and exercise: passed, failed, not attempted (the
+`NotImplementedError` stub is still there) or error (the check did not run, crashed or was interfered with;
+the detail says why), with the protection in force. Tooling for instructors (INSTRUCTORS.md); no lesson uses it.
 """
 from __future__ import annotations
 
 import csv
+import hmac
 import io
+import json
 import os
 import re
+import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 from prodgen import course
+from prodgen.course import grade_sandbox
 from prodgen.paths import atomic_file
 
 __all__ = ["STATUSES", "Exercise", "Lesson", "Row", "load_lessons", "identify", "student_name",
@@ -32,6 +47,8 @@ __all__ = ["STATUSES", "Exercise", "Lesson", "Row", "load_lessons", "identify", 
 
 STATUSES = ("passed", "failed", "not attempted", "error")
 DEFAULT_TIMEOUT = 300.0  # seconds per notebook: every lesson's FAST run takes well under a minute
+CHECK_TIMEOUT = 120.0  # seconds for all of a notebook's checks in the verifier (imports included)
+STARTUP = 30.0  # seconds a sandbox gets on top of a limit to start Python (the stage keeps its own clock)
 MATCH = 0.5  # a submission is a lesson when it holds at least this share of the lesson's cells unchanged
 GRADER_TAG = "prodgen-grade"  # cells the grader adds to its copy (never counted, never reported)
 NOT_DONE = "not done yet"  # what a check prints when the student's code raised NotImplementedError
@@ -103,6 +120,7 @@ class Lesson:
     cells: frozenset  # normalised sources of its non-exercise cells (the fingerprint)
     parameters: str  # the parameters cell's normalised source
     exercises: tuple
+    sources: tuple = ()  # its code cells as handed out: the verifier loads their imports before student code
 
 
 CHECK_NAME_RE = re.compile(r"\bchecks\.(check_\w+)\s*\(")
@@ -126,7 +144,8 @@ def _lesson(path: Path) -> Lesson:
         call = CHECK_NAME_RE.search(check.source)[1]
         exercises.append(Exercise(call.removeprefix("check_"), cell.get("id", ""), cell.source,
                                   check.get("id", ""), check.source, call))
-    return Lesson(path.stem, frozenset(fingerprint), parameters, tuple(exercises))
+    sources = tuple(c.source for c in cells if c.cell_type == "code" and "exercise" not in _tags(c))
+    return Lesson(path.stem, frozenset(fingerprint), parameters, tuple(exercises), sources)
 
 
 def load_lessons(root: Path | str | None = None) -> dict[str, Lesson]:
@@ -308,42 +327,100 @@ def _execute(nb, folder: Path, limit: float) -> str:
     return ""
 
 
-def _check_lines(cell) -> list[str]:
-    text = ""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream":
-            text += "".join(output.get("text", ""))
-        elif output.get("output_type") in ("execute_result", "display_data"):
-            text += "".join(output.get("data", {}).get("text/plain", "")) + "\n"
-    return [line.strip() for line in text.splitlines() if line.strip().startswith(("[PASS]", "[FAIL]"))]
+def _run_notebook(copy, sandbox: bool, timeout: float) -> tuple[list[dict], str]:
+    """Stage 1, in its own sandbox: execute the prepared copy; (per cell {"ran", "error"}, why it stopped).
+    Only where the run stopped comes from here: the notebook's own outputs never make a verdict."""
+    with tempfile.TemporaryDirectory(prefix="prodgen-grade-nb-") as tmp:
+        path = Path(tmp) / "submission.ipynb"
+        _nbformat().write(copy, str(path))
+        job = {"stage": "run", "notebook": "submission.ipynb", "timeout": timeout}
+        result = grade_sandbox.run(job, {"submission.ipynb": path}, timeout + STARTUP, sandbox)
+    try:
+        answer = json.loads(result.channel.decode().splitlines()[0])
+        cells, stopped = list(answer["cells"]), str(answer["stopped"])
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError):
+        cells, stopped = [], ""
+    if result.timed_out:
+        stopped = f"the time limit of {timeout:g} s was reached"
+    elif not cells:
+        stopped = stopped or _stage_failure(result, "the notebook's run")
+    cells += [{}] * (len(copy.cells) - len(cells))
+    return [c if isinstance(c, dict) else {} for c in cells[: len(copy.cells)]], _one_line(stopped)
 
 
-def _verdict(plan: _Plan, cells, stopped: str) -> tuple[str, str]:
-    """(status, detail) of one exercise in the executed copy."""
+def _stage_failure(result, what: str) -> str:
+    if result.overflow:
+        return f"{what} sent more than the grader keeps"
+    if result.returncode in (-9, 137) or "MemoryError" in result.stderr:
+        return f"{what} ended abruptly (killed: out of memory or another limit)"
+    last = [line for line in result.stderr.splitlines() if line.strip()]
+    return f"{what} ended with status {result.returncode}" + (f": {_one_line(last[-1], 200)}" if last else "")
+
+
+def _verify(copy, lesson: Lesson, plans: list[_Plan], sandbox: bool, timeout: float) -> tuple[dict, str]:
+    """Stage 2, in a fresh sandbox and interpreter: each exercise's check against the student's definitions.
+    ({exercise: verdict payload}, why some are missing). Only lines carrying this run's HMAC count."""
+    checks = {plan.check: plan.exercise for plan in plans if plan.check is not None}
+    steps = []
+    for i, cell in enumerate(copy.cells):
+        if cell.cell_type != "code" or (GRADER_TAG in _tags(cell) and cell.source != FAST_CELL):
+            continue
+        if i in checks:
+            steps.append({"kind": "check", "exercise": checks[i].name, "source": checks[i].check_source})
+        else:
+            steps.append({"kind": "cell", "source": cell.source})
+    secret = secrets.token_bytes(32)
+    job = {"stage": "verify", "steps": steps, "lesson_sources": list(lesson.sources)}
+    result = grade_sandbox.run(job, {}, timeout + STARTUP, sandbox, secret)
+    verdicts, forged, done = {}, 0, False
+    for line in result.channel.decode(errors="replace").splitlines():
+        try:
+            outer = json.loads(line)
+            body, mac = str(outer["body"]), str(outer["mac"])
+        except (ValueError, KeyError, TypeError):
+            forged += 1
+            continue
+        if not hmac.compare_digest(hmac.new(secret, body.encode(), "sha256").hexdigest(), mac):
+            forged += 1
+            continue
+        payload = json.loads(body)
+        done = done or bool(payload.get("done"))
+        if "exercise" in payload:
+            verdicts[payload["exercise"]] = payload
+    if forged:
+        return {}, f"the check's answer carried {forged} line(s) without this run's key: something forged a verdict"
+    if result.timed_out:
+        return verdicts, f"the checks did not finish within {timeout:g} s"
+    return verdicts, "" if done else _stage_failure(result, "the checks")
+
+
+def _verdict(plan: _Plan, cells, ran: list[dict], stopped: str, verdict: dict | None, why: str) -> tuple[str, str]:
+    """(status, detail) of one exercise: the verifier's verdict, and where the notebook's own run stopped."""
     ex = plan.exercise
     if plan.check is None:
         return "error", "neither its exercise cell nor its check cell is in the notebook"
     source = cells[plan.cell].source if plan.cell is not None else ""
-    untouched = plan.cell is not None and _normal(source) == _normal(ex.stub)
-    if untouched:
+    if plan.cell is not None and _normal(source) == _normal(ex.stub):
         return "not attempted", "the exercise cell is unchanged"
-    check = cells[plan.check]
-    if check.get("execution_count") is None and not check.get("outputs"):
+    if verdict is None:
+        return "error", f"not verified: {why or 'the checks stopped before it'}"
+    if verdict.get("violation"):
+        return "error", _one_line(f"the submission's code interfered with grading: {verdict['violation']}")
+    if not ran[plan.check].get("ran"):
         return "error", f"not run: {stopped or 'the run stopped before it'}"
-    lines = _check_lines(check)
-    failed = [line for line in lines if line.startswith("[FAIL]")]
-    if failed:
-        stubs_left = source.count(STUB_RAISE) >= max(1, ex.stub.count(STUB_RAISE))
-        if NOT_DONE in failed[0] and stubs_left:
-            return "not attempted", "the NotImplementedError stub is still there"
-        return "failed", _one_line(failed[0])
-    if lines:
+    if verdict.get("result") is True:
         return "passed", ""
-    crash = _error_of(check)
-    if crash:
-        own = _error_of(cells[plan.cell]) if plan.cell is not None else ""
-        return "error", _one_line(f"the check raised {crash}" + (f" (the exercise cell raised {own})" if own else ""))
-    return "error", "the check printed no [PASS] or [FAIL] line"
+    failed = str(verdict.get("fail") or "")
+    if verdict.get("result") is False and failed:
+        stubs_left = source.count(STUB_RAISE) >= max(1, ex.stub.count(STUB_RAISE))
+        if NOT_DONE in failed and stubs_left:
+            return "not attempted", "the NotImplementedError stub is still there"
+        return "failed", _one_line(failed)
+    if verdict.get("crash"):
+        own = ran[plan.cell].get("error") if plan.cell is not None else ""
+        return "error", _one_line(f"the check raised {verdict['crash']}" +
+                                  (f" (the exercise cell raised {own})" if own else ""))
+    return "error", "the check gave no verdict"
 
 
 # --------------------------------------------------------------------------- grading
@@ -360,20 +437,23 @@ class Row:
     detail: str
     submission: str
     seconds: float
+    protection: str = ""  # what contained and checked the submission's code (grade_sandbox.protection)
 
 
 COLUMNS = tuple(f.name for f in fields(Row))
 
 
 def grade_notebook(path: Path | str, lessons: dict[str, Lesson], timeout: float = DEFAULT_TIMEOUT,
-                   fast: bool = True) -> list[Row]:
-    """The rows of one submission; never raises for a bad submission (it gets an error row instead)."""
+                   fast: bool = True, sandbox: bool = True, check_timeout: float = CHECK_TIMEOUT) -> list[Row]:
+    """The rows of one submission; never raises for a bad submission (it gets an error row instead). Its notebook
+    runs in one sandbox (`timeout`), then its checks in another (`check_timeout`; prodgen/course/grade_verify.py)."""
     path = Path(path)
     student = student_name(path, lessons)
     start = time.perf_counter()
+    shield = grade_sandbox.protection(sandbox)
 
     def single(lesson: str, detail: str) -> list[Row]:
-        return [Row(student, lesson, "", "error", detail, str(path), round(time.perf_counter() - start, 1))]
+        return [Row(student, lesson, "", "error", detail, str(path), round(time.perf_counter() - start, 1), shield)]
 
     try:
         nb = _nbformat().read(str(path), as_version=4)
@@ -387,17 +467,17 @@ def grade_notebook(path: Path | str, lessons: dict[str, Lesson], timeout: float 
     if not lesson.exercises:
         return single(lesson.name, "this lesson has no exercises to grade")
     copy, plans = _prepare(nb, lesson, fast)
-    with tempfile.TemporaryDirectory(prefix="prodgen-grade-") as folder:
-        stopped = _execute(copy, Path(folder), timeout)
+    ran, stopped = _run_notebook(copy, sandbox, timeout)
+    verdicts, why = _verify(copy, lesson, plans, sandbox, check_timeout)
     seconds = round(time.perf_counter() - start, 1)
     rows = []
     for plan in plans:
-        status, detail = _verdict(plan, copy.cells, stopped)
+        status, detail = _verdict(plan, copy.cells, ran, stopped, verdicts.get(plan.exercise.name), why)
         extra = "; ".join(filter(None, [plan.note, note]))
         if stopped and status != "error":
             extra = "; ".join(filter(None, [extra, f"the notebook stopped: {stopped}"]))
         rows.append(Row(student, lesson.name, plan.exercise.name, status,
-                        "; ".join(filter(None, [detail, extra])), str(path), seconds))
+                        "; ".join(filter(None, [detail, extra])), str(path), seconds, shield))
     return rows
 
 
@@ -455,18 +535,25 @@ def write_csv(rows: list[Row], out: Path | str) -> Path:
 
 def grade(paths, out: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT, fast: bool = True,
           overwrite: bool = False, root: Path | str | None = None,
-          log: Callable[[str], object] = print) -> list[Row]:
+          log: Callable[[str], object] = print, sandbox: bool = True,
+          check_timeout: float = CHECK_TIMEOUT) -> list[Row]:
     """Grade every submission in `paths` (files or folders), one after the other; write the CSV to `out` if
-    given. Bad arguments raise before anything runs; a bad submission only gets its error row."""
-    if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
-        raise ValueError(f"the time limit must be a number of seconds > 0, got {timeout!r}")
+    given. Bad arguments raise before anything runs (as does a missing sandbox, unless `sandbox=False`: the
+    instructor's --no-sandbox); a bad submission only gets its error rows."""
+    for value in (timeout, check_timeout):
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"the time limit must be a number of seconds > 0, got {value!r}")
+    if sandbox and grade_sandbox.unavailable():
+        raise ValueError(f"refusing to grade: {grade_sandbox.unavailable()}; students' code would run unconfined "
+                         f"(pass --no-sandbox to grade anyway, knowing it can read and change your files)")
     files = submissions(paths)
     if out is not None:
         out = check_out(out, overwrite)
     lessons = load_lessons(root)
     rows: list[Row] = []
     for i, path in enumerate(files, 1):
-        found = grade_notebook(path, lessons, timeout=timeout, fast=fast)
+        found = grade_notebook(path, lessons, timeout=timeout, fast=fast, sandbox=sandbox,
+                               check_timeout=check_timeout)
         rows += found
         passed = sum(r.status == "passed" for r in found)
         graded = [r for r in found if r.exercise]
@@ -504,6 +591,7 @@ def format_summary(rows: list[Row]) -> str:
         students.append((found[0].student, found[0].lesson or "?", f"{passed} of {len(graded)}" if graded else "-",
                          *(sum(r.status == s for r in graded) for s in counts), f"{found[0].seconds:.1f}", submission))
     lines = _table(("student", "lesson", "passed", *counts, "seconds", "submission"), students)
+    lines = [f"protection: {p}" for p in dict.fromkeys(r.protection for r in rows if r.protection)] + lines
     if by_exercise:
         exercises = [(lesson, name, f"{sum(r.status == 'passed' for r in found)} of {len(found)}",
                       *(sum(r.status == s for r in found) for s in counts))
@@ -512,6 +600,7 @@ def format_summary(rows: list[Row]) -> str:
     problems = [r for r in rows if r.status in ("failed", "error")]
     if problems:
         lines += ["", "what went wrong:"]
-        lines += [f"  {r.student} {r.lesson or '?'} {r.exercise or '(notebook)'}: {r.status}: {_one_line(r.detail, 160)}"
+        lines += [f"  {r.student} {r.lesson or '?'} {r.exercise or '(notebook)'}: "
+                  f"{r.status}: {_one_line(r.detail, 160)}"
                   for r in problems]
     return "\n".join(lines)

@@ -58,8 +58,8 @@ POLICIES = {"translation": (translate,), "cutout": (cutout,), "translation,cutou
 
 def diff_augment(x: torch.Tensor, policy: str = "translation,cutout") -> torch.Tensor:
     """Apply the policy's transformations (``POLICIES``) to a batch of images in [-1, 1]; each image gets
-    its own random shift and hole. Pass this as ``train_gan(augment=...)``: the loop applies it to every
-    image the discriminator sees, real and generated."""
+    its own random shift and hole. Pass this as ``GANSettings(augment=...)`` (``train_gan``): the loop applies it
+    to every image the discriminator sees, real and generated."""
     if policy not in POLICIES:
         raise ValueError(f"unknown augmentation policy {policy!r}; valid: {', '.join(POLICIES)}")
     for transform in POLICIES[policy]:

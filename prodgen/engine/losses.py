@@ -1,4 +1,5 @@
-"""The training objectives: GAN losses and regularisers (lessons 03, 05, 07, 10) and the VAE's negative ELBO (lessons 04, 06).
+"""The training objectives: GAN losses and regularisers (lessons 03, 05, 07, 10) and the VAE's negative ELBO (lessons
+04, 06).
 
 The engine (``prodgen.engine.train``) owns them, below the models: a model may import a loss, the engine never
 imports a model, so the dependencies point one way (models -> engine -> basics).
@@ -9,7 +10,8 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 - ``-log D(x)      = softplus(-logit)``
 - ``-log(1 - D(x)) = softplus(logit)``
 
-:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``train_gan(loss=name)`` accepts. Lesson 10's
+:data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``GANSettings(loss=name)`` (``train_gan``) accepts. Lesson
+10's
 regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
 The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
@@ -23,8 +25,10 @@ import torch
 from torch.nn import functional as F
 
 __all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_hinge", "g_loss_hinge",
-           "d_loss_wasserstein", "g_loss_wasserstein", "GAN_LOSSES", "gradient_penalty", "r1_penalty", "mode_seeking_loss",
-           "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant", "q_sample", "v_target", "diffusion_loss"]
+           "d_loss_wasserstein", "g_loss_wasserstein", "GAN_LOSSES", "gradient_penalty", "r1_penalty",
+           "mode_seeking_loss",
+           "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant", "q_sample", "v_target",
+           "diffusion_loss"]
 
 
 # ----------------------------------------------------------------------------- GANs
@@ -66,7 +70,7 @@ def g_loss_wasserstein(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-# name -> (discriminator loss, generator loss); ``prodgen.engine.train.train_gan(loss=name)`` picks one.
+# name -> (discriminator loss, generator loss); ``prodgen.engine.train.GANSettings(loss=name)`` picks one.
 GAN_LOSSES = {
     "non-saturating": (d_loss_bce, g_loss_non_saturating),
     "saturating": (d_loss_bce, g_loss_saturating),
@@ -180,7 +184,8 @@ def v_target(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, abar: torch
     return a.sqrt() * noise - (1 - a).sqrt() * x0
 
 
-def diffusion_loss(model, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def diffusion_loss(model, x0: torch.Tensor, labels: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
     """The training loss of a v-prediction diffusion model (``prodgen.models.diffusion.UNet``): draw a step
     ``t`` uniformly and noise ``eps`` per image, noise ``x0`` to ``x_t`` (:func:`q_sample`), and return
     ``mean |v - model(x_t, t, labels)|^2``. The ELBO's "predict the noise" loss ``|eps - eps_hat|^2``

@@ -1,7 +1,7 @@
-"""The machine a lesson runs on: device choice, seeding, versions, and a health check.
+"""The machine a lesson runs on: device choice, seeding and versions.
 
 Every lesson's setup cell calls :func:`setup`; lesson 00 shows :func:`environment`;
-``prodgen doctor`` runs :func:`diagnose`.
+``prodgen doctor``'s health check (``prodgen.course.doctor.diagnose``) reports it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import random
 import warnings
 from importlib import metadata
 
-__all__ = ["pick_device", "seed_everything", "setup", "environment", "diagnose", "Finding"]
+__all__ = ["pick_device", "seed_everything", "setup", "environment"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -2,15 +2,19 @@
 
 What a loop gives you, so that a lesson can say "train for two minutes" in one line:
 
-- a ``tqdm.auto`` progress bar with the live losses (``progress=False`` for tests);
+- a ``tqdm.auto`` progress bar with the live losses (``callbacks=[Progress(False)]`` for tests);
 - a :class:`History`: every step's losses, per-epoch means, a sample grid from fixed
-  noise after each epoch, images seen, seconds, and ``.plot()``;
+  noise after each epoch (``SampleGrid``), images seen, seconds, and ``.plot()``;
 - seeding (same seed, same device -> same result; on CUDA the loop asks cuDNN for deterministic
   kernels while it runs) and device auto-selection
   (``"auto"``: cuda, then mps, then cpu);
-- ``checkpoint=path``: an atomic save (temp file + rename) at each epoch end holding the
-  model(s), optimisers, history, epoch and RNG states; ``resume=True`` continues from it;
-- ``max_minutes``: stop cleanly at a batch boundary when the time budget is spent.
+- ``Checkpoints(path)``: an atomic save (temp file + rename) at each epoch end holding the
+  model(s), optimisers, history, epoch and RNG states; ``Checkpoints(path, resume=True)`` continues from it;
+- ``max_minutes`` (a ``TimeBudget``): stop cleanly at a batch boundary when the time budget is spent;
+- ``OnEpoch(fn)``: anything else after every epoch (e.g. keeping the best epoch).
+
+These are the callbacks of ``prodgen.engine.callbacks``; the loss and optimiser settings of a GAN are one
+:class:`GANSettings`.
 
 CPU speed. Data stay in memory as uint8 tensors and are sliced a batch at a time (no per-item
 Python work). ``precision="auto"`` turns on bfloat16 autocast on a CPU with native bf16
@@ -36,7 +40,8 @@ or a script that joined a process group) the same loops train with DistributedDa
 - batch norm keeps **per-rank** statistics (no SyncBatchNorm): each rank normalises its own slice, just as
   the GAN step already normalises real and fake batches separately. SyncBatchNorm would add a collective to
   every normalisation layer in every forward (three discriminator forwards per step) for models this small,
-  and PyTorch implements it for accelerators only (it refuses CPU tensors, so gloo runs could not use it). With many GPUs raise the global batch
+  and PyTorch implements it for accelerators only (it refuses CPU tensors, so gloo runs could not use it). With many
+  GPUs raise the global batch
   (``--batch``) so each rank keeps a few dozen images. Running statistics are copied from rank 0 before
   each sample grid and checkpoint, so every buffer, and the EMA generator, ends identical on all ranks
   (the weights are identical by construction: DDP broadcasts the initial ones and averages gradients);
@@ -55,20 +60,21 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from prodgen.engine import distributed, losses
+from prodgen.engine.callbacks import Callback, Checkpoints, OnEpoch, Progress, SampleGrid, TimeBudget
 
-__all__ = ["History", "train_gan", "train_vae", "train_diffusion", "gan_step", "vae_step", "training_record", "resolve_precision", "autocast_for",
-           "cpu_has_native_bf16"]
+__all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "gan_step", "vae_step",
+           "training_record", "resolve_precision", "autocast_for", "cpu_has_native_bf16",
+           "Callback", "Checkpoints", "OnEpoch", "Progress", "SampleGrid", "TimeBudget"]
 
 
 # ----------------------------------------------------------------------------- history
 @dataclass
-class History:
-    """What happened during training.
+class History(Callback):
+    """What happened during training; as a callback it records the run (pass one in ``callbacks`` to continue it).
 
     - ``steps``: ``{name: [value per step]}`` (GAN: ``loss_d``, ``loss_g``, ``d_real``, ``d_fake``;
       VAE: ``loss``, ``recon``, ``kl``)
@@ -76,6 +82,8 @@ class History:
     - ``samples``: ``[(epoch, uint8 N x 3 x H x W)]``, images from the same fixed noise after each epoch
     - ``seconds``, ``images_seen``, ``stopped_early`` (True when ``max_minutes`` stopped the run)
     """
+
+    order = 0  # records the epoch before the other callbacks look at it
 
     steps: dict = field(default_factory=dict)
     epochs: dict = field(default_factory=dict)
@@ -94,6 +102,12 @@ class History:
         early = ", stopped at the time budget" if self.stopped_early else ""
         return (f"History({self.epochs_done} epochs, {self.images_seen:,} images, {self.seconds:.0f} s{early}"
                 + (f"; last epoch: {last})" if last else ")"))
+
+    def steps_done(self, loop, rows: list) -> None:
+        self._add_steps(loop.names, rows)
+
+    def epoch_end(self, loop, epoch: int) -> None:
+        self._add_epoch(loop.names, loop.epoch_rows)
 
     def _add_steps(self, names, rows) -> None:
         for name, column in zip(names, zip(*rows)):
@@ -138,7 +152,7 @@ class History:
                 "samples": [[int(e), s] for e, s in self.samples], "seconds": float(self.seconds),
                 "images_seen": int(self.images_seen), "stopped_early": bool(self.stopped_early)}
 
-    def load_state_dict(self, state: dict) -> "History":
+    def load_state_dict(self, state: dict) -> History:
         self.steps = {k: v.tolist() for k, v in state["steps"].items()}
         self.epochs = {k: v.tolist() for k, v in state["epochs"].items()}
         self.samples = [(int(e), s) for e, s in state["samples"]]
@@ -285,7 +299,7 @@ def _gan_losses(loss):
     return losses.GAN_LOSSES[loss]
 
 
-def _check_common(catalog, epochs, batch_size, max_minutes, n_samples):
+def _check_common(catalog, epochs, batch_size):
     if not hasattr(catalog, "batches") or not hasattr(catalog, "images"):
         raise ValueError(f"catalog must be a prodgen.catalog.Catalog, got {type(catalog).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -295,65 +309,51 @@ def _check_common(catalog, epochs, batch_size, max_minutes, n_samples):
     if len(catalog) < batch_size:
         raise ValueError(f"the catalog has {len(catalog)} products, fewer than one batch of {batch_size}: "
                          "use a smaller batch_size or a larger catalog")
-    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
-        raise ValueError(f"max_minutes must be a positive number of minutes or None, got {max_minutes!r}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
-        raise ValueError(f"n_samples must be a whole number >= 0, got {n_samples!r}")
 
 
-def _rng_state(data_gen) -> dict:
-    state = {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        state["mps"] = torch.mps.get_rng_state()
-    return state
+def _check_ema(ema, model, decay, what: str) -> None:
+    if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in model.parameters()]:
+        raise ValueError(f"ema must be a copy of the {what} (copy.deepcopy({what})), not another network")
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {decay!r}")
 
 
-def _set_rng_state(state: dict, data_gen) -> None:
-    torch.set_rng_state(state["torch"])
-    data_gen.set_state(state["data"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "mps" in state and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(state["mps"])
+def _positive(name: str, value, zero_ok: bool = False) -> None:
+    low_ok = value >= 0 if zero_ok else value > 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < float("inf")):
+        raise ValueError(f"{name} must be a number {'>= 0 (0 turns it off)' if zero_ok else '> 0'}, got {value!r}")
 
 
-def _save_atomic(payload: dict, path: Path) -> None:
-    from prodgen.paths import atomic_file
-
-    with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_checkpoint(path: Path, kind: str) -> dict:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, corrupt or foreign file
-        raise ValueError(f"cannot resume from {path}: the file is not a readable checkpoint "
-                         f"({type(e).__name__}); delete it to start afresh") from None
-    if not isinstance(payload, dict) or payload.get("kind") != kind:
-        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"cannot resume from {path}: it is a {found!r} checkpoint, not a {kind!r} one")
-    return payload
+def _callbacks(callbacks, max_minutes=None) -> list:
+    """The run's callbacks: the defaults (a fresh History, a progress bar, a 64-image sample grid), each replaced
+    by a callback of the same class in ``callbacks``, plus ``TimeBudget(max_minutes)`` when given."""
+    callbacks = list(callbacks or ())
+    bad = [c for c in callbacks if not isinstance(c, Callback)]
+    if bad:
+        raise ValueError(f"callbacks must be prodgen.engine.callbacks.Callback objects, got {type(bad[0]).__name__}")
+    defaults = [d for d in (History(), Progress(), SampleGrid()) if not any(type(c) is type(d) for c in callbacks)]
+    budget = [TimeBudget(max_minutes)] if max_minutes is not None else []
+    return defaults + callbacks + budget
 
 
-def _load_state(module, state, what: str, path) -> None:
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot resume from {path}: the saved {what} does not fit this model "
-                         f"({str(e).splitlines()[0][:160]})") from None
+def _options(progress=True, n_samples=64, checkpoint=None, resume=False, history=None, max_minutes=None,
+             on_epoch=None, requests=None, draw=None) -> list:
+    """Callbacks from the keyword options :func:`train_vae` and :func:`train_diffusion` take."""
+    found = [Progress(progress), SampleGrid(n_samples, requests, draw)]
+    found += [Checkpoints(checkpoint, resume)] if checkpoint is not None else []
+    found += [history] if history is not None else []
+    found += [OnEpoch(on_epoch)] if on_epoch is not None else []
+    return _callbacks(found, max_minutes)
 
 
 class _Loop:
-    """The machinery both loops share: device, layout, precision, RNG, progress, history, checkpoints."""
+    """The machinery every loop shares: device, layout, precision, RNG, batches, and the callbacks around them."""
 
-    def __init__(self, modules: dict, catalog, *, kind, epochs, batch_size, max_minutes, seed, device, precision,
-                 channels_last, n_samples, checkpoint, resume, progress, history, names, on_epoch=None):
+    def __init__(self, modules: dict, catalog, *, kind, epochs, batch_size, seed, device, names, callbacks,
+                 precision="auto", channels_last=True):
         from prodgen.engine.runtime import pick_device
 
-        _check_common(catalog, epochs, batch_size, max_minutes, n_samples)
+        _check_common(catalog, epochs, batch_size)
         self.world, self.rank, self.main = distributed.world_size(), distributed.rank(), distributed.is_main()
         if self.world > 1 and (batch_size % self.world or batch_size // self.world < 2):
             raise ValueError(f"batch_size {batch_size} is the global batch, split evenly across the {self.world} "
@@ -367,13 +367,12 @@ class _Loop:
         self.modules = modules
         for m in modules.values():
             m.to(self.device, memory_format=self.memory_format)
-        self.catalog, self.kind, self.names = catalog, kind, names
-        self.epochs, self.batch_size, self.max_minutes = epochs, batch_size, max_minutes
-        self.seed, self.n_samples, self.progress = seed, n_samples, progress and self.main
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.resume, self.on_epoch = resume, on_epoch
-        self.history = history if history is not None else History()
+        self.catalog, self.kind, self.names, self.epochs, self.batch_size = catalog, kind, names, epochs, batch_size
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)
+        self.history = self.find(History)
         self.history.stopped_early = False
+        self.grid = self.find(SampleGrid)
+        self.seed, self.optimizers, self.sample = seed, {}, None
         torch.manual_seed(seed)  # the noise z (and anything else random in the models)
         self.data_gen = torch.Generator().manual_seed(seed)  # the order of the products, one permutation per epoch
         self.steps_per_epoch = len(catalog) // batch_size
@@ -382,6 +381,10 @@ class _Loop:
         self.flush_every = 1 if self.device.type == "cpu" else 25
         self.wrappers = []
 
+    def find(self, cls):
+        """The run's callback of class ``cls``, or None."""
+        return next((c for c in self.callbacks if isinstance(c, cls)), None)
+
     def wrap(self, module):
         """The module the training step should call: ``module`` itself, or its DDP wrapper under torchrun."""
         wrapped = distributed.wrap(module, self.device)
@@ -389,104 +392,76 @@ class _Loop:
             self.wrappers.append(wrapped)
         return wrapped
 
-    # -- checkpoints ------------------------------------------------------------------------
-    def restore(self, optimizers: dict) -> int:
-        """Load the checkpoint when resuming; returns the number of epochs already done."""
-        if not (self.resume and self.checkpoint is not None and self.checkpoint.is_file()):
-            return 0 if self.resume else self.history.epochs_done
-        payload = _load_checkpoint(self.checkpoint, self.kind)
-        for name, module in {**self.modules, **optimizers}.items():
-            _load_state(module, payload["state"][name], name, self.checkpoint)
-        self.history.load_state_dict(payload["history"])
-        self.history.stopped_early = False
-        _set_rng_state(payload["rng"], self.data_gen)
-        return int(payload["epoch"])
+    def tick(self) -> None:
+        """Add the time since the last tick to ``history.seconds``."""
+        now = time.perf_counter()
+        self.history.seconds += now - self._mark
+        self._mark = now
 
-    def save(self, optimizers: dict, epoch: int) -> None:
-        if self.checkpoint is None or not self.main:  # rank 0 alone writes
-            return
-        state = {name: m.state_dict() for name, m in {**self.modules, **optimizers}.items()}
-        _save_atomic({"kind": self.kind, "epoch": epoch, "state": state, "history": self.history.state_dict(),
-                      "rng": _rng_state(self.data_gen)}, self.checkpoint)
+    def _span(self) -> None:
+        """``first`` (epochs already done) and ``last`` (the epoch to reach): when resuming, ``epochs`` is the
+        total to reach; otherwise it is how many to run now."""
+        restored = [e for e in (c.restore(self) for c in self.callbacks) if e is not None]
+        resume = any(c.resume for c in self.callbacks)
+        self.first = restored[0] if restored else (0 if resume else self.history.epochs_done)
+        self.last = self.epochs if resume else self.first + self.epochs
+        self.epoch = self.first
 
-    # -- the loop ---------------------------------------------------------------------------
     def run(self, optimizers: dict, step, sample) -> History:
-        """``step(x, y) -> dict of scalar tensors``; ``sample() -> images in [-1, 1]`` (or None)."""
-        first = self.restore(optimizers)
-        # when resuming, ``epochs`` is the total to reach; otherwise it is how many to run now
-        last = self.epochs if self.resume else first + self.epochs
-        bar = None
-        if self.progress and last > first:
-            from tqdm.auto import tqdm
-
-            # with a time budget the number of steps is unknown: count them without a total
-            total = None if self.max_minutes is not None else (last - first) * self.steps_per_epoch
-            where = self.device.type if self.world == 1 else f"{self.world} x {self.device.type}"
-            bar = tqdm(total=total, unit="step", leave=True, desc=f"{self.kind} on {where}")
-        start = run_start = time.perf_counter()
-        budget = None if self.max_minutes is None else 60.0 * self.max_minutes
-        epoch = first
+        """``step(x, y) -> dict of scalar tensors``; ``sample() -> images in [-1, 1]`` for the sample grid."""
+        self.optimizers, self.sample = optimizers, sample
+        self._span()
+        self.run_start = self._mark = time.perf_counter()
         cudnn = torch.backends.cudnn
         saved_cudnn = (cudnn.deterministic, cudnn.benchmark)
         if self.device.type == "cuda":  # same seed, same GPU -> same result (cuDNN's default kernels race)
             cudnn.deterministic, cudnn.benchmark = True, False
+        self.completed = False
         try:
-            for epoch in range(first + 1, last + 1):
-                if bar is not None:
-                    budget_note = f", {self.max_minutes:g} min budget" if self.max_minutes is not None else ""
-                    bar.set_description(f"{self.kind} on {where}, epoch {epoch}/{last}{budget_note}", refresh=False)
-                for m in [*self.modules.values(), *self.wrappers]:
-                    m.train()
-                if self.world > 1:  # each rank its own noise, drawn from (seed, epoch, rank): resumable exactly
-                    torch.manual_seed(((self.seed * 100_003 + epoch) * 4096 + self.rank) % 2**63)
-                rows, pending = [], []
-                for x, y in self._batches():
-                    x = x.contiguous(memory_format=self.memory_format)
-                    out = step(x, y)
-                    pending.append(torch.stack([out[k].float() for k in self.names]))
-                    self.history.images_seen += len(x) * self.world  # the global count
-                    over = budget is not None and time.perf_counter() - run_start >= budget
-                    if self.world > 1:  # ranks must stop at the same step: they agree when they flush
-                        if len(pending) < self.flush_every:
-                            continue
-                        new, over = self._flush(pending, bar, over)
-                        rows, pending = rows + new, []
-                    elif len(pending) >= self.flush_every:
-                        rows, pending = rows + self._flush(pending, bar)[0], []
-                    if over:
-                        self.history.stopped_early = True
-                        break
-                if pending:  # same number of steps on every rank, so this flush is collective too
-                    new, over = self._flush(pending, bar, over)
-                    rows += new
-                    self.history.stopped_early |= over
-                self.history._add_epoch(self.names, rows)
-                distributed.sync_buffers(self.modules.values())  # rank 0's batch-norm statistics everywhere
-                if self.n_samples and self.main:
-                    self._sample(epoch, sample)
-                if self.on_epoch is not None and self.main:
-                    self.on_epoch(epoch, self.history)
-                self.history.seconds += time.perf_counter() - start
-                start = time.perf_counter()
-                self.save(optimizers, epoch)
+            for c in self.callbacks:
+                c.begin(self)
+            for self.epoch in range(self.first + 1, self.last + 1):  # noqa: B020 (the loop's state is the epoch)
+                self._epoch(step)
                 if self.history.stopped_early:
                     break
+            self.completed = True
         finally:
             cudnn.deterministic, cudnn.benchmark = saved_cudnn
-            self.history.seconds += time.perf_counter() - start
-            if bar is not None:
-                bar.close()
+            self.tick()
             for m in [*self.modules.values(), *self.wrappers]:
                 m.eval()
-        if self.progress:
-            done = epoch - first if last > first else 0
-            note = " (stopped at the time budget)" if self.history.stopped_early else ""
-            procs = f" by {self.world} processes" if self.world > 1 else ""
-            last_epoch = ", ".join(f"{k} {v[-1]:.3f}" for k, v in self.history.epochs.items() if v)
-            print(f"trained {done} epoch(s) in {(time.perf_counter() - run_start) / 60:.1f} min{note}; "
-                  f"{self.history.images_seen:,} images seen in all{procs}"
-                  + (f"; last epoch: {last_epoch}" if last_epoch else ""))
+            for c in self.callbacks:
+                c.end(self)
         return self.history
+
+    def _epoch(self, step) -> None:
+        """One epoch of steps, then the callbacks' ``epoch_end`` (history, sample grid, OnEpoch, checkpoint)."""
+        for c in self.callbacks:
+            c.epoch_begin(self, self.epoch)
+        for m in [*self.modules.values(), *self.wrappers]:
+            m.train()
+        if self.world > 1:  # each rank its own noise, drawn from (seed, epoch, rank): resumable exactly
+            torch.manual_seed(((self.seed * 100_003 + self.epoch) * 4096 + self.rank) % 2**63)
+        self.epoch_rows, pending, over = [], [], False
+        for x, y in self._batches():
+            x = x.contiguous(memory_format=self.memory_format)
+            out = step(x, y)
+            pending.append(torch.stack([out[k].float() for k in self.names]))
+            self.history.images_seen += len(x) * self.world  # the global count
+            over = any(c.time_up(self) for c in self.callbacks)
+            if self.world > 1 and len(pending) < self.flush_every:  # ranks agree on stopping when they flush
+                continue
+            if self.world > 1 or len(pending) >= self.flush_every:
+                over, pending = self._flush(pending, over), []
+            if over:
+                self.history.stopped_early = True
+                break
+        if pending:  # same number of steps on every rank, so this flush is collective too
+            self.history.stopped_early |= self._flush(pending, over)
+        distributed.sync_buffers(self.modules.values())  # rank 0's batch-norm statistics everywhere
+        for c in self.callbacks:
+            c.epoch_end(self, self.epoch)
+        self.tick()
 
     def _batches(self):
         """One epoch of ``(x, y)`` on the device; under torchrun this rank's slice of each global batch."""
@@ -501,137 +476,167 @@ class _Loop:
             x, y = self.catalog.images[idx], self.catalog.labels[idx]
             yield normalize(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
-    def _flush(self, pending, bar, stop: bool = False) -> tuple[list, bool]:
-        """Record the pending steps' values (averaged over ranks); returns them and whether any rank
-        asked to ``stop`` (the time budget)."""
+    def _flush(self, pending, stop: bool = False) -> bool:
+        """Record the pending steps' values (averaged over ranks) and hand them to the callbacks; returns whether
+        any rank asked to ``stop`` (the time budget)."""
         if not pending:
-            return [], stop
+            return stop
         values = torch.stack(pending)
         if self.world > 1:
             flat = torch.cat([values.flatten(), torch.tensor([float(stop)], device=values.device)])
             flat = distributed.all_reduce_sum(flat)
             values, stop = flat[:-1].view_as(values) / self.world, bool(flat[-1] > 0)
         rows = values.cpu().tolist()
-        self.history._add_steps(self.names, rows)
-        if bar is not None:
-            bar.update(len(rows))
-            bar.set_postfix({k: f"{v:.3f}" for k, v in zip(self.names, rows[-1])}, refresh=False)
+        self.epoch_rows += rows
+        for c in self.callbacks:
+            c.steps_done(self, rows)
         for row in rows:
             if not all(math.isfinite(v) for v in row):
                 raise FloatingPointError(f"the loss became {row} (not finite) after {self.history.images_seen:,} "
                                          "images: lower the learning rate or try precision='fp32'")
-        return rows, stop
-
-    @torch.no_grad()
-    def _sample(self, epoch: int, sample) -> None:
-        for m in self.modules.values():
-            m.eval()
-        with self.autocast():
-            images = sample()
-        if images is not None:
-            from prodgen.catalog import denormalize
-
-            self.history.samples.append((epoch, denormalize(images.float()).cpu().contiguous()))
+        return stop
 
 
 # ----------------------------------------------------------------------------- GANs
-def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, lr=2e-4, betas=(0.5, 0.999),
-              loss="non-saturating", max_minutes=None, seed=0, device="auto", precision="auto",
-              channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
-              conditional=False, condition=None, sample_condition=None, ema=None, ema_decay=0.999,
-              history=None, lr_d=None, augment=None, gp_weight=0.0, r1_weight=0.0, ms_weight=0.0,
-              grad_norm=False, on_epoch=None) -> History:
-    """Train a GAN on a catalog with Adam; returns the :class:`History`.
+@dataclass(frozen=True)
+class GANSettings:
+    """How a GAN learns (:func:`train_gan`): the loss and the optimiser, lesson 10's cures, and the arithmetic.
 
-    - ``generator(z)`` maps ``N x generator.z_dim`` noise to images in [-1, 1]; ``discriminator(x)``
-      returns one logit per image. ``conditional=True`` passes the label batch (N x 5) as a second
-      argument to both, and the sample grid uses the labels of the catalog's first ``n_samples`` products.
-    - ``condition``: with ``conditional=True``, a function applied to each batch's labels before G and D
-      see them (the sample grid gets the plain labels): e.g. ``lambda y: hide_attributes(y, 0.1)`` so
-      partial requests are learned (lesson 05), or labels -> description embeddings (lesson 07).
-    - ``sample_condition``: what G gets for the sample grid (default: the labels of the catalog's
-      first ``n_samples`` products), e.g. the embeddings of their descriptions.
-    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"`` (``prodgen.engine.losses.GAN_LOSSES``)
-      or a pair of functions ``(d_loss(real_logits, fake_logits), g_loss(fake_logits))``.
-    - ``epochs``: how many epochs to run now; with ``resume=True`` the total to reach (an interrupted run
-      is finished by repeating the same call). Without a checkpoint file ``resume=True`` starts afresh.
+    - ``loss``: ``"non-saturating"`` (default), ``"saturating"``, ``"hinge"``, ``"wasserstein"``
+      (``prodgen.engine.losses.GAN_LOSSES``) or a pair of functions ``(d_loss(real_logits, fake_logits),
+      g_loss(fake_logits))``;
+    - ``lr``, ``betas``: Adam's; ``lr_d``: the discriminator's own learning rate (two time-scale update rule,
+      TTUR; default ``lr``);
+    - ``ema_decay``: with ``train_gan(ema=...)``, ``ema = decay * ema + (1 - decay) * G`` after every step;
+    - ``augment``, ``gp_weight``, ``r1_weight``, ``ms_weight``, ``grad_norm``: lesson 10's cures and diagnostic,
+      see :func:`gan_step`; their terms are recorded in the history as ``penalty``, ``mode_seeking``, ``d_grad``;
+    - ``precision`` (``auto``, ``fp32``, ``bf16``) and ``channels_last``: see the module docstring.
+
+    Bad values are refused when the settings are made. Used by lessons 05, 07, 10 and every GAN family."""
+
+    loss: object = "non-saturating"
+    lr: float = 2e-4
+    lr_d: float | None = None
+    betas: tuple = (0.5, 0.999)
+    ema_decay: float = 0.999
+    augment: object = None
+    gp_weight: float = 0.0
+    r1_weight: float = 0.0
+    ms_weight: float = 0.0
+    grad_norm: bool = False
+    precision: str = "auto"
+    channels_last: bool = True
+
+    def __post_init__(self):
+        _gan_losses(self.loss)
+        for name in ("gp_weight", "r1_weight", "ms_weight"):
+            _positive(name, getattr(self, name), zero_ok=True)
+        if self.gp_weight and self.r1_weight:
+            raise ValueError("choose one gradient penalty: gp_weight (WGAN-GP) or r1_weight (R1), not both")
+        if self.augment is not None and not callable(self.augment):
+            raise ValueError(f"augment must be a function of an image batch (prodgen.engine.augment.diff_augment), "
+                             f"got {type(self.augment).__name__}")
+        _positive("lr", self.lr)
+        _positive("lr_d", self.lr if self.lr_d is None else self.lr_d)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        resolve_precision(self.precision, "cpu")  # refuses an unknown name
+
+    @property
+    def names(self) -> tuple:
+        """The values each step records."""
+        return (("loss_d", "loss_g", "d_real", "d_fake") + (("penalty",) if self.gp_weight or self.r1_weight else ())
+                + (("mode_seeking",) if self.ms_weight else ()) + (("d_grad",) if self.grad_norm else ()))
+
+
+def _noise_size(generator) -> int:
+    try:
+        return int(generator.z_dim)
+    except (AttributeError, TypeError):
+        raise ValueError("the generator needs a `z_dim` attribute (the size of its noise vector)") from None
+
+
+def _gan_condition(condition):
+    """``(conditional, transform)`` from ``train_gan``'s ``condition``: None, ``"labels"`` or a function."""
+    if condition is None:
+        return False, None
+    if isinstance(condition, str) and condition == "labels":
+        return True, None
+    if not callable(condition):
+        raise ValueError(f"condition must be None, 'labels' or a function of the label batch, "
+                         f"got {type(condition).__name__}")
+    return True, condition
+
+
+def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, settings=None, condition=None,
+              ema=None, max_minutes=None, seed=0, device="auto", callbacks=()) -> History:
+    """Train a GAN on a catalog with Adam; returns the :class:`History`. Used by lessons 03, 05, 07, 10, 12
+    (``prodgen.models.cgan_stable.train_recipe``) and ``prodgen train``.
+
+    - ``generator(z)`` maps ``N x generator.z_dim`` noise to images in [-1, 1]; ``discriminator(x)`` returns one
+      logit per image.
+    - ``settings``: a :class:`GANSettings` (loss, learning rates, betas, EMA decay, lesson 10's cures, precision).
+    - ``condition``: ``None`` (unconditional), ``"labels"`` (G and D get the label batch, N x 5, as a second
+      argument) or a function applied to each batch's labels before G and D see them, e.g.
+      ``lambda y: hide_attributes(y, 0.1)`` so partial requests are learned (lesson 05), or labels -> description
+      embeddings (lesson 07). The sample grid gets the plain labels (``SampleGrid(requests=...)`` to change it).
+    - ``ema``: a copy of the generator (``copy.deepcopy(generator)``) that keeps the exponential moving average of
+      its weights (``settings.ema_decay``), batch-norm statistics copied. The sample grid then shows the average.
+    - ``epochs``: how many epochs to run now; with ``Checkpoints(path, resume=True)`` the total to reach (an
+      interrupted run is finished by repeating the same call).
     - ``max_minutes``: stop at the first batch boundary after this many minutes (``history.stopped_early``).
-    - ``ema``: a copy of the generator (``copy.deepcopy(generator)``) that keeps the exponential moving
-      average of its weights, ``ema = decay * ema + (1 - decay) * G`` after every step (batch-norm statistics
-      copied). The average of many nearby generators is smoother than the last one (used by BigGAN and
-      StyleGAN); lesson 05 ships the averaged generator. The sample grid then shows the average.
-    - ``history``: a History to append to (continue training in a second call).
-    - ``lr_d``: the discriminator's own learning rate (two time-scale update rule, TTUR; default ``lr``).
-    - ``augment``, ``gp_weight``, ``r1_weight``, ``ms_weight``, ``grad_norm``: lesson 10's cures and
-      diagnostic, see :func:`gan_step`; their terms are recorded in the history as ``penalty``,
-      ``mode_seeking`` and ``d_grad``.
-    - ``on_epoch(epoch, history)``: called after every epoch by the main process, before the training state
-      is saved; e.g. to measure the generator and keep its best epoch (``prodgen train cgan-* --data``).
+    - ``callbacks``: ``prodgen.engine.callbacks`` objects: ``Progress(False)``, ``SampleGrid(n, requests)``,
+      ``Checkpoints(path, resume)``, ``OnEpoch(fn)``, a ``History`` to continue.
 
     The models end on the training device in eval mode.
     """
-    d_loss, g_loss = _gan_losses(loss)
-    for name, value in (("gp_weight", gp_weight), ("r1_weight", r1_weight), ("ms_weight", ms_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-            raise ValueError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}")
-    if gp_weight and r1_weight:
-        raise ValueError("choose one gradient penalty: gp_weight (WGAN-GP) or r1_weight (R1), not both")
-    if (gp_weight or r1_weight) and distributed.world_size() > 1:
+    settings = GANSettings() if settings is None else settings
+    if not isinstance(settings, GANSettings):
+        raise ValueError(f"settings must be a GANSettings, got {type(settings).__name__}")
+    conditional, transform = _gan_condition(condition)
+    if (settings.gp_weight or settings.r1_weight) and distributed.world_size() > 1:
         raise ValueError("gradient penalties (gp_weight, r1_weight) need a double backward, which this engine "
                          "does not run under torchrun/DDP; train with them in one process")
-    if augment is not None and not callable(augment):
-        raise ValueError(f"augment must be a function of an image batch (prodgen.engine.augment.diff_augment), "
-                         f"got {type(augment).__name__}")
-    lr_d = lr if lr_d is None else lr_d
-    for name, value in (("lr", lr), ("lr_d", lr_d)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not hasattr(generator, "z_dim"):
-        raise ValueError("the generator needs a `z_dim` attribute (the size of its noise vector)")
-    if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in generator.parameters()]:
-        raise ValueError("ema must be a copy of the generator (copy.deepcopy(generator)), not another network")
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    z_dim = _noise_size(generator)
+    _check_ema(ema, generator, settings.ema_decay, "generator")
     modules = {"generator": generator, "discriminator": discriminator, **({"generator_ema": ema} if ema else {})}
-    loop = _Loop(modules, catalog, kind="gan", epochs=epochs,
-                 batch_size=batch_size, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
-                 channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
-                 progress=progress, history=history, on_epoch=on_epoch,
-                 names=("loss_d", "loss_g", "d_real", "d_fake") + (("penalty",) if gp_weight or r1_weight else ())
-                 + (("mode_seeking",) if ms_weight else ()) + (("d_grad",) if grad_norm else ()))
+    loop = _Loop(modules, catalog, kind="gan", epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+                 names=settings.names, callbacks=_callbacks(callbacks, max_minutes), precision=settings.precision,
+                 channels_last=settings.channels_last)
     dev = loop.device
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=tuple(betas))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
-    # fixed noise for the sample grids: its own generator, so it is the same in every epoch and run
-    fixed_z = torch.randn(n_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(dev)
-    if conditional:
-        fixed_y = (catalog.labels[:n_samples] if sample_condition is None else sample_condition[:n_samples]).to(dev)
-    if condition is not None and not conditional:
-        raise ValueError("condition= needs conditional=True (it transforms the labels G and D are given)")
-    if condition is not None and not callable(condition):
-        raise ValueError(f"condition must be a function of the label batch, got {type(condition).__name__}")
-
+    lr_d = settings.lr if settings.lr_d is None else settings.lr_d
+    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=tuple(settings.betas))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(settings.betas))
+    d_loss, g_loss = _gan_losses(settings.loss)
     net_g, net_d = loop.wrap(generator), loop.wrap(discriminator)  # DDP wrappers under torchrun
 
     def step(x, y):
-        z = torch.randn(len(x), generator.z_dim, device=dev)
-        if conditional and condition is not None:
-            y = condition(y)
-        out = gan_step(net_g, net_d, opt_g, opt_d, x, z, d_loss, g_loss,
-                       labels=y if conditional else None, autocast=loop.autocast, augment=augment,
-                       gp_weight=gp_weight, r1_weight=r1_weight, ms_weight=ms_weight, grad_norm=grad_norm)
+        z = torch.randn(len(x), z_dim, device=dev)
+        if transform is not None:
+            y = transform(y)
+        out = gan_step(net_g, net_d, opt_g, opt_d, x, z, d_loss, g_loss, labels=y if conditional else None,
+                       autocast=loop.autocast, augment=settings.augment, gp_weight=settings.gp_weight,
+                       r1_weight=settings.r1_weight, ms_weight=settings.ms_weight, grad_norm=settings.grad_norm)
         if ema is not None:
-            _update_ema(ema, generator, ema_decay)
+            _update_ema(ema, generator, settings.ema_decay)
         return out
 
-    shown = ema if ema is not None else generator
+    return loop.run({"opt_g": opt_g, "opt_d": opt_d}, step, _gan_sample(loop, ema or generator, z_dim, conditional))
 
-    def sample():
-        if not conditional:
-            return shown(fixed_z)
-        return shown(fixed_z, fixed_y)
 
-    return loop.run({"opt_g": opt_g, "opt_d": opt_d}, step, sample)
+def _gan_sample(loop, shown, z_dim: int, conditional: bool):
+    """The GAN's sample grid: ``SampleGrid.draw`` if given, else ``shown`` on fixed noise (its own generator, so
+    the same in every epoch and run) and, for a conditional GAN, the grid's requests."""
+    grid = loop.grid
+    n = grid.n if grid is not None else 0
+    if not n:
+        return None
+    requests = grid.fixed_requests(loop.catalog, loop.device) if conditional else None
+    if grid.draw is not None:
+        wanted = n if requests is None else requests
+        return lambda: grid.draw(wanted, generator=torch.Generator().manual_seed(loop.seed))
+    fixed_z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(loop.seed)).to(loop.device)
+    return lambda: shown(fixed_z) if requests is None else shown(fixed_z, requests)
 
 
 @torch.no_grad()
@@ -645,7 +650,7 @@ def _update_ema(ema, model, decay: float) -> None:
 def training_record(history: History, model, fast: bool = False) -> dict:
     """How a run went, for a checkpoint's manifest entry: epochs, images (all processes together), seconds,
     whether the time budget stopped it, the device it ran on (the GPU's name on CUDA) and the number of
-    processes (``torchrun``). Used by every ``train_checkpoint``."""
+    processes (``torchrun``). Used by ``prodgen.models.recipe`` for every family trained with this engine."""
     dev = next(model.parameters()).device
     return {"fast": fast, "epochs_done": history.epochs_done, "images_seen": history.images_seen,
             "stopped_early": history.stopped_early, "seconds": round(history.seconds, 1),
@@ -656,37 +661,34 @@ def training_record(history: History, model, fast: bool = False) -> dict:
 # ----------------------------------------------------------------------------- VAEs
 def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, max_minutes=None, seed=0,
               device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None,
-              resume=False, progress=True, loss_fn=None, conditional=False, history=None) -> History:
+              resume=False, progress=True, loss_fn=None, conditional=False, history=None, callbacks=()) -> History:
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
     (default ``prodgen.engine.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
-    with a generator seeded the same way after every epoch. ``epochs``, ``resume``, ``max_minutes``,
-    ``checkpoint`` and ``history`` work as in :func:`train_gan`. ``conditional=True`` (the CVAE of
-    lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's
-    first n_samples products, generator=g)``.
+    with a generator seeded the same way after every epoch (``n_samples=0``: none). ``epochs``, ``max_minutes``,
+    ``checkpoint`` / ``resume`` (a :class:`~prodgen.engine.callbacks.Checkpoints`), ``progress`` and ``history``
+    work as the callbacks of :func:`train_gan`; ``callbacks`` adds more (``OnEpoch``). ``conditional=True`` (the
+    CVAE of lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's first
+    n_samples products, generator=g)``. Used by lessons 04 and 06 and ``prodgen train vae / cvae``.
     """
-    if loss_fn is None:
-        loss_fn = losses.vae_loss
-    loop = _Loop({"model": model}, catalog, kind="vae", epochs=epochs, batch_size=batch_size,
-                 max_minutes=max_minutes, seed=seed, device=device, precision=precision, channels_last=channels_last,
-                 n_samples=n_samples, checkpoint=checkpoint, resume=resume, progress=progress, history=history,
-                 names=("loss", "recon", "kl"))
+    loss_fn = losses.vae_loss if loss_fn is None else loss_fn
+    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes) + list(callbacks)
+    loop = _Loop({"model": model}, catalog, kind="vae", epochs=epochs, batch_size=batch_size, seed=seed,
+                 device=device, names=("loss", "recon", "kl"), callbacks=_callbacks(found),
+                 precision=precision, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-
-    fixed_y = catalog.labels[:n_samples].to(loop.device) if conditional else None
     net = loop.wrap(model)  # the DDP wrapper under torchrun
 
     def step(x, y):
-        return vae_step(net, optimizer, x, loss_fn, beta, autocast=loop.autocast,
-                        labels=y if conditional else None)
+        return vae_step(net, optimizer, x, loss_fn, beta, autocast=loop.autocast, labels=y if conditional else None)
 
-    def sample():
-        if not hasattr(model, "sample"):
-            return None
-        gen = torch.Generator(device=loop.device).manual_seed(seed)
-        return model.sample(fixed_y if conditional else n_samples, generator=gen)
-
+    grid = loop.grid
+    sample = None
+    if grid is not None and grid.n:
+        wanted = grid.fixed_requests(catalog, loop.device) if conditional else grid.n
+        draw = grid.draw or model.sample
+        sample = lambda: draw(wanted, generator=torch.Generator(device=loop.device).manual_seed(seed))  # noqa: E731
     return loop.run({"optimizer": optimizer}, step, sample)
 
 
@@ -694,7 +696,7 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
 def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_minutes=None, seed=0, device="auto",
                     precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
                     ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
-                    history=None) -> History:
+                    history=None, callbacks=()) -> History:
     """Train a conditional diffusion model (lesson 11) on a catalog with Adam; returns the :class:`History`
     (``loss``: the v-prediction loss, ``prodgen.engine.losses.diffusion_loss``).
 
@@ -702,29 +704,27 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
     each photo's request is hidden completely (all attributes "unspecified") with probability ``drop_p``, and
     single attributes with probability ``hide_p``, so the one network learns the conditional and the
     unconditional prediction (and partial requests). ``ema``: a copy of the model that keeps the exponential
-    moving average of its weights (``copy.deepcopy(model)``; diffusion samples are much better from it);
-    ``model.sample``-style grids come from ``ema`` when given: ``model.sample_grid(labels, steps, guidance,
-    generator)`` if the model has it, drawn from the labels of the catalog's first ``n_samples`` products.
-    ``epochs``, ``resume``, ``max_minutes``, ``checkpoint`` and ``history`` work as in :func:`train_gan`.
+    moving average of its weights (``copy.deepcopy(model)``; diffusion samples are much better from it).
+    The sample grid is ``model.sample_grid(labels, steps, guidance, generator)`` of ``ema`` when given, drawn
+    from the labels of the catalog's first ``n_samples`` products (``n_samples=0``: none). ``epochs``,
+    ``max_minutes``, ``checkpoint``, ``resume``, ``progress``, ``history`` and ``callbacks`` work as in
+    :func:`train_vae`. Used by lesson 11 and ``prodgen train diffusion``.
     """
     for name, value in (("drop_p", drop_p), ("hide_p", hide_p)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if not hasattr(model, "abar"):
-        raise ValueError("the model needs its noise schedule as `model.abar` (prodgen.models.diffusion.UNet)")
-    if ema is not None and [p.shape for p in ema.parameters()] != [p.shape for p in model.parameters()]:
-        raise ValueError("ema must be a copy of the model (copy.deepcopy(model)), not another network")
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}")
+    _positive("lr", lr)
+    try:
+        model.abar  # the noise schedule diffusion_loss reads  # noqa: B018
+    except AttributeError:
+        raise ValueError("the model needs its noise schedule as `model.abar` (prodgen.models.diffusion.UNet)") from None
+    _check_ema(ema, model, ema_decay, "model")
     modules = {"model": model, **({"model_ema": ema} if ema is not None else {})}
-    loop = _Loop(modules, catalog, kind="diffusion", epochs=epochs, batch_size=batch_size, max_minutes=max_minutes,
-                 seed=seed, device=device, precision=precision, channels_last=channels_last, n_samples=n_samples,
-                 checkpoint=checkpoint, resume=resume, progress=progress, history=history, names=("loss",))
+    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes) + list(callbacks)
+    loop = _Loop(modules, catalog, kind="diffusion", epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+                 names=("loss",), callbacks=_callbacks(found), precision=precision, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     net = loop.wrap(model)
-    fixed_y = catalog.labels[:n_samples].to(loop.device)
 
     def step(x, y):
         drop = torch.rand(len(y), device=y.device) < drop_p  # the whole request hidden: the unconditional model
@@ -739,12 +739,10 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
             _update_ema(ema, model, ema_decay)
         return {"loss": loss.detach()}
 
-    shown = ema if ema is not None else model
-
-    def sample():
-        if not hasattr(shown, "sample_grid"):
-            return None
-        return shown.sample_grid(fixed_y, steps=sample_steps, guidance=guidance,
-                                 generator=torch.Generator().manual_seed(seed))
-
+    grid, shown = loop.grid, ema if ema is not None else model
+    sample = None
+    if grid is not None and grid.n:
+        requests = grid.fixed_requests(catalog, loop.device)
+        draw = grid.draw or functools.partial(shown.sample_grid, steps=sample_steps, guidance=guidance)
+        sample = lambda: draw(requests, generator=torch.Generator().manual_seed(seed))  # noqa: E731
     return loop.run({"optimizer": optimizer}, step, sample)

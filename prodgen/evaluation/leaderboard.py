@@ -1,6 +1,6 @@
 """One leaderboard for every image generator: the same requests, seeds, reference and metrics for all.
 
-Every generator in the registry (``registry.GENERATORS``) is measured through the image-model protocol
+Every generator in the registry (``registry.generators()``) is measured through the image-model protocol
 (``prodgen.models.protocol``) in exactly the same way, so a model added to the registry appears here
 without any code change:
 
@@ -153,7 +153,8 @@ class Reference:
             self.train, self.test = data["train"], data["test"]
             return
         judge_sha = registry.manifest()["judge"]["sha256"]
-        path = paths.cache_dir() / "leaderboard" / f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
+        name = f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
+        path = paths.cache_dir() / "leaderboard" / name
         data = None
         if path.is_file():
             try:
@@ -369,16 +370,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         row["diversity"] = round(_diversity(model, ref, n, seed), 4)
         speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
         speed_requests = model.condition(_requests(model, speed_requests, seed))  # timed in the model's own form
-    row["fid"] = round(metrics.fid(real, fake), 3)
-    row["fid_floor"] = round(ref.floor(n), 3)
-    row["fid_inf"] = round(metrics.fid_infinity(real, fake, seed=seed)["intercept"], 3)
-    kid_mean, kid_std = metrics.kid(real, fake, seed=seed)
-    row["kid"], row["kid_std"] = round(kid_mean, 6), round(kid_std, 6)
-    precision, recall = metrics.precision_recall(real, fake)
-    density, coverage = metrics.density_coverage(real, fake)
-    row |= {"precision": round(precision, 4), "recall": round(recall, 4), "density": round(density, 4),
-            "coverage": round(coverage, 4)}
-    row["memorisation"] = round(metrics.memorisation_ratio(ref.train["features"], fake, ref.test["features"][:n]), 4)
+    row |= _distribution_metrics(real, fake, ref, n, seed)
     row["images_per_s"] = round(_speed(model, speed_requests, speed_seconds), 1)
     row["threads"] = torch.get_num_threads()
     row["seconds"] = round(time.perf_counter() - start, 1)
@@ -389,6 +381,22 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         raise ValueError(f"{model.name}: a metric came out NaN or infinite; the model's images or features are broken")
     row["details"] = details
     return row
+
+
+def _distribution_metrics(real, fake, ref, n: int, seed: int) -> dict:
+    """How the generated photos' features spread against the real ones': FID (with its floor and FID∞), KID,
+    precision/recall, density/coverage, and the memorisation ratio."""
+    from prodgen import metrics
+
+    kid_mean, kid_std = metrics.kid(real, fake, seed=seed)
+    precision, recall = metrics.precision_recall(real, fake)
+    density, coverage = metrics.density_coverage(real, fake)
+    return {"fid": round(metrics.fid(real, fake), 3), "fid_floor": round(ref.floor(n), 3),
+            "fid_inf": round(metrics.fid_infinity(real, fake, seed=seed)["intercept"], 3),
+            "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
+            "precision": round(precision, 4), "recall": round(recall, 4), "density": round(density, 4),
+            "coverage": round(coverage, 4),
+            "memorisation": round(metrics.memorisation_ratio(ref.train["features"], fake, ref.test["features"][:n]), 4)}
 
 
 # ----------------------------------------------------------------------------- the whole board

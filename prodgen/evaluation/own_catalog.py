@@ -16,10 +16,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prodgen.catalog.own import (MODELS_FOLDER, TEST_SHARE, check_same_schema, data_record, default_out, describe_schema, load, load_split, split, training_data)
+from prodgen.catalog.own import (
+    MODELS_FOLDER,
+    TEST_SHARE,
+    check_same_schema,
+    data_record,
+    default_out,
+    describe_schema,
+    load,
+    load_split,
+    split,
+    training_data,
+)
 
 __all__ = ["TEST_SHARE", "MODELS_FOLDER", "load", "split", "load_split", "default_out", "data_record",
            "check_same_schema", "training_data", "load_model", "load_judge", "evaluate", "model_card"]
+
+# what a model card says a model is not for, unless the caller says otherwise
+_DEFAULT_NOT_FOR = ("passing generated images off as photos of real stock; "
+                    "attributes or products the catalog does not have.")
 
 
 def load_model(path, device: str = "cpu"):
@@ -77,14 +92,15 @@ def model_card(row: dict, schema, training: dict | None = None, intended: str = 
     partial = row["details"].get("control_partial_requests", {}).get("mean")
     lines += ["", f"Mean control {row['control_mean']:.1%} on {row['n']} balanced requests"
               + (f"; {partial:.1%} when half the attributes are left open." if partial is not None else "."),
-              f"Image quality: FID {row['fid']:.1f} against the training photos (real test photos: {row['fid_floor']:.1f}), "
+              f"Image quality: FID {row['fid']:.1f} against the training photos "
+              f"(real test photos: {row['fid_floor']:.1f}), "
               f"precision {row['precision']:.2f}, recall {row['recall']:.2f}, within-request diversity "
               f"{row['diversity']:.2f} of the real photos'.", ""]
     if training:
         said = ", ".join(f"{k} {v}" for k, v in training.items())
         lines += [f"**Training**: {said}.", ""]
     lines += [f"**Intended use**: {intended or 'drafts and mock-ups of products like the training photos.'}", "",
-              f"**Not for**: {not_for or 'passing generated images off as photos of real stock; attributes or products the catalog does not have.'}",
+              f"**Not for**: {not_for or _DEFAULT_NOT_FOR}",
               "", "Measured by the judge, a classifier trained on the same catalog: it can be fooled, and it "
               "only sees the attributes above."]
     return "\n".join(lines) + "\n"

@@ -152,7 +152,8 @@ def build(source: Path | str = DEFAULT_SOURCE, output: Path | str = FONT_FILE, r
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m prodgen.fonts.build", description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"font file with {SOURCE_FAMILY} (default: %(default)s)")
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
+                        help=f"font file with {SOURCE_FAMILY} (default: %(default)s)")
     parser.add_argument("--output", default=str(FONT_FILE), help="where to write the subset (default: %(default)s)")
     args = parser.parse_args(argv)
     try:

@@ -1,1 +1,3 @@
-"""The course's networks, one file per family (lessons 03-11); the judge measures them all."""
+"""The course's networks, one file per family (lessons 01-11), each ending with its ``SPECS``; the image-model
+protocol (``protocol``) and the registry of specs (``registry``). May import the engine, ``metrics``,
+``catalog``, ``checkpoints`` and ``paths``; never ``evaluation``, ``apps`` or ``studies``."""

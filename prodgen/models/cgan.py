@@ -19,7 +19,7 @@ The three discriminators differ only in how they use the labels ``y``:
 
 Every network takes the ``schema`` of the attributes it is conditioned on (``prodgen.catalog.schema``; the
 course catalog's by default, your own catalog's in lesson 12). ``prodgen.engine.train.train_gan(...,
-conditional=True)`` trains any pair. Used by lessons 05, 07, 09 and 12, ``prodgen generate`` and the shipped
+condition="labels")`` trains any pair. Used by lessons 05, 07, 09 and 12, ``prodgen generate`` and the shipped
 ``cgan-projection``, ``cgan-concat`` and ``cgan-acgan``.
 """
 from __future__ import annotations
@@ -34,10 +34,14 @@ from torch.nn.utils.parametrizations import spectral_norm
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified, hide_attributes, one_hot
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, fill_open, noise
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["ConditionalBatchNorm2d", "Generator", "ConcatDiscriminator", "ProjectionDiscriminator",
-           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests", "build_pair", "build", "CGANImageModel", "generate",
-           "CHECKPOINT_CONFIG", "DATA_CONFIG", "SELECT_N", "SELECT_SEED", "best_epoch_keeper", "train_checkpoint", "evaluate"]
+           "ACGANDiscriminator", "DISCRIMINATORS", "LOSSES", "BETAS", "recalibrate_batch_norm", "random_requests",
+           "build_pair", "build", "CGANImageModel", "generate",
+           "CHECKPOINT_CONFIG", "DATA_CONFIG", "SELECT_N", "SELECT_SEED", "best_epoch_keeper", "train_checkpoint",
+           "evaluate"]
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -236,7 +240,7 @@ def build(config: dict) -> Generator:
 class CGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a conditional GAN generator: attribute
     requests; knobs ``truncation`` and ``unspecified`` (open attributes drawn at random, or left to the
-    generator's learned "unspecified"). Registered as ``cgan-*`` in ``registry.GENERATORS``."""
+    generator's learned "unspecified"). Registered as ``cgan-*`` (``SPECS`` below)."""
 
     accepts = "attributes"
     blends = True
@@ -334,7 +338,8 @@ split, Adam (lr 2e-4, ``BETAS`` of the discriminator unless ``betas`` is given),
 probability ``hide_p`` so partial requests work, and the shipped generator is the moving average of the
 generator's weights (``ema_decay``) with batch-norm statistics re-estimated on fully specified requests.
 ``keep="best"`` (with ``--data``): ship the epoch :func:`best_epoch_keeper` picks instead of the last one.
-``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the discriminator's (``LOSSES``): hinge for projection,
+``deep=None``: the deeper trunk for the projection discriminator, the DCGAN one for the others. The loss is the
+discriminator's (``LOSSES``): hinge for projection,
 non-saturating for the others."""
 
 DATA_CONFIG = {"width": 32, "deep": False, "batch_size": 128, "lr": 5e-4, "lr_d": 2e-3, "epochs": 100,
@@ -359,7 +364,8 @@ SELECT_N, SELECT_SEED = 250, 1
 
 
 def best_epoch_keeper(generator: Generator, judge, n: int = SELECT_N, seed: int = SELECT_SEED, log=None):
-    """``(on_epoch, best)`` for ``train_gan(on_epoch=...)``: after every epoch the judge reads ``n`` images of
+    """``(on_epoch, best)`` for ``train_gan(callbacks=[OnEpoch(on_epoch)])``: after every epoch the judge reads ``n``
+    images of
     ``generator`` made for balanced requests (seed ``seed``); ``best`` (a dict) keeps ``epoch``, ``control`` and
     the ``weights`` of the epoch whose weakest attribute scored highest (ties: the higher mean). Model selection on
     generated images with a judge trained on the training photos, as GAN papers pick their best snapshot by FID;
@@ -389,90 +395,103 @@ def train_checkpoint(name: str = "cgan-projection", fast: bool = False, log=prin
     part of ``name`` after ``cgan-``. Saves the generator with :func:`evaluate`'s metrics.
     ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a catalog folder of your
     own (lesson 12): trained on its training split and schema, measured with its judge if it has one
-    (``prodgen.evaluation.own_catalog``)."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import train_gan, training_record
-    from prodgen.models.dcgan import compact_history
+    (``prodgen.evaluation.own_catalog``). The shared steps: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    kind = name.removeprefix("cgan-")
-    if kind not in DISCRIMINATORS:
-        raise ValueError(f"unknown model {name!r}; conditional GANs: {', '.join('cgan-' + k for k in DISCRIMINATORS)}")
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides, "discriminator": kind, "loss": LOSSES[kind]}
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume, data=data)
+
+
+def _prepare(run) -> None:
+    """The discriminator kind from the name, its loss and betas; :data:`DATA_CONFIG` with ``data=``."""
+    kind = run.name.removeprefix("cgan-")
+    cfg = run.cfg
+    cfg |= {"discriminator": kind, "loss": LOSSES[kind]}
     cfg["betas"] = cfg["betas"] or BETAS[kind]
-    if data is not None:
-        from prodgen.catalog.own import training_data
-
-        cfg |= {k: v for k, v in DATA_CONFIG.items() if k not in overrides}
-        train, _, record = training_data(data, log)
-        cfg |= record
-    else:
-        train = load_catalog(cfg["train_split"], progress=log is not None)
+    if run.data is not None:
+        cfg |= {k: v for k, v in DATA_CONFIG.items() if k not in run.overrides}
     cfg["deep"] = kind == "projection" if cfg["deep"] is None else cfg["deep"]
     if cfg["deep"] and kind != "projection":
         raise ValueError("deep=True is an option of the projection discriminator only")
-    if fast:
-        train = train.subset(range(min(1024, len(train))))
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
-    schema = train.schema
-    g, d = build_pair(kind, cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"], schema=schema)
-    g_ema = copy.deepcopy(g) if cfg["ema_decay"] is not None else None
-    on_epoch, best = None, None
     if cfg["keep"] not in ("last", "best"):
         raise ValueError(f"keep must be 'last' or 'best', got {cfg['keep']!r}")
-    if cfg["keep"] == "best":
-        if data is None or g_ema is not None:
-            raise ValueError("keep='best' picks an epoch of the generator as trained (ema_decay=None) with the "
-                             "judge of a catalog folder (--data)")
-        from prodgen.catalog.own import check_same_schema, default_out
+    if cfg["keep"] == "best" and (run.data is None or cfg["ema_decay"] is not None):
+        raise ValueError("keep='best' picks an epoch of the generator as trained (ema_decay=None) with the "
+                         "judge of a catalog folder (--data)")
 
-        judge_path = default_out(data, "judge")
-        if judge_path.is_file():
-            judge = registry.load_file(judge_path, "cpu")[0]
-            check_same_schema(judge.schema, schema, "the judge", judge_path)
-            on_epoch, best = best_epoch_keeper(g, judge, log=log)
-        elif log:
-            log(f"no judge at {judge_path} (prodgen train judge --data {data}): the last epoch is kept")
-    history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        lr_d=cfg["lr_d"], betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"],
-                        seed=cfg["seed"],
-                        device=device, progress=log is not None, conditional=True,
-                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema,
-                        ema_decay=cfg["ema_decay"] or 0.0, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
-    if not is_main():  # under torchrun rank 0 alone measures and saves
-        return {}
-    if g_ema is not None:  # ship the averaged generator
-        g = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=40)
-    if best is not None and best["weights"] is not None:  # ship the judge's pick
-        g.load_state_dict(best["weights"])
-        cfg |= {"kept_epoch": best["epoch"], "kept_control": {k: round(v, 4) for k, v in best["control"].items()}}
-        if log:
-            log(f"kept epoch {best['epoch']} of {history.epochs_done}")
-    ran = training_record(history, g, fast)
-    g = g.cpu().eval()
+
+def _keeper(run, generator):
+    """``(callback, best)`` keeping the epoch the folder's judge reads best, or ``(None, None)``."""
+    from prodgen.models import registry
+
+    if run.cfg["keep"] != "best":
+        return None, None
+    from prodgen.catalog.own import check_same_schema, default_out
+
+    judge_path = default_out(run.data, "judge")
+    if not judge_path.is_file():
+        if run.log:
+            run.log(f"no judge at {judge_path} (prodgen train judge --data {run.data}): the last epoch is kept")
+        return None, None
+    from prodgen.engine.callbacks import OnEpoch
+
+    judge = registry.load_file(judge_path, "cpu")[0]
+    check_same_schema(judge.schema, generator.schema, "the judge", judge_path)
+    on_epoch, best = best_epoch_keeper(generator, judge, log=run.log)
+    return OnEpoch(on_epoch), best
+
+
+def _fit(run) -> Trained:
+    from prodgen.engine.train import GANSettings, train_gan
+    from prodgen.models.dcgan import compact_history
+
+    cfg, schema = run.cfg, run.train.schema
+    g, d = build_pair(cfg["discriminator"], cfg["z_dim"], cfg["width"], seed=cfg["seed"], deep=cfg["deep"],
+                      schema=schema)
+    g_ema = copy.deepcopy(g) if cfg["ema_decay"] is not None else None
+    keeper, best = _keeper(run, g)
+    settings = GANSettings(loss=cfg["loss"], lr=cfg["lr"], lr_d=cfg["lr_d"], betas=tuple(cfg["betas"]),
+                           ema_decay=cfg["ema_decay"] or 0.0)
+    history = train_gan(g, d, run.train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], settings=settings,
+                        condition=lambda y: hide_attributes(y, cfg["hide_p"]), ema=g_ema, max_minutes=cfg["minutes"],
+                        seed=cfg["seed"], device=run.device, callbacks=run.callbacks(*[keeper] if keeper else []))
     config = {"z_dim": g.z_dim, "width": g.width, **({"schema": schema.to_config()} if schema != BUILTIN else {})}
-    if data is not None:
-        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
-    else:
-        metrics = evaluate(g, n=500 if fast else 2000)
-    if log and metrics:
-        log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    registry.save(name, g, config, metrics=metrics, training={**cfg, **ran},
-                    extra=compact_history(history), out=out)
-    return metrics
+    return Trained(g, config, history, extra=compact_history(history), notes={"ema": g_ema, "best": best})
+
+
+def _finish(run, trained) -> Trained:
+    """Ship the averaged generator (batch-norm statistics re-estimated), or the epoch the judge picked."""
+    g_ema, best = trained.notes["ema"], trained.notes["best"]
+    if g_ema is not None:
+        trained.model = recalibrate_batch_norm(g_ema, random_requests(0.0, g_ema.schema), batches=40)
+    if best is not None and best["weights"] is not None:
+        trained.model.load_state_dict(best["weights"])
+        run.cfg |= {"kept_epoch": best["epoch"], "kept_control": {k: round(v, 4) for k, v in best["control"].items()}}
+        if run.log:
+            run.log(f"kept epoch {best['epoch']} of {trained.history.epochs_done}")
+    return trained
+
+
+def _measure(run, trained) -> dict:
+    return evaluate(trained.model, n=500 if run.fast else 2000)
+
+
+def _report(metrics: dict) -> str:
+    return f"control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})"
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=tuple(f"cgan-{k}" for k in DISCRIMINATORS),
+                what="conditional GANs", prepare=_prepare, finish=_finish, report=_report)
+"""What ``prodgen train cgan-*`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 
 def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> dict:
     """What ``prodgen evaluate cgan-*`` reports: control accuracy on ``n`` balanced requests (every value
     of every attribute equally often), on the held-out (category, colour) pairs, and on partial requests;
     FID on judge features with its floor, precision and recall."""
-    from prodgen.models import registry
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests
 
     judge = judge if judge is not None else registry.load("judge")
@@ -492,3 +511,10 @@ def evaluate(generator: Generator, n: int = 2000, seed: int = 0, judge=None) -> 
 
 def _rounded(d: dict) -> dict:
     return {k: round(v, 4) for k, v in d.items()}
+
+
+SPECS = tuple(
+    ModelSpec(f"cgan-{kind}", "cgan", build, train_checkpoint, CGANImageModel, lesson=5, recipe=CHECKPOINT_CONFIG,
+              summary=f"conditional GAN, {kind} discriminator: attribute requests")
+    for kind in ("projection", "concat", "acgan")
+)

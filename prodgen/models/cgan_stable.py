@@ -33,8 +33,13 @@ from typing import NamedTuple
 import torch
 
 from prodgen.catalog.schema import BUILTIN, Schema
+from prodgen.models import cgan
 from prodgen.models.cgan import Generator, ProjectionDiscriminator, _init, random_requests, recalibrate_batch_norm
+from prodgen.models.cgan import _measure as measure_cgan
+from prodgen.models.cgan import _report as report_cgan
 from prodgen.models.condition import hide_attributes
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["RECIPES", "GRID", "recipe", "build_networks", "RecipeRun", "train_recipe", "calls_real",
            "CHECKPOINT_CONFIG", "train_checkpoint"]
@@ -103,7 +108,8 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
     gradient norm per step) besides the losses, and the penalty / mode-seeking terms when the recipe has them.
     """
     from prodgen.engine.augment import diff_augment
-    from prodgen.engine.train import train_gan
+    from prodgen.engine.callbacks import Checkpoints, Progress, SampleGrid
+    from prodgen.engine.train import GANSettings, train_gan
 
     settings = recipe(name_or_settings) if isinstance(name_or_settings, str) else dict(name_or_settings)
     schema = catalog.schema  # the attributes the networks are conditioned on
@@ -124,13 +130,14 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
     g, d = build_networks(settings, width, z_dim, seed, deep, schema)
     g_ema = copy.deepcopy(g)
     augment = None if settings["augment"] is None else (lambda x, p=settings["augment"]: diff_augment(x, p))
-    history = train_gan(g, d, catalog, epochs=epochs, batch_size=batch_size, lr=settings["lr"],
-                        lr_d=settings["lr_d"], betas=tuple(settings["betas"]), loss=settings["loss"],
-                        gp_weight=settings["gp_weight"], r1_weight=settings["r1_weight"],
-                        ms_weight=settings["ms_weight"], augment=augment, grad_norm=grad_norm,
-                        max_minutes=max_minutes, seed=seed, device=device, progress=progress, conditional=True,
-                        condition=lambda y: hide_attributes(y, hide_p), ema=g_ema, ema_decay=ema_decay,
-                        n_samples=n_samples, checkpoint=checkpoint, resume=resume)
+    gan = GANSettings(loss=settings["loss"], lr=settings["lr"], lr_d=settings["lr_d"], betas=tuple(settings["betas"]),
+                      ema_decay=ema_decay, augment=augment, gp_weight=settings["gp_weight"],
+                      r1_weight=settings["r1_weight"], ms_weight=settings["ms_weight"], grad_norm=grad_norm)
+    callbacks = [Progress(progress), SampleGrid(n_samples)]
+    callbacks += [Checkpoints(checkpoint, resume)] if checkpoint is not None else []
+    history = train_gan(g, d, catalog, epochs=epochs, batch_size=batch_size, settings=gan,
+                        condition=lambda y: hide_attributes(y, hide_p), ema=g_ema, max_minutes=max_minutes,
+                        seed=seed, device=device, callbacks=callbacks)
     g_ema = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=20)
     return RecipeRun(g.eval(), g_ema, d.eval(), history)
 
@@ -188,54 +195,47 @@ def train_checkpoint(name: str = "cgan-stable", fast: bool = False, log=print, d
                      out=None, checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train ``cgan-stable`` (``prodgen train cgan-stable``) and save its EMA generator with the metrics of
     ``cgan.evaluate``. ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a
-    catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``)."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import training_record
-    from prodgen.models.cgan import evaluate
+    catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``). The shared steps:
+    ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
+
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume, data=data)
+
+
+def _fit(run) -> Trained:
     from prodgen.models.dcgan import compact_history
 
-    if name != "cgan-stable":
-        raise ValueError(f"unknown model {name!r}; this trainer makes cgan-stable")
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides}
+    cfg = run.cfg
     settings = recipe(cfg["recipe"])
-    if data is not None:
-        from prodgen.catalog.own import training_data
-
-        train, heldout, record = training_data(data, log)
-        cfg |= record
-    else:
-        train = load_catalog(cfg["train_split"], progress=log is not None)
-        heldout = load_catalog("val", progress=False)
-    if fast:
-        train = train.subset(range(min(1024, len(train))))
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
-    _, g_ema, d, history = train_recipe(settings, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                     width=cfg["width"], z_dim=cfg["z_dim"], deep=cfg["deep"], seed=cfg["seed"],
-                                     ema_decay=cfg["ema_decay"], hide_p=cfg["hide_p"], max_minutes=cfg["minutes"],
-                                     device=device, progress=log is not None, grad_norm=False,
-                                     checkpoint=checkpoint, resume=resume)
-    if not is_main():
-        return {}
-    ran = training_record(history, g_ema, fast)
-    # has D memorised its photos? the share it calls real: training photos vs validation photos it never saw
-    ran["d_calls_real_train"] = round(calls_real(d, train), 4)
-    ran["d_calls_real_heldout"] = round(calls_real(d, heldout), 4)
-    g_ema = g_ema.cpu()
+    _, g_ema, d, history = train_recipe(settings, run.train, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                                        width=cfg["width"], z_dim=cfg["z_dim"], deep=cfg["deep"], seed=cfg["seed"],
+                                        ema_decay=cfg["ema_decay"], hide_p=cfg["hide_p"], max_minutes=cfg["minutes"],
+                                        device=run.device, progress=run.progress, grad_norm=False,
+                                        checkpoint=run.checkpoint, resume=run.resume)
     schema = g_ema.schema
     config = {"z_dim": g_ema.z_dim, "width": g_ema.width,
               **({"schema": schema.to_config()} if schema != BUILTIN else {})}
-    if data is not None:
-        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
-    else:
-        metrics = evaluate(g_ema, n=500 if fast else 2000)
-    if log and metrics:
-        log(f"{name}: control accuracy {metrics['control']}, FID {metrics['fid']} (floor {metrics['fid_floor']})")
-    registry.save(name, g_ema, config, metrics=metrics,
-                    training={**cfg, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, **ran},
-                    extra=compact_history(history), out=out)
-    return metrics
+    training = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    return Trained(g_ema, config, history, training=training, extra=compact_history(history), notes={"d": d})
+
+
+def _finish(run, trained) -> Trained:
+    """Has D memorised its photos? The share it calls real: training photos against held-out ones it never saw."""
+    from prodgen.catalog import load_catalog
+
+    heldout = run.heldout if run.data is not None else load_catalog("val", progress=False)
+    d = trained.notes["d"]
+    trained.training |= {"d_calls_real_train": round(calls_real(d, run.train), 4),
+                         "d_calls_real_heldout": round(calls_real(d, heldout), 4)}
+    return trained
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, measure_cgan, names=("cgan-stable",), what="this trainer makes",
+                finish=_finish, report=report_cgan)
+"""What ``prodgen train cgan-stable`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (ModelSpec("cgan-stable", "cgan", cgan.build, train_checkpoint, cgan.CGANImageModel, lesson=10,
+                   recipe=CHECKPOINT_CONFIG, summary="lesson 10's stabilised conditional GAN (hinge, SN, EMA, "
+                                                     "DiffAugment)"),)

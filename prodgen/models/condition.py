@@ -25,7 +25,8 @@ from torch import nn
 
 from prodgen.catalog.schema import BUILTIN, Schema
 
-__all__ = ["NUM_CLASSES", "CONDITION_DIM", "BUILTIN", "Schema", "slots", "one_hot", "OneHot", "AttributeEmbedding", "hide_attributes",
+__all__ = ["NUM_CLASSES", "CONDITION_DIM", "BUILTIN", "Schema", "slots", "one_hot", "OneHot", "AttributeEmbedding",
+           "hide_attributes",
            "fill_unspecified",
            "parse_request", "request_to_dict", "balanced_requests", "check_labels"]
 
@@ -81,7 +82,8 @@ class AttributeEmbedding(nn.Module):
             raise ValueError(f"unspecified must be 'learned' or 'zero', got {unspecified!r}")
         self.dim, self.schema = dim, schema
         self.tables = nn.ModuleList(
-            nn.Embedding(k + 1, dim, padding_idx=k if unspecified == "zero" else None) for k in schema.num_classes.values())
+            nn.Embedding(k + 1, dim,
+                         padding_idx=k if unspecified == "zero" else None) for k in schema.num_classes.values())
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.is_floating_point():  # soft request N x 34: each attribute's probability-weighted mix of rows

@@ -25,14 +25,17 @@ import functools
 import torch
 from torch import nn
 
-from prodgen.models.cgan import Generator
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.engine.losses import vae_loss
+from prodgen.models.cgan import Generator
 from prodgen.models.condition import OneHot, check_labels, fill_unspecified, one_hot
 from prodgen.models.protocol import TEMPERATURE, ImageModel, fill_open, noise
-from prodgen.engine.losses import vae_loss
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 from prodgen.models.vae import Encoder, reparameterize
 
-__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint", "edit_table", "evaluate"]
+__all__ = ["condition_planes", "CVAE", "fill_unspecified", "build", "CVAEImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint", "edit_table", "evaluate"]
 
 
 def condition_planes(x: torch.Tensor, labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
@@ -135,7 +138,7 @@ def build(config: dict) -> CVAE:
 class CVAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a CVAE: attribute requests (unspecified
     ones drawn at random, as :meth:`CVAE.sample` does), codes from ``N(0, t^2 I)`` with the knob
-    ``temperature`` t. Registered as ``cvae`` in ``registry.GENERATORS``; ``prodgen evaluate`` adds the
+    ``temperature`` t. Registered as ``cvae`` (``SPECS`` below); ``prodgen evaluate`` adds the
     attribute-edit table (:func:`edit_table`). It edits photos (:meth:`CVAE.edit`: encode with the photo's labels,
     decode with the changed ones), deterministically: one result whatever the seed."""
 
@@ -199,9 +202,9 @@ def edit_table(model: CVAE, catalog, judge, n: int = 1000, seed: int = 0) -> dic
 def evaluate(model: CVAE, n: int = 2000, seed: int = 0, judge=None) -> dict:
     """What ``prodgen evaluate cvae`` reports: control accuracy of samples for ``n`` balanced requests,
     the edit table on test photos, FID (with floor), precision and recall of the samples."""
-    from prodgen.models import registry
     from prodgen.catalog import load_catalog
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests
 
     judge = judge if judge is not None else registry.load("judge")
@@ -226,44 +229,34 @@ def train_checkpoint(name: str = "cvae", fast: bool = False, log=print, device: 
     """Train the shipped CVAE (``prodgen train cvae``) and save it with :func:`evaluate`'s metrics.
     ``fast=True``: 1,024 products, one epoch (a smoke test; it still overwrites ``name`` unless ``out``
     is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``. ``data``: a catalog folder
-    of your own (lesson 12; ``prodgen.evaluation.own_catalog``)."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import train_vae, training_record
+    of your own (lesson 12; ``prodgen.evaluation.own_catalog``). The shared steps: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides}
-    if data is not None:
-        from prodgen.catalog.own import training_data
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume, data=data)
 
-        train, _, record = training_data(data, log)
-        cfg |= record
-    else:
-        train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train = train.subset(range(min(1024, len(train))))
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
+
+def _fit(run) -> Trained:
+    from prodgen.engine.train import train_vae
+
+    cfg = run.cfg
     torch.manual_seed(cfg["seed"])
-    model = CVAE(cfg["z_dim"], cfg["width"], schema=train.schema)
-    history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        beta=cfg["beta"], max_minutes=cfg["minutes"], seed=cfg["seed"], device=device,
-                        progress=log is not None, conditional=True,
-                        loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]), checkpoint=checkpoint, resume=resume)
-    if not is_main():  # under torchrun rank 0 alone measures and saves
-        return {}
-    ran = training_record(history, model, fast)
-    model = model.cpu().eval()
+    model = CVAE(cfg["z_dim"], cfg["width"], schema=run.train.schema)
+    history = train_vae(model, run.train, lr=cfg["lr"], beta=cfg["beta"], conditional=True,
+                        loss_fn=functools.partial(vae_loss, sigma=cfg["sigma"]), **run.engine())
     config = {"z_dim": model.z_dim, "width": model.width, "sigma": cfg["sigma"],
               **({"schema": model.schema.to_config()} if model.schema != BUILTIN else {})}
-    if data is not None:
-        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
-    else:
-        metrics = evaluate(model, n=500 if fast else 2000)
-        if log:
-            log(f"{name}: control {metrics['control']}, edits {metrics['edits']['mean']}, FID {metrics['fid']}")
-    registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
-    return metrics
+    return Trained(model, config, history)
 
+
+def _measure(run, trained) -> dict:
+    return evaluate(trained.model, n=500 if run.fast else 2000)
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure,
+                report=lambda m: f"control {m['control']}, edits {m['edits']['mean']}, FID {m['fid']}")
+"""What ``prodgen train cvae`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (ModelSpec("cvae", "cvae", build, train_checkpoint, CVAEImageModel, lesson=6, recipe=CHECKPOINT_CONFIG,
+              summary="conditional VAE: attribute requests, and edits of a real photo"),)

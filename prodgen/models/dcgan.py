@@ -18,9 +18,12 @@ import torch
 from torch import nn
 
 from prodgen.models.protocol import TRUNCATION, ImageModel, noise
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
-__all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG", "train_checkpoint",
-           "save_checkpoint", "compact_history"]
+__all__ = ["Generator", "Discriminator", "init_weights", "build", "build_pair", "DCGANImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint",
+           "RECIPE", "compact_history"]
 
 
 # ----------------------------------------------------------------------------- the networks
@@ -99,7 +102,7 @@ def build(config: dict) -> Generator:
 
 class DCGANImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a DCGAN generator: unconditional, so a
-    request is a number of images; knob ``truncation``. Registered as ``dcgan`` in ``registry.GENERATORS``."""
+    request is a number of images; knob ``truncation``. Registered as ``dcgan`` (``SPECS`` below)."""
 
     accepts = "nothing"
     blends = True
@@ -139,31 +142,31 @@ def train_checkpoint(name: str = "dcgan", fast: bool = False, log=print, config:
     entries of the recipe; ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``.
     The manifest gets the training time and, when the judge is shipped, FID on judge features and
     the attribute-histogram distance of 2,000 samples; the checkpoint's ``extra`` holds the run's
-    history (per-epoch curves, sample grids).
+    history (per-epoch curves, sample grids). The steps they share: ``prodgen.models.recipe``.
     """
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import train_gan, training_record
+    from prodgen.models import recipe
 
-    unknown = set(settings) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **({"epochs": 1, "minutes": 1.0} if fast else {}), **(config or {}), **settings}
-    train = load_catalog(cfg["train_split"], n=1024 if fast else None, progress=log is not None)
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides={**(config or {}), **settings}, device=device,
+                        out=out, checkpoint=checkpoint, resume=resume)
+
+
+def _fit(run) -> Trained:
+    from prodgen.engine.train import GANSettings, train_gan
+
+    cfg = run.cfg
     g, d = build_pair(cfg["z_dim"], cfg["width"], cfg["image_size"], seed=cfg["seed"])
-    history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        betas=tuple(cfg["betas"]), loss=cfg["loss"], max_minutes=cfg["minutes"], seed=cfg["seed"],
-                        device=device, progress=log is not None, checkpoint=checkpoint, resume=resume)
-    if not is_main():  # under torchrun rank 0 alone measures and saves
-        return {}
-    return save_checkpoint(name, g, history, {**cfg, **training_record(history, g, fast)}, log=log, out=out)
+    settings = GANSettings(loss=cfg["loss"], lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    history = train_gan(g, d, run.train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], settings=settings,
+                        max_minutes=cfg["minutes"], seed=cfg["seed"], device=run.device, callbacks=run.callbacks())
+    config = {"z_dim": g.z_dim, "width": g.width, "image_size": g.image_size}
+    return Trained(g, config, history, extra=compact_history(history))
 
 
-def save_checkpoint(name: str, generator: Generator, history, training: dict, log=print, out=None) -> dict:
-    """Measure a trained generator and save it with ``prodgen.models.registry.save`` (to ``out`` if given)."""
+def _measure(run, trained) -> dict:
+    """The run's numbers and, when the judge is shipped, FID and the attribute-histogram distance of 2,000 samples."""
     from prodgen.models import registry
 
-    generator = generator.cpu().eval()
+    history, generator = trained.history, trained.model
     metrics = {"epochs_done": history.epochs_done, "images_seen": history.images_seen,
                "minutes": round(history.seconds / 60, 2), "stopped_early": history.stopped_early}
     for key in ("d_real", "d_fake"):
@@ -173,11 +176,13 @@ def save_checkpoint(name: str, generator: Generator, history, training: dict, lo
         from prodgen.metrics import evaluate_generator
 
         metrics |= evaluate_generator(generator, registry.load("judge"), n=2000)
-    if log:
-        log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
-    config = {"z_dim": generator.z_dim, "width": generator.width, "image_size": generator.image_size}
-    registry.save(name, generator, config, metrics=metrics, training=training, extra=compact_history(history), out=out)
+    if run.log:
+        run.log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return metrics
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, fast={"epochs": 1, "minutes": 1.0})
+"""What ``prodgen train dcgan`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 
 def compact_history(history, n_images: int = 16, every: int = 10) -> dict:
@@ -196,3 +201,7 @@ def compact_history(history, n_images: int = 16, every: int = 10) -> dict:
         "samples": (torch.stack([s[:n_images] for _, s in history.samples]) if history.samples
                     else torch.zeros(0, n_images, 3, 32, 32, dtype=torch.uint8)),
     }
+
+
+SPECS = (ModelSpec("dcgan", "gan", build, train_checkpoint, DCGANImageModel, lesson=3, recipe=CHECKPOINT_CONFIG,
+              summary="unconditional DCGAN: products, no control"),)

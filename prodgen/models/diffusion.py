@@ -11,7 +11,8 @@ steps are almost pure noise and teach nothing), the cosine one spends the steps 
 Ho, 2022) rather than the noise ``eps`` itself. Both carry the same information (from ``x_t`` and either one
 you get ``x0`` and ``eps``, :func:`split_v`), and the loss ``|v - v_hat|^2`` is the ELBO's "predict the noise"
 loss ``|eps - eps_hat|^2`` re-weighted by ``1 + 1/SNR_t`` (``SNR_t = abar_t / (1 - abar_t)``): more weight on the
-noisy steps, where predicting the noise is easy and predicting the photo is what matters. Why v: at high noise ``x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)``
+noisy steps, where predicting the noise is easy and predicting the photo is what matters. Why v: at high noise ``x0 =
+(x_t - sqrt(1-abar) eps) / sqrt(abar)``
 divides by almost zero, so a small error in a predicted ``eps`` becomes a huge error in ``x0``; a predicted
 ``v`` has no such division. That matters here because the course samples in **few steps** (20 by default), where
 every step leans on ``x0``.
@@ -49,7 +50,9 @@ from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
-from prodgen.models.protocol import ImageModel, Knob, Noise, UNSPECIFIED, fill_open
+from prodgen.models.protocol import UNSPECIFIED, ImageModel, Knob, Noise, fill_open
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
@@ -366,7 +369,8 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
                   known=x0, mask=mask, resample=resample, draw=draw)
 
 
-def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0, **knobs) -> torch.Tensor:
+def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0,
+         **knobs) -> torch.Tensor:
     """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
     changes applied are the request, and only the product region (:func:`product_mask`, grown as
     :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
@@ -394,7 +398,7 @@ class DiffusionImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for the diffusion U-Net: attribute requests
     (unspecified ones drawn at random, or left to the model's learned "unspecified"), knobs ``guidance``,
     ``steps``, ``eta``; it edits photos (:func:`edit`, RePaint inpainting; variants differ by seed).
-    Registered as ``diffusion`` in ``registry.GENERATORS``.
+    Registered as ``diffusion`` (``SPECS`` below).
 
     A group's draws (``_latents``): the start noise ``x_T`` first, then the open attributes; the per-step noise
     of ``eta > 0`` is drawn while sampling, each group's rows from its own generator (``protocol.Noise``)."""
@@ -513,9 +517,9 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
 def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> dict:
     """What ``prodgen train diffusion`` records: control accuracy on ``n`` balanced requests, on the held-out
     (category, colour) pairs and on partial requests; FID (with floor), precision and recall."""
-    from prodgen.models import registry
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.metrics import control_accuracy, image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import balanced_requests, hide_attributes
 
     judge = judge if judge is not None else registry.load("judge")
@@ -528,7 +532,8 @@ def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> 
     return {"n": n, "knobs": im.check_knobs(knobs),
             "control": rounded(control_accuracy(judge, images, requests)),
             "control_unseen_pairs": rounded(control_accuracy(judge, im.generate(unseen, seed + 1, **knobs), unseen)),
-            "control_partial_requests": rounded(control_accuracy(judge, im.generate(partial, seed + 2, **knobs), partial)),
+            "control_partial_requests": rounded(control_accuracy(judge, im.generate(partial, seed + 2, **knobs),
+                                                                 partial)),
             **image_quality(judge, images, n)}
 
 
@@ -544,56 +549,65 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
                      checkpoint=None, resume: bool = False, data=None, **overrides) -> dict:
     """Train the shipped diffusion model (``prodgen train diffusion``), measure it (:func:`evaluate`) and save
     the EMA weights as ``diffusion`` and, with the text reader, ``diffusion-text`` (same weights). ``fast=True``:
-    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``.
-    ``data``: a catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``): only ``diffusion`` is saved."""
+    1,024 products, one epoch (a smoke test). ``out``, ``checkpoint``, ``resume``: see
+    ``prodgen.models.registry.train``.
+    ``data``: a catalog folder of your own (lesson 12; ``prodgen.evaluation.own_catalog``): only ``diffusion`` is saved.
+    The shared steps: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
+
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume, data=data)
+
+
+def _prepare(run) -> None:
+    if run.data is not None and run.name != "diffusion":
+        raise ValueError("diffusion-text reads the course catalog's descriptions; train `diffusion` on your catalog")
+
+
+def _fit(run) -> Trained:
     import copy
 
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import train_diffusion, training_record
+    from prodgen.engine.train import train_diffusion
 
-    if name not in ("diffusion", "diffusion-text"):
-        raise ValueError(f"train_checkpoint trains 'diffusion' (and 'diffusion-text' with it), got {name!r}")
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides}
-    if data is not None:
-        from prodgen.catalog.own import training_data
-
-        if name != "diffusion":
-            raise ValueError("diffusion-text reads the course catalog's descriptions; train `diffusion` on your catalog")
-        train, _, record = training_data(data, log)
-        cfg |= record
-    else:
-        train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train = train.subset(range(min(1024, len(train))))
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
+    cfg = run.cfg
     torch.manual_seed(cfg["seed"])
-    model = UNet(cfg["width"], cfg["schedule"], schema=train.schema)
+    model = UNet(cfg["width"], cfg["schedule"], schema=run.train.schema)
     ema = copy.deepcopy(model)
-    history = train_diffusion(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                              max_minutes=cfg["minutes"], seed=cfg["seed"], device=device, progress=log is not None,
-                              ema=ema, ema_decay=cfg["ema_decay"], drop_p=cfg["drop_p"], hide_p=cfg["hide_p"],
-                              n_samples=0 if fast else 64, checkpoint=checkpoint, resume=resume)
-    if not is_main():
-        return {}
-    ran = training_record(history, ema, fast)
-    ema = ema.cpu().eval()
+    history = train_diffusion(model, run.train, lr=cfg["lr"], ema=ema, ema_decay=cfg["ema_decay"],
+                              drop_p=cfg["drop_p"], hide_p=cfg["hide_p"], n_samples=0 if run.fast else 64,
+                              **run.engine())
     config = {"width": cfg["width"], "schedule": cfg["schedule"]}
-    if data is not None:
+    if run.data is not None:
         config["schema"] = ema.schema.to_config()
-        metrics = {}  # measured with the catalog's own judge: prodgen evaluate PATH --data DIR (own_catalog)
-        registry.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
-        return metrics
-    metrics = evaluate(ema, n=200 if fast else 2000)
-    if log:
-        log(f"{name}: control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
-            f"FID {metrics['fid']}")
-    registry.save("diffusion", ema, config, metrics=metrics, training={**cfg, **ran}, out=out)
-    if out is None:
-        registry.save("diffusion-text", ema, {**config, "reader": cfg["reader"]}, metrics={},
-                        training={**cfg, **ran, "same_weights_as": "diffusion"})
-    return metrics
+    return Trained(ema, config, history, notes={"save_as": "diffusion"})
+
+
+def _measure(run, trained) -> dict:
+    return evaluate(trained.model, n=200 if run.fast else 2000)
+
+
+def _report(metrics: dict) -> str:
+    return f"control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, FID {metrics['fid']}"
+
+
+def _save_text_model(run, trained, training) -> None:
+    """``diffusion-text``: the same weights behind the description reader (the shipped checkpoints only)."""
+    from prodgen.models import registry
+
+    if run.out is None and run.data is None:
+        registry.save("diffusion-text", trained.model, {**trained.config, "reader": run.cfg["reader"]}, metrics={},
+                      training={**training, "same_weights_as": "diffusion"})
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("diffusion", "diffusion-text"),
+                what="train_checkpoint trains 'diffusion' (and 'diffusion-text' with it)", prepare=_prepare,
+                after_save=_save_text_model, report=_report)
+"""What ``prodgen train diffusion`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (
+    ModelSpec("diffusion", "diffusion", build, train_checkpoint, DiffusionImageModel, lesson=11,
+              recipe=CHECKPOINT_CONFIG, summary="DDPM/DDIM U-Net with classifier-free guidance: attribute requests"),
+    ModelSpec("diffusion-text", "diffusion", build, train_checkpoint, DiffusionTextModel, lesson=11,
+              recipe=CHECKPOINT_CONFIG, summary="the diffusion model behind the text reader: descriptions (EN/ZH)"),
+)

@@ -15,6 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Judge", "build", "fit_judge", "judge_accuracy"]
 
@@ -130,33 +132,39 @@ def train_checkpoint(name: str = "judge", fast: bool = False, log=print, out=Non
     ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG`. Its loop is :func:`fit_judge`, one process
     on the CPU: it takes no device, time budget, resume or torchrun (``prodgen.models.registry.train`` says so).
     ``data``: a catalog folder of your own (lesson 12): the judge reads its attributes, trained on its
-    training split and measured on its test split (``prodgen.evaluation.own_catalog``)."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
+    training split and measured on its test split (``prodgen.evaluation.own_catalog``). The shared steps:
+    ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides}
-    if data is not None:
-        from prodgen.catalog.own import training_data
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, out=out, data=data)
 
-        train, test, record = training_data(data, log)
-        cfg = {**cfg, "train_split": "train", **record}
-    else:
-        train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train, cfg["epochs"] = train.subset(range(min(2000, len(train)))), overrides.get("epochs", 1)
-    model = fit_judge(train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], log=log)
-    if data is not None:
-        metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, test).items()}
-    else:
-        metrics = {f"test_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("test", progress=False)).items()}
-        metrics |= {f"unseen_{a}": round(v, 4) for a, v in judge_accuracy(model, load_catalog("unseen", progress=False)).items()}
-    if log:
-        log("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+def _fit(run) -> Trained:
+    cfg = run.cfg
+    model = fit_judge(run.train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"],
+                      log=run.log)
     config = {"num_classes": model.num_classes, "width": cfg["width"]}
     if model.schema != BUILTIN:
         config["schema"] = model.schema.to_config()
-    registry.save(name, model, config, metrics=metrics, training={**cfg, "fast": fast}, out=out)
+    return Trained(model, config)
+
+
+def _measure(run, trained) -> dict:
+    """Accuracy per attribute on the test split (and the unseen combinations), or on a folder's held-out split."""
+    from prodgen.catalog import load_catalog
+
+    splits = {"test": run.heldout} if run.data is not None else {
+        "test": load_catalog("test", progress=False), "unseen": load_catalog("unseen", progress=False)}
+    metrics = {f"{split}_{a}": round(v, 4) for split, catalog in splits.items()
+               for a, v in judge_accuracy(trained.model, catalog).items()}
+    if run.log:
+        run.log("metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return metrics
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, fast={"epochs": 1}, fast_products=2000, measure_own=True)
+"""What ``prodgen train judge`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=CHECKPOINT_CONFIG,
+              summary="the attribute classifier that measures control (every generator is judged by it)"),)

@@ -5,7 +5,8 @@ Every image-model family implements :class:`ImageModel` next to its network (``d
 gives one for any shipped generator. ``prodgen generate``, ``evaluate``, ``edit``, the leaderboard and the studio
 talk only to this protocol: they never ask a model which family it is (no ``accepts ==``, no ``hasattr``), they
 ask it the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.reads_text`,
-:attr:`ImageModel.can_edit`, :attr:`ImageModel.blends`) and hand it :class:`Request` objects.
+:attr:`ImageModel.can_edit`, :attr:`ImageModel.blends`) and hand it :class:`Request` objects. A new model is one
+``ModelSpec`` beside its network (``prodgen.models.registry``).
 
 - :class:`Request`: one image's request, the same type for every model: attributes ``{name: value}`` (missing =
   unspecified) and/or a description ``text`` (English or Chinese), or neither (unconditional). The model turns
@@ -44,7 +45,6 @@ Used by ``prodgen generate`` / ``evaluate`` / ``edit`` / ``leaderboard``, the st
 from __future__ import annotations
 
 import math
-from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -229,7 +229,7 @@ def fill_open(labels: torch.Tensor, generator: torch.Generator, schema=None) -> 
     return fill_unspecified(labels, generator, schema) if schema is not None else fill_unspecified(labels, generator)
 
 
-class ImageModel(ABC):
+class ImageModel:
     """The protocol: subclasses set ``accepts`` and ``knobs`` and implement ``_latents`` + ``_decode`` (or only
     ``_images``); families that edit set ``can_edit`` and implement ``_edit``; families whose latents blend set
     ``blends``.

@@ -1,164 +1,219 @@
-"""Shipped checkpoints: a registry, a manifest with sha256 sums, safe saving and loading.
+"""The registry of models: every network the course ships, declared next to its family as a :class:`ModelSpec`.
 
-``data/checkpoints/manifest.json`` lists every shipped model: its file, sha256,
-the configuration that rebuilds the network, how it was trained, and the metrics
-measured when it was saved. :func:`load` rebuilds the network with the builder
-registered for that name, verifies the file's sha256, and loads the weights with
-``torch.load(weights_only=True)``, which cannot run code hidden in a file.
-Files are written atomically (temp file + rename): an interrupted save never leaves
-a half-written checkpoint. :data:`GENERATORS` says which entries are image generators;
-:func:`load_generator` gives one through the image-model protocol. Used by every lesson that
-says "load pretrained, or train it yourself" (02+), by ``prodgen models``, ``generate``,
-``evaluate``, ``leaderboard`` and ``prodgen doctor``.
+Each family module in ``prodgen/models/`` ends with ``SPECS = (ModelSpec(...), ...)``: the name, how to
+build the network from its saved config, how to train it (``prodgen train NAME``), which image-model class
+wraps it (``prodgen.models.protocol``; ``None`` for the judge and the text readers) and a one-line summary.
+The registry finds those declarations by importing the modules of ``prodgen.models`` on first use; a model
+outside the package (a test's toy model, your own) joins with :func:`register`. Nothing else lists model
+names: ``prodgen models``, ``generate``, ``evaluate``, ``train``, the leaderboard and the studio all ask here.
+
+Loading goes through the checkpoint store (``prodgen.checkpoints``: sha256-verified, ``weights_only=True``):
+:func:`load` / :func:`load_entry` / :func:`load_generator` for shipped checkpoints, :func:`load_file` /
+:func:`load_generator_file` for files written by ``prodgen train --out`` or ``--data``; :func:`save` writes
+either. :func:`train` is ``prodgen train``'s launcher (options, ``--resume``, torchrun). Used by every lesson
+that says "load pretrained, or train it yourself" (02+) and by the command line.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
+import pkgutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from prodgen import paths
+from prodgen import checkpoints, paths
+from prodgen.checkpoints import available, manifest, names, verify
 
-__all__ = ["BUILDERS", "TRAINERS", "GENERATORS", "EDITORS", "available", "generators", "generator_kinds", "load", "load_entry",
-           "load_generator", "manifest", "names", "save", "train", "verify"]
-__all__ += ["SETTINGS", "load_file", "load_generator_file", "own_catalog_trainers", "state_path"]  # prodgen train's options,
-# --out files (and models trained on your own catalog, --data), --resume state
-
-# name -> "module:function" that builds the network from the manifest's config dict.
-# Only these builders are ever imported: the manifest cannot name arbitrary code.
-BUILDERS: dict[str, str] = {
-    "judge": "prodgen.models.judge:build",
-    "dcgan": "prodgen.models.dcgan:build",
-    "text-bag": "prodgen.models.text:build",
-    "text-gru": "prodgen.models.text:build",
-    "text-votes": "prodgen.models.text:build",
-    "vae": "prodgen.models.vae:build",
-    "cgan-projection": "prodgen.models.cgan:build",
-    "cgan-concat": "prodgen.models.cgan:build",
-    "cgan-acgan": "prodgen.models.cgan:build",
-    "cgan-stable": "prodgen.models.cgan:build",
-    "cvae": "prodgen.models.cvae:build",
-    "text2img": "prodgen.models.text2img:build",
-    "text2img-embedding": "prodgen.models.text2img:build",
-    "diffusion": "prodgen.models.diffusion:build",
-    "diffusion-text": "prodgen.models.diffusion:build",
-}
-
-# name -> "module:function(name, fast=False, log=print, ...) -> metrics" that retrains the checkpoint with its
-# shipped configuration (``prodgen train NAME``). What a trainer can take beyond that, all optional (``train``
-# reads its signature and refuses an option a trainer lacks, naming the model):
-#   device= the torch device;  out= a file to write instead of the shipped checkpoint (``save(..., out=)``);
-#   checkpoint= / resume= the engine's per-epoch training state, passed on to ``train_gan`` / ``train_vae``;
-#   **settings: CHECKPOINT_CONFIG entries to replace (SETTINGS: epochs, minutes, seed, batch_size).
-# Under torchrun every rank calls the trainer; rank 0 alone evaluates and saves (the others return {}).
-TRAINERS: dict[str, str] = {
-    "judge": "prodgen.models.judge:train_checkpoint",
-    "text-bag": "prodgen.models.text:train_checkpoint",
-    "text-gru": "prodgen.models.text:train_checkpoint",
-    "text-votes": "prodgen.models.text:train_checkpoint",
-    "dcgan": "prodgen.models.dcgan:train_checkpoint",
-    "vae": "prodgen.models.vae:train_checkpoint",
-    "cgan-projection": "prodgen.models.cgan:train_checkpoint",
-    "cgan-concat": "prodgen.models.cgan:train_checkpoint",
-    "cgan-acgan": "prodgen.models.cgan:train_checkpoint",
-    "cgan-stable": "prodgen.models.cgan_stable:train_checkpoint",
-    "cvae": "prodgen.models.cvae:train_checkpoint",
-    "text2img": "prodgen.models.text2img:train_checkpoint",
-    "text2img-embedding": "prodgen.models.text2img:train_checkpoint",
-    "diffusion": "prodgen.models.diffusion:train_checkpoint",
-    "diffusion-text": "prodgen.models.diffusion:train_checkpoint",  # trains `diffusion` and saves both
-}
-
-# name -> "module:Class" implementing the image-model protocol (``prodgen.models.protocol.ImageModel``) around
-# the network BUILDERS makes: the entries that are image generators, in course order. ``prodgen generate``,
-# ``evaluate`` and ``leaderboard`` take their models from here (:func:`load_generator`); a new image model is
-# one line here, one in BUILDERS (and TRAINERS), and its manifest entry.
-GENERATORS: dict[str, str] = {
-    "dcgan": "prodgen.models.dcgan:DCGANImageModel",
-    "vae": "prodgen.models.vae:VAEImageModel",
-    "cgan-projection": "prodgen.models.cgan:CGANImageModel",
-    "cgan-concat": "prodgen.models.cgan:CGANImageModel",
-    "cgan-acgan": "prodgen.models.cgan:CGANImageModel",
-    "cgan-stable": "prodgen.models.cgan:CGANImageModel",
-    "cvae": "prodgen.models.cvae:CVAEImageModel",
-    "text2img": "prodgen.models.text2img:TextImageModel",
-    "text2img-embedding": "prodgen.models.text2img:TextImageModel",
-    "diffusion": "prodgen.models.diffusion:DiffusionImageModel",
-    "diffusion-text": "prodgen.models.diffusion:DiffusionTextModel",
-}
-
-# name -> "module:Class.method" taking (network, images uint8 N x 3 x H x W, labels N x 5, changes dict) and
-# returning images in [-1, 1]: the attribute editors the studio's Edit tab offers (lesson 09; diffusion
-# inpainting adds a line here).
-EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit", "diffusion": "prodgen.models.diffusion:edit"}
+__all__ = ["ModelSpec", "register", "unregister", "registered", "spec", "specs", "generators", "generator_kinds",
+           "available", "manifest", "names", "verify", "load", "load_entry", "load_generator", "load_file",
+           "load_generator_file", "save", "train", "SETTINGS", "own_catalog_trainers", "state_path"]
 
 
-def _manifest_path() -> Path:
-    return paths.checkpoints_dir() / "manifest.json"
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model. ``build(config) -> nn.Module`` rebuilds the network from the config saved with
+    it; ``train(name, fast=False, log=print, ...) -> metrics`` retrains it (``None``: not trainable here);
+    ``model``: the ``ImageModel`` class that wraps the network for generation (``None``: not an image
+    generator); ``recipe``: the training settings ``prodgen train --epochs/--minutes/--seed/--batch`` may
+    replace; ``lesson``: where the course builds it (lists follow course order)."""
+
+    name: str
+    family: str
+    build: Callable
+    train: Callable | None = None
+    model: type | None = None
+    lesson: int = 0
+    summary: str = ""
+    recipe: dict = field(default_factory=dict)
+    resolution: int = 32
+
+    @property
+    def is_generator(self) -> bool:
+        return self.model is not None
 
 
-def manifest() -> dict:
-    """The manifest as a dict ``{name: entry}`` (empty if nothing is shipped)."""
-    path = _manifest_path()
-    if not path.is_file():
-        return {}
+_SKIP = {"protocol", "registry", "condition", "recipe"}  # modules of prodgen.models that declare no model
+_found: dict[str, ModelSpec] | None = None
+_added: dict[str, ModelSpec] = {}
+
+
+def _discovered() -> dict[str, ModelSpec]:
+    """The specs declared by the modules of ``prodgen.models`` (imported once, on first use)."""
+    global _found
+    if _found is None:
+        import prodgen.models as package
+
+        found = {}
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if info.name not in _SKIP and not info.name.startswith("_"):
+                module = importlib.import_module(f"{package.__name__}.{info.name}")
+                for item in getattr(module, "SPECS", ()):
+                    if item.name in found:
+                        raise RuntimeError(f"two specs are named {item.name!r}")
+                    found[item.name] = item
+        _found = found
+    return _found
+
+
+def specs() -> list[ModelSpec]:
+    """Every registered spec, in course order (lesson, then declaration)."""
+    every = {**_discovered(), **_added}
+    order = {name: i for i, name in enumerate(every)}
+    return sorted(every.values(), key=lambda s: (s.lesson, order[s.name]))
+
+
+def spec(name: str) -> ModelSpec:
+    """The spec registered as ``name``; an unknown name -> ``ValueError`` listing the registered ones."""
+    every = {**_discovered(), **_added}
+    if name not in every:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(s.name for s in specs())}")
+    return every[name]
+
+
+def register(new: ModelSpec) -> None:
+    """Add a model from outside ``prodgen/models/`` (a name already taken -> ``ValueError``)."""
+    if new.name in {**_discovered(), **_added}:
+        raise ValueError(f"a model named {new.name!r} is already registered")
+    _added[new.name] = new
+
+
+def unregister(name: str) -> None:
+    """Remove a model added with :func:`register`."""
+    _added.pop(name, None)
+
+
+@contextmanager
+def registered(new: ModelSpec):
+    """``with registered(spec): ...``: the model is registered inside the block only."""
+    register(new)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); restore it with `git checkout -- {path}`") from None
+        yield new
+    finally:
+        unregister(new.name)
 
 
-def names() -> list[str]:
-    """Names of the shipped models."""
-    return sorted(manifest())
+def generators(shipped: bool = False) -> list[str]:
+    """Names of the image generators, in course order; ``shipped=True``: only those the manifest lists."""
+    listed = manifest() if shipped else None
+    return [s.name for s in specs() if s.is_generator and (listed is None or s.name in listed)]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def generator_kinds() -> dict[str, str]:
+    """``{name: what it accepts}`` ("attributes", "text" or "nothing") for every generator, without loading
+    any checkpoint."""
+    return {s.name: s.model.accepts for s in specs() if s.is_generator}
 
 
-def _entry(name: str) -> dict:
-    entries = manifest()
-    if name not in entries:
-        known = ", ".join(sorted(entries)) or "none shipped yet"
-        raise ValueError(f"unknown model {name!r}; shipped models: {known}")
-    return entries[name]
+def _generator_spec(name: str) -> ModelSpec:
+    found = {**_discovered(), **_added}.get(name)
+    if found is None or not found.is_generator:
+        raise ValueError(f"{name!r} is not an image generator; generators: {', '.join(generators())}")
+    return found
 
 
-def verify(name: str) -> Path:
-    """The checkpoint's path, after checking that it exists and its sha256 matches the manifest."""
-    entry = _entry(name)
-    path = paths.checkpoints_dir() / entry["file"]
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint for {name!r} is missing: {path}. Restore it with "
-                                f"`git checkout -- {path}` or retrain it with `prodgen train {name}`")
-    if _sha256(path) != entry["sha256"]:
-        raise ValueError(f"checkpoint for {name!r} is corrupt (sha256 does not match the manifest): {path}. "
-                         f"Restore it with `git checkout -- {path}` or retrain it with `prodgen train {name}`")
-    return path
-
-
-def available(name: str) -> bool:
-    """Whether ``name`` is shipped and its file is intact."""
+def _rebuild(name: str, payload: dict, device, where):
     try:
-        verify(name)
-        return True
-    except (ValueError, FileNotFoundError):
-        return False
+        model = spec(name).build(payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:  # e.g. a mismatched or foreign file
+        raise ValueError(f"{where} cannot be loaded ({type(e).__name__}: {str(e)[:200]}); "
+                         f"retrain it with `prodgen train {name}`") from None
+    return model.to(device).eval()
 
 
-def _builder(name: str):
-    if name not in BUILDERS:
-        raise ValueError(f"no builder registered for {name!r}; registered: {', '.join(sorted(BUILDERS))}")
-    module, function = BUILDERS[name].split(":")
-    return getattr(importlib.import_module(module), function)
+def load_entry(name: str, device="cpu"):
+    """``(model, info)``: the rebuilt network in eval mode, and its manifest entry plus the
+    checkpoint's ``extra`` data (e.g. a vocabulary) under ``info["extra"]``."""
+    path = verify(name)  # an unknown name -> one clear error listing the shipped ones
+    payload = checkpoints.read(path, device)
+    model = _rebuild(name, payload, device, f"checkpoint for {name!r}")
+    return model, {**checkpoints.entry(name), "extra": payload.get("extra", {})}
 
 
+def load(name: str, device="cpu"):
+    """The shipped network ``name`` in eval mode, sha256-verified, loaded with ``weights_only=True``."""
+    return load_entry(name, device)[0]
+
+
+def load_generator(name: str, device="cpu"):
+    """The shipped image generator ``name`` as an ``ImageModel`` (``prodgen.models.protocol``): its
+    ``accepts``, ``knobs`` and ``generate(requests, seed, **knobs) -> uint8 images``; sha256-verified."""
+    found = _generator_spec(name)
+    network, info = load_entry(name, device)
+    return found.model(network, name, info)
+
+
+def load_file(path, device="cpu"):
+    """``(model, info)`` from a checkpoint file written by ``prodgen train --out`` (``save(..., out=)``):
+    rebuilt with the registered builder of the name stored in it, loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        payload = checkpoints.read(path, device)
+        name = payload["name"]
+        spec(name)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` ({type(e).__name__}: "
+                         f"{str(e)[:200]})") from None
+    model = _rebuild(name, payload, device, str(path))
+    info = {k: payload.get(k, {}) for k in ("name", "config", "training", "metrics", "extra")}
+    return model, info
+
+
+def load_generator_file(path, device="cpu"):
+    """The image generator in checkpoint file ``path`` (``prodgen train --out`` or ``--data``) as an
+    ``ImageModel``, named after the file; a file holding no image generator (e.g. a judge) -> ``ValueError``."""
+    model, info = load_file(path, device)
+    found = spec(info["name"])
+    if not found.is_generator:
+        raise ValueError(f"{path} holds a {info['name']!r} checkpoint, which is not an image generator; "
+                         f"generators: {', '.join(generators())}")
+    return found.model(model, Path(path).stem, info)
+
+
+def save(name: str, model, config: dict, metrics: dict | None = None, training: dict | None = None,
+         extra: dict | None = None, out=None) -> Path:
+    """Save ``model``'s weights as the checkpoint ``name`` and record it in the manifest.
+
+    ``config`` must rebuild the network with ``spec(name).build``; ``training`` says how it was trained
+    (for ``prodgen train``), ``metrics`` what was measured; ``extra`` holds plain data stored inside the
+    checkpoint (e.g. a vocabulary). ``out``: write the file there instead, with ``name``, ``training`` and
+    ``metrics`` inside it, and leave the shipped checkpoint and the manifest alone (``prodgen train --out``;
+    :func:`load_file` reads it).
+    """
+    spec(name)  # refuse unregistered names before writing anything
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
+    if out is not None:
+        payload |= {"name": name, "training": training or {}, "metrics": metrics or {}}
+        return checkpoints.write_file(out, payload)
+    return checkpoints.write_shipped(name, payload, {"config": config, "training": training or {},
+                                                     "metrics": metrics or {}})
+
+
+# ``prodgen train``: options, state files, the launcher
 # option of ``train`` (``prodgen train --NAME``) -> the recipe's CHECKPOINT_CONFIG entry it replaces
 SETTINGS = {"epochs": "epochs", "minutes": "minutes", "seed": "seed", "batch": "batch_size"}
 
@@ -173,18 +228,9 @@ def state_path(name: str, out=None) -> Path:
 
 
 def _check_options(epochs, minutes, seed, batch, out) -> None:
-    def whole(value, low):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    from prodgen.numbers import positive, whole
 
-    if epochs is not None and not whole(epochs, 1):
-        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
-                                or not 0 < minutes < float("inf")):
-        raise ValueError(f"minutes must be a positive number of minutes, got {minutes!r}")
-    if seed is not None and not whole(seed, 0):
-        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
-    if batch is not None and not whole(batch, 2):
-        raise ValueError(f"batch must be a whole number >= 2, got {batch!r}")
+    whole(epochs, "epochs", 1), positive(minutes, "minutes"), whole(seed, "seed", 0), whole(batch, "batch", 2)
     if out is not None and (Path(out).suffix != ".pt" or Path(out).is_dir()):
         raise ValueError(f"--out must be the path of a .pt file to write, got {str(out)!r}")
 
@@ -193,16 +239,11 @@ def _trainer(name: str):
     """``(trainer function, its parameters, its recipe dict)`` for a trainable name."""
     import inspect
 
-    if name not in TRAINERS:
-        raise ValueError(f"unknown model {name!r}; trainable models: {', '.join(TRAINERS)}")
-    module, function = TRAINERS[name].split(":")
-    try:
-        module = importlib.import_module(module)
-        trainer = getattr(module, function)
-    except (ImportError, AttributeError):
-        raise ValueError(f"{name!r} has no trainer yet ({TRAINERS[name]} is missing)") from None
-    recipe = getattr(module, "CHECKPOINT_CONFIG", None) or getattr(module, "CHECKPOINTS", {}).get(name, {})
-    return trainer, inspect.signature(trainer).parameters, recipe  # CHECKPOINTS: one recipe per name (text.py)
+    trainable = [s.name for s in specs() if s.train is not None]
+    if name not in trainable:
+        raise ValueError(f"unknown model {name!r}; trainable models: {', '.join(trainable)}")
+    found = spec(name)
+    return found.train, inspect.signature(found.train).parameters, found.recipe
 
 
 def _uses_engine(params) -> bool:
@@ -213,7 +254,7 @@ def _uses_engine(params) -> bool:
 def own_catalog_trainers() -> list[str]:
     """The models ``prodgen train MODEL --data DIR`` can train on a catalog folder of your own (their trainer
     takes ``data=``; lesson 12)."""
-    return [n for n in TRAINERS if "data" in _trainer(n)[1]]
+    return [s.name for s in specs() if s.train is not None and "data" in _trainer(s.name)[1]]
 
 
 def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | None = None,
@@ -229,7 +270,8 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     ``resume=True`` continues from it (``epochs`` is then the total to reach). Under ``torchrun`` this
     joins the process group (``prodgen.engine.distributed``): every process trains on its shard, rank 0 saves.
     Models whose trainer has its own loop (the judge, the text readers) take none of these options.
-    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.evaluation.own_catalog``): the
+    ``data``: a catalog folder of your own (PNGs + metadata.csv, any attributes; ``prodgen.evaluation.own_catalog``):
+    the
     model learns that catalog's schema, and ``out`` defaults to ``DATA/models/NAME.pt`` (the shipped
     checkpoints are left alone).
     """
@@ -254,7 +296,8 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     settings = {SETTINGS[k]: v for k, v in asked.items() if v is not None}
     refused = [k for k, v in options.items() if v is not None and k not in params]
     refused += [k for k, v in asked.items() if v is not None and not (SETTINGS[k] in recipe and takes_settings)]
-    engine_models = lambda: ", ".join(n for n in TRAINERS if _uses_engine(_trainer(n)[1]))  # noqa: E731
+    # noqa: E731
+    engine_models = lambda: ", ".join(s.name for s in specs() if s.train and _uses_engine(_trainer(s.name)[1]))
     if refused:
         raise ValueError(f"prodgen train {name} takes no --{', --'.join(refused)} (it trains with its own loop); "
                          f"all options work for {engine_models()}")
@@ -279,119 +322,6 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
             distributed.teardown()
 
 
-def load_entry(name: str, device="cpu"):
-    """``(model, info)``: the rebuilt network in eval mode, and its manifest entry plus the
-    checkpoint's ``extra`` data (e.g. a vocabulary) under ``info["extra"]``."""
-    import torch
-
-    path = verify(name)
-    entry = _entry(name)
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        model = _builder(name)(entry["config"])
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError) as e:  # e.g. an unreadable or mismatched file
-        raise ValueError(f"checkpoint for {name!r} cannot be loaded ({type(e).__name__}: {str(e)[:200]}); "
-                         f"retrain it with `prodgen train {name}`") from None
-    return model.to(device).eval(), {**entry, "extra": payload.get("extra", {})}
-
-
-def generators(shipped: bool = False) -> list[str]:
-    """Names of the image generators in :data:`GENERATORS` (course order); ``shipped=True``: only those
-    the manifest lists."""
-    listed = manifest() if shipped else GENERATORS
-    return [name for name in GENERATORS if name in listed]
-
-
-def _generator_class(name: str):
-    if name not in GENERATORS:
-        raise ValueError(f"{name!r} is not an image generator; generators: {', '.join(GENERATORS)}")
-    module, cls = GENERATORS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def generator_kinds() -> dict[str, str]:
-    """``{name: what it accepts}`` ("attributes", "text" or "nothing") for every generator, without loading
-    any checkpoint."""
-    return {name: _generator_class(name).accepts for name in GENERATORS}
-
-
-def load_generator(name: str, device="cpu"):
-    """The shipped image generator ``name`` as an ``ImageModel`` (``prodgen.models.protocol``): its
-    ``accepts``, ``knobs`` and ``generate(requests, seed, **knobs) -> uint8 images``; sha256-verified."""
-    cls = _generator_class(name)
-    network, info = load_entry(name, device)
-    return cls(network, name, info)
-
-
-def load_file(path, device="cpu"):
-    """``(model, info)`` from a checkpoint file written by ``prodgen train --out`` (``save(..., out=)``):
-    rebuilt with the registered builder of the name stored in it, loaded with ``weights_only=True``."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        name = payload["name"]
-        model = _builder(name)(payload["config"])
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError, TypeError, ValueError) as e:
-        raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None
-    info = {k: payload.get(k, {}) for k in ("name", "config", "training", "metrics", "extra")}
-    return model.to(device).eval(), info
-
-
-def load_generator_file(path, device="cpu"):
-    """The image generator in checkpoint file ``path`` (``prodgen train --out`` or ``--data``) as an
-    ``ImageModel``, named after the file; a file holding no image generator (e.g. a judge) -> ``ValueError``."""
-    model, info = load_file(path, device)
-    if info["name"] not in GENERATORS:
-        raise ValueError(f"{path} holds a {info['name']!r} checkpoint, which is not an image generator; "
-                         f"generators: {', '.join(GENERATORS)}")
-    return _generator_class(info["name"])(model, Path(path).stem, info)
-
-
-def load(name: str, device="cpu"):
-    """The shipped network ``name`` in eval mode, sha256-verified, loaded with ``weights_only=True``."""
-    return load_entry(name, device)[0]
-
-
-def save(name: str, model, config: dict, metrics: dict | None = None, training: dict | None = None,
-         extra: dict | None = None, out=None) -> Path:
-    """Save ``model``'s weights as the checkpoint ``name`` and record it in the manifest.
-
-    ``config`` must rebuild the network with ``BUILDERS[name]``; ``training`` says how it
-    was trained (for ``prodgen train``), ``metrics`` what was measured; ``extra`` holds
-    plain data stored inside the checkpoint (e.g. a vocabulary). ``out``: write the file there
-    instead, with ``name``, ``training`` and ``metrics`` inside it, and leave the shipped
-    checkpoint and the manifest alone (``prodgen train --out``; :func:`load_file` reads it).
-    """
-    import torch
-
-    _builder(name)  # refuse names without a builder before writing anything
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload |= {"name": name, "training": training or {}, "metrics": metrics or {}}
-        _atomic_write(out, lambda f: torch.save(payload, f))
-        return out
-    folder = paths.checkpoints_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.pt"
-    _atomic_write(path, lambda f: torch.save(payload, f))
-    entries = manifest()
-    entries[name] = {"file": path.name, "sha256": _sha256(path), "config": config,
-                     "training": training or {}, "metrics": metrics or {}}
-    text = json.dumps(dict(sorted(entries.items())), indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(_manifest_path(), lambda f: f.write(text.encode("utf-8")))
-    return path
-
-
-def _atomic_write(path: Path, write) -> None:
-    with paths.atomic_file(path) as tmp, open(tmp, "wb") as f:
-        write(f)
+# name -> "module:Class.method": the photo editors (lesson 09's studio, ``prodgen edit``). Transitional: the
+# editing moves onto the image-model protocol (``ImageModel.edit``).
+EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit", "diffusion": "prodgen.models.diffusion:edit"}

@@ -44,9 +44,12 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = [
-    "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder", "WordVotes",
+    "PAD", "UNK", "LANGS", "tokenize", "singular_forms", "Vocabulary", "masked_mean", "BagOfEmbeddings", "GRUEncoder",
+    "WordVotes",
     "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown",
     "fit_reader", "cpu_threads", "soft_request", "predict_attributes", "evaluate_reader", "product_words",
     "validate_description", "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
@@ -119,7 +122,7 @@ class Vocabulary:
     pad_id, unk_id = 0, 1
 
     @classmethod
-    def build(cls, texts, min_count: int = 1) -> "Vocabulary":
+    def build(cls, texts, min_count: int = 1) -> Vocabulary:
         """Every token that occurs at least ``min_count`` times in ``texts``, most frequent first."""
         counts = Counter(t for text in texts for t in tokenize(text))
         kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
@@ -176,7 +179,7 @@ class Vocabulary:
         return list(self.tokens)
 
     @classmethod
-    def from_list(cls, tokens: list[str]) -> "Vocabulary":
+    def from_list(cls, tokens: list[str]) -> Vocabulary:
         return cls(tokens)
 
 
@@ -477,7 +480,8 @@ def _fit(model, data, epochs, batch_size, lr, seed, progress, log, unk_rate) -> 
                 bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
         history["epoch_loss"].append(total / steps_per_epoch)
         if log:
-            log(f"epoch {epoch + 1}/{epochs}: loss {history['epoch_loss'][-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+            log(f"epoch {epoch + 1}/{epochs}: loss {history['epoch_loss'][-1]:.4f} ({time.perf_counter() - start:.0f} "
+                f"s)")
     if bar is not None:
         bar.close()
     model.eval()
@@ -629,34 +633,49 @@ def flat_metrics(result: dict) -> dict[str, float]:
 def train_checkpoint(name: str = "text-gru", fast: bool = False, log=print, out=None, **overrides) -> dict:
     """Train the shipped reader ``name`` (``prodgen train text-gru``) on the EN + ZH training
     descriptions, evaluate it on the test split and save it with its vocabulary (to ``out`` if given,
-    else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe."""
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
+    else over the shipped checkpoint). ``overrides`` replace entries of its :data:`CHECKPOINTS` recipe.
+    The shared steps: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    if name not in CHECKPOINTS:
-        raise ValueError(f"unknown text encoder {name!r}; valid names: {', '.join(CHECKPOINTS)}")
-    unknown = set(overrides) - set(CHECKPOINTS[name])
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINTS[name])}")
-    cfg = {**CHECKPOINTS[name], **overrides}
-    train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train, cfg["epochs"] = train.subset(range(2000)), overrides.get("epochs", 1)
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, out=out)
+
+
+def _fit_checkpoint(run) -> Trained:
+    cfg, train = run.cfg, run.train
     vocab = Vocabulary.build(train.descriptions_en + train.descriptions_zh, min_count=cfg["min_count"])
     sizes = {k: cfg[k] for k in ("embed_dim", "hidden", "dim") if k in cfg}
     model = make_reader(cfg["kind"], len(vocab), seed=cfg["seed"], **sizes)
     start = time.perf_counter()
     fit_reader(model, text_dataset(vocab, train), epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-               seed=cfg["seed"], unk_rate=cfg["unk_rate"], log=log)
-    seconds = time.perf_counter() - start
-    metrics = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog(cfg["eval_split"], progress=False))))
-    if name == "text-votes":  # the reader lesson 07 relies on for combinations never seen in training
+               seed=cfg["seed"], unk_rate=cfg["unk_rate"], log=run.log)
+    training = {"seconds": round(time.perf_counter() - start, 1), "n_train": len(train)}
+    return Trained(model, _config(model, len(vocab)), training=training, extra={"vocab": vocab.to_list()},
+                   notes={"vocab": vocab})
+
+
+def _measure_checkpoint(run, trained) -> dict:
+    """Accuracy per attribute on the evaluation split (and, for ``text-votes``, the unseen combinations)."""
+    from prodgen.catalog import load_catalog
+
+    vocab, model = trained.notes["vocab"], trained.model
+    test = load_catalog(run.cfg["eval_split"], progress=False)
+    metrics = flat_metrics(evaluate_reader(model, text_dataset(vocab, test)))
+    if run.name == "text-votes":  # the reader lesson 07 relies on for combinations never seen in training
         unseen = flat_metrics(evaluate_reader(model, text_dataset(vocab, load_catalog("unseen", progress=False))))
         metrics |= {f"unseen_{k}": v for k, v in unseen.items()}
-    if log:
-        log("test accuracy (mentioned attributes): " + ", ".join(
+    if run.log:
+        run.log("test accuracy (mentioned attributes): " + ", ".join(
             f"{k} {v:.4f}" for k, v in metrics.items() if "unspecified" not in k))
-    registry.save(name, model, _config(model, len(vocab)), metrics=metrics,
-                    training={**cfg, "fast": fast, "seconds": round(seconds, 1), "n_train": len(train)},
-                    extra={"vocab": vocab.to_list()}, out=out)
     return metrics
+
+
+RECIPE = Recipe(CHECKPOINTS.__getitem__, _fit_checkpoint, _measure_checkpoint, names=tuple(CHECKPOINTS),
+                what="text encoders",                fast={"epochs": 1}, fast_products=2000)
+"""What ``prodgen train text-*`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = tuple(
+    ModelSpec(name, "text reader", build, train_checkpoint, lesson=2, recipe=CHECKPOINTS[name],
+              summary=f"description reader ({CHECKPOINTS[name]['kind']}): a description (EN/ZH) -> attributes")
+    for name in ("text-bag", "text-gru", "text-votes")
+)

@@ -38,8 +38,11 @@ from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAI
 from prodgen.models.cgan import Generator, ProjectionDiscriminator
 from prodgen.models.condition import NUM_CLASSES, fill_unspecified
 from prodgen.models.protocol import TRUNCATION, UNSPECIFIED, ImageModel, noise
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
-__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator", "build", "TextImageModel", "NEW_PHRASINGS",
+__all__ = ["CONDITIONS", "encode_condition", "DescriptionBank", "TextToImage", "text_generator", "text_discriminator",
+           "build", "TextImageModel", "NEW_PHRASINGS",
            "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate", "description_accuracy"]
 
 _RADIX = [NUM_CLASSES[a] for a in ATTRIBUTE_NAMES]
@@ -103,7 +106,7 @@ class DescriptionBank:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def to(self, device) -> "DescriptionBank":
+    def to(self, device) -> DescriptionBank:
         self.embeddings = self.embeddings.to(device)
         self.allowed = self.allowed.to(device)
         return self
@@ -198,7 +201,7 @@ def build(config: dict) -> TextToImage:
 class TextImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a text-to-image model: descriptions in,
     checked strictly (blank, or no known product word -> ``ValueError``); knobs ``truncation`` and, for the
-    soft-request condition, ``unspecified``. Registered as ``text2img*`` in ``registry.GENERATORS``."""
+    soft-request condition, ``unspecified``. Registered as ``text2img*`` (``SPECS`` below)."""
 
     accepts = "text"
     blends = True
@@ -226,18 +229,23 @@ class TextImageModel(ImageModel):
 
     def understood(self, requests) -> list[dict]:
         """What the model's description reader heard in each description (attributes it did not hear left out)."""
-        return [{a: v for a, v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
+        return [{a: v for a,
+                 v in heard.items() if v is not None} for heard in self.network.encoder.read(self.prepare(requests))]
 
 
 # --------------------------------------------------------------------------- measuring it
 NEW_PHRASINGS: tuple[tuple[str, dict], ...] = (
-    ("I would love a green t-shirt with stripes, please", {"category": "t-shirt", "color": "green", "pattern": "striped"}),
+    ("I would love a green t-shirt with stripes, please", {"category": "t-shirt", "color": "green",
+                                                           "pattern": "striped"}),
     ("do you sell blue sneakers from Nova?", {"category": "sneaker", "color": "blue", "brand": "nova"}),
-    ("show me an oversized backpack, black, checked", {"category": "backpack", "color": "black", "size": "large", "pattern": "checked"}),
+    ("show me an oversized backpack, black, checked", {"category": "backpack", "color": "black", "size": "large",
+                                                       "pattern": "checked"}),
     ("need a tiny pink mug asap", {"category": "mug", "color": "pink"}),
-    ("Orbit makes this yellow polka-dot cap", {"category": "cap", "color": "yellow", "brand": "orbit", "pattern": "dotted"}),
+    ("Orbit makes this yellow polka-dot cap", {"category": "cap", "color": "yellow", "brand": "orbit",
+                                               "pattern": "dotted"}),
     ("what about a purple lamp? plaid would be nice", {"category": "lamp", "color": "purple", "pattern": "checked"}),
-    ("my kid wants a small red rucksack by Zenith", {"category": "backpack", "color": "red", "size": "small", "brand": "zenith"}),
+    ("my kid wants a small red rucksack by Zenith", {"category": "backpack", "color": "red", "size": "small",
+                                                     "brand": "zenith"}),
     ("teal water bottle, big one, plain", {"category": "bottle", "color": "teal", "size": "large", "pattern": "plain"}),
     ("gift idea: an orange handbag with polka dots", {"category": "handbag", "color": "orange", "pattern": "dotted"}),
     ("brown sneaker, Acme, little", {"category": "sneaker", "color": "brown", "brand": "acme", "size": "small"}),
@@ -273,9 +281,9 @@ def evaluate(model: TextToImage, n: int = 2000, seed: int = 0, judge=None) -> di
     """What ``prodgen evaluate text2img`` reports: accuracy on the mentioned attributes of ``n`` English and
     ``n`` Chinese test descriptions, of the ``unseen`` split's (held-out combinations) in both languages,
     and of :data:`NEW_PHRASINGS` (8 images each); FID (with floor), precision, recall of the EN test images."""
-    from prodgen.models import registry
     from prodgen.catalog import load_catalog
     from prodgen.metrics import image_quality
+    from prodgen.models import registry
     from prodgen.models.condition import parse_request
 
     judge = judge if judge is not None else registry.load("judge")
@@ -308,51 +316,73 @@ def train_checkpoint(name: str = "text2img", fast: bool = False, log=print, devi
                      checkpoint=None, resume: bool = False, **overrides) -> dict:
     """Train a shipped text-to-image model (``prodgen train text2img`` or ``text2img-embedding``) and save its
     generator with :func:`evaluate`'s metrics. ``fast=True``: 1,024 products, one epoch (a smoke test).
-    ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``."""
+    ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``; the shared steps:
+    ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
+
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume)
+
+
+def _prepare(run) -> None:
+    cfg = run.cfg
+    if run.name == "text2img-embedding" and "condition" not in run.overrides:
+        cfg["condition"] = "embedding"
+    cfg["loss"] = "hinge"
+    cfg["encoder"] = cfg["encoder"] or DEFAULT_ENCODER[cfg["condition"]]
+
+
+def _fit(run) -> Trained:
     import copy
 
-    from prodgen.models import registry
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
+    from prodgen.engine.callbacks import SampleGrid
     from prodgen.engine.runtime import pick_device
-    from prodgen.models.text import load_encoder
-    from prodgen.engine.train import train_gan, training_record
-    from prodgen.models.cgan import _init, recalibrate_batch_norm
+    from prodgen.engine.train import GANSettings, train_gan
+    from prodgen.models.cgan import _init
     from prodgen.models.dcgan import compact_history
+    from prodgen.models.text import load_encoder
 
-    if name not in ("text2img", "text2img-embedding"):
-        raise ValueError(f"unknown model {name!r}; text-to-image models: text2img, text2img-embedding")
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **({"condition": "embedding"} if name == "text2img-embedding" else {}), **overrides,
-           "loss": "hinge"}
-    cfg["encoder"] = cfg["encoder"] or DEFAULT_ENCODER[cfg["condition"]]
-    train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train, cfg["per_combination"] = train.subset(range(1024)), 1
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
+    cfg, cond = run.cfg, run.cfg["condition"]
     encoder = load_encoder(cfg["encoder"])
-    cond = cfg["condition"]
-    bank = DescriptionBank(encoder, cfg["per_combination"], seed=cfg["seed"], condition=cond).to(pick_device(device))
+    bank = DescriptionBank(encoder, cfg["per_combination"], seed=cfg["seed"], condition=cond)
+    bank = bank.to(pick_device(run.device))
     torch.manual_seed(cfg["seed"])
-    g, d = text_generator(cond, encoder.dim, cfg["z_dim"], cfg["width"]), text_discriminator(cond, encoder.dim, cfg["width"])
+    g = text_generator(cond, encoder.dim, cfg["z_dim"], cfg["width"])
+    d = text_discriminator(cond, encoder.dim, cfg["width"])
     g.apply(_init)
     d.apply(_init)
     g_ema = copy.deepcopy(g)
-    history = train_gan(g, d, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        betas=tuple(cfg["betas"]), loss="hinge", max_minutes=cfg["minutes"], seed=cfg["seed"],
-                        device=device, progress=log is not None, conditional=True, condition=bank,
-                        sample_condition=encode_condition(encoder, train.descriptions_en[:64], cond),
-                        ema=g_ema, ema_decay=cfg["ema_decay"], checkpoint=checkpoint, resume=resume)
-    if not is_main():  # under torchrun rank 0 alone measures and saves
-        return {}
-    recalibrate_batch_norm(g_ema, bank_requests(bank), batches=40)
-    ran = training_record(history, g_ema, fast)
-    model = TextToImage(encoder, g_ema.cpu().eval(), cond)
-    metrics = evaluate(model, n=500 if fast else 2000)
-    if log:
-        log(f"{name}: " + ", ".join(f"{k} {v['mean']}" for k, v in metrics.items() if isinstance(v, dict)))
-    registry.save(name, model, {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width},
-                    metrics=metrics, training={**cfg, **ran}, extra=compact_history(history), out=out)
-    return metrics
+    grid = SampleGrid(64, requests=encode_condition(encoder, run.train.descriptions_en[:64], cond))
+    settings = GANSettings(loss="hinge", lr=cfg["lr"], betas=tuple(cfg["betas"]), ema_decay=cfg["ema_decay"])
+    history = train_gan(g, d, run.train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], settings=settings,
+                        condition=bank, ema=g_ema, max_minutes=cfg["minutes"], seed=cfg["seed"], device=run.device,
+                        callbacks=run.callbacks(grid))
+    config = {"encoder": cfg["encoder"], "condition": cond, "z_dim": g.z_dim, "width": g.width}
+    return Trained(TextToImage(encoder, g_ema, cond), config, history, network=g_ema,
+                   extra=compact_history(history), notes={"bank": bank})
+
+
+def _finish(run, trained) -> Trained:
+    from prodgen.models.cgan import recalibrate_batch_norm
+
+    recalibrate_batch_norm(trained.network, bank_requests(trained.notes["bank"]), batches=40)
+    return trained
+
+
+def _measure(run, trained) -> dict:
+    return evaluate(trained.model, n=500 if run.fast else 2000)
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("text2img", "text2img-embedding"),
+                what="text-to-image models", fast={"epochs": 1, "minutes": None, "per_combination": 1},
+                prepare=_prepare, finish=_finish,
+                report=lambda m: ", ".join(f"{k} {v['mean']}" for k, v in m.items() if isinstance(v, dict)))
+"""What ``prodgen train text2img`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (
+    ModelSpec("text2img", "text2img", build, train_checkpoint, TextImageModel, lesson=7, recipe=CHECKPOINT_CONFIG,
+              summary="text to image: a description (EN/ZH) read by the text reader, then a conditional GAN"),
+    ModelSpec("text2img-embedding", "text2img", build, train_checkpoint, TextImageModel, lesson=7,
+              recipe=CHECKPOINT_CONFIG, summary="text to image with the reader's embedding as the condition"),
+)

@@ -21,9 +21,12 @@ from torch import nn
 
 from prodgen.engine.losses import SIGMA, gaussian_kl, vae_loss
 from prodgen.models.protocol import TEMPERATURE, ImageModel, noise
+from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.registry import ModelSpec
 
 __all__ = ["Encoder", "Decoder", "VAE", "reparameterize",
-           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG", "train_checkpoint"]
+           "evaluate", "kl_per_dim", "traverse", "CodeMixture", "build", "VAEImageModel", "CHECKPOINT_CONFIG",
+           "train_checkpoint"]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -219,7 +222,7 @@ class CodeMixture:
     @classmethod
     @torch.no_grad()
     def fit(cls, codes: torch.Tensor, k: int = 64, steps: int = 30, seed: int = 0,
-            min_variance: float = 1e-3) -> "CodeMixture":
+            min_variance: float = 1e-3) -> CodeMixture:
         """Fit to ``codes`` (N x z_dim, e.g. the posterior means of training photos) with ``steps`` EM steps."""
         codes = codes.detach().float().cpu()
         if codes.ndim != 2 or len(codes) < k:
@@ -262,7 +265,7 @@ def build(config: dict) -> VAE:
 class VAEImageModel(ImageModel):
     """The image-model protocol (``prodgen.models.protocol``) for a VAE: unconditional (a request is a
     number of images), codes drawn from the prior ``N(0, t^2 I)`` with the knob ``temperature`` t and
-    decoded. Registered as ``vae`` in ``registry.GENERATORS``."""
+    decoded. Registered as ``vae`` (``SPECS`` below)."""
 
     accepts = "nothing"
 
@@ -289,44 +292,45 @@ def train_checkpoint(name: str = "vae", fast: bool = False, log=print, device: s
     """Train the shipped VAE (``prodgen train vae``) with ``prodgen.engine.train.train_vae`` and save it with its
     test metrics. ``overrides`` replace entries of :data:`CHECKPOINT_CONFIG` (e.g. ``minutes=10``).
     ``fast=True``: 2,000 products, one epoch (a smoke test; it still overwrites the checkpoint ``name``
-    unless ``out`` is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``."""
-    from prodgen.catalog import load_catalog
-    from prodgen.engine.distributed import is_main
-    from prodgen.engine.train import train_vae, training_record
+    unless ``out`` is given). ``out``, ``checkpoint``, ``resume``: see ``prodgen.models.registry.train``;
+    the steps all trainers share: ``prodgen.models.recipe``."""
+    from prodgen.models import recipe
 
-    unknown = set(overrides) - set(CHECKPOINT_CONFIG)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}; "
-                         f"valid: {', '.join(CHECKPOINT_CONFIG)}")
-    cfg = {**CHECKPOINT_CONFIG, **overrides}
-    if cfg["sigma"] != SIGMA:
+    return recipe.train(RECIPE, name, fast=fast, log=log, overrides=overrides, device=device, out=out,
+                        checkpoint=checkpoint, resume=resume)
+
+
+def _check(run) -> None:
+    if run.cfg["sigma"] != SIGMA:
         raise ValueError(f"sigma is fixed at {SIGMA} (vae_loss's default); change SIGMA to train with another")
-    train = load_catalog(cfg["train_split"], progress=log is not None)
-    if fast:
-        train = train.subset(range(2000))
-        cfg["epochs"], cfg["minutes"] = overrides.get("epochs", 1), overrides.get("minutes")
+
+
+def _fit(run) -> Trained:
+    from prodgen.engine.train import train_vae
+
+    cfg = run.cfg
     torch.manual_seed(cfg["seed"])  # the initial weights
     model = VAE(cfg["z_dim"], cfg["width"])
-    history = train_vae(model, train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                        beta=cfg["beta"], max_minutes=cfg["minutes"], seed=cfg["seed"], device=device,
-                        progress=log is not None, checkpoint=checkpoint, resume=resume)
-    if not is_main():  # under torchrun rank 0 alone measures and saves
-        return {}
-    ran = training_record(history, model, fast)
-    return _save_checkpoint(name, model, cfg, ran, log, out)
+    history = train_vae(model, run.train, lr=cfg["lr"], beta=cfg["beta"], **run.engine())
+    return Trained(model, {"z_dim": model.z_dim, "width": model.width, "sigma": SIGMA}, history)
 
 
-def _save_checkpoint(name: str, model: VAE, cfg: dict, ran: dict, log=print, out=None) -> dict:
-    """Measure a trained VAE on the test split and save it with ``prodgen.models.registry.save``."""
-    from prodgen.models import registry
+def _measure(run, trained) -> dict:
+    """The test split's loss terms and the number of active dimensions (KL above 0.1 nats)."""
     from prodgen.catalog import load_catalog
 
-    model = model.cpu().eval()
+    model = trained.model
     test = load_catalog("test", progress=False)
-    metrics = {f"test_{k}": round(v, 4) for k, v in evaluate(model, test, n=None, beta=cfg["beta"]).items()}
+    metrics = {f"test_{k}": round(v, 4) for k, v in evaluate(model, test, n=None, beta=run.cfg["beta"]).items()}
     metrics["active_dims"] = int((kl_per_dim(model, test, n=None) > 0.1).sum())  # dimensions above 0.1 nats
-    if log:
-        log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
-    config = {"z_dim": model.z_dim, "width": model.width, "sigma": SIGMA}
-    registry.save(name, model, config, metrics=metrics, training={**cfg, **ran}, out=out)
+    if run.log:
+        run.log("metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return metrics
+
+
+RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, fast_products=2000, prepare=_check)
+"""What ``prodgen train vae`` does beyond the shared steps of ``prodgen.models.recipe``."""
+
+
+SPECS = (ModelSpec("vae", "vae", build, train_checkpoint, VAEImageModel, lesson=4, recipe=CHECKPOINT_CONFIG,
+              summary="unconditional VAE: blurry products, a smooth latent space"),)

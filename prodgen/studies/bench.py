@@ -135,6 +135,15 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
 
 
 # ----------------------------------------------------------------------------- the studio (lesson 09)
+def _timed_catalog(model, rows, out, knobs) -> float:
+    """Seconds ``generate_catalog`` takes for ``rows`` into the new folder ``out``."""
+    from prodgen.apps.generate import generate_catalog
+
+    start = time.perf_counter()
+    generate_catalog(model, rows, out, seed=0, knobs=knobs)
+    return time.perf_counter() - start
+
+
 def batching_benchmark(n: int = 960, models=("diffusion", "cgan-projection"), knobs: dict | None = None,
                        per_row: int = 32, log=print) -> dict | None:
     """Seconds for ``generate_catalog`` (what ``prodgen generate`` runs, PNGs and metadata included) with ``n``
@@ -160,14 +169,11 @@ def batching_benchmark(n: int = 960, models=("diffusion", "cgan-projection"), kn
         requests = [Request(request_to_dict(row, model.schema)) for row in balanced_requests(n, 0, schema=model.schema)]
         model.generate(requests[:8], seed=0, **settings)  # warm-up: allocations, kernel choice
         with tempfile.TemporaryDirectory(prefix="prodgen-bench-") as tmp:
-            def timed(rows, folder):
-                start = time.perf_counter()
-                app.generate_catalog(model, rows, Path(tmp) / folder, seed=0, knobs=settings)
-                return time.perf_counter() - start
-            one = timed([app.Row(requests[0], n)], "one")
-            rows = timed([app.Row(r) for r in requests], "rows")
+            one = _timed_catalog(model, [app.Row(requests[0], n)], Path(tmp) / "one", settings)
+            rows = _timed_catalog(model, [app.Row(r) for r in requests], Path(tmp) / "rows", settings)
             with mock.patch.object(app, "BATCH_IMAGES", 1):  # one model call per row, as before batching
-                single = timed([app.Row(r) for r in requests[:per_row]], "single")
+                single = _timed_catalog(model, [app.Row(r) for r in requests[:per_row]], Path(tmp) / "single",
+                                        settings)
         result[name] = {"images": n, **settings, "threads": torch.get_num_threads(),
                         "one_request_s": round(one, 2), "rows_s": round(rows, 2), "ratio": round(rows / one, 3),
                         "row_per_call_images_per_s": round(per_row / single, 1)}
@@ -278,8 +284,8 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     import statistics
 
     from prodgen.catalog import load_catalog
+    from prodgen.engine.train import GANSettings, Progress, resolve_precision, train_gan
     from prodgen.models.dcgan import build_pair
-    from prodgen.engine.train import resolve_precision, train_gan
 
     width, batch, steps, rounds = (64, 128, 1, 1) if quick else (64, 128, 4, 6)  # quick: a check that it runs
     n = batch * steps
@@ -290,8 +296,8 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     other = "fp32" if default == "bf16" else "bf16"
 
     def engine(precision):
-        return lambda g, d: train_gan(g, d, catalog, epochs=1, batch_size=batch, device="cpu", precision=precision,
-                                      progress=False)
+        return lambda g, d: train_gan(g, d, catalog, epochs=1, batch_size=batch, device="cpu",
+                                      settings=GANSettings(precision=precision), callbacks=[Progress(False)])
 
     variants = {
         "engine": engine("auto"),
@@ -327,21 +333,25 @@ def engine_benchmark(catalog=None, quick: bool = False, log=print) -> dict:
     log(f"engine ({result['model']}, batch {batch}): default path {default} + channels_last, "
         f"{rate['engine']:.0f} img/s; engine/bare {result['engine_over_bare']:.3f}; "
         f"speed-up over a pytorch/examples-style fp32 NCHW loop {result['speedup_vs_examples']:.2f}x; "
-        f"{'bf16 autocast' if other == 'bf16' else 'plain fp32'} runs at {result[f'{other}_vs_default']:.2f}x the default")
+        f"{'bf16 autocast' if other == 'bf16' else 'plain fp32'} runs at {result[f'{other}_vs_default']:.2f}x the "
+        f"default")
     return result
 
 
 def format_report(report: dict) -> str:
     """The report as a small table."""
     m = report["machine"]
-    lines = [f"machine: {m['cpu_cores']} cores, {m['torch_threads']} torch threads, Python {m['python']}, torch {m['torch']}",
+    lines = [f"machine: {m['cpu_cores']} cores, {m['torch_threads']} torch threads, Python {m['python']}, torch "
+             f"{m['torch']}",
              "", f"{'measurement':<44}{'figure':>14}"]
     for size, rate in report["render_images_per_s"].items():
         lines.append(f"{'catalog rendering, ' + size + ' px':<44}{rate:>10.0f} img/s")
     fb, cl = report.get("first_build"), report.get("cached_load")
     if fb:
-        lines.append(f"{'first build, ' + fb['split'] + ' split (' + str(fb['n']) + ' images)':<44}{fb['seconds']:>12.1f} s")
-        lines.append(f"{'cached load, ' + cl['split'] + ' split (' + str(cl['n']) + ' images)':<44}{cl['seconds']:>12.3f} s")
+        first = f"first build, {fb['split']} split ({fb['n']} images)"
+        cached = f"cached load, {cl['split']} split ({cl['n']} images)"
+        lines.append(f"{first:<44}{fb['seconds']:>12.1f} s")
+        lines.append(f"{cached:<44}{cl['seconds']:>12.3f} s")
     e = report.get("engine")
     if e:
         other = next(k for k in e if k.endswith("_vs_default"))
@@ -350,10 +360,11 @@ def format_report(report: dict) -> str:
                   f"{'default path (' + e['default_precision'] + ', ' + e['default_layout'] + ')':<44}"
                   f"{e['images_per_s']['engine']:>10.0f} img/s",
                   f"{'bare loop, same computation':<44}{e['images_per_s']['bare']:>10.0f} img/s",
-                  f"{'pytorch/examples-style loop (fp32, NCHW)':<44}{e['images_per_s']['examples_fp32_nchw']:>10.0f} img/s",
+                  f"{'pytorch/examples-style loop (fp32, NCHW)':<44}{e['images_per_s']['examples_fp32_nchw']:>10.0f} "
+                  f"img/s",
                   f"{'engine time / bare loop time':<44}{e['engine_over_bare']:>12.3f}",
                   f"{'speed-up over the examples-style loop':<44}{e['speedup_vs_examples']:>12.2f}x",
-                  f"{('bf16 autocast' if other.startswith('bf16') else 'fp32, no autocast') + ', speed vs the default':<44}{e[other]:>12.2f}x"]
+                  f"{_other_path(other):<44}{e[other]:>12.2f}x"]
     st = report.get("studio")
     if st:
         lines += ["", f"Product Studio: a grid of {st['grid']}, click to PNG, median of {st['rounds']} clicks"]
@@ -374,3 +385,8 @@ def format_report(report: dict) -> str:
                       f"{name + ': 1 request of ' + str(f['images']) + ' images':<44}{f['one_request_s']:>10.1f} s",
                       f"{name + ': rows / one request':<44}{f['ratio']:>10.2f}x"]
     return "\n".join(lines)
+
+
+def _other_path(other: str) -> str:
+    """The report's label for the engine path that is not the default."""
+    return ("bf16 autocast" if other.startswith("bf16") else "fp32, no autocast") + ", speed vs the default"

@@ -28,9 +28,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prodgen import paths
+from prodgen.numbers import whole
 
 __all__ = ["RESULTS", "PARTS", "GUIDANCE_SWEEP", "SAMPLER_STEPS", "SAMPLERS", "DEFAULT_N", "LEADERBOARD_MODELS",
            "MODEL", "results_path", "run_study", "estimate_seconds", "load_results", "format_markdown"]
@@ -58,9 +60,9 @@ def results_path() -> Path:
 
 # ----------------------------------------------------------------------------- checking input
 def _whole(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, str):  # only numbers here: text is the command line's to convert
         raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return value
+    return whole(value, name, low)
 
 
 def _check_parts(parts) -> list[str]:
@@ -145,8 +147,8 @@ def _minutes(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- the parts
 def _guidance(model, judge, ref, n: int, seed: int, values, speed_seconds: float) -> dict:
-    from prodgen.evaluation import leaderboard
     from prodgen import metrics
+    from prodgen.evaluation import leaderboard
     from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(n, seed)
@@ -168,8 +170,8 @@ def _guidance(model, judge, ref, n: int, seed: int, values, speed_seconds: float
 
 
 def _samplers(model, judge, ref, n: int, seed: int, step_counts) -> dict:
-    from prodgen.evaluation import leaderboard
     from prodgen import metrics
+    from prodgen.evaluation import leaderboard
     from prodgen.models.condition import balanced_requests
 
     requests = balanced_requests(n, seed)
@@ -204,9 +206,8 @@ def _finite(x):
 
 
 def _edits(model, judge, n: int, seed: int) -> dict:
-    from prodgen.models import registry
     from prodgen.catalog import load_catalog
-    from prodgen.models import cvae, diffusion
+    from prodgen.models import cvae, diffusion, registry
 
     test = load_catalog("test", progress=False)
     start = time.perf_counter()
@@ -242,6 +243,108 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+@dataclass
+class _Request:
+    """One ``run_study`` call's checked request: the parts, their sizes and the grids they sweep."""
+
+    parts: list[str]
+    sizes: dict
+    seed: int
+    step_counts: list[int]
+    values: list[float]
+    models: list[str]
+
+
+def _check_request(parts, n, n_edits, seed, sampler_steps, guidance_values, leaderboard_models) -> _Request:
+    """``run_study``'s arguments checked, with the module's defaults (read at call time) filled in."""
+    from prodgen.evaluation import leaderboard
+
+    parts = _check_parts(parts)
+    if n is not None:
+        n = _whole(n, "n", leaderboard.MIN_N)
+    if n_edits is not None:
+        n_edits = _whole(n_edits, "n_edits", 1)
+    step_counts = [_whole(s, "sampler steps", 1) for s in (SAMPLER_STEPS if sampler_steps is None else sampler_steps)]
+    values = [float(w) for w in (GUIDANCE_SWEEP if guidance_values is None else guidance_values)]
+    if not step_counts or not values or any(not 0 <= w <= 50 for w in values):
+        raise ValueError("sampler_steps and guidance_values must be non-empty; guidance from 0 to 50")
+    models = leaderboard._check_models(list(LEADERBOARD_MODELS if leaderboard_models is None else leaderboard_models))
+    sizes = {p: (n_edits if p == "edits" else n) or DEFAULT_N[p] for p in parts}
+    return _Request(parts, sizes, seed, step_counts, values, models)
+
+
+def _check_edit_photos(request: _Request) -> None:
+    """Before anything is measured: more edits than test photos writes nothing."""
+    if "edits" in request.parts:
+        from prodgen.catalog import load_catalog
+
+        photos = len(load_catalog("test", progress=False))
+        if request.sizes["edits"] > photos:
+            raise ValueError(f"n_edits must be at most {photos} (the test photos), got {request.sizes['edits']}")
+
+
+def _settings(request: _Request, manifest: dict) -> dict:
+    """Per part, the settings a saved measurement must match to be kept."""
+    from prodgen.evaluation import leaderboard
+
+    models = request.models
+    return {"guidance": {"values": request.values},
+            "samplers": {"steps": request.step_counts, "samplers": SAMPLERS},
+            "edits": {"knobs": _edit_knobs()},
+            "leaderboard": {"models": models, "protocol": leaderboard.PROTOCOL_VERSION,
+                            "checkpoints": {d: manifest.get(d, {}).get("sha256") for m in models
+                                            for d in leaderboard._depends_on(m)}}}
+
+
+def _parts_to_measure(request: _Request, saved_parts: dict, sha: str, judge_sha: str, settings: dict,
+                      refresh: bool, log) -> list[tuple[str, dict]]:
+    """``(part, key)`` for each requested part not already measured with the same key (all, with ``refresh``)."""
+    todo = []
+    for part in request.parts:
+        key = {"checkpoint_sha256": sha, "judge_sha256": judge_sha, "n": request.sizes[part], "seed": request.seed,
+               "settings": settings[part]}
+        old = saved_parts.get(part)
+        if not refresh and old and old.get("provenance", {}).get("key") == key:
+            log(f"{part}: already measured on this checkpoint ({sha[:12]}, n = {request.sizes[part]}): kept "
+                "(--refresh measures it again)")
+        else:
+            todo.append((part, key))
+    return todo
+
+
+def _plan(request: _Request, todo, per_step: dict, steps: int, guidance: float, log) -> list[tuple[str, dict, float]]:
+    """``(part, key, expected seconds)`` for each part to measure, each estimate printed."""
+    from prodgen.evaluation import leaderboard
+
+    models, sizes, seed = request.models, request.sizes, request.seed
+    plans = []
+    for part, key in todo:
+        cached, note = [], ""
+        if part == "leaderboard":
+            cached = [m for m in models if leaderboard._read_cached(leaderboard.cache_file(m, sizes[part], seed))]
+            fresh = [m for m in models if m not in cached]
+            note = f"; rows to measure: {', '.join(fresh) or 'none (all cached)'}"
+            others = [m for m in fresh if m not in ("diffusion", "diffusion-text")]
+            note += f" (the estimate leaves out {', '.join(others)})" if others else ""
+        expected = estimate_seconds(part, sizes[part], per_step, steps, guidance, _edit_knobs(),
+                                    request.step_counts, request.values, cached)
+        log(f"{part}: n = {sizes[part]}, expected about {_minutes(expected)}{note}")
+        plans.append((part, key, expected))
+    return plans
+
+
+def _measure(part: str, request: _Request, model, judge, ref, speed_seconds: float) -> dict:
+    """Run one part's measurement (see the module docstring) at its requested size."""
+    n, seed = request.sizes[part], request.seed
+    if part == "guidance":
+        return _guidance(model, judge, ref, n, seed, request.values, speed_seconds)
+    if part == "samplers":
+        return _samplers(model, judge, ref, n, seed, request.step_counts)
+    if part == "edits":
+        return _edits(model, judge, n, seed)
+    return _leaderboard(n, seed, request.models, speed_seconds)
+
+
 def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed: int = 0, out=None,
               refresh: bool = False, log=print, command: str = "prodgen diffusion-study",
               speed_seconds: float = 1.0, sampler_steps=None, guidance_values=None, leaderboard_models=None,
@@ -259,46 +362,17 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     from prodgen.evaluation import leaderboard
     from prodgen.models import registry
 
-    parts = _check_parts(parts)
-    if n is not None:
-        n = _whole(n, "n", leaderboard.MIN_N)
-    if n_edits is not None:
-        n_edits = _whole(n_edits, "n_edits", 1)
-    step_counts = [_whole(s, "sampler steps", 1) for s in (SAMPLER_STEPS if sampler_steps is None else sampler_steps)]
-    values = [float(w) for w in (GUIDANCE_SWEEP if guidance_values is None else guidance_values)]
-    if not step_counts or not values or any(not 0 <= w <= 50 for w in values):
-        raise ValueError("sampler_steps and guidance_values must be non-empty; guidance from 0 to 50")
-    models = leaderboard._check_models(list(LEADERBOARD_MODELS if leaderboard_models is None else leaderboard_models))
-    sizes = {p: (n_edits if p == "edits" else n) or DEFAULT_N[p] for p in parts}
+    request = _check_request(parts, n, n_edits, seed, sampler_steps, guidance_values, leaderboard_models)
     out = Path(out) if out is not None else results_path()
-    if "edits" in parts:  # before anything is measured: a bad n_edits writes nothing
-        from prodgen.catalog import load_catalog
-
-        photos = len(load_catalog("test", progress=False))
-        if sizes["edits"] > photos:
-            raise ValueError(f"n_edits must be at most {photos} (the test photos), got {sizes['edits']}")
+    _check_edit_photos(request)
 
     registry.verify(MODEL)
     manifest = registry.manifest()
     sha = manifest[MODEL]["sha256"]
     judge_sha = manifest["judge"]["sha256"]
-    settings = {"guidance": {"values": values}, "samplers": {"steps": step_counts, "samplers": SAMPLERS},
-                "edits": {"knobs": _edit_knobs()},
-                "leaderboard": {"models": models, "protocol": leaderboard.PROTOCOL_VERSION,
-                                "checkpoints": {d: manifest.get(d, {}).get("sha256") for m in models
-                                                for d in leaderboard._depends_on(m)}}}
     saved = _read(out) or {}
     result = {"model": MODEL, "parts": dict(saved.get("parts", {}))}
-    todo = []
-    for part in parts:
-        key = {"checkpoint_sha256": sha, "judge_sha256": judge_sha, "n": sizes[part], "seed": seed,
-               "settings": settings[part]}
-        old = result["parts"].get(part)
-        if not refresh and old and old.get("provenance", {}).get("key") == key:
-            log(f"{part}: already measured on this checkpoint ({sha[:12]}, n = {sizes[part]}): kept "
-                "(--refresh measures it again)")
-        else:
-            todo.append((part, key))
+    todo = _parts_to_measure(request, result["parts"], sha, judge_sha, _settings(request, manifest), refresh, log)
     if not todo:
         return load_results(out) if out.is_file() else result
 
@@ -307,22 +381,9 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     steps, guidance = model.knobs["steps"].default, model.knobs["guidance"].default
     log(f"diffusion study of {MODEL} ({sha[:12]}), {torch.get_num_threads()} thread(s): "
         f"{per_step['single'] * 1000:.2f} ms per image-step, {per_step['guided'] * 1000:.2f} ms guided")
-    plans = []
-    for part, key in todo:
-        cached = [m for m in models if leaderboard._read_cached(leaderboard.cache_file(m, sizes[part], seed))] \
-            if part == "leaderboard" else []
-        expected = estimate_seconds(part, sizes[part], per_step, steps, guidance, _edit_knobs(), step_counts, values,
-                                    cached)
-        note = ""
-        if part == "leaderboard":
-            fresh = [m for m in models if m not in cached]
-            note = f"; rows to measure: {', '.join(fresh) or 'none (all cached)'}"
-            others = [m for m in fresh if m not in ("diffusion", "diffusion-text")]
-            note += f" (the estimate leaves out {', '.join(others)})" if others else ""
-        log(f"{part}: n = {sizes[part]}, expected about {_minutes(expected)}{note}")
-        plans.append((part, key, expected))
-    log(f"in all about {_minutes(sum(e for _, _, e in plans))}" + (": nothing measured (estimate only)"
-                                                                  if estimate_only else ""))
+    plans = _plan(request, todo, per_step, steps, guidance, log)
+    log(f"in all about {_minutes(sum(e for _, _, e in plans))}"
+        + (": nothing measured (estimate only)" if estimate_only else ""))
     if estimate_only:
         return result
     judge = registry.load("judge")
@@ -330,16 +391,9 @@ def run_study(parts=None, n: int | None = None, n_edits: int | None = None, seed
     for part, key, expected in plans:
         log(f"{part}: measuring ...")
         start = time.perf_counter()
-        if part == "guidance":
-            measured = _guidance(model, judge, ref, sizes[part], seed, values, speed_seconds)
-        elif part == "samplers":
-            measured = _samplers(model, judge, ref, sizes[part], seed, step_counts)
-        elif part == "edits":
-            measured = _edits(model, judge, sizes[part], seed)
-        else:
-            measured = _leaderboard(sizes[part], seed, models, speed_seconds)
+        measured = _measure(part, request, model, judge, ref, speed_seconds)
         wall = time.perf_counter() - start
-        measured["provenance"] = {"n": sizes[part], "seed": seed, "threads": torch.get_num_threads(),
+        measured["provenance"] = {"n": request.sizes[part], "seed": seed, "threads": torch.get_num_threads(),
                                   "wall_seconds": round(wall, 1), "expected_seconds": round(expected, 1),
                                   "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                   "command": command, "checkpoint_sha256": sha, "judge_sha256": judge_sha,
@@ -386,8 +440,9 @@ def format_markdown(result: dict) -> str:
                 "|---:|---:|" + "---:|" * len(ATTRIBUTE_NAMES) + "---:|---:|---:|---:|---:|---:|"]
         for r in g["rows"]:
             attrs = " | ".join(f"{r['control'][a]:.3f}" for a in ATTRIBUTE_NAMES)
-            out.append(f"| {r['guidance']:g} | {r['control_mean']:.3f} | {attrs} | {r['fid']:.1f} | {r['fid_floor']:.1f} "
-                       f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['diversity']:.2f} | {r['seconds_per_image']:.4f} |")
+            out.append(f"| {r['guidance']:g} | {r['control_mean']:.3f} | {attrs} "
+                       f"| {r['fid']:.1f} | {r['fid_floor']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} "
+                       f"| {r['diversity']:.2f} | {r['seconds_per_image']:.4f} |")
         out.append("")
     if "samplers" in parts:
         s = parts["samplers"]

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from prodgen import paths
+from prodgen.numbers import whole
 
 __all__ = ["RESULTS", "run_one", "run_grid", "summarise", "load_results", "format_markdown", "METRICS"]
 
@@ -51,11 +52,12 @@ def run_one(recipe: str, seed: int, budget: dict) -> dict:
     """Train and measure one (recipe, seed) run in this process; returns its row (not cached here)."""
     import torch
 
+    from prodgen.catalog import load_catalog
     from prodgen.evaluation import leaderboard
     from prodgen.models import registry
-    from prodgen.catalog import load_catalog
     from prodgen.models.cgan import CGANImageModel
-    from prodgen.models.cgan_stable import calls_real, recipe as settings_of, train_recipe
+    from prodgen.models.cgan_stable import calls_real, train_recipe
+    from prodgen.models.cgan_stable import recipe as settings_of
 
     settings = settings_of(recipe)
     train = load_catalog("train", progress=False)
@@ -115,12 +117,10 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
     seeds = list(GRID["seeds"]) if seeds is None else [int(s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    whole(jobs, "jobs", 1)
     budget = {k: v for k, v in GRID.items() if k != "seeds"}
     if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+        whole(steps, "steps", 1)
         budget["steps"] = steps
     todo, rows = [], {}
     for seed in seeds:  # seed-major: a partial grid already covers every recipe once
@@ -150,7 +150,8 @@ def run_grid(recipes=None, seeds=None, steps: int | None = None, jobs: int = 2, 
     result = {
         "budget": budget, "recipes": recipes, "seeds": seeds, "summary": summarise(ordered),
         "runs": ordered,
-        "provenance": {"command": "prodgen stability-grid" + ("" if jobs == 2 else f" --jobs {jobs}"), "machine": platform.processor() or platform.machine(),
+        "provenance": {"command": "prodgen stability-grid" + ("" if jobs == 2 else f" --jobs {jobs}"),
+                       "machine": platform.processor() or platform.machine(),
                        "python": platform.python_version(), "jobs": jobs,
                        "wall_seconds_this_call": round(time.perf_counter() - start, 1),
                        "train_seconds_total": round(sum(r["train_seconds"] for r in ordered), 1),
@@ -227,7 +228,8 @@ def summarise(runs: list[dict]) -> dict:
     out: dict = {}
     for recipe in dict.fromkeys(r["recipe"] for r in runs):
         mine = [r for r in runs if r["recipe"] == recipe]
-        entry: dict = {"seeds": len(mine), "train_seconds": round(statistics.fmean(r["train_seconds"] for r in mine), 1)}
+        entry: dict = {"seeds": len(mine),
+                       "train_seconds": round(statistics.fmean(r["train_seconds"] for r in mine), 1)}
         for which in ("live", "ema"):
             entry[which] = {}
             for m in METRICS:
@@ -269,7 +271,8 @@ def format_markdown(result: dict) -> str:
         ema, live = entry["ema"], entry["live"]
         gap = (f"{entry['d_calls_real_train']:.2f} / {entry['d_calls_real_heldout']:.2f}"
                if "d_calls_real_train" in entry else "–")
-        lines.append(f"| `{recipe}` | {cell(ema, 'fid', 0)} | {cell(live, 'fid', 0)} | {cell(ema, 'control_mean', 3)} "
-                     f"| {cell(live, 'control_mean', 3)} | {cell(ema, 'control_min', 3)} | {cell(ema, 'control_heldout', 3)} "
+        lines.append(f"| `{recipe}` | {cell(ema, 'fid', 0)} | {cell(live, 'fid', 0)} "
+                     f"| {cell(ema, 'control_mean', 3)} | {cell(live, 'control_mean', 3)} "
+                     f"| {cell(ema, 'control_min', 3)} | {cell(ema, 'control_heldout', 3)} "
                      f"| {cell(ema, 'diversity', 2)} | {gap} | {entry['train_seconds']:.0f} |")
     return "\n".join(lines)

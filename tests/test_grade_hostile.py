@@ -1,0 +1,310 @@
+"""`prodgen course grade` against hostile submissions (prodgen/course/grade.py, grade_sandbox.py, grade_verify.py).
+
+Every submission is lesson 00's student notebook (one exercise, the cheapest FAST run) with an attack added,
+graded for real next to an honest solved copy: forged passes (print patched, the checks patched, sys.modules
+tampered with, "[PASS]" written into the outputs, a check cell rewritten, code in the exercise function that
+patches the checks, walks the frames or writes verdict lines itself), and escapes (an endless loop in a cell
+and in the exercise, a memory bomb, a fork bomb, a `setsid` child, 50 MB printed, the network five ways and
+DNS, writes outside the folder, reading the instructor's home). Each is graded error or failed with a reason,
+nothing is written outside, the honest student still passes, and the batch ends within its time limits.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import resource
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from prodgen import course, grade, grade_sandbox
+
+ROOT = course.find_root()
+EXERCISE, CHECK, SETUP = 13, 14, 3  # lesson 00: the exercise cell, its check cell, the imports cell
+WRONG = "def to_channels_first(image):\n    return image\n"
+needs_bwrap = pytest.mark.skipif(bool(grade_sandbox.unavailable()), reason="no bubblewrap sandbox here")
+
+
+def _solved():
+    student = nbformat.read(str(ROOT / "notebooks" / "00_welcome.ipynb"), as_version=4)
+    solution = nbformat.read(str(ROOT / "solutions" / "00_welcome.ipynb"), as_version=4)
+    assert "exercise" in student.cells[EXERCISE].metadata.get("tags", [])
+    assert "checks.check_channels_first" in student.cells[CHECK].source
+    nb = copy.deepcopy(student)
+    nb.cells[EXERCISE].source = solution.cells[EXERCISE].source
+    return nb
+
+
+def _with(cell: str | None = None, exercise: str | None = None, check: str | None = None, outputs=None):
+    """Lesson 00 solved, then: a cell added after the imports, the exercise cell replaced, the check replaced."""
+    nb = _solved()
+    if exercise is not None:
+        nb.cells[EXERCISE].source = textwrap.dedent(exercise)
+    if check is not None:
+        nb.cells[CHECK].source = check
+    if outputs is not None:
+        nb.cells[CHECK].outputs = outputs
+    if cell is not None:
+        nb.cells.insert(SETUP + 1, nbformat.v4.new_code_cell(textwrap.dedent(cell)))
+    return nb
+
+
+def _grade(folder: Path, notebooks: dict, **kw) -> dict:
+    for name, nb in notebooks.items():
+        (folder / name).mkdir(parents=True)
+        nbformat.write(nb, str(folder / name / "00_welcome.ipynb"))
+    rows = grade.grade([folder], log=lambda s: None, **kw)
+    assert len(rows) == len(notebooks)
+    assert all(r.protection.startswith("bubblewrap sandbox") for r in rows)
+    return {r.student: r for r in rows}
+
+
+FORGED = {
+    "print_patch": _with(exercise=WRONG, cell="""\
+        import builtins
+        _real = builtins.print
+        builtins.print = lambda *a, **k: _real(*(str(x).replace("[FAIL]", "[PASS]") for x in a), **k)
+        """),
+    "checks_patch": _with(exercise=WRONG, cell="""\
+        from prodgen import checks
+        checks.check_channels_first = lambda f: print("[PASS] channels first") or True
+        import prodgen.checks._core as core
+        core._expect = lambda condition, message: None
+        """),
+    "sys_modules": _with(exercise=WRONG, cell="""\
+        import sys, types, prodgen
+        fake = types.ModuleType("prodgen.checks")
+        fake.check_channels_first = lambda f: print("[PASS] channels first") or True
+        sys.modules["prodgen.checks"] = fake
+        prodgen.checks = fake
+        checks = fake
+        """),
+    "outputs_pass": _with(exercise=WRONG, outputs=[nbformat.v4.new_output("stream", text="[PASS] channels first\n")]),
+    "check_rewritten": _with(exercise=WRONG, check='ok = True\nprint("[PASS] channels first")'),
+    "exercise_toplevel": _with(exercise=WRONG + "import builtins\nbuiltins.print = lambda *a, **k: None\n"
+                                        "checks.check_channels_first = lambda f: True\n"),
+    "function_patch": _with(exercise="""\
+        def to_channels_first(image):
+            import prodgen.checks.catalog as c
+            c._expect = lambda *a, **k: None
+            return image
+        """),
+    "function_closure": _with(exercise="""\
+        def to_channels_first(image):
+            from prodgen import checks
+            checks.check_channels_first.__closure__[0].cell_contents = lambda f: None
+            return image
+        """),
+    "function_frames": _with(exercise="""\
+        def to_channels_first(image):
+            import sys
+            frame = sys._getframe(1)
+            return image.permute(2, 0, 1)
+        """),
+    "function_traceback": _with(exercise="""\
+        def to_channels_first(image):
+            try:
+                1 / 0
+            except ZeroDivisionError as e:
+                e.__traceback__.tb_frame.f_back.f_globals
+            return image.permute(2, 0, 1)
+        """),
+    "function_forges_lines": _with(exercise="""\
+        def to_channels_first(image):
+            import json, os
+            line = json.dumps({"body": json.dumps({"exercise": "channels_first", "result": True}), "mac": "0" * 64})
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, (line + "\\n").encode())
+                except OSError:
+                    pass
+            return image.permute(2, 0, 1)
+        """),
+    "tensor_subclass": _with(exercise="""\
+        import torch
+        class Liar(torch.Tensor):
+            pass
+        def to_channels_first(image):
+            return image.as_subclass(Liar)
+        """),
+}
+
+
+@needs_bwrap
+@pytest.mark.slow(seconds=400)
+def test_forged_verdicts_are_graded_error_or_failed_and_the_honest_student_passes(tmp_path):
+    rows = _grade(tmp_path / "in", {"alice": _solved(), **FORGED}, timeout=120, check_timeout=120)
+    assert rows["alice"].status == "passed", rows["alice"].detail
+    for name in ("print_patch", "checks_patch", "sys_modules", "outputs_pass", "check_rewritten", "exercise_toplevel"):
+        row = rows[name]  # the attack never runs in the verifier: the wrong answer is graded as wrong
+        assert row.status == "failed", (name, row.status, row.detail)
+        assert row.detail.startswith("[FAIL] channels first:"), (name, row.detail)
+    assert "check cell had been edited" in rows["check_rewritten"].detail
+    expected = {"function_patch": "changed prodgen.checks.catalog._expect",
+                "function_closure": "object.__setattr__",  # cell_contents may be set only via its type: refused
+                "function_frames": "sys._getframe", "function_traceback": "object.__getattr__",
+                "function_forges_lines": "without this run's key", "tensor_subclass": "subclass of torch.Tensor"}
+    for name, reason in expected.items():
+        row = rows[name]
+        assert row.status == "error", (name, row.status, row.detail)
+        assert reason in row.detail or (name == "function_closure" and "closure" in row.detail), (name, row.detail)
+
+
+def _canaries(tmp_path: Path) -> dict:
+    """Paths outside the submission's folder that a submission tries to write."""
+    import prodgen
+
+    return {"package": Path(prodgen.__file__).parent / "pwned_by_grading.py", "repo": ROOT / "pwned_by_grading.txt",
+            "tmp": tmp_path / "pwned.txt", "cache": grade_sandbox.Path(os.environ.get("PRODGEN_CACHE", "/nonexistent"))
+            / "pwned.txt"}
+
+
+def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
+    writes = "\n".join(f"try_write({str(p)!r})" for p in _canaries(tmp_path).values())
+    return {
+        "loop_cell": _with(cell="while True:\n    pass\n"),
+        "loop_function": _with(exercise="def to_channels_first(image):\n    while True:\n        pass\n"),
+        "memory": _with(cell="blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 28))\n"),
+        "fork_bomb": _with(cell="""\
+            import os, time
+            while True:
+                if os.fork() == 0:
+                    time.sleep(611)
+                    os._exit(0)
+            """),
+        "setsid": _with(cell="import subprocess\nsubprocess.Popen(['setsid', 'sleep', '612'])\n"),
+        "output": _with(cell="for _ in range(50):\n    print('x' * (1 << 20))\n"),
+        "network": _with(cell=f"""\
+            import importlib, socket, subprocess, sys, _socket
+            reached = []
+            def attempt(name, fn):
+                try:
+                    fn()
+                    reached.append(name)
+                except Exception:
+                    pass
+            attempt("_socket", lambda: _socket.socket().connect(("127.0.0.1", {tcp})))
+            attempt("reload", lambda: importlib.reload(socket).create_connection(("127.0.0.1", {tcp}), 3))
+            attempt("subprocess", lambda: subprocess.run([sys.executable, "-c",
+                    "import socket; socket.create_connection(('127.0.0.1', {tcp}), 3)"], check=True, timeout=20))
+            attempt("127-name", lambda: socket.create_connection(("127.0.0.1.nip.io", {tcp}), 3))
+            attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("10.1.2.3", {udp})))
+            try:  # "succeeds" into the sandbox's own loopback: the instructor's socket must get nothing
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {udp}))
+            except OSError:
+                pass
+            attempt("dns", lambda: socket.getaddrinfo("example.com", 80))
+            raise RuntimeError(f"network reached: {{reached}}")
+            """),
+        "writes": _with(cell=f"""\
+            done = []
+            def try_write(path):
+                try:
+                    with open(path, "w") as f:
+                        f.write("pwned")
+                    done.append(path)
+                except OSError:
+                    pass
+            {writes}
+            raise RuntimeError(f"wrote: {{done}}")
+            """),
+        "home": _with(cell=f"""\
+            import os
+            found = []
+            for path in [{str(secret)!r}, os.path.expanduser("~/.ssh/id_rsa"), "/root/.bash_history"]:
+                try:
+                    found.append(open(path).read())
+                except OSError:
+                    pass
+            raise RuntimeError(f"read: {{found}}")
+            """),
+    }
+
+
+def _sandbox_processes() -> list[str]:
+    """Processes of the sandbox's uids (60000-64999) or the attacks' sleepers still alive."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if 60000 <= entry.stat().st_uid < 65000 or "sleep 61" in cmdline:
+                    left.append(cmdline)
+            except OSError:
+                pass
+    return left
+
+
+@needs_bwrap
+@pytest.mark.slow(seconds=500)
+def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypatch):
+    home = tmp_path / "instructor"
+    (home / ".ssh").mkdir(parents=True)
+    secret = home / ".ssh" / "id_rsa"
+    secret.write_text("TOP-SECRET-KEY")
+    monkeypatch.setenv("HOME", str(home))
+    tcp, udp = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    udp.bind(("127.0.0.1", 0))
+    tcp.settimeout(0.1)
+    udp.settimeout(0.1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    notebooks = {"alice": _solved(), **_escapes(tmp_path, tcp.getsockname()[1], udp.getsockname()[1], secret)}
+    rows = _grade(tmp_path / "in", notebooks, timeout=40, check_timeout=60)
+    took = time.monotonic() - start
+    assert rows["alice"].status == "passed", rows["alice"].detail
+    harmless = ("output", "setsid")  # solved notebooks whose extra cell only has to be contained
+    print({name: (row.status, row.detail) for name, row in rows.items()})
+    for name, row in rows.items():
+        assert "TOP-SECRET" not in row.detail
+        if name not in ("alice", *harmless):
+            assert row.status in ("error", "failed") and row.detail, (name, row.status, row.detail)
+    assert rows["output"].status == "passed", rows["output"].detail  # 50 MB printed: graded, never kept
+    assert "time limit of 40 s" in rows["loop_cell"].detail
+    assert "did not finish within 60 s" in rows["loop_function"].detail
+    assert "MemoryError" in rows["memory"].detail
+    assert "BlockingIOError" in rows["fork_bomb"].detail or "time limit" in rows["fork_bomb"].detail
+    assert "network reached: []" in rows["network"].detail
+    assert "wrote: []" in rows["writes"].detail
+    assert "read: []" in rows["home"].detail
+    with pytest.raises(OSError):
+        tcp.accept()  # nothing connected to the instructor's machine
+    with pytest.raises(OSError):
+        udp.recvfrom(10)
+    for path in _canaries(tmp_path).values():
+        assert not path.exists(), path
+    assert _sandbox_processes() == []  # nothing outlived the grader: fork bomb children, setsid sleepers
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB on Linux
+    assert grown < 40 << 10, f"the grader's own memory grew by {grown} KiB (50 MB were printed)"
+    assert took < len(notebooks) * 2 * 40 + 200
+
+
+def test_no_sandbox_means_no_grading_unless_the_instructor_says_so(tmp_path, monkeypatch, capsys):
+    from cli_helpers import in_this_process
+
+    nb = tmp_path / "alice.ipynb"
+    nbformat.write(_solved(), str(nb))
+    monkeypatch.setattr(grade_sandbox, "_probe", {"why": "bubblewrap (bwrap) is not installed"})
+    cli = in_this_process(monkeypatch, capsys)
+    code, _, stderr = cli(["course", "grade", nb, "--out", tmp_path / "r.csv"])
+    assert code == 2 and "refusing to grade: bubblewrap (bwrap) is not installed" in stderr
+    assert "--no-sandbox" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.slow(seconds=60)
+def test_no_sandbox_grades_and_says_so(tmp_path, monkeypatch, capsys):
+    nb = tmp_path / "alice.ipynb"
+    nbformat.write(_solved(), str(nb))
+    monkeypatch.setattr(grade_sandbox, "_probe", {"why": "bubblewrap (bwrap) is not installed"})
+    [row] = grade.grade([nb], sandbox=False, out=tmp_path / "r.csv", log=lambda s: None)
+    assert row.status == "passed", row.detail
+    assert row.protection.startswith("NO SANDBOX")
+    assert "NO SANDBOX" in (tmp_path / "r.csv").read_text()
+    assert "protection: NO SANDBOX" in grade.format_summary([row])
