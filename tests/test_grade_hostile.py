@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from prodgen import course, grade, grade_sandbox
+from prodgen import course
+from prodgen.course import grade, grade_sandbox
 
 ROOT = course.find_root()
 EXERCISE, CHECK, SETUP = 13, 14, 3  # lesson 00: the exercise cell, its check cell, the imports cell

@@ -32,12 +32,15 @@ import types
 from pathlib import Path
 
 BLOCKED = ("sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-           "gc.get_objects", "gc.get_referrers", "gc.get_referents", "object.__setattr__", "object.__delattr__",
+           "gc.get_objects", "gc.get_referrers", "gc.get_referents",
            "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
            "os.kill", "os.killpg", "pty.spawn", "_thread.start_new_thread", "signal.pthread_kill",
            "sys.addaudithook", "os.putenv", "os.unsetenv")
 BLOCKED_PREFIXES = ("ctypes.", "socket.", "_ctypes", "mmap.", "winreg.")
 FRAME_ATTRS = ("tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back")
+FUNCTION_PARTS = ("__code__", "__closure__", "__globals__", "__defaults__", "__kwdefaults__", "__dict__", "__class__")
+SETATTR = ("object.__setattr__", "object.__delattr__")
+LIBRARY_MAY = ("os.putenv", "os.unsetenv", "gc.get_objects", "gc.get_referrers", "gc.get_referents")
 STUDENT = "__student__"  # the module name student definitions get
 TEXT_LIMIT = 4000
 
@@ -154,6 +157,48 @@ class _Stop(BaseException):
     """Raised by the guard through the check (which catches only Exception): the verdict is an error."""
 
 
+def _protected_target(obj, name) -> bool:
+    """Whether setting ``obj.name`` could change grading: a function's code or closure, or a class or module of
+    the checks, the verifier or Python itself. Ordinary objects (an ``nn.Module`` setting its own fields through
+    ``object.__setattr__``, a library caching on its own classes) are left alone; the tamper fingerprint taken
+    after every call catches what this misses."""
+    if isinstance(obj, types.CellType):  # a closure's contents (``nonlocal`` does not pass here)
+        return True
+    if name in FUNCTION_PARTS and not isinstance(obj, type):
+        return isinstance(obj, (types.FunctionType, types.MethodType, types.CodeType))
+    owner = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", "")
+    if not isinstance(obj, (type, types.ModuleType)):
+        return False
+    return str(owner).split(".")[0] in ("prodgen", "builtins", "sys", "types", "__main__") or \
+        str(owner) == __name__
+
+
+FRAME_GIVERS = ("inspect", "traceback", "pdb", "bdb", "cgitb", "sys")  # modules whose functions hand out frames
+
+
+def _is_student(frame) -> bool:
+    return frame is not None and (frame.f_code.co_filename in ("<exercise>", "<lesson>")
+                                  or frame.f_globals.get("__name__") == STUDENT)
+
+
+def _asked_by_student(state: dict, via: tuple = FRAME_GIVERS) -> bool:
+    """Whether the ``sys._getframe`` being audited serves student code: called from it directly, or through a
+    module whose job is to hand frames out (``inspect.currentframe``, ``traceback.extract_stack``...). A
+    library's own use (``torch.optim``, ``typing``, ``collections.namedtuple``) is allowed: the frames it
+    reads stay inside it. Deeper chains are not followed (INSTRUCTORS.md says what grading cannot promise)."""
+    state["trusted"] += 1  # our own sys._getframe below must not re-enter the hook
+    try:
+        frame = sys._getframe(1)  # the hook, then (skipped: this file's frames) the audited call's caller
+        while frame is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back
+        if _is_student(frame):
+            return True
+        name = frame.f_globals.get("__name__", "") if frame is not None else ""
+        return name.split(".")[0] in via and _is_student(frame.f_back)
+    finally:
+        state["trusted"] -= 1
+
+
 def _audit(state: dict):
     """The audit hook: while student code may run (state['armed']), refuse what could reach the verifier's
     frames, memory or the outside, and remember the first refusal as the verdict's reason."""
@@ -164,9 +209,15 @@ def _audit(state: dict):
         bad = event in BLOCKED or event.startswith(BLOCKED_PREFIXES)
         if event == "object.__getattr__" and len(args) > 1 and args[1] in FRAME_ATTRS:
             bad = True
+        if event in SETATTR and args:  # libraries set their own functions' defaults (namedtuple): only the student's
+            bad = _protected_target(args[0], args[1] if len(args) > 1 else "") and _asked_by_student(state, via=())
         if event == "open" and args and isinstance(args[0], (str, bytes)):
             path = os.fsdecode(args[0])
             bad = path.startswith(("/proc", "/dev/mem", "/sys/kernel"))
+        if bad and event == "sys._getframe" and not _asked_by_student(state):
+            bad = False  # a library's own bookkeeping (torch.optim, typing, namedtuple): not the student's hands
+        if bad and event in LIBRARY_MAY and not _asked_by_student(state, via=()):
+            bad = False  # torch sets environment variables and walks the collector for its own reasons
         if bad:
             state["violation"] = state["violation"] or f"it used {event}, which grading does not allow"
             raise RuntimeError(f"{event} is not allowed while grading")
@@ -271,6 +322,21 @@ def _silence_signals() -> None:
                     setattr(module, name, refused)
 
 
+def _warm_up_torch() -> None:
+    """Let torch make its lazy changes before the fingerprint is taken: the first optimiser step imports
+    ``torch._dynamo``, which wraps ``torch.manual_seed`` and friends (an honest answer would look like tampering)."""
+    try:
+        import torch
+        import torch._dynamo  # noqa: F401
+
+        w = torch.zeros(2, requires_grad=True)
+        optimiser = torch.optim.Adam([w], lr=0.1)
+        (w.sum() ** 2).backward()
+        optimiser.step()
+    except Exception:  # noqa: BLE001  (a torch without dynamo: nothing to warm up)
+        pass
+
+
 def _verify_stage(job: dict) -> None:
     key = os.read(job["secret"], 1024)
     os.close(job["secret"])
@@ -280,6 +346,7 @@ def _verify_stage(job: dict) -> None:
     _trusted_imports(job["lesson_sources"])
     import prodgen.checks as checks  # noqa: F401  from the read-only package, before any student code
 
+    _warm_up_torch()
     _silence_signals()
     state = {"armed": False, "trusted": 0, "violation": ""}
     before = _fingerprint()

@@ -320,8 +320,3 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
     finally:
         if joined:
             distributed.teardown()
-
-
-# name -> "module:Class.method": the photo editors (lesson 09's studio, ``prodgen edit``). Transitional: the
-# editing moves onto the image-model protocol (``ImageModel.edit``).
-EDITORS: dict[str, str] = {"cvae": "prodgen.models.cvae:CVAE.edit", "diffusion": "prodgen.models.diffusion:edit"}
