@@ -1,0 +1,224 @@
+"""Hostile and damaged inputs (issue 22, section 2): every file the project reads is verified or re-measured, and
+every failure is one clear line (exit 2 from the CLI, no traceback), or the result is correct.
+
+Cases: non-checkpoint and malicious ``.pt`` files, checkpoint files without / with a wrong sha256 record or with
+NaN weights, a malformed ``manifest.json``, a damaged leaderboard cache, over-long paths, catalog-folder rows that
+point outside the folder, descriptions with words the catalog lacks or no product word, the studio's kernel limits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import zipfile
+
+import pytest
+import torch
+
+from prodgen import checkpoints, paths
+from prodgen.models import dcgan, registry
+
+from cli_helpers import in_a_subprocess, in_this_process
+
+TINY = {"z_dim": 8, "width": 8, "image_size": 32}
+
+
+def _one_line(code: int, err: str, *must) -> str:
+    """The CLI's failure contract: exit 2, exactly one line on stderr, no traceback; returns that line."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for text in must:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    return in_this_process(monkeypatch, capsys)
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    """A tiny DCGAN written the way `prodgen train dcgan --out` writes (a file and its .sha256 record)."""
+    torch.manual_seed(0)
+    return registry.save("dcgan", dcgan.build(TINY), TINY, out=tmp_path / "models" / "tiny.pt")
+
+
+# ----------------------------------------------------------------------------- 1. non-checkpoint .pt files
+class _Payload:
+    """Unpickling this runs code (creates the marker file): the loader must never get that far."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _hostile(kind: str, path, marker):
+    _Payload.marker = str(marker)
+    if kind == "pickle-reduce":
+        path.write_bytes(pickle.dumps(_Payload()))
+    elif kind == "torch-save-reduce":
+        torch.save({"state_dict": {}, "x": _Payload()}, path)
+    elif kind == "zip-of-junk":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("archive/data.pkl", b"junk")
+    elif kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "dict-without-state_dict":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "state_dict-of-strings":
+        torch.save({"state_dict": {"w": "text"}, "name": "dcgan", "config": TINY}, path)
+    elif kind == "no-model-name":
+        torch.save({"state_dict": dcgan.build(TINY).state_dict(), "config": TINY}, path)
+    return path
+
+
+KINDS = ("pickle-reduce", "torch-save-reduce", "zip-of-junk", "text", "empty", "tensor", "dict-without-state_dict",
+         "state_dict-of-strings", "no-model-name")
+SAYS = {"pickle-reduce": "refused without running anything", "torch-save-reduce": "rebuild Python objects",
+        "zip-of-junk": "zip archive", "text": "neither a zip archive nor a pickle", "empty": "it is empty",
+        "tensor": "holds a Tensor", "dict-without-state_dict": "without a state_dict",
+        "state_dict-of-strings": "other than tensors", "no-model-name": "names no model"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_a_non_checkpoint_pt_is_one_line_and_runs_nothing(kind, command, run, tmp_path):
+    marker = tmp_path / "code-ran"
+    path = _hostile(kind, tmp_path / f"{kind}.pt", marker)
+    args = (["generate", "--model", path, "--out", tmp_path / "out"] if command == "generate"
+            else ["evaluate", path, "--n", "16"])
+    code, out, err = run(args)
+    line = _one_line(code, err, str(path), SAYS[kind])
+    assert "weights_only" not in line and "weights only" not in line.lower(), "never relay torch's unsafe advice"
+    assert "train" in line  # says what is valid
+    assert not marker.exists(), "loading a .pt ran code from it"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_malicious_pickle_through_the_installed_command(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = _hostile("pickle-reduce", tmp_path / "evil.pt", marker)
+    code, out, err = in_a_subprocess(["generate", "--model", path, "--out", tmp_path / "out"])
+    assert "weights_only" not in _one_line(code, err, "evil.pt", "pickle", "refused without running anything")
+    assert not marker.exists()
+
+
+def test_checkpoints_read_refuses_in_python_too(tmp_path):
+    path = _hostile("torch-save-reduce", tmp_path / "evil.pt", tmp_path / "code-ran")
+    with pytest.raises(ValueError, match="is not a prodgen checkpoint") as caught:
+        checkpoints.read(path)
+    assert "weights_only" not in str(caught.value) and not (tmp_path / "code-ran").exists()
+
+
+# ----------------------------------------------------------------------------- 2. checkpoint files carry a sha256
+def test_a_written_checkpoint_has_a_sha256_record_and_loads_without_warning(tiny_file, recwarn):
+    record = checkpoints.sidecar(tiny_file)
+    assert record.name == "tiny.pt.sha256"
+    assert record.read_text() == f"{checkpoints.sha256(tiny_file)}  tiny.pt\n"  # sha256sum -c reads it
+    assert checkpoints.verify_file(tiny_file) is True
+    model, info = registry.load_file(tiny_file)
+    assert info["name"] == "dcgan" and not [w for w in recwarn if w.category is checkpoints.UnverifiedCheckpoint]
+    assert not [p for p in tiny_file.parent.iterdir() if p.name.startswith(".")], "no temporary file left"
+
+
+def test_a_flipped_byte_is_corrupt_in_one_line(tiny_file, run, tmp_path):
+    data = bytearray(tiny_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tiny_file.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt: its sha256 does not match tiny.pt.sha256"):
+        registry.load_file(tiny_file)
+    code, out, err = run(["generate", "--model", tiny_file, "--out", tmp_path / "out"])
+    _one_line(code, err, "tiny.pt is corrupt")
+    code, out, err = run(["evaluate", tiny_file, "--n", "16"])
+    _one_line(code, err, "tiny.pt is corrupt")
+
+
+def test_a_damaged_sha256_record_is_one_line(tiny_file):
+    checkpoints.sidecar(tiny_file).write_text("not a sum\n")
+    with pytest.raises(ValueError, match="is not a sha256 record"):
+        registry.load_file(tiny_file)
+
+
+def test_nan_or_infinite_weights_are_refused(run, tmp_path, monkeypatch):
+    for bad in (float("nan"), float("inf")):
+        network = dcgan.build(TINY)
+        with torch.no_grad():
+            next(network.parameters()).view(-1)[3] = bad
+        path = registry.save("dcgan", network, TINY, out=tmp_path / f"bad-{bad}.pt")  # its record matches
+        code, out, err = run(["generate", "--model", path, "--out", tmp_path / "out"])
+        _one_line(code, err, "NaN or infinite weights", "refused")
+    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(tmp_path / "shipped"))  # a shipped one is checked too
+    registry.save("dcgan", network, TINY)
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        registry.load_generator("dcgan")
+
+
+def test_a_file_without_its_record_loads_with_one_warning(tiny_file, run, tmp_path):
+    """Older files (written before checkpoints carried a record) are accepted, with a warning saying how to
+    record one: loading is weights-only and checked for finite weights anyway, and the record guards against
+    damage, not tampering (whoever can change the file can change its record)."""
+    checkpoints.sidecar(tiny_file).unlink()
+    with pytest.warns(checkpoints.UnverifiedCheckpoint, match="sha256sum tiny.pt > tiny.pt.sha256"):
+        registry.load_file(tiny_file)
+    code, out, err = run(["generate", "--model", tiny_file, "--out", tmp_path / "out"])
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prodgen: warning: ") and "tiny.pt.sha256" in lines[0], err
+
+
+# ----------------------------------------------------------------------------- 6. a malformed manifest.json
+BROKEN_ENTRIES = {
+    "no sha256": (lambda e: e.pop("sha256"), "has no sha256"),
+    "no file": (lambda e: e.pop("file"), "has no file"),
+    "sha256 a number": (lambda e: e.update(sha256=12), "'sha256' must be 64"),
+    "file a path": (lambda e: e.update(file="../../etc/passwd"), "'file' must be the name of a file"),
+    "metrics a list": (lambda e: e.update(metrics=[1, 2]), "'metrics' must be an object"),
+}
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """The shipped manifest and the dcgan checkpoint in a folder of their own (PRODGEN_CHECKPOINTS)."""
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    entries = json.loads((paths.checkpoints_dir() / "manifest.json").read_text())
+    shutil.copy(paths.checkpoints_dir() / entries["dcgan"]["file"], folder)
+    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
+    return folder, entries
+
+
+@pytest.mark.parametrize("case", list(BROKEN_ENTRIES))
+def test_a_malformed_manifest_entry_is_one_line(case, shipped_copy, run, tmp_path):
+    from prodgen.course import doctor
+
+    folder, entries = shipped_copy
+    breaks, says = BROKEN_ENTRIES[case]
+    breaks(entries["dcgan"])
+    (folder / "manifest.json").write_text(json.dumps(entries))
+    for args in (["models"], ["models", "--json"], ["generate", "--model", "dcgan", "--out", tmp_path / "out"],
+                 ["evaluate", "dcgan", "--n", "16"], ["leaderboard", "--n", "16"]):
+        code, out, err = run(args)
+        _one_line(code, err, "manifest.json: entry 'dcgan'", says, "git checkout")
+    finding = doctor._checkpoints_finding()
+    assert not finding.ok and "entry 'dcgan'" in finding.detail and says in finding.detail
+
+
+def test_a_manifest_that_is_not_an_object_is_one_line(shipped_copy, run):
+    folder, _ = shipped_copy
+    (folder / "manifest.json").write_text("[1, 2]")
+    _one_line(*run(["models"])[::2], "must hold an object")
+    (folder / "manifest.json").write_bytes(b"\xff\xfe{")
+    _one_line(*run(["models"])[::2], "not valid JSON")
+
+
+def test_the_shipped_manifest_passes_the_checks():
+    assert set(checkpoints.manifest()) >= {"dcgan", "judge"}
+    assert os.path.isfile(paths.checkpoints_dir() / "manifest.json")
