@@ -222,3 +222,164 @@ def test_a_manifest_that_is_not_an_object_is_one_line(shipped_copy, run):
 def test_the_shipped_manifest_passes_the_checks():
     assert set(checkpoints.manifest()) >= {"dcgan", "judge"}
     assert os.path.isfile(paths.checkpoints_dir() / "manifest.json")
+
+
+# ----------------------------------------------------------------------------- 3. the leaderboard's cache
+@pytest.fixture
+def small_reference(tmp_path, monkeypatch):
+    """The leaderboard's real reference built from 32 photos per split in a private cache; counts judge passes."""
+    import prodgen.catalog
+    from prodgen.evaluation import leaderboard
+
+    small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
+    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False: small)
+    monkeypatch.setenv("PRODGEN_CACHE", str(tmp_path / "cache"))
+    passes, real = [], leaderboard._judge
+    monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: passes.append(len(images)) or real(judge, images))
+    judge = registry.load("judge")
+    return leaderboard, judge, passes, tmp_path / "cache" / "leaderboard"
+
+
+def test_a_damaged_cached_reference_is_measured_again(small_reference):
+    leaderboard, judge, passes, folder = small_reference
+    clean = leaderboard.Reference(judge).floor(16)
+    (path,) = folder.glob("reference-*.pt")
+    assert (folder / (path.name + ".sha256")).read_text().split()[0] == checkpoints.sha256(path)
+    assert len(passes) == 2 and leaderboard.Reference(judge).floor(16) == clean and len(passes) == 2  # cached
+    data = torch.load(path, weights_only=True)
+    data["train"]["features"][0, 0] = 1e37  # finite, so only the record can tell: the floor would be ~1e74
+    torch.save(data, path)
+    assert leaderboard.Reference(judge).floor(16) == pytest.approx(clean) and len(passes) == 4
+    raw = bytearray(path.read_bytes())  # one flipped byte anywhere in the file
+    raw[len(raw) // 3] ^= 0x10
+    path.write_bytes(bytes(raw))
+    assert leaderboard.Reference(judge).floor(16) == pytest.approx(clean) and len(passes) == 6
+    assert checkpoints.sha256(path) == (folder / (path.name + ".sha256")).read_text().split()[0]  # re-cached
+    (folder / (path.name + ".sha256")).unlink()  # a file cached before records existed: measured again
+    leaderboard.Reference(judge)
+    assert len(passes) == 8 and (folder / (path.name + ".sha256")).is_file()
+    leaderboard.Reference(judge, refresh=True)  # --refresh rebuilds it even when intact
+    assert len(passes) == 10
+
+
+def test_refresh_rebuilds_the_reference_from_the_command_line(small_reference, monkeypatch, run):
+    leaderboard, judge, passes, folder = small_reference
+    leaderboard.Reference(judge)
+    assert len(passes) == 2
+
+    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None):
+        _ref.floor(16)  # rows are measured against the session's reference
+        return {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed,
+                "protocol": leaderboard.PROTOCOL_VERSION, "fid": 1.0, "details": {}}
+
+    monkeypatch.setattr(leaderboard, "measure", measure)
+    code, out, err = run(["leaderboard", "--models", "dcgan,vae", "--n", "16", "--json"])
+    assert code == 0 and len(passes) == 2, err  # the intact cached reference, once for both rows
+    code, out, err = run(["leaderboard", "--models", "dcgan,vae", "--n", "16", "--json", "--refresh"])
+    assert code == 0 and len(passes) == 4, err  # measured again, once
+
+
+def test_a_damaged_cached_row_is_measured_again(small_reference, monkeypatch):
+    leaderboard, judge, passes, folder = small_reference
+    calls = []
+
+    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None):
+        calls.append(model.name)
+        return {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed,
+                "protocol": leaderboard.PROTOCOL_VERSION, "fid": 12.5, "details": {}}
+
+    monkeypatch.setattr(leaderboard, "measure", measure)
+    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {"judge": None, "ref": None})())
+    assert leaderboard.evaluate_model("dcgan", n=16)["fid"] == 12.5 and len(calls) == 1
+    path = leaderboard.cache_file("dcgan", 16)
+    assert leaderboard.evaluate_model("dcgan", n=16)["cached"] and len(calls) == 1
+    path.write_text(path.read_text().replace("12.5", "92.5"))  # one changed digit: still valid JSON
+    row = leaderboard.evaluate_model("dcgan", n=16)
+    assert not row["cached"] and row["fid"] == 12.5 and len(calls) == 2
+    leaderboard._record(path).unlink()
+    assert not leaderboard.evaluate_model("dcgan", n=16)["cached"] and len(calls) == 3
+
+
+# ----------------------------------------------------------------------------- 4. over-long paths, 5. outside rows
+LONG = "x" * 10_000
+
+
+def _catalog_folder(folder, last_cell: str):
+    """Four tiny PNGs and a metadata.csv whose last row lists ``last_cell``."""
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for i in range(4):
+        Image.new("RGB", (32, 32), (60 * i, 0, 0)).save(folder / f"{i}.png")
+    cells = ["0.png", "1.png", "2.png", last_cell]
+    (folder / "metadata.csv").write_text("file,shape\n" + "".join(f"{c},{'ab'[k % 2]}\n" for k, c in
+                                                                   enumerate(cells)))
+    return folder
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "--model", "dcgan", "--out", "{tmp}/" + LONG],
+    ["generate", "--model", "{tmp}/" + LONG + ".pt", "--out", "{tmp}/out"],
+    ["generate", "--model", "dcgan", "--batch", "{tmp}/" + LONG + ".csv", "--out", "{tmp}/out"],
+    ["evaluate", "{tmp}/" + LONG + ".pt"],
+    ["edit", "--model", "cvae", "--image", "{tmp}/" + LONG + ".png", "--set", "color=red", "--out", "{tmp}/out"],
+    ["data", "info", "{tmp}/" + LONG],
+    ["train", "judge", "--data", "{tmp}/" + LONG],
+], ids=["generate-out", "generate-model", "generate-batch", "evaluate", "edit-image", "data-info", "train-data"])
+def test_an_over_long_path_is_one_short_line(args, run, tmp_path):
+    code, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in args])
+    line = _one_line(code, err)
+    assert len(line) < 400 and "characters)" in line and "Errno" not in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_over_long_path_through_the_installed_command(tmp_path):
+    code, out, err = in_a_subprocess(["generate", "--model", "dcgan", "--out", tmp_path / LONG])
+    assert "File name too long" in _one_line(code, err)
+
+
+def test_an_over_long_file_cell_names_its_row(run, tmp_path):
+    folder = _catalog_folder(tmp_path / "cat", LONG + ".png")
+    code, out, err = run(["data", "info", folder, "--min-per-value", "1"])
+    line = _one_line(code, err, "metadata.csv, row 5", "cannot be opened (File name too long)")
+    assert len(line) < 400, line
+
+
+@pytest.mark.parametrize("cell, says", [
+    ("../../etc/passwd", "leading out of the folder"),
+    ("/etc/passwd", "an absolute path"),
+    ("link.png", "leading out of the folder"),
+    ("sub/../../outside.png", "leading out of the folder"),
+])
+def test_a_file_cell_outside_the_folder_is_refused(cell, says, run, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from prodgen.catalog.folder import load_folder
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "outside.png")  # a readable image: only the check can refuse it
+    folder = _catalog_folder(tmp_path / "cat", cell)
+    (folder / "sub").mkdir()
+    (folder / "link.png").symlink_to(tmp_path / "outside.png")
+    opened = []
+    import PIL.Image
+
+    real_open = PIL.Image.open
+    monkeypatch.setattr(PIL.Image, "open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
+    with pytest.raises(ValueError, match=f"row 5: file .* {says}"):
+        load_folder(folder, min_per_value=1)
+    code, out, err = run(["data", "info", folder, "--min-per-value", "1"])
+    _one_line(code, err, "metadata.csv, row 5", says)
+    code, out, err = run(["train", "judge", "--data", folder, "--fast"])
+    _one_line(code, err, "metadata.csv, row 5", says)
+    assert not opened, f"opened {opened}"
+
+
+def test_links_and_subfolders_inside_the_folder_still_work(tmp_path):
+    from prodgen.catalog.folder import load_folder
+
+    folder = _catalog_folder(tmp_path / "cat", "sub/3.png")
+    (folder / "sub").mkdir()
+    (folder / "3.png").rename(folder / "sub" / "3.png")
+    (folder / "metadata.csv").write_text((folder / "metadata.csv").read_text().replace("1.png", "one.png"))
+    (folder / "one.png").symlink_to("sub/3.png")
+    assert len(load_folder(folder, min_per_value=1)) == 4
