@@ -303,6 +303,11 @@ def _generate(args) -> int:
                            knobs=knobs)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
+    if args.text is not None:
+        from prodgen.models.text import not_understood
+
+        if ignored := not_understood(args.text):  # read as <unk>: nothing was drawn for them
+            print(f"note: words not understood (ignored): {', '.join(ignored)}; metadata.csv says what was read")
     return 0
 
 

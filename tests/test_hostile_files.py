@@ -383,3 +383,51 @@ def test_links_and_subfolders_inside_the_folder_still_work(tmp_path):
     (folder / "metadata.csv").write_text((folder / "metadata.csv").read_text().replace("1.png", "one.png"))
     (folder / "one.png").symlink_to("sub/3.png")
     assert len(load_folder(folder, min_per_value=1)) == 4
+
+
+# ----------------------------------------------------------------------------- 7. descriptions
+@pytest.mark.parametrize("description, says", [
+    ("a white mug by Nova", "the colour 'white', which the catalog does not have"),
+    ("a crimson tee", "the colour 'crimson'"),
+    ("a sky-blue cap", "the colour 'sky-blue'"),
+    ("白色马克杯", "the colour '白色'"),
+    ("a blue dress", "names no product; say which one: t-shirt, mug"),
+    ("蓝色连衣裙", "names no product"),
+    ("hello world", "names no product attribute the catalog knows"),
+])
+def test_a_description_the_catalog_cannot_draw_is_refused(description, says, run, tmp_path):
+    from prodgen.models.text import validate_description
+
+    with pytest.raises(ValueError, match=says.replace("(", r"\(")):
+        validate_description(description)
+    for model in ("text2img", "diffusion-text"):
+        code, out, err = run(["generate", "--model", model, "--text", description, "--out", tmp_path / "out"])
+        _one_line(code, err, says)
+        assert not (tmp_path / "out").exists()
+    (tmp_path / "requests.csv").write_text(f"description,n\na red mug,1\n{description},1\n")
+    code, out, err = run(["generate", "--model", "text2img", "--batch", tmp_path / "requests.csv", "--out",
+                          tmp_path / "out"])
+    _one_line(code, err, "request 2:", says)
+
+
+def test_descriptions_the_catalog_can_draw_still_pass():
+    from prodgen.catalog import load_catalog
+    from prodgen.models.text import not_understood, validate_description
+    from prodgen.models.text2img import NEW_PHRASINGS
+
+    test = load_catalog("test", progress=False)
+    for description in test.descriptions_en[:300] + test.descriptions_zh[:300] + [p for p, _ in NEW_PHRASINGS]:
+        validate_description(description)
+    assert validate_description("two red mugs") == ["two", "red", "mug"]
+    assert not_understood("I would love a green t-shirt, please") == ["i", "would", "love", "please"]
+    assert not_understood("大号红色条纹T恤，Acme品牌") == []
+    validate_description("red and striped", require_category=False)  # lessons may read partial descriptions
+
+
+def test_generate_says_which_words_it_did_not_understand(run, tmp_path):
+    code, out, err = run(["generate", "--model", "text2img", "--text", "a lovely red mug for grandma", "--out",
+                          tmp_path / "out"])
+    assert code == 0, err
+    assert "note: words not understood (ignored): lovely, grandma;" in out
+    code, out, err = run(["generate", "--model", "text2img", "--text", "a red mug", "--out", tmp_path / "out2"])
+    assert code == 0 and "not understood" not in out
