@@ -12,6 +12,7 @@ import os
 import pickle
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -431,3 +432,99 @@ def test_generate_says_which_words_it_did_not_understand(run, tmp_path):
     assert "note: words not understood (ignored): lovely, grandma;" in out
     code, out, err = run(["generate", "--model", "text2img", "--text", "a red mug", "--out", tmp_path / "out2"])
     assert code == 0 and "not understood" not in out
+
+
+# ----------------------------------------------------------------------------- 8. the studio's kernels
+def test_the_voila_command_culls_idle_kernels_and_caps_them(tmp_path):
+    from prodgen.apps.studio_server import KERNELS, voila_command
+
+    command = voila_command(tmp_path / "studio.ipynb", 8866, "t0ken")
+    assert f"--MappingKernelManager.cull_idle_timeout={KERNELS['cull_idle_timeout']}" in command
+    assert f"--MappingKernelManager.cull_interval={KERNELS['cull_interval']}" in command
+    assert "--MappingKernelManager.cull_connected=False" in command  # an open page keeps its kernel
+    assert "--VoilaConfiguration.multi_kernel_manager_class=prodgen.apps.studio_kernels.CappedKernelManager" in command
+    assert f"--CappedKernelManager.max_kernels={KERNELS['max_kernels']}" in command
+    assert 0 < KERNELS["cull_interval"] <= KERNELS["cull_idle_timeout"] and KERNELS["max_kernels"] >= 2
+    assert "--Voila.ip=127.0.0.1" in command and "--token=t0ken" in command
+
+
+def test_the_kernel_cap_frees_a_closed_page_or_refuses_in_one_line(monkeypatch):
+    pytest.importorskip("jupyter_server")
+    import asyncio
+    from types import SimpleNamespace
+
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from tornado import web
+
+    from prodgen.apps.studio_kernels import CappedKernelManager
+
+    manager = CappedKernelManager(max_kernels=2)
+    started, stopped = [], []
+
+    async def start(self, *args, **kwargs):
+        kernel = f"k{len(started)}"
+        started.append(kernel)
+        self._kernels[kernel] = SimpleNamespace(execution_state="idle", last_activity=len(started))
+        return kernel
+
+    async def shutdown(kernel, *args, **kwargs):
+        stopped.append(kernel)
+        manager._kernels.pop(kernel)
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "start_kernel", start)
+    monkeypatch.setattr(manager, "shutdown_kernel", shutdown)
+    run = asyncio.new_event_loop().run_until_complete
+    run(manager.start_kernel()), run(manager.start_kernel())
+    manager._kernel_connections.update({"k0": 0, "k1": 1})  # k0's page was closed (a reload), k1's is open
+    assert run(manager.start_kernel()) == "k2" and stopped == ["k0"]  # the closed page's kernel made room
+    manager._kernel_connections.update({"k2": 1})
+    with pytest.raises(web.HTTPError) as refused:  # every page still open: no third kernel
+        run(manager.start_kernel())
+    assert refused.value.status_code == 503 and "close a studio tab" in refused.value.log_message
+    assert sorted(manager.list_kernel_ids()) == ["k1", "k2"]
+
+
+@pytest.mark.slow
+def test_a_live_voila_server_keeps_at_most_max_kernels(tmp_path):
+    """The real Voilà with the studio's command line, on a one-cell notebook: six page loads (no browser, so
+    every page is closed at once) leave at most ``max_kernels`` kernels, the oldest shut down first."""
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    import nbformat
+
+    from prodgen.apps import studio_server
+
+    if not studio_server.voila_available():
+        pytest.skip("Voilà is not installed (the studio extra)")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('page')")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "page.ipynb")
+    port = 8899
+    log = open(tmp_path / "voila.log", "wb")
+    proc = subprocess.Popen(studio_server.voila_command(tmp_path / "page.ipynb", port, "tok"), cwd=tmp_path,
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+                                str(Path(studio_server.__file__).parents[2]), os.environ.get("PYTHONPATH")]))})
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.5)
+        for _ in range(6):
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/?token=tok", timeout=120).status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    text = (tmp_path / "voila.log").read_text(errors="replace")
+    assert "Culling kernels with idle durations > 300 seconds" in text, text[-2000:]
+    started, shut = text.count("Kernel started"), text.count("(its page is closed)")
+    assert started == 6 and shut == 2, text[-2000:]
