@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import warnings
 
 __all__ = ["main"]
 
@@ -310,6 +312,11 @@ def _generate(args) -> int:
                            knobs=knobs)
     total = sum(r.n for r in requests)
     print(f"wrote {total} image(s) from {len(requests)} request(s) and metadata.csv to {out}")
+    if args.text is not None:
+        from prodgen.models.text import not_understood
+
+        if ignored := not_understood(args.text):  # read as <unk>: nothing was drawn for them
+            print(f"note: words not understood (ignored): {', '.join(ignored)}; metadata.csv says what was read")
     return 0
 
 
@@ -579,18 +586,43 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_LONG = re.compile(r"\S{121,}")
+
+
+def _short(text: str) -> str:
+    """``text`` with every run of more than 120 non-space characters (an over-long path) cut to its two ends."""
+    return _LONG.sub(lambda m: f"{m[0][:50]}...{m[0][-50:]} ({len(m[0])} characters)", str(text))
+
+
+def _os_error(e: OSError) -> str:
+    """An ``OSError`` as one line naming the path (shortened) and what went wrong, without ``[Errno N]``."""
+    if e.filename is None:
+        return str(e)
+    name = str(e.filename) + (f" -> {e.filename2}" if e.filename2 else "")
+    return f"{e.strerror or type(e).__name__}: {name}"
+
+
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"prodgen: warning: {_short(message)}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "evaluate":  # --n: remember whether it was given (with --data the default is the test split)
         args.n = 2000 if args.n_given is None else args.n_given
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-        print(f"prodgen: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("prodgen: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning  # a warning is one line too (restored on leaving the block)
+        try:
+            return args.func(args)
+        except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+            print(f"prodgen: error: {_short(e)}", file=sys.stderr)
+            return 2
+        except OSError as e:  # a name too long, no permission, a full disk, ...: one line, never a traceback
+            print(f"prodgen: error: {_short(_os_error(e))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("prodgen: interrupted; nothing half-written was left behind", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,7 +151,8 @@ def test_two_gloo_processes_train_one_model(two_process_run):
     assert r0["images_seen"] == r1["images_seen"] == 1024  # the global count: 8 steps x 128, not 8 x 64
     a, b = r0["seen"][0], r1["seen"][0]
     assert len(a) == len(b) == 512 and not set(a) & set(b)  # disjoint halves of the epoch
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.pt", "x.state.pt"]  # rank 0 alone wrote
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["x.pt", "x.pt.sha256", "x.state.pt"]  # rank 0 alone wrote
     assert list((tmp_path / "shipped").iterdir()) == []
     model, info = registry.load_file(tmp_path / "out" / "x.pt")
     assert info["training"]["processes"] == 2 and info["training"]["images_seen"] == 1024

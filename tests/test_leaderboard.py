@@ -132,7 +132,7 @@ def fake_measure(monkeypatch):
                 "protocol": leaderboard.PROTOCOL_VERSION, "fid": 1.0 + len(calls), "details": {}}
 
     monkeypatch.setattr(leaderboard, "measure", measure)
-    monkeypatch.setattr(leaderboard, "_Session", lambda: type("S", (), {"judge": None, "ref": None})())
+    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {"judge": None, "ref": None})())
     return calls
 
 

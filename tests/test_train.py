@@ -318,7 +318,7 @@ def test_train_out_epochs_seed_and_resume(monkeypatch, tmp_path, capsys):
     assert cli.main([*argv, "--epochs", "2"]) == 0
     assert f"saved dcgan to {out}" in capsys.readouterr().out
     assert list(shipped.iterdir()) == []  # --out leaves the shipped checkpoint and the manifest alone
-    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.state.pt"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine.pt", "mine.pt.sha256", "mine.state.pt"]
     model, info = registry.load_file(out)
     assert info["name"] == "dcgan" and info["config"]["width"] == 8 and not model.training
     assert info["training"]["seed"] == 3 and info["training"]["batch_size"] == 64

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["voila_available", "write_notebook", "voila_command", "start", "serve", "MISSING"]
+__all__ = ["voila_available", "write_notebook", "voila_command", "start", "serve", "MISSING", "KERNELS"]
 
 MISSING = 'prodgen studio needs Voilà: pip install "prodgen[studio]"'
 
@@ -53,10 +53,22 @@ def _check_port(port: int) -> None:
             raise ValueError(f"port {port} on 127.0.0.1 is in use; choose another with --port") from None
 
 
+KERNELS = {"cull_idle_timeout": 300, "cull_interval": 60, "max_kernels": 4}
+"""Voilà starts a ~270 MB kernel per page load: a kernel idle for ``cull_idle_timeout`` s whose page is closed is
+shut down (checked every ``cull_interval`` s), and at most ``max_kernels`` run at once
+(``prodgen.apps.studio_kernels``)."""
+
+
 def voila_command(notebook: Path, port: int, token: str) -> list[str]:
+    """The Voilà command line: 127.0.0.1 only, a token, no tracebacks to the page, idle kernels culled and capped."""
     return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
             "--Voila.port_retries=0", f"--token={token}", "--no-browser",
-            "--VoilaConfiguration.show_tracebacks=False"]
+            "--VoilaConfiguration.show_tracebacks=False",
+            f"--MappingKernelManager.cull_idle_timeout={KERNELS['cull_idle_timeout']}",
+            f"--MappingKernelManager.cull_interval={KERNELS['cull_interval']}",
+            "--MappingKernelManager.cull_connected=False",  # an open page keeps its kernel, however idle
+            "--VoilaConfiguration.multi_kernel_manager_class=prodgen.apps.studio_kernels.CappedKernelManager",
+            f"--CappedKernelManager.max_kernels={KERNELS['max_kernels']}"]
 
 
 def start(port: int = 8866, export_dir="studio-export", timeout: float = 120.0, log_file=None):

@@ -174,8 +174,37 @@ def fit_image(im: Image.Image, size: int = 32) -> np.ndarray:
     return out
 
 
+def _cell(text: str, limit: int = 80) -> str:
+    """A ``file`` cell for a message: quoted, and cut in the middle when longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit // 2]!r}...{text[-limit // 2:]!r} ({len(text)} characters)"
+
+
+def _check_inside(folder: Path, cell: str, where: str) -> None:
+    """A ``file`` cell must name a file inside the catalog folder: ``../x``, an absolute path or a symbolic link
+    that resolves outside it -> ``ValueError`` naming the row (a catalog folder from elsewhere must not make
+    ``prodgen`` open ``/etc/passwd`` or another user's files)."""
+    root = folder.resolve()
+    try:
+        target = (folder / cell).resolve()
+    except (OSError, RuntimeError) as e:  # a loop of links, a name the system refuses
+        why = getattr(e, "strerror", None) or str(e)
+        raise ValueError(f"{where}: file {_cell(cell)} cannot be resolved ({why})") from None
+    if target != root and root not in target.parents:
+        how = "an absolute path" if Path(cell).is_absolute() else "a path (or a link) leading out of the folder"
+        raise ValueError(f"{where}: file {_cell(cell)} is {how}; list only files inside {folder} "
+                         f"(relative paths such as images/0001.png)")
+
+
 def _read_image(path: Path, where: str, size: int):
     """``(pixels, (width, height), mode)`` of one listed image; a clear error naming the row otherwise."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a name too long for the file system, no permission, ...
+        raise ValueError(f"{where}: the image cannot be opened ({e.strerror})") from None
     if not path.is_file():
         what = "is a folder, not an image" if path.is_dir() else "is missing"
         raise FileNotFoundError(f"{where}: image file {what} ({path})")
@@ -328,14 +357,15 @@ def _read_folder(folder, size, schema, min_per_value, attributes):
         if not row[f]:
             raise ValueError(f"{meta}, row {i + 2}: the 'file' cell is empty")
         if row[f] in seen:
-            raise ValueError(f"{meta}, row {i + 2}: file {row[f]!r} is listed twice (also row {seen[row[f]] + 2})")
+            raise ValueError(f"{meta}, row {i + 2}: file {_cell(row[f])} is listed twice (also row {seen[row[f]] + 2})")
         seen[row[f]] = i
+        _check_inside(folder, row[f], f"{meta}, row {i + 2}")
     schema, labels = _schema_and_labels(meta, header, rows, names, schema)
     _check_counts(meta, schema, labels, int(min_per_value))
     pixels = np.empty((len(rows), size, size, 3), np.uint8)
     shapes, modes = [], []
     for i, row in enumerate(rows):
-        pixels[i], shape, mode = _read_image(folder / row[f], f"{meta}, row {i + 2} (file {row[f]!r})", int(size))
+        pixels[i], shape, mode = _read_image(folder / row[f], f"{meta}, row {i + 2} (file {_cell(row[f])})", int(size))
         shapes.append(shape)
         modes.append(mode)
 

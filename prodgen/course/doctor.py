@@ -84,7 +84,10 @@ def _catalog_finding() -> Finding:
 def _checkpoints_finding() -> Finding:
     from prodgen.models import registry
 
-    shipped = registry.names()
+    try:
+        shipped = registry.names()
+    except ValueError as e:  # a malformed manifest.json: one finding naming the entry, not a traceback
+        return Finding("checkpoints", False, str(e), "git checkout -- data/checkpoints/manifest.json")
     if not shipped:
         return Finding("checkpoints", True, "none shipped yet")
     bad = []

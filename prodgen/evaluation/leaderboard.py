@@ -116,29 +116,56 @@ def cache_file(name: str, n: int = 2000, seed: int = 0) -> Path:
     return cache_folder() / f"{name}-n{n}-s{seed}-{key}.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def _record(path: Path) -> Path:
+    """The sha256 record of cache file ``path`` (``NAME.sha256`` beside it, ``sha256sum`` format)."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _write_cached(path: Path, write) -> None:
+    """Write a cache file atomically with its sha256 record (the record first: a file is never newer than it)."""
+    from prodgen.checkpoints import sha256
+
     with paths.atomic_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
+        text = f"{sha256(tmp)}  {path.name}\n"
+        with paths.atomic_file(_record(path)) as record:
+            record.write_text(text, encoding="utf-8")
+
+
+def _intact(path: Path) -> bool:
+    """Whether cache file ``path`` exists and matches its sha256 record (no record, or a damaged file or
+    record: not intact, so it is measured again)."""
+    from prodgen.checkpoints import sha256
+
+    try:
+        words = _record(path).read_text(encoding="utf-8").split()
+        return path.is_file() and bool(words) and sha256(path) == words[0]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    _write_cached(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _read_cached(path: Path) -> dict | None:
+    if not _intact(path):
+        return None  # missing, damaged or without its record: measure again
     try:
         row = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None  # missing or unreadable: measure again
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
     return row if isinstance(row, dict) and row.get("protocol") == PROTOCOL_VERSION else None
 
 
 # ----------------------------------------------------------------------------- the real reference
 class Reference:
     """Judge features and predictions of the real photos every row is compared with: the course catalog's
-    training and test splits (cached on disk), or the ``train`` / ``test`` catalogs given (your own catalog,
-    lesson 12; computed in memory)."""
+    training and test splits (cached on disk with a sha256 record: a damaged or unrecorded file is measured
+    again; ``refresh=True`` always measures them again), or the ``train`` / ``test`` catalogs given (your own
+    catalog, lesson 12; computed in memory)."""
 
-    def __init__(self, judge, train=None, test=None):
-        import torch
-
-        from prodgen.catalog import load_catalog
+    def __init__(self, judge, train=None, test=None, refresh: bool = False):
         from prodgen.catalog.dataset import CACHE_VERSION
 
         self.judge = judge
@@ -154,26 +181,10 @@ class Reference:
             return
         judge_sha = registry.manifest()["judge"]["sha256"]
         name = f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
-        path = paths.cache_dir() / "leaderboard" / name
-        data = None
-        if path.is_file():
-            try:
-                data = torch.load(path, weights_only=True)
-            except (RuntimeError, OSError, EOFError):
-                data = None
-        if data is not None and not all(torch.isfinite(data[s]["features"]).all() for s in ("train", "test")):
-            data = None  # a reference with broken features is measured again, never used
+        path = paths.cache_dir() / "leaderboard" / name  # shared even where a test moves the rows
+        data = None if refresh else _cached_reference(path)
         if data is None:
-            data = {}
-            for split in ("train", "test"):
-                cat = load_catalog(split, progress=False)
-                feats, preds = _judge(judge, cat.images)
-                if not torch.isfinite(feats).all():  # never cache what every later row would be measured against
-                    raise ValueError(f"the judge's features of the real {split} photos hold NaN or infinite values; "
-                                     "nothing was cached (is the judge checkpoint intact? prodgen doctor)")
-                data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
-            with paths.atomic_file(path) as tmp:
-                torch.save(data, tmp)
+            data = _measure_reference(judge, path)
         self.train, self.test = data["train"], data["test"]
 
     @property
@@ -187,6 +198,42 @@ class Reference:
         if n not in self._floors:
             self._floors[n] = fid(self.train["features"][:n], self.test["features"][:n])
         return self._floors[n]
+
+
+def _cached_reference(path: Path) -> dict | None:
+    """The cached reference at ``path`` if it matches its sha256 record and holds finite features of the right
+    shape; else ``None`` (measure again). A flipped byte once gave a floor of 1.96e74 from a finite feature."""
+    import torch
+
+    if not _intact(path):
+        return None
+    try:
+        data = torch.load(path, weights_only=True)
+        feats = [data[s]["features"] for s in ("train", "test")]
+        ok = all(isinstance(f, torch.Tensor) and f.ndim == 2 and bool(torch.isfinite(f).all()) for f in feats)
+        ok = ok and all(len(data[s]["predictions"]) == len(data[s]["labels"]) == len(data[s]["features"])
+                        for s in ("train", "test"))
+    except Exception:  # noqa: BLE001 - any unreadable cache file is measured again
+        return None
+    return data if ok else None
+
+
+def _measure_reference(judge, path: Path) -> dict:
+    """Judge the course catalog's training and test photos and cache the result (with its sha256 record)."""
+    import torch
+
+    from prodgen.catalog import load_catalog
+
+    data = {}
+    for split in ("train", "test"):
+        cat = load_catalog(split, progress=False)
+        feats, preds = _judge(judge, cat.images)
+        if not torch.isfinite(feats).all():  # never cache what every later row would be measured against
+            raise ValueError(f"the judge's features of the real {split} photos hold NaN or infinite values; "
+                             "nothing was cached (is the judge checkpoint intact? prodgen doctor)")
+        data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
+    _write_cached(path, lambda tmp: torch.save(data, tmp))
+    return data
 
 
 def _judge(judge, images):
@@ -401,10 +448,12 @@ def _distribution_metrics(real, fake, ref, n: int, seed: int) -> dict:
 
 # ----------------------------------------------------------------------------- the whole board
 class _Session:
-    """The judge and the real reference, loaded once for all the rows measured in one call."""
+    """The judge and the real reference, loaded once for all the rows measured in one call (``refresh``: the
+    reference is measured again too)."""
 
-    def __init__(self):
+    def __init__(self, refresh: bool = False):
         self._judge = self._ref = None
+        self._refresh = refresh
 
     @property
     def judge(self):
@@ -415,7 +464,7 @@ class _Session:
     @property
     def ref(self):
         if self._ref is None:
-            self._ref = Reference(self.judge)
+            self._ref = Reference(self.judge, refresh=self._refresh)
         return self._ref
 
 
@@ -427,7 +476,7 @@ def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = Fals
     path = cache_file(name, n, seed)
     if not refresh and (row := _read_cached(path)) is not None:
         return {**row, "cached": True}
-    session = _session or _Session()
+    session = _session or _Session(refresh)
     model = registry.load_generator(name)
     row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref)
     row["sha256"] = registry.manifest()[name]["sha256"]
@@ -443,7 +492,7 @@ def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 
     import sys
 
     names, n = _check_models(models), _check_n(n)
-    session, rows = _Session(), []
+    session, rows = _Session(refresh), []
     for name in names:
         t = time.perf_counter()
         if progress and (refresh or _read_cached(cache_file(name, n, seed)) is None):

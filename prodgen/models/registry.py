@@ -166,18 +166,28 @@ def load_generator(name: str, device="cpu"):
 
 def load_file(path, device="cpu"):
     """``(model, info)`` from a checkpoint file written by ``prodgen train --out`` (``save(..., out=)``):
-    rebuilt with the registered builder of the name stored in it, loaded with ``weights_only=True``."""
+    checked against its sha256 record (``NAME.pt.sha256``; a file without one is read with an
+    ``UnverifiedCheckpoint`` warning), loaded with ``weights_only=True``, refused if its weights are not finite,
+    and rebuilt with the registered builder of the name stored in it."""
+    import warnings
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
+        raise FileNotFoundError(f"no checkpoint file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    verified = checkpoints.verify_file(path)  # a mismatch -> ValueError "corrupt"
+    payload = checkpoints.read(path, device)
+    name = payload.get("name")
+    if not isinstance(name, str) or not isinstance(payload.get("config"), dict):
+        raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` / `--data` (it names no "
+                         f"model, or has no config); {checkpoints.VALID}")
     try:
-        payload = checkpoints.read(path, device)
-        name = payload["name"]
         spec(name)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None
+    except ValueError:
+        raise ValueError(f"{path} holds a checkpoint of {name!r}, which no registered model is named; "
+                         f"registered models: {', '.join(s.name for s in specs())}") from None
     model = _rebuild(name, payload, device, str(path))
+    if not verified:  # said once the file proved to be a checkpoint
+        warnings.warn(checkpoints.unverified_note(path), checkpoints.UnverifiedCheckpoint, stacklevel=2)
     info = {k: payload.get(k, {}) for k in ("name", "config", "training", "metrics", "extra")}
     return model, info
 

@@ -52,7 +52,8 @@ __all__ = [
     "WordVotes",
     "VoteReader", "AttributeReader", "make_reader", "build", "reader_targets", "text_dataset", "insert_unknown",
     "fit_reader", "cpu_threads", "soft_request", "predict_attributes", "evaluate_reader", "product_words",
-    "validate_description", "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
+    "validate_description", "product_categories", "unknown_colours", "not_understood",
+    "TextEncoder", "load_encoder", "CHECKPOINTS", "flat_metrics", "train_checkpoint",
 ]
 
 PAD, UNK = "<pad>", "<unk>"
@@ -208,12 +209,78 @@ def product_words(text: str) -> list[str]:
     return [t for t in tokenize(text) if t in words]
 
 
-def validate_description(text: str, vocab: Vocabulary | None = None) -> list[str]:
-    """Tokens of ``text`` after checking it names at least one known product word.
+# Colour names the catalog has no value for. A reader never saw them, so without this check "a white mug"
+# became a mug of whatever colour the generator drew (blue, measured): refused, naming the catalog's colours.
+_OTHER_COLOURS_EN = (
+    "white", "grey", "gray", "silver", "gold", "golden", "beige", "cream", "ivory", "crimson", "maroon", "burgundy",
+    "magenta", "fuchsia", "cyan", "aqua", "indigo", "lavender", "lilac", "mauve", "coral", "salmon", "peach",
+    "mint", "lime", "olive", "khaki", "tan", "charcoal", "bronze", "copper", "amber", "ochre", "mustard", "cobalt",
+    "azure", "emerald", "jade", "ruby", "plum", "taupe", "transparent", "multicoloured", "multicolored", "rainbow")
+_OTHER_COLOURS_ZH = ("白", "灰", "金色", "银色", "米色", "卡其", "驼色", "杏色", "透明", "彩虹")
 
-    Raises ``ValueError`` (with a one-line message) for a blank description, or one
-    without a single word for a category, colour, size, brand or pattern the catalog
-    (and ``vocab``, if given) knows.
+
+@lru_cache(maxsize=1)
+def _catalog_words() -> frozenset:
+    """Every token of every attribute phrase and description template: what a catalog-trained reader knows."""
+    from prodgen.catalog.describe import TEMPLATES
+
+    words = set()
+    for values in ATTRIBUTES.values():
+        for v in values:
+            for phrase in v.en + v.zh + v.en_phrase:
+                words.update(tokenize(phrase))
+    for templates in TEMPLATES.values():
+        for template in templates:
+            words.update(tokenize(re.sub(r"\{\w+\}", " ", template).replace("[", " ").replace("]", " ")))
+    return frozenset(words | {"a", "an", "the", "and"})
+
+
+@lru_cache(maxsize=1)
+def _category_names() -> tuple[frozenset, tuple[str, ...]]:
+    """``(English head nouns, Chinese names)`` of the catalog's categories: "mug", "cup", "shirt", "马克杯", "灯"."""
+    english = {_TOKEN.findall(name.lower())[-1] for v in ATTRIBUTES["category"] for name in v.en}
+    chinese = tuple(name.lower() for v in ATTRIBUTES["category"] for name in v.zh)
+    return frozenset(english), chinese
+
+
+def product_categories(text: str) -> list[str]:
+    """The words of ``text`` that name a product (category): English nouns ("mugs" -> "mug") and Chinese names."""
+    english, chinese = _category_names()
+    lowered = _require_text(text).lower()
+    return [t for t in tokenize(text) if t in english] + [name for name in chinese if name in lowered]
+
+
+def unknown_colours(text: str) -> list[str]:
+    """Colour words in ``text`` that the catalog has no value for ("white", "crimson", "sky-blue", "白色")."""
+    known, colours = _catalog_words(), {t for v in ATTRIBUTES["color"] for p in v.en for t in tokenize(p)}
+    found = []
+    for token in tokenize(text):
+        if token in known:
+            continue
+        parts = token.split("-")
+        if any(p in _OTHER_COLOURS_EN for p in parts) or (len(parts) > 1 and any(p in colours for p in parts)):
+            found.append(token)
+    lowered = text.lower()
+    zh_known = "".join(p for v in ATTRIBUTES["color"] + ATTRIBUTES["pattern"] for p in v.zh)
+    found += [w + "色" if w + "色" in lowered else w for w in _OTHER_COLOURS_ZH if w in lowered and w not in zh_known]
+    return list(dict.fromkeys(found))
+
+
+def not_understood(text: str) -> list[str]:
+    """The words of ``text`` a reader trained on catalog descriptions never saw (punctuation left out): they
+    are read as ``<unk>``, i.e. ignored, so a generator draws nothing for them."""
+    known = _catalog_words()
+    return list(dict.fromkeys(t for t in tokenize(text) if t not in known and (t.isalnum() or "-" in t)))
+
+
+def validate_description(text: str, vocab: Vocabulary | None = None, require_category: bool = True) -> list[str]:
+    """Tokens of ``text`` after checking it is a description a generator can draw.
+
+    Raises ``ValueError`` (one line) for a blank description; one without a single word for a category,
+    colour, size, brand or pattern the catalog (and ``vocab``, if given) knows; one naming a colour the
+    catalog lacks ("a white mug": drawn it would silently get another colour); and, with ``require_category``,
+    one that names no product ("a blue dress"). Used by ``prodgen generate --text``, the studio and the text
+    models' ``strict=True`` (lessons 02, 07).
     """
     tokens = tokenize(text)
     known = [t for t in product_words(text) if vocab is None or t in vocab]
@@ -223,6 +290,16 @@ def validate_description(text: str, vocab: Vocabulary | None = None) -> list[str
         raise ValueError(f"the description {text!r} names no product attribute the catalog knows{extra}; "
                          "name a category, colour, size, brand or pattern, e.g. 'a red striped mug by Acme' "
                          "or 'Acme品牌红色条纹马克杯'")
+    odd = unknown_colours(text)
+    if odd:
+        colours = ", ".join(v.key for v in ATTRIBUTES["color"])
+        raise ValueError(f"the description {text!r} asks for the colour {', '.join(map(repr, odd))}, which the "
+                         f"catalog does not have, so no model can draw it; catalog colours: {colours} "
+                         "(or leave the colour out)")
+    if require_category and not product_categories(text):
+        names = ", ".join(v.key for v in ATTRIBUTES["category"])
+        raise ValueError(f"the description {text!r} names no product; say which one: {names} "
+                         f"(or a synonym, e.g. tee, cup, trainer, rucksack; 马克杯, 背包)")
     return tokens
 
 
