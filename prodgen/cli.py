@@ -541,30 +541,36 @@ def _add_leaderboard(sub) -> None:
     s.set_defaults(func=_leaderboard)
 
 
+def _options(parser, *options) -> None:
+    """Add ``(flag, help)`` or ``(flag, help, {argparse keywords})`` options to ``parser``."""
+    for flag, text, *keywords in options:
+        parser.add_argument(flag, help=text, **(keywords[0] if keywords else {}))
+
+
 def _add_stability_grid(sub) -> None:
     s = sub.add_parser("stability-grid", help="lesson 10's experiment: every GAN recipe x seeds, one budget, measured "
                                               "alike")
-    s.add_argument("--recipes", help="comma-separated recipe names (default: all)")
-    s.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
-    s.add_argument("--steps", type=int, help="training steps per run (default: the grid's budget)")
-    s.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each (default 2)")
-    s.add_argument("--out", help="results file (default data/results/stability-grid.json)")
-    s.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table (the README's)")
+    _options(s, ("--recipes", "comma-separated recipe names (default: all)"),
+             ("--seeds", "comma-separated seeds (default: 0,1,2)"),
+             ("--steps", "training steps per run (default: the grid's budget)", {"type": int}),
+             ("--jobs", "runs trained at once, one thread each (default 2)", {"type": int, "default": 2}),
+             ("--out", "results file (default data/results/stability-grid.json)"),
+             ("--markdown", "print the summary as a Markdown table (the README's)", {"action": "store_true"}))
     s.set_defaults(func=_stability_grid)
 
 
 def _add_diffusion_study(sub) -> None:
     s = sub.add_parser("diffusion-study", help="lesson 11's measurements of the shipped diffusion model: guidance "
                                               "sweep, samplers, edits, leaderboard rows")
-    s.add_argument("--parts", help="comma-separated: guidance, samplers, edits, leaderboard (default: all)")
-    s.add_argument("--n", help="samples per part (default: guidance 1000, samplers 300, leaderboard 2000)")
-    s.add_argument("--n-edits", help="test photos edited by diffusion and the CVAE (default 2000)")
-    s.add_argument("--seed", help="requests and noise seed (default 0)")
-    s.add_argument("--refresh", action="store_true", help="measure parts again even if measured on this checkpoint")
-    s.add_argument("--out", help="results file (default data/results/diffusion-study.json)")
-    s.add_argument("--markdown", action="store_true", help="print the tables as Markdown (progress goes to stderr)")
-    s.add_argument("--estimate", action="store_true", help="time the network here and print each part's expected "
-                                                           "time; measure nothing")
+    _options(s, ("--parts", "comma-separated: guidance, samplers, edits, leaderboard (default: all)"),
+             ("--n", "samples per part (default: guidance 1000, samplers 300, leaderboard 2000)"),
+             ("--n-edits", "test photos edited by diffusion and the CVAE (default 2000)"),
+             ("--seed", "requests and noise seed (default 0)"),
+             ("--refresh", "measure parts again even if measured on this checkpoint", {"action": "store_true"}),
+             ("--out", "results file (default data/results/diffusion-study.json)"),
+             ("--markdown", "print the tables as Markdown (progress goes to stderr)", {"action": "store_true"}),
+             ("--estimate", "time the network here and print each part's expected time; measure nothing",
+              {"action": "store_true"}))
     s.set_defaults(func=_diffusion_study)
 
 

@@ -367,13 +367,18 @@ def _define(source: str, namespace: dict, state: dict, before: dict) -> None:
     for node in definitions(source):
         with contextlib.suppress(Exception), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             exec(compile(ast.Module([node], []), "<exercise>", "exec"), namespace)
+    _note_changes(state, before, "its definitions changed")
+
+
+def _note_changes(state: dict, before: dict, what: str) -> None:
+    """Compare the watched state with ``before`` (trusted: no audit) and keep the first change as the violation."""
     state["trusted"] += 1
     try:
         changed = _changes(before)
     finally:
         state["trusted"] -= 1
     if changed and not state["violation"]:
-        state["violation"] = f"its definitions changed {changed}"
+        state["violation"] = f"{what} {changed}"
 
 
 def _one_check(step: dict, namespace: dict, state: dict, before: dict) -> dict:
@@ -401,13 +406,7 @@ def _one_check(step: dict, namespace: dict, state: dict, before: dict) -> dict:
         pass
     except Exception as error:
         crash = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-    state["trusted"] += 1
-    try:
-        changed = _changes(before)
-    finally:
-        state["trusted"] -= 1
-    if changed and not state["violation"]:
-        state["violation"] = f"its code changed {changed}"
+    _note_changes(state, before, "its code changed")
     lines = [line.strip() for line in text.getvalue().splitlines() if line.strip().startswith("[FAIL]")]
     return {"exercise": step["exercise"], "violation": state["violation"], "crash": crash[:TEXT_LIMIT],
             "result": results[-1] if results and isinstance(results[-1], bool) else None,

@@ -191,7 +191,8 @@ def diffusion_loss(model, x0: torch.Tensor, labels: torch.Tensor,
     ``mean |v - model(x_t, t, labels)|^2``. The ELBO's "predict the noise" loss ``|eps - eps_hat|^2``
     weighted by ``1 + 1/SNR_t`` (equivalently ``|x0 - x0_hat|^2`` weighted by ``1 + SNR_t``, with
     ``SNR_t = abar_t / (1 - abar_t)``; lesson 11 derives it). ``model.abar`` is the noise schedule."""
-    abar = model.module.abar if hasattr(model, "module") else model.abar  # DDP wraps the network
+    network = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model  # DDP wraps it
+    abar = network.abar
     t = torch.randint(0, len(abar), (len(x0),), device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(x0, t, noise, abar)  # keeps x0's memory layout (channels_last on the CPU)
