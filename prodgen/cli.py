@@ -7,10 +7,13 @@ valid, and exit status 2; never a traceback. Tooling for students and instructor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 
 __all__ = ["main"]
@@ -612,11 +615,30 @@ def _warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"prodgen: warning: {_short(message)}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (``kill``, a job scheduler, a closed terminal's shell) ends a command like Ctrl-C: the
+    ``KeyboardInterrupt`` unwinds through the atomic writers, so nothing half-written is left. Only in the main
+    thread, and the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "evaluate":  # --n: remember whether it was given (with --data the default is the test split)
         args.n = 2000 if args.n_given is None else args.n_given
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_interrupts():
         warnings.showwarning = _warning  # a warning is one line too (restored on leaving the block)
         try:
             return args.func(args)
@@ -628,7 +650,7 @@ def main(argv=None) -> int:
             return 2
         except KeyboardInterrupt:
             print("prodgen: interrupted; nothing half-written was left behind", file=sys.stderr)
-            return 130
+            return 130  # for SIGTERM too: the run was stopped, and cleaned up
 
 
 if __name__ == "__main__":  # pragma: no cover

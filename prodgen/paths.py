@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder", "atomic_file"]
+__all__ = ["repo_root", "data_dir", "cache_dir", "checkpoints_dir", "atomic_folder", "atomic_file", "sweep_partial"]
 
 
 def repo_root() -> Path | None:
@@ -49,6 +49,7 @@ def atomic_folder(out) -> Iterator[Path]:
     leaves nothing. Used by the catalog export, ``prodgen generate`` and the studio's export."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    sweep_partial(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -59,6 +60,29 @@ def atomic_folder(out) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_partial(out) -> list[Path]:
+    """Remove the temporary folders ``.NAME.partial-PID`` beside ``out`` left by runs that were killed (their
+    process is gone: SIGKILL, a power cut); a run still going keeps its own. Returns what was removed."""
+    out = Path(out)
+    removed = []
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 @contextmanager

@@ -528,3 +528,66 @@ def test_a_live_voila_server_keeps_at_most_max_kernels(tmp_path):
     assert "Culling kernels with idle durations > 300 seconds" in text, text[-2000:]
     started, shut = text.count("Kernel started"), text.count("(its page is closed)")
     assert started == 6 and shut == 2, text[-2000:]
+
+
+# ----------------------------------------------------------------------------- interrupted runs
+@pytest.mark.slow(seconds=30)
+def test_sigterm_during_a_batch_is_clean_like_ctrl_c(tmp_path):
+    """SIGTERM (kill, a scheduler) ends `generate --batch` like Ctrl-C: one line, exit 130, no partial folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sheet = tmp_path / "rows.csv"
+    sheet.write_text("color,n\n" + "".join(f"red,{1000}\n" for _ in range(100)), encoding="utf-8")
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "prodgen", "generate", "--model", "cgan-projection", "--batch",
+                            str(sheet), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.partial-*")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    assert list(tmp_path.glob(".out.partial-*")), "the run never started writing"
+    time.sleep(1.0)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "prodgen: interrupted; nothing half-written was left behind", err
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_partial_folders_of_killed_runs_are_swept(tmp_path):
+    """A run killed with SIGKILL cannot clean up; the next write to the same place removes its leftovers (its
+    process is gone) and leaves a running process's folder alone."""
+    import os
+
+    from prodgen.paths import atomic_folder
+
+    out = tmp_path / "out"
+    dead = tmp_path / ".out.partial-999999999"  # no such process
+    alive = tmp_path / f".out.partial-{os.getppid()}"  # the test runner's parent: running
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "000000.png").write_bytes(b"x")
+    with atomic_folder(out) as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert (out / "a.txt").is_file() and not dead.exists() and alive.exists()
+
+
+def test_a_16_bit_grey_photo_is_read_by_edit_like_the_catalog_does(tmp_path):
+    """`prodgen edit` reads photos with the catalog folder's loader: a 16-bit greyscale PNG is scaled to 8 bits
+    (it used to be clipped to 255, a 94-97 % white picture)."""
+    import numpy as np
+    from PIL import Image
+
+    from prodgen.apps.edit import load_photo
+
+    grey8 = (np.arange(32 * 32).reshape(32, 32) % 200 + 20).astype(np.uint8)  # 20..219
+    path16 = tmp_path / "grey16.png"
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(path16)  # the same picture in 16 bits
+    assert Image.open(path16).mode.startswith("I")
+    image, note = load_photo(path16)
+    assert note is None and image.shape == (1, 3, 32, 32)
+    assert (image[0, 0].numpy().astype(int) - grey8).__abs__().max() <= 1  # the same grey levels, not white
+    assert (image == 255).float().mean() < 0.01

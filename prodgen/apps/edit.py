@@ -121,18 +121,15 @@ def load_photo(path, size: int = SIZE) -> tuple[torch.Tensor, str | None]:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    from prodgen.catalog.folder import to_rgb
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no photo at {path}" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                picture = Image.new("RGB", rgba.size, STUDIO_GREY)
-                picture.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                picture = im.convert("RGB")
+            picture = to_rgb(im, STUDIO_GREY)  # the catalog loader's rules: 16-bit grey scaled, not clipped
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise ValueError(f"{path} is not an image Pillow can read (PNG, JPEG, ...): "
                          f"{type(e).__name__}: {str(e)[:120]}") from None

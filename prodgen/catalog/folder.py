@@ -44,7 +44,7 @@ from prodgen.catalog.dataset import Catalog
 from prodgen.catalog.schema import Schema
 from prodgen.paths import atomic_folder
 
-__all__ = ["COLUMNS", "TEXT_COLUMNS", "MIN_PER_VALUE", "IMAGE_SUFFIXES", "export_catalog", "metadata_csv",
+__all__ = ["COLUMNS", "to_rgb", "TEXT_COLUMNS", "MIN_PER_VALUE", "IMAGE_SUFFIXES", "export_catalog", "metadata_csv",
            "load_folder", "fit_image", "describe_folder", "format_description"]
 
 COLUMNS = ("file", *ATTRIBUTE_NAMES, "description_en", "description_zh")
@@ -132,11 +132,12 @@ def export_catalog(catalog: Catalog, out_dir, progress: bool = False) -> Path:
 
 
 # ------------------------------------------------------------------ images
-def _rgb(im: Image.Image) -> Image.Image:
-    """Any mode -> RGB: transparency on :data:`BACKGROUND`, 16-bit and float grey scaled to 8 bits."""
+def to_rgb(im: Image.Image, background=BACKGROUND) -> Image.Image:
+    """Any mode -> RGB: transparency on ``background`` (default :data:`BACKGROUND`), 16-bit and float grey scaled
+    to 8 bits. The one image reader of catalog folders and ``prodgen edit``."""
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
         rgba = im.convert("RGBA")
-        out = Image.new("RGB", rgba.size, BACKGROUND)
+        out = Image.new("RGB", rgba.size, background)
         out.paste(rgba, mask=rgba.getchannel("A"))
         return out
     if im.mode.startswith("I") or im.mode == "F":  # Pillow would clip these to 255
@@ -156,7 +157,7 @@ def fit_image(im: Image.Image, size: int = 32) -> np.ndarray:
         im.draft("RGB", (size, size))  # decode at a smaller scale (still >= size): much faster for big photos
     if "exif" in im.info:
         im = ImageOps.exif_transpose(im)
-    im = _rgb(im)
+    im = to_rgb(im)
     if im.size == (size, size):
         return np.asarray(im)
     w, h = im.size
