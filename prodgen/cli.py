@@ -310,7 +310,8 @@ def _generate(args) -> int:
         requests = [Row(Request(text=args.text), n)]
     else:  # no request: fine for an unconditional model; the others say what they need
         requests = [Row(Request(), n)]
-    knobs = {"guidance": _knob(args.guidance, "--guidance", float), "steps": _knob(args.steps, "--steps", int)}
+    knobs = {"guidance": _knob(args.guidance, "--guidance", float), "steps": _knob(args.steps, "--steps", int),
+             "sampler": args.sampler}  # a name: the model checks it against its choices
     out = generate_catalog(model, requests, args.out, seed=args.seed, progress=args.batch is not None,
                            knobs=knobs)
     total = sum(r.n for r in requests)
@@ -495,9 +496,10 @@ def _add_generate(sub) -> None:
     what.add_argument("--batch", help="a CSV with a description column and/or attribute columns, optional n column")
     s.add_argument("--n", default="1", help="images per request (default 1; a CSV's n column overrides it)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical images")
-    s.add_argument("--guidance", help="diffusion: classifier-free guidance w (0 = unconditional, 1 = conditional; "
-                                      "default: the model's)")
-    s.add_argument("--steps", help="diffusion: sampling steps (default: the model's)")
+    s.add_argument("--guidance", help="diffusion, flow: classifier-free guidance w (0 = unconditional, "
+                                      "1 = conditional; default: the model's)")
+    s.add_argument("--steps", help="diffusion, flow: sampling steps (default: the model's)")
+    s.add_argument("--sampler", help="flow: the ODE solver, euler, heun or ab2 (default: the model's)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_generate)
 

@@ -191,7 +191,8 @@ def test_a_model_without_latents_cannot_blend(studio):
 def test_editors_are_the_generators_whose_protocol_can_edit():
     from prodgen.apps.edit import editors
 
-    assert editors() == ["cvae", "diffusion"]  # diffusion-text shares diffusion's network but does not edit
+    # shipped or not (flow is registered, not shipped); diffusion-text / flow-text share a network but do not edit
+    assert editors() == ["cvae", "diffusion", "flow"]
     assert set(editors()) <= set(registry.generators())
 
 

@@ -13,7 +13,8 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 :data:`GAN_LOSSES` names the pairs ``(d_loss, g_loss)`` that ``GANSettings(loss=name)`` (``train_gan``) accepts. Lesson
 10's
 regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
-The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`.
+The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`; the
+flow-matching loss (lesson 13) is :func:`flow_loss` on the straight path :func:`flow_interpolate`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
 (:data:`SIGMA`) and a weight ``beta`` on the KL term.
 """
@@ -28,7 +29,8 @@ __all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_h
            "d_loss_wasserstein", "g_loss_wasserstein", "GAN_LOSSES", "gradient_penalty", "r1_penalty",
            "mode_seeking_loss",
            "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant", "q_sample", "v_target",
-           "diffusion_loss"]
+           "diffusion_loss",
+           "TIME_SAMPLINGS", "flow_interpolate", "flow_velocity", "flow_time", "flow_loss"]
 
 
 # ----------------------------------------------------------------------------- GANs
@@ -198,3 +200,48 @@ def diffusion_loss(model, x0: torch.Tensor, labels: torch.Tensor,
     x_t = q_sample(x0, t, noise, abar)  # keeps x0's memory layout (channels_last on the CPU)
     v_hat = model(x_t, t, labels)
     return (v_hat.float() - v_target(x0, t, noise, abar).float()).pow(2).mean()
+
+
+# ----------------------------------------------------------------------------- flow matching (lesson 13)
+TIME_SAMPLINGS = ("logit-normal", "uniform")
+"""How :func:`flow_time` draws the training times ``t`` (``prodgen.models.flow`` says why logit-normal)."""
+
+
+def _per_row(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Times ``t`` (N,) shaped N x 1 x 1 x 1 to scale a batch of images, in the images' dtype and device."""
+    return t.to(like.device, like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def flow_interpolate(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The straight path from a photo to noise: ``x_t = (1 - t) * x0 + t * eps`` for images ``x0`` and noise
+    ``eps`` (N x C x H x W) at times ``t`` (N,) in [0, 1]: ``t = 0`` is the photo, ``t = 1`` pure noise."""
+    t = _per_row(t, x0)
+    return (1 - t) * x0 + t * eps
+
+
+def flow_velocity(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """What a flow network learns to output: the path's velocity ``d x_t / dt = eps - x0`` (the same at every t)."""
+    return eps - x0
+
+
+def flow_time(n: int, sampling: str = "logit-normal", generator: torch.Generator | None = None,
+              device=None, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """``n`` training times in (0, 1): ``"logit-normal"``: ``sigmoid(mean + std * z)``, ``z ~ N(0, 1)``
+    (most of them near ``sigmoid(mean)``, few at the ends); ``"uniform"``: ``U(0, 1)``."""
+    if sampling not in TIME_SAMPLINGS:
+        raise ValueError(f"unknown time sampling {sampling!r}; valid: {', '.join(TIME_SAMPLINGS)}")
+    if sampling == "uniform":
+        return torch.rand(n, generator=generator, device=device)
+    return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
+
+
+def flow_loss(model, x0: torch.Tensor, labels: torch.Tensor, sampling: str = "logit-normal",
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """The conditional flow-matching loss (``prodgen.models.flow.FlowUNet``): draw a time ``t``
+    (:func:`flow_time`) and noise ``eps`` per image, put the photo on its straight path
+    (:func:`flow_interpolate`) and return ``mean |(eps - x0) - model(x_t, t, labels)|^2``."""
+    t = flow_time(len(x0), sampling, generator, x0.device)
+    eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    x_t = flow_interpolate(x0, eps, t)  # keeps x0's memory layout (channels_last on the CPU)
+    v_hat = model(x_t, t, labels)
+    return (v_hat.float() - flow_velocity(x0, eps).float()).pow(2).mean()

@@ -51,7 +51,7 @@ or a script that joined a process group) the same loops train with DistributedDa
   is agreed by all ranks when losses are gathered (every step on the CPU, every 25 steps on a GPU).
 
 Used by lessons 03 (GANs), 04 (VAEs), 05-07 (conditional models), 10 and 11 (diffusion, :func:`train_diffusion`),
-and by ``prodgen train``.
+13 (flow matching, :func:`train_flow`) and by ``prodgen train``.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ import torch
 from prodgen.engine import distributed, losses
 from prodgen.engine.callbacks import Callback, Checkpoints, OnEpoch, Progress, SampleGrid, TimeBudget
 
-__all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "gan_step", "vae_step",
+__all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "train_flow", "gan_step", "vae_step",
            "training_record", "resolve_precision", "autocast_for", "cpu_has_native_bf16",
            "Callback", "Checkpoints", "OnEpoch", "Progress", "SampleGrid", "TimeBudget"]
 
@@ -692,7 +692,7 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
     return loop.run({"optimizer": optimizer}, step, sample)
 
 
-# ----------------------------------------------------------------------------- diffusion
+# ----------------------------------------------------------------------------- diffusion and flow matching
 def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_minutes=None, seed=0, device="auto",
                     precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
                     ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
@@ -710,34 +710,80 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
     ``max_minutes``, ``checkpoint``, ``resume``, ``progress``, ``history`` and ``callbacks`` work as in
     :func:`train_vae`. Used by lesson 11 and ``prodgen train diffusion``.
     """
-    for name, value in (("drop_p", drop_p), ("hide_p", hide_p)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-    _positive("lr", lr)
     try:
         model.abar  # the noise schedule diffusion_loss reads  # noqa: B018
     except AttributeError:
         raise ValueError("the model needs its noise schedule as `model.abar` (prodgen.models.diffusion.UNet)") from None
+    return _train_conditional_field(
+        model, catalog, losses.diffusion_loss, kind="diffusion", ema_warmup=False, epochs=epochs,
+        batch_size=batch_size, lr=lr, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
+        channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume, progress=progress,
+        ema=ema, ema_decay=ema_decay, drop_p=drop_p, hide_p=hide_p, sample_steps=sample_steps, guidance=guidance,
+        history=history, callbacks=callbacks)
+
+
+def train_flow(model, catalog, *, epochs=5, batch_size=64, lr=1e-3, max_minutes=None, seed=0, device="auto",
+               precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
+               ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, time_sampling="logit-normal", sample_steps=10,
+               guidance=2.0, history=None, callbacks=()) -> History:
+    """Train a conditional flow-matching model (lesson 13) on a catalog with Adam; returns the :class:`History`
+    (``loss``: ``prodgen.engine.losses.flow_loss``, the velocity regression on straight paths).
+
+    ``model(x_t, t, labels) -> v_hat`` with continuous times ``t`` in [0, 1] (``prodgen.models.flow.FlowUNet``).
+    ``time_sampling``: how training times are drawn (``"logit-normal"`` or ``"uniform"``, ``losses.flow_time``).
+    The EMA is warmed up: its decay after k steps is ``min(ema_decay, (1 + k) / (10 + k))``, so a run of a few
+    hundred steps is not still mostly its initial weights (0.999^300 = 0.74).
+    Everything else is :func:`train_diffusion`'s loop: ``drop_p`` / ``hide_p`` hide the whole request / single
+    attributes (classifier-free guidance, partial requests), the sample grid is ``ema``'s (or the model's)
+    ``sample_grid(labels, steps, guidance, generator)``, and ``epochs``, ``max_minutes``, ``checkpoint``,
+    ``resume``, ``progress``, ``history`` and ``callbacks`` work as in :func:`train_vae`. Used by lesson 13 and
+    ``prodgen train flow``.
+    """
+    if time_sampling not in losses.TIME_SAMPLINGS:
+        raise ValueError(f"unknown time_sampling {time_sampling!r}; valid: {', '.join(losses.TIME_SAMPLINGS)}")
+    return _train_conditional_field(
+        model, catalog, functools.partial(losses.flow_loss, sampling=time_sampling), kind="flow", ema_warmup=True,
+        epochs=epochs, batch_size=batch_size, lr=lr, max_minutes=max_minutes, seed=seed, device=device,
+        precision=precision, channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
+        progress=progress, ema=ema, ema_decay=ema_decay, drop_p=drop_p, hide_p=hide_p, sample_steps=sample_steps,
+        guidance=guidance, history=history, callbacks=callbacks)
+
+
+def _train_conditional_field(model, catalog, loss, *, kind, ema_warmup, epochs, batch_size, lr, max_minutes, seed,
+                             device, precision, channels_last, n_samples, checkpoint, resume, progress, ema,
+                             ema_decay, drop_p, hide_p, sample_steps, guidance, history, callbacks) -> History:
+    """The loop :func:`train_diffusion` and :func:`train_flow` share: ``loss(net, x, labels)`` on the photos with
+    requests hidden for classifier-free guidance, Adam, the EMA (warmed up when ``ema_warmup``), the grid."""
+    for name, value in (("drop_p", drop_p), ("hide_p", hide_p)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+    _positive("lr", lr)
     _check_ema(ema, model, ema_decay, "model")
     modules = {"model": model, **({"model_ema": ema} if ema is not None else {})}
     found = _options(progress, n_samples, checkpoint, resume, history, max_minutes) + list(callbacks)
-    loop = _Loop(modules, catalog, kind="diffusion", epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+    loop = _Loop(modules, catalog, kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
                  names=("loss",), callbacks=_callbacks(found), precision=precision, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     net = loop.wrap(model)
+    taken = [None]  # optimiser steps so far, read from the history at the first step (a resumed run's too)
 
     def step(x, y):
         drop = torch.rand(len(y), device=y.device) < drop_p  # the whole request hidden: the unconditional model
         hide = torch.rand(y.shape, device=y.device) < hide_p  # single attributes hidden: partial requests
         y = y.masked_fill(hide | drop[:, None], -1)
         with loop.autocast():
-            loss = losses.diffusion_loss(net, x, y)
+            value = loss(net, x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         if ema is not None:
-            _update_ema(ema, model, ema_decay)
-        return {"loss": loss.detach()}
+            decay = ema_decay
+            if ema_warmup:  # (1 + k) / (10 + k) until that reaches ema_decay, so short runs average too
+                if taken[0] is None:
+                    taken[0] = len(loop.history.steps.get("loss", ()))
+                decay, taken[0] = min(ema_decay, (1 + taken[0]) / (10 + taken[0])), taken[0] + 1
+            _update_ema(ema, model, decay)
+        return {"loss": value.detach()}
 
     grid, shown = loop.grid, ema if ema is not None else model
     sample = None

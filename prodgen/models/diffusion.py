@@ -514,16 +514,17 @@ def edit_table(model: UNet, catalog, judge, n: int = 2000, seed: int = 0, **knob
     return table
 
 
-def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> dict:
+def evaluate(model: UNet, n: int = 2000, seed: int = 0, judge=None, image_model=None, **knobs) -> dict:
     """What ``prodgen train diffusion`` records: control accuracy on ``n`` balanced requests, on the held-out
-    (category, colour) pairs and on partial requests; FID (with floor), precision and recall."""
+    (category, colour) pairs and on partial requests; FID (with floor), precision and recall. ``image_model``:
+    the protocol object to measure instead of ``DiffusionImageModel(model)`` (``flow.evaluate`` passes its own)."""
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.metrics import control_accuracy, image_quality
     from prodgen.models import registry
     from prodgen.models.condition import balanced_requests, hide_attributes
 
     judge = judge if judge is not None else registry.load("judge")
-    im = DiffusionImageModel(model, "diffusion")
+    im = image_model if image_model is not None else DiffusionImageModel(model, "diffusion")
     requests = balanced_requests(n, seed)
     images = im.generate(requests, seed, **knobs)
     unseen = balanced_requests(max(n // 4, 8), seed + 1, only_pairs=HELD_OUT_PAIRS)

@@ -1,10 +1,10 @@
 """One interface for every image model: what it reads, the knobs it has, ``generate``, and ``edit`` where it can.
 
-Every image-model family implements :class:`ImageModel` next to its network (``dcgan.py``, ``vae.py``,
-``cgan.py``, ``cvae.py``, ``text2img.py``, ``diffusion.py``); ``prodgen.models.registry.load_generator(name)``
-gives one for any shipped generator. ``prodgen generate``, ``evaluate``, ``edit``, the leaderboard and the studio
-talk only to this protocol: they never ask a model which family it is (no ``accepts ==``, no ``hasattr``), they
-ask it the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.reads_text`,
+Every image-model family implements :class:`ImageModel` next to its network (``dcgan.py``, ``vae.py``, ``cgan.py``,
+``cvae.py``, ``text2img.py``, ``diffusion.py``, ``flow.py``); ``prodgen.models.registry.load_generator(name)`` gives
+one for any shipped generator. ``prodgen generate``, ``evaluate``, ``edit``, the leaderboard and the studio talk
+only to this protocol: they never ask a model which family it is (no ``accepts ==``, no ``hasattr``), they ask it
+the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.reads_text`,
 :attr:`ImageModel.can_edit`, :attr:`ImageModel.blends`) and hand it :class:`Request` objects. A new model is one
 ``ModelSpec`` beside its network (``prodgen.models.registry``).
 

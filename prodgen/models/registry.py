@@ -145,6 +145,9 @@ def _rebuild(name: str, payload: dict, device, where):
 def load_entry(name: str, device="cpu"):
     """``(model, info)``: the rebuilt network in eval mode, and its manifest entry plus the
     checkpoint's ``extra`` data (e.g. a vocabulary) under ``info["extra"]``."""
+    if name not in manifest() and name in {**_discovered(), **_added}:
+        raise ValueError(f"{name!r} is registered but no checkpoint of it is shipped; train one with `prodgen train "
+                         f"{name}` (or `--out FILE.pt` and load that file)")
     path = verify(name)  # an unknown name -> one clear error listing the shipped ones
     payload = checkpoints.read(path, device)
     model = _rebuild(name, payload, device, f"checkpoint for {name!r}")
