@@ -128,10 +128,13 @@ def fake_measure(monkeypatch):
     """``measure`` replaced by a recorder: the cache logic is tested without measuring."""
     calls = []
 
-    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None):
+    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None, progress=None):
         calls.append((model.name, n, seed))
+        for stage, images in leaderboard.plan(model, n) if progress else ():
+            progress(stage, images)  # as the real one: before each stage
         return {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed,
-                "protocol": leaderboard.PROTOCOL_VERSION, "fid": 1.0 + len(calls), "details": {}}
+                "protocol": leaderboard.PROTOCOL_VERSION, "fid": 1.0 + len(calls), "images_per_s": 10.0,
+                "seconds": 2.5, "details": {}}
 
     monkeypatch.setattr(leaderboard, "measure", measure)
     monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {"judge": None, "ref": None})())
@@ -207,6 +210,78 @@ def test_cached_rows_are_formatted(rows_folder, fake_measure):
     assert md[0].startswith("| model | FID | floor | FID∞ | KID |") and md[1].startswith("|---|---:|")
     assert md[2].startswith("| cvae | 2.0 | – |")
     assert leaderboard.format_table(rows).splitlines()[2].startswith("cvae")
+
+
+# ----------------------------------------------------------------------------- progress while measuring
+def test_the_estimate_comes_first_then_stages_then_each_row_as_it_finishes(rows_folder, fake_measure):
+    """A cold run says up front how long each model should take, then a line per stage, then each row's figures
+    before the next model starts (a cold `prodgen leaderboard` once sat 15 min on one line)."""
+    lines = []
+    real = leaderboard.measure
+    leaderboard.measure = lambda model, *a, **k: (lines.append(f"<measure {model.name}>"), real(model, *a, **k))[1]
+    try:
+        rows = leaderboard.evaluate_all(["dcgan", "text2img"], n=64, progress=True, log=lines.append)
+    finally:
+        leaderboard.measure = real
+    first = lines.index("<measure dcgan>")
+    head = lines[:first]
+    assert head[0] == "leaderboard: 0 row(s) cached, 2 to measure at n = 64; estimate (generation only):"
+    assert head[1].startswith("  dcgan: 256 images at ") and "img/s (timed batch) ≈ " in head[1]
+    text_images = sum(c for _, c in leaderboard.plan(registry.load_generator("text2img"), 64))
+    assert head[2].startswith(f"  text2img: {text_images:,} images at ") and head[3].startswith("  total ≈ ")
+    second = lines.index("<measure text2img>")
+    dcgan = lines[first + 1:second]
+    assert dcgan[0] == "measuring dcgan (256 images) ..."
+    assert dcgan[1].startswith("  dcgan [1/2] unconditional images: 64 images (0/256 so far, ")
+    assert dcgan[2].startswith("  dcgan [2/2] speed: 192 images (64/256 so far, ") and " left)" in dcgan[2]
+    assert dcgan[3] == "  dcgan: FID 2.0 (floor –), 10 img/s (measured in 2 s)"  # the row, before text2img starts
+    stages = [line.split("] ")[1].split(":")[0] for line in lines[second:] if line.startswith("  text2img [")]
+    assert stages == ["balanced requests", "held-out pairs", "descriptions", "diversity", "speed"]
+    assert lines[-1].startswith("  text2img: FID 3.0 (floor –), ") and [r["model"] for r in rows] == ["dcgan",
+                                                                                                      "text2img"]
+    lines.clear()
+    leaderboard.evaluate_all(["dcgan", "text2img"], n=64, progress=True, log=lines.append)
+    assert lines == []  # all cached: nothing to estimate or report
+
+
+def test_a_cached_rate_of_the_same_checkpoint_makes_the_estimate(rows_folder, fake_measure):
+    leaderboard.evaluate_all(["cvae"], n=32)  # a row with images_per_s 10.0 for cvae's checkpoint
+    est = leaderboard.estimate(registry.load_generator("cvae"), n=2000)
+    images = sum(c for _, c in leaderboard.plan(registry.load_generator("cvae"), 2000))
+    assert est == {"images": images, "images_per_s": 10.0, "source": "cached row", "seconds": images / 10.0}
+    assert leaderboard.estimate(registry.load_generator("vae"), n=2000)["source"] == "timed batch"
+
+
+def test_the_command_prints_progress_on_stderr_and_the_table_on_stdout(rows_folder, fake_measure, capsys):
+    assert main(["leaderboard", "--models", "cgan-projection,vae", "--n", "32"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("model ") and len(out.splitlines()) == 4  # header, rule, two rows
+    err = err.splitlines()
+    assert err[0].startswith("leaderboard: 0 row(s) cached, 2 to measure at n = 32")
+    starts = [i for i, e in enumerate(err) if e.startswith("measuring ")]
+    assert [err[i].split(" (")[0] for i in starts] == ["measuring cgan-projection", "measuring vae"]
+    assert err[starts[1] - 1] == "  cgan-projection: FID 2.0 (floor –), 10 img/s (measured in 2 s)"  # before vae
+    assert err[-1] == "  vae: FID 3.0 (floor –), 10 img/s (measured in 2 s)"
+    assert main(["leaderboard", "--models", "cgan-projection,vae", "--n", "32", "--json"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan-projection", "text2img"])
+def test_the_plan_counts_the_images_measure_asks_for(name, rows_folder, monkeypatch):
+    """The estimate and the progress lines count what :func:`leaderboard.measure` really generates, stage by
+    stage (diversity at most the planned images, speed at least)."""
+    model = registry.load_generator(name)
+    made, seen = [], []
+    generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda r, *a, **k: (made.append(len(out := generate(r, *a, **k))), out)[1])
+    leaderboard.measure(model, n=16, speed_seconds=0.01, progress=lambda stage, images: seen.append(
+        (stage, images, len(made))))
+    planned = leaderboard.plan(model, 16)
+    assert [(s, i) for s, i, _ in seen] == planned
+    bounds = [k for _, _, k in seen] + [len(made)]
+    for (stage, images), a, b in zip(planned, bounds, bounds[1:]):
+        got = sum(made[a:b])
+        assert got <= images if stage == "diversity" else got >= images if stage == "speed" else got == images, stage
 
 
 # ----------------------------------------------------------------------------- measuring, FAST mode

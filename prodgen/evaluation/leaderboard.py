@@ -39,7 +39,7 @@ from prodgen import paths
 from prodgen.models import registry
 
 __all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "evaluate_all",
-           "evaluate_model", "measure", "format_table", "format_markdown"]
+           "evaluate_model", "measure", "plan", "estimate", "format_table", "format_markdown", "format_summary"]
 
 PROTOCOL_VERSION = 1
 """Bump when anything about how rows are measured changes: every cached row is then re-measured."""
@@ -352,13 +352,15 @@ def _text_controls(model, ref: Reference, n: int, seed: int) -> dict:
     return out
 
 
-def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: float = 1.0, _ref=None) -> dict:
+def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: float = 1.0, _ref=None,
+            progress=None) -> dict:
     """One leaderboard row for ``model`` (any protocol ``ImageModel``, e.g. one trained in a notebook),
     measured now (never cached). The row also holds ``details``: per-attribute control, partial requests,
     the text splits and the histogram distances, which ``prodgen evaluate`` prints.
 
     ``_ref``: the real photos to compare with (:class:`Reference`; default the course catalog's). A model of
-    another schema (your own catalog) needs a ``judge`` and a reference of that schema (lesson 12)."""
+    another schema (your own catalog) needs a ``judge`` and a reference of that schema (lesson 12).
+    ``progress``: called as ``progress(stage, images)`` before each stage of :func:`plan` starts."""
     import numpy as np
     import torch
 
@@ -369,14 +371,9 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
 
     n = _check_n(n)
     start = time.perf_counter()
-    schema = model.schema if model.reads_attributes else BUILTIN
-    if judge is None and schema != BUILTIN:
-        raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
-                         "the same catalog (prodgen train judge --data DIR)")
-    judge = judge if judge is not None else registry.load("judge")
-    if list(judge.heads) != list(schema.names):
-        raise ValueError(f"the judge reads {', '.join(judge.heads)} but {model.name} controls "
-                         f"{', '.join(schema.names)}: use a judge trained on the model's catalog")
+    stages = dict(plan(model, n))
+    step = (lambda stage: progress(stage, stages[stage])) if progress else (lambda stage: None)
+    schema, judge = _schema_and_judge(model, judge)
     ref = _ref if _ref is not None else Reference(judge)
     if n > ref.size:
         raise ValueError(f"n = {n} is more than the real photos to compare with ({ref.size} in the smaller split); "
@@ -387,6 +384,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     details = {}
     requests = balanced_requests(n, seed, schema=schema)
     if not model.conditional:
+        step("unconditional images")
         fake, preds = _judge(judge, model.generate(n, seed=seed))
         num = judge.num_classes
         hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
@@ -395,6 +393,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         row["histogram_distance"] = details["histogram_distance"]["mean"]
         speed_requests = SPEED_BATCH
     else:
+        step("balanced requests")
         fake, preds = _judge(judge, _ask(model, requests, seed))
         details["control"] = _control(preds, requests, names)
         attrs = {k: v for k, v in details["control"].items() if k != "mean"}
@@ -402,32 +401,75 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         row["control_min_attribute"] = min(attrs, key=attrs.get)
         row["control_min"] = attrs[row["control_min_attribute"]]
         if schema == BUILTIN:  # the held-out (category, colour) pairs of the course catalog
+            step("held-out pairs")
             heldout = balanced_requests(max(n // 4, MIN_N), seed + 1, only_pairs=HELD_OUT_PAIRS)
             details["control_unseen_pairs"] = _control(_judge(judge, _ask(model, heldout, seed + 1))[1], heldout)
             row["control_heldout"] = details["control_unseen_pairs"]["mean"]
         if model.reads_attributes:
+            step("partial requests")
             partial = hide_attributes(balanced_requests(max(n // 4, MIN_N), seed + 2, schema=schema), 0.5,
                                       torch.Generator().manual_seed(seed))
             details["control_partial_requests"] = _control(_judge(judge, model.generate(partial, seed=seed + 2))[1],
                                                            partial, names)
         else:
+            step("descriptions")
             details |= _text_controls(model, ref, n, seed)
             row["control_en"], row["control_zh"] = details["test_en"]["mean"], details["test_zh"]["mean"]
             row["control_unseen"] = round((details["unseen_en"]["mean"] + details["unseen_zh"]["mean"]) / 2, 4)
+        step("diversity")
         row["diversity"] = round(_diversity(model, ref, n, seed), 4)
         speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
         speed_requests = model.condition(_requests(model, speed_requests, seed))  # timed in the model's own form
     row |= _distribution_metrics(real, fake, ref, n, seed)
+    step("speed")
     row["images_per_s"] = round(_speed(model, speed_requests, speed_seconds), 1)
     row["threads"] = torch.get_num_threads()
     row["seconds"] = round(time.perf_counter() - start, 1)
-    for key in ("control_mean", "control_min", "control_min_attribute", "control_heldout", "control_en",
-                "control_zh", "control_unseen", "histogram_distance", "diversity"):
-        row.setdefault(key, None)
+    row |= {key: None for key in _OPTIONAL if key not in row}
     if not all(np.isfinite(v) for v in row.values() if isinstance(v, float)):
         raise ValueError(f"{model.name}: a metric came out NaN or infinite; the model's images or features are broken")
     row["details"] = details
     return row
+
+
+_OPTIONAL = ("control_mean", "control_min", "control_min_attribute", "control_heldout", "control_en", "control_zh",
+             "control_unseen", "histogram_distance", "diversity")  # columns a row holds as None where they do not apply
+
+
+def _schema_and_judge(model, judge):
+    """The schema ``model`` is measured in and the judge to read it (default: the shipped one, course catalog)."""
+    from prodgen.catalog.schema import BUILTIN
+
+    schema = model.schema if model.reads_attributes else BUILTIN
+    if judge is None and schema != BUILTIN:
+        raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
+                         "the same catalog (prodgen train judge --data DIR)")
+    judge = judge if judge is not None else registry.load("judge")
+    if list(judge.heads) != list(schema.names):
+        raise ValueError(f"the judge reads {', '.join(judge.heads)} but {model.name} controls "
+                         f"{', '.join(schema.names)}: use a judge trained on the model's catalog")
+    return schema, judge
+
+
+def plan(model, n: int = 2000) -> list[tuple[str, int]]:
+    """The stages :func:`measure` goes through for ``model`` at ``n``, in order, each with the images it asks the
+    model for (diversity: at most; speed: at least, a warm-up batch and two timed ones): what the leaderboard's
+    estimate and progress lines count."""
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.text2img import NEW_PHRASINGS
+
+    n = _check_n(n)
+    quarter = max(n // 4, MIN_N)
+    if not model.conditional:
+        stages = [("unconditional images", n)]
+    else:
+        stages = [("balanced requests", n)]
+        if not model.reads_attributes or model.schema == BUILTIN:
+            stages.append(("held-out pairs", quarter))
+        stages.append(("partial requests", quarter) if model.reads_attributes else
+                      ("descriptions", 4 * quarter + 8 * len(NEW_PHRASINGS)))
+        stages.append(("diversity", PER_REQUEST * max(n // 16, 2)))
+    return stages + [("speed", 3 * SPEED_BATCH)]
 
 
 def _distribution_metrics(real, fake, ref, n: int, seed: int) -> dict:
@@ -469,16 +511,18 @@ class _Session:
 
 
 def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = False, _session=None,
-                   speed_seconds: float = 1.0) -> dict:
-    """The row of registry generator ``name``: read from the cache, or measured (:func:`measure`) and cached."""
+                   speed_seconds: float = 1.0, progress=None, _model=None) -> dict:
+    """The row of registry generator ``name``: read from the cache, or measured (:func:`measure`, which calls
+    ``progress`` before each stage) and cached."""
     (name,) = _check_models([name])
     n = _check_n(n)
     path = cache_file(name, n, seed)
     if not refresh and (row := _read_cached(path)) is not None:
         return {**row, "cached": True}
     session = _session or _Session(refresh)
-    model = registry.load_generator(name)
-    row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref)
+    model = _model if _model is not None else registry.load_generator(name)
+    extra = {"progress": progress} if progress is not None else {}
+    row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref, **extra)
     row["sha256"] = registry.manifest()[name]["sha256"]
     row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
@@ -486,22 +530,116 @@ def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = Fals
 
 
 def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 0, progress: bool = False,
-                 speed_seconds: float = 1.0) -> list[dict]:
+                 speed_seconds: float = 1.0, log=None) -> list[dict]:
     """One row per generator (``models``: names, or None for every shipped generator in the registry), in
-    registry order; cached rows come back without measuring (``refresh=True`` re-measures)."""
-    import sys
+    registry order; cached rows come back without measuring (``refresh=True`` re-measures).
 
+    ``progress``: before measuring, an estimate of each model's time (:func:`estimate`); while measuring, a line
+    per stage (images so far of the planned total, time left at the rate so far); each row's headline figures
+    as soon as it is measured. Lines go to ``log`` (default: standard error)."""
     names, n = _check_models(models), _check_n(n)
+    log = log or _stderr
+    todo = [name for name in names if refresh or _read_cached(cache_file(name, n, seed)) is None]
+    loaded = {name: registry.load_generator(name) for name in todo} if progress else {}
+    if progress and todo:
+        _log_estimates(loaded, n, len(names) - len(todo), log)
     session, rows = _Session(refresh), []
     for name in names:
-        t = time.perf_counter()
-        if progress and (refresh or _read_cached(cache_file(name, n, seed)) is None):
-            print(f"measuring {name} (n = {n}) ...", file=sys.stderr, flush=True)
-        row = evaluate_model(name, n, seed, refresh, _session=session, speed_seconds=speed_seconds)
-        if progress and not row["cached"]:
-            print(f"  {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+        tracker = _Tracker(name, plan(loaded[name], n), log) if name in loaded else None
+        row = evaluate_model(name, n, seed, refresh, _session=session, speed_seconds=speed_seconds,
+                             progress=tracker, _model=loaded.get(name))
+        if tracker is not None and not row["cached"]:
+            log(f"  {format_summary(row)}")
         rows.append(row)
     return rows
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def estimate(model, n: int = 2000, seed: int = 0) -> dict:
+    """How long measuring ``model`` at ``n`` should take: the images :func:`plan` asks for, at the rate of the
+    last cached row of the same checkpoint (its ``images_per_s``, any ``n``), or else of one timed batch of
+    ``MIN_N`` requests. Generation only: judging the images and the metrics add seconds. Keys: ``images``,
+    ``images_per_s``, ``source`` (``"cached row"`` or ``"timed batch"``), ``seconds``."""
+    images = sum(count for _, count in plan(model, n))
+    rate, source = _cached_rate(model.name), "cached row"
+    if rate is None:
+        from prodgen.models.condition import balanced_requests
+
+        requests = (MIN_N if not model.conditional else
+                    _requests(model, balanced_requests(MIN_N, seed, schema=model.schema), seed))
+        start = time.perf_counter()
+        model.generate(requests, seed=seed)
+        rate, source = MIN_N / max(time.perf_counter() - start, 1e-6), "timed batch"
+    return {"images": images, "images_per_s": rate, "source": source, "seconds": images / rate}
+
+
+def _cached_rate(name: str) -> float | None:
+    """``images_per_s`` of the newest intact cached row of ``name``'s current checkpoint, or ``None``."""
+    sha = registry.manifest().get(name, {}).get("sha256")
+    best = None
+    for path in cache_folder().glob(f"{name}-n*-s*.json"):
+        row = _read_cached(path)
+        if row and row.get("model") == name and row.get("sha256") == sha and row.get("images_per_s"):
+            if best is None or row.get("measured_at", "") > best.get("measured_at", ""):
+                best = row
+    return None if best is None else float(best["images_per_s"])
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _log_estimates(models: dict, n: int, cached: int, log) -> None:
+    """One line per model to measure (images, rate and where it comes from, expected time) and the total."""
+    log(f"leaderboard: {cached} row(s) cached, {len(models)} to measure at n = {n}; estimate (generation only):")
+    total = 0.0
+    for name, model in models.items():
+        est = estimate(model, n)
+        total += est["seconds"]
+        log(f"  {name}: {est['images']:,} images at {est['images_per_s']:,.1f} img/s ({est['source']}) "
+            f"≈ {_duration(est['seconds'])}")
+    log(f"  total ≈ {_duration(total)}")
+
+
+class _Tracker:
+    """Progress lines of one model's measurement: ``name [k/K] stage: N images (done/total so far, elapsed,
+    about T left)``, the time left from the rate of the images so far (none before the first stage ends)."""
+
+    def __init__(self, name: str, stages: list[tuple[str, int]], log):
+        self.name, self.log, self.stages = name, log, [stage for stage, _ in stages]
+        self.total, self.done, self.start, self._last = sum(c for _, c in stages), 0, None, 0
+
+    def __call__(self, stage: str, images: int) -> None:
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+            self.log(f"measuring {self.name} ({self.total:,} images) ...")
+        self.done += self._last
+        self._last = images
+        elapsed = now - self.start
+        left = f", about {_duration(elapsed / self.done * (self.total - self.done))} left" if self.done else ""
+        k = self.stages.index(stage) + 1
+        self.log(f"  {self.name} [{k}/{len(self.stages)}] {stage}: {images:,} images "
+                 f"({self.done:,}/{self.total:,} so far, {_duration(elapsed)}{left})")
+
+
+def format_summary(row: dict) -> str:
+    """One measured row's headline figures on one line (printed by ``prodgen leaderboard`` as each row ends)."""
+    parts = [f"FID {_cell(row, 'fid')} (floor {_cell(row, 'fid_floor')})"]
+    if row.get("control_mean") is not None:
+        parts.append(f"control {_cell(row, 'control_mean')}, weakest {_cell(row, 'control_min')}")
+    if row.get("control_en") is not None:
+        parts.append(f"EN {_cell(row, 'control_en')}, ZH {_cell(row, 'control_zh')}")
+    if row.get("histogram_distance") is not None:
+        parts.append(f"hist. dist. {_cell(row, 'histogram_distance')}")
+    parts.append(f"{_cell(row, 'images_per_s')} img/s")
+    seconds = f" in {_duration(row['seconds'])}" if row.get("seconds") is not None else ""
+    return f"{row['model']}: " + ", ".join(parts) + f" (measured{seconds})"
 
 
 # ----------------------------------------------------------------------------- formatting
