@@ -44,7 +44,8 @@ def diagnose(lock=None) -> list[Finding]:
     env = environment()
     for pkg in ("torch", "numpy", "pillow", "matplotlib", "ipywidgets", "jupyterlab", "papermill"):
         ok = env[pkg] != "not installed"
-        findings.append(Finding(pkg, ok, env[pkg], "" if ok else "pip install -r requirements-lock.txt && pip install --no-deps -e . (from the course folder)"))
+        fix = "pip install -r requirements-lock.txt && pip install --no-deps -e . (from the course folder)"
+        findings.append(Finding(pkg, ok, env[pkg], "" if ok else fix))
     for pkg in ("nbval",):
         note = " (only for tests: pip install -r requirements-lock.txt)" if env[pkg] == "not installed" else ""
         findings.append(Finding(pkg, True, env[pkg] + note))
