@@ -11,11 +11,7 @@ nothing is written outside, the honest student still passes, and the batch ends 
 from __future__ import annotations
 
 import copy
-import os
-import resource
-import socket
 import textwrap
-import time
 from pathlib import Path
 
 import nbformat
@@ -153,137 +149,6 @@ def test_forged_verdicts_are_graded_error_or_failed_and_the_honest_student_passe
         row = rows[name]
         assert row.status == "error", (name, row.status, row.detail)
         assert reason in row.detail or (name == "function_closure" and "closure" in row.detail), (name, row.detail)
-
-
-def _canaries(tmp_path: Path) -> dict:
-    """Paths outside the submission's folder that a submission tries to write."""
-    import prodgen
-
-    return {"package": Path(prodgen.__file__).parent / "pwned_by_grading.py", "repo": ROOT / "pwned_by_grading.txt",
-            "tmp": tmp_path / "pwned.txt", "cache": grade_sandbox.Path(os.environ.get("PRODGEN_CACHE", "/nonexistent"))
-            / "pwned.txt"}
-
-
-def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
-    writes = "\n".join(f"try_write({str(p)!r})" for p in _canaries(tmp_path).values())
-    return {
-        "loop_cell": _with(cell="while True:\n    pass\n"),
-        "loop_function": _with(exercise="def to_channels_first(image):\n    while True:\n        pass\n"),
-        "memory": _with(cell="blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 28))\n"),
-        "fork_bomb": _with(cell="""\
-            import os, time
-            while True:
-                if os.fork() == 0:
-                    time.sleep(611)
-                    os._exit(0)
-            """),
-        "setsid": _with(cell="import subprocess\nsubprocess.Popen(['setsid', 'sleep', '612'])\n"),
-        "output": _with(cell="for _ in range(50):\n    print('x' * (1 << 20))\n"),
-        "network": _with(cell=f"""\
-            import importlib, socket, subprocess, sys, _socket
-            reached = []
-            def attempt(name, fn):
-                try:
-                    fn()
-                    reached.append(name)
-                except Exception:
-                    pass
-            attempt("_socket", lambda: _socket.socket().connect(("127.0.0.1", {tcp})))
-            attempt("reload", lambda: importlib.reload(socket).create_connection(("127.0.0.1", {tcp}), 3))
-            attempt("subprocess", lambda: subprocess.run([sys.executable, "-c",
-                    "import socket; socket.create_connection(('127.0.0.1', {tcp}), 3)"], check=True, timeout=20))
-            attempt("127-name", lambda: socket.create_connection(("127.0.0.1.nip.io", {tcp}), 3))
-            attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("10.1.2.3", {udp})))
-            try:  # "succeeds" into the sandbox's own loopback: the instructor's socket must get nothing
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {udp}))
-            except OSError:
-                pass
-            attempt("dns", lambda: socket.getaddrinfo("example.com", 80))
-            raise RuntimeError(f"network reached: {{reached}}")
-            """),
-        "writes": _with(cell=f"""\
-            done = []
-            def try_write(path):
-                try:
-                    with open(path, "w") as f:
-                        f.write("pwned")
-                    done.append(path)
-                except OSError:
-                    pass
-            {writes}
-            raise RuntimeError(f"wrote: {{done}}")
-            """),
-        "home": _with(cell=f"""\
-            import os
-            found = []
-            for path in [{str(secret)!r}, os.path.expanduser("~/.ssh/id_rsa"), "/root/.bash_history"]:
-                try:
-                    found.append(open(path).read())
-                except OSError:
-                    pass
-            raise RuntimeError(f"read: {{found}}")
-            """),
-    }
-
-
-def _sandbox_processes() -> list[str]:
-    """Processes of the sandbox's uids (60000-64999) or the attacks' sleepers still alive."""
-    left = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                if 60000 <= entry.stat().st_uid < 65000 or "sleep 61" in cmdline:
-                    left.append(cmdline)
-            except OSError:
-                pass
-    return left
-
-
-@needs_bwrap
-@pytest.mark.slow(seconds=500)
-def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypatch):
-    home = tmp_path / "instructor"
-    (home / ".ssh").mkdir(parents=True)
-    secret = home / ".ssh" / "id_rsa"
-    secret.write_text("TOP-SECRET-KEY")
-    monkeypatch.setenv("HOME", str(home))
-    tcp, udp = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tcp.bind(("127.0.0.1", 0))
-    tcp.listen()
-    udp.bind(("127.0.0.1", 0))
-    tcp.settimeout(0.1)
-    udp.settimeout(0.1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.monotonic()
-    notebooks = {"alice": _solved(), **_escapes(tmp_path, tcp.getsockname()[1], udp.getsockname()[1], secret)}
-    rows = _grade(tmp_path / "in", notebooks, timeout=40, check_timeout=60)
-    took = time.monotonic() - start
-    assert rows["alice"].status == "passed", rows["alice"].detail
-    harmless = ("output", "setsid")  # solved notebooks whose extra cell only has to be contained
-    print({name: (row.status, row.detail) for name, row in rows.items()})
-    for name, row in rows.items():
-        assert "TOP-SECRET" not in row.detail
-        if name not in ("alice", *harmless):
-            assert row.status in ("error", "failed") and row.detail, (name, row.status, row.detail)
-    assert rows["output"].status == "passed", rows["output"].detail  # 50 MB printed: graded, never kept
-    assert "time limit of 40 s" in rows["loop_cell"].detail
-    assert "did not finish within 60 s" in rows["loop_function"].detail
-    assert "MemoryError" in rows["memory"].detail
-    assert "BlockingIOError" in rows["fork_bomb"].detail or "time limit" in rows["fork_bomb"].detail
-    assert "network reached: []" in rows["network"].detail
-    assert "wrote: []" in rows["writes"].detail
-    assert "read: []" in rows["home"].detail
-    with pytest.raises(OSError):
-        tcp.accept()  # nothing connected to the instructor's machine
-    with pytest.raises(OSError):
-        udp.recvfrom(10)
-    for path in _canaries(tmp_path).values():
-        assert not path.exists(), path
-    assert _sandbox_processes() == []  # nothing outlived the grader: fork bomb children, setsid sleepers
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB on Linux
-    assert grown < 40 << 10, f"the grader's own memory grew by {grown} KiB (50 MB were printed)"
-    assert took < len(notebooks) * 2 * 40 + 200
 
 
 def test_no_sandbox_means_no_grading_unless_the_instructor_says_so(tmp_path, monkeypatch, capsys):
