@@ -58,7 +58,7 @@ def test_generate_a_grid_and_its_status(studio):
     for i, tile in enumerate(studio.tiles):  # each tile is a button drawn with its own image
         css_class = next(c for c in tile._dom_classes if c.startswith("studio-img-"))
         assert tile_png(studio, css_class) == studio.images[i].permute(1, 2, 0).numpy().tobytes()
-        assert tile.tooltip == f"image {i + 1}: click to pin"
+        assert (tile.description, tile.tooltip) == (f"image {i + 1}", f"image {i + 1}: click to pin")
     first = studio.images.clone()
     click(studio.generate_button)
     assert torch.equal(studio.images, first)  # same seed, same images

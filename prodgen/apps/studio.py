@@ -99,12 +99,13 @@ def font_css() -> str:
 LOOK_CSS = f"""
 .prodgen-studio .jupyter-button.studio-tile, .prodgen-studio .jupyter-button.studio-pin {{
   padding: 0; margin: 1px; border: 3px solid transparent; border-radius: 3px; position: relative;
-  background-color: #fff; background-size: 100% 100%; image-rendering: pixelated; box-shadow: none; }}
+  background-color: #fff; background-size: 100% 100%; background-repeat: no-repeat;
+  image-rendering: pixelated; box-shadow: none; font-size: 0; }}
 .prodgen-studio .jupyter-button.studio-tile:hover {{ border-color: #90caf9; }}
 .prodgen-studio .jupyter-button.studio-tile.studio-pinned {{ border-color: #1a7f37; }}
-.prodgen-studio .jupyter-button.studio-tile.studio-pinned::after {{ content: "pinned"; position: absolute; right: 2px;
-  bottom: 2px; padding: 0 4px; border-radius: 2px; background: #1a7f37; color: #fff; font-size: 11px; }}
-.prodgen-studio .jupyter-button.studio-pin::after {{ content: "\\00d7"; position: absolute; top: 0; right: 0;
+.prodgen-studio .jupyter-button.studio-tile.studio-pinned::after {{ content: "pinned" / ""; position: absolute;
+  right: 2px; bottom: 2px; padding: 0 4px; border-radius: 2px; background: #1a7f37; color: #fff; font-size: 11px; }}
+.prodgen-studio .jupyter-button.studio-pin::after {{ content: "\\00d7" / ""; position: absolute; top: 0; right: 0;
   width: 18px; height: 18px; line-height: 17px; background: rgba(0, 0, 0, 0.65); color: #fff; font-size: 16px; }}
 .prodgen-studio .jupyter-button.studio-pin:hover {{ border-color: #c62828; }}
 .prodgen-studio .jupyter-button.studio-tile:focus-visible, .prodgen-studio .jupyter-button.studio-pin:focus-visible {{
@@ -112,7 +113,9 @@ LOOK_CSS = f"""
 .prodgen-studio .studio-grid {{ max-width: {8 * (TILE_PX + 8)}px; }}
 """
 """How tiles and pins look: a tile is a button showing its image (pinned: a green frame and a "pinned" badge),
-a pin a thumbnail button with an × (clicking it unpins); keyboard focus is a blue outline."""
+a pin a thumbnail button with an × (clicking it unpins); keyboard focus is a blue outline. Their text ("image 3",
+"unpin 1": the name a screen reader says) is hidden (font size 0); the badges set their own size and have an empty
+alternative text (``content: "x" / ""``), so they do not change that name."""
 
 
 def _image_rule(css_class: str, image: torch.Tensor) -> str:
@@ -498,15 +501,16 @@ class Studio:
         for i, tile in enumerate(self.tiles):
             if i in on_grid:
                 tile.add_class("studio-pinned")
-                tile.tooltip = f"image {i + 1}, pinned: click to unpin"
+                tile.description, tile.tooltip = f"image {i + 1}, pinned", f"image {i + 1}, pinned: click to unpin"
             else:
                 tile.remove_class("studio-pinned")
-                tile.tooltip = f"image {i + 1}: click to pin"
+                tile.description, tile.tooltip = f"image {i + 1}", f"image {i + 1}: click to pin"
 
     def _pins_changed(self) -> None:
         """Show the pins: the tiles' frames, the thumbnails (each with its ×), the blend choices."""
         self._mark_tiles()
         for k, pin in enumerate(self.pinned):
+            pin.button.description = f"unpin {k + 1}"  # its name for screen readers and tests (the text is hidden)
             pin.button.tooltip = f"pin {k + 1} ({pin.meta['model']}): click to unpin"
         self.pinned_box.children = [p.button for p in self.pinned]
         n = len(self.pinned)
