@@ -329,6 +329,25 @@ def test_it_opens_on_the_most_controllable_quick_model():
           + ", ".join(f"{m}: {means[m]:.3f} in {timed[m]:.2f} s" for m in better))
 
 
+def test_a_broken_model_does_not_keep_the_studio_from_opening(monkeypatch):
+    from prodgen.apps.studio import Studio, control_means
+
+    means = control_means(registry.generators(shipped=True))
+    best = max(means, key=means.get)
+    real = registry.load_generator
+
+    def load(name, device="cpu"):
+        if name == best:
+            raise RuntimeError("checkpoint damaged")
+        return real(name, device)
+
+    monkeypatch.setattr(registry, "load_generator", load)
+    studio = Studio()
+    assert studio.model.value in means and studio.model.value != best
+    studio.model.value = best
+    assert studio.status_text == "RuntimeError: checkpoint damaged"
+
+
 def test_opening_rule():
     from prodgen.apps.studio import opening_model
 

@@ -31,6 +31,7 @@ import functools
 import html
 import io
 import itertools
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -317,11 +318,15 @@ class Studio:
 
     def _grid_seconds(self, name: str) -> float:
         """Seconds a grid of ``GRID`` takes with ``name`` at its default knobs here: 2 images timed, times GRID / 2
-        (the first call's warm-up included, so it errs on the slow side)."""
-        model = self.generator(name)
+        (the first call's warm-up included, so it errs on the slow side). A model that fails to load or draw
+        counts as slow (infinite): the studio still opens, and picking that model shows its error."""
         request = Request({"category": values_of("category")[0]})  # read by attribute and text models alike
-        start = time.perf_counter()
-        model.generate([request] * 2, seed=0)
+        try:
+            model = self.generator(name)
+            start = time.perf_counter()
+            model.generate([request] * 2, seed=0)
+        except Exception:  # noqa: BLE001 - one broken checkpoint must not keep the studio from opening
+            return math.inf
         rate = (time.perf_counter() - start) / 2
         self._rates[(name, self._knob_key(model, {}))] = rate
         return rate * GRID
