@@ -32,6 +32,7 @@ import html
 import io
 import itertools
 import math
+import secrets
 import threading
 import time
 from contextlib import contextmanager
@@ -167,8 +168,6 @@ class Pin:
     button: widgets.Button | None = None  # its thumbnail: a click unpins it
 
 
-_STUDIOS = itertools.count()
-
 
 class Studio:
     """The Product Studio app (``studio.app`` is the widget; a ``Studio`` displays itself in a notebook).
@@ -205,7 +204,8 @@ class Studio:
         self.busy = False
         self.last_seconds = None
         self._catalog = None
-        self._uid, self._grid_number, self._pin_numbers = next(_STUDIOS), 0, itertools.count()
+        # CSS class names unique on a page that shows several studios, from several kernels (JupyterLab)
+        self._uid, self._grid_number, self._pin_numbers = secrets.token_hex(4), 0, itertools.count()
         self._grid_css = ""
         opening = model or opening_model(self.models, control_means(self.models), self._grid_seconds)
         self._build(export_dir, opening)
