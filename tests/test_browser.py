@@ -107,7 +107,8 @@ def pick_model(app, page, kind: str, name: str | None = None) -> str:
 
 
 def check_pinning(app, page) -> None:
-    """Pin by clicking a tile and by the keyboard; unpin by the thumbnail's × and by the tile again."""
+    """Pin by clicking a tile and by the keyboard; unpin by the thumbnail's × and by the tile again; one pin is
+    left (with one pin, the old layout put the status line 2,000 px down)."""
     tiles, pins = app.locator(".studio-grid .studio-tile"), app.locator(".studio-pins .studio-pin")
     assert tiles.count() == 16
     picture = tiles.nth(0).evaluate("t => getComputedStyle(t).backgroundImage")
@@ -128,6 +129,8 @@ def check_pinning(app, page) -> None:
     app.get_by_role("button", name="image 5, pinned", exact=True).press("Enter")
     wait_status(page, "^unpinned image 5 \\(0 pinned\\)")
     page.wait_for_function("() => document.querySelectorAll('.studio-pins .studio-pin').length === 0")
+    app.get_by_role("button", name="image 7", exact=True).click()  # one pin stays: the error below must still show
+    wait_status(page, "^pinned image 7 \\(1 pinned")
 
 
 def check_busy(app, page, generate) -> None:
