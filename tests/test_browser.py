@@ -26,9 +26,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 LONG = 120_000  # ms: a kernel start and the first model load on 2 busy cores
 
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 except ImportError:
-    sync_playwright = None
+    sync_playwright = expect = None
 
 REQUIRED = os.environ.get("PRODGEN_REQUIRE_BROWSER") == "1"  # .ci/run sets it: CI fails instead of skipping
 
@@ -67,7 +67,7 @@ def browser(tmp_path):
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 1000})
+            viewport={"width": 1280, "height": 900})  # a laptop window
         context.set_default_timeout(LONG)
         context.route("**/*", route)
         page = context.new_page()
@@ -83,61 +83,142 @@ def browser(tmp_path):
 
 
 def studio_text(page) -> str:
-    return page.locator(".studio-status").inner_text()
+    return page.locator(".studio-status").first.inner_text()  # the line under Generate (Edit shows it too)
+
+
+def wait_status(page, pattern: str, timeout: int = LONG) -> None:
+    """Wait until the status line matches the JavaScript regular expression ``pattern``."""
+    try:
+        page.wait_for_function(f"() => new RegExp({pattern!r}).test("
+                               "document.querySelector('.studio-status')?.textContent || '')", timeout=timeout)
+    except Exception as e:
+        raise AssertionError(f"the status line never matched {pattern!r}; it says {studio_text(page)!r}") from e
+
+
+def pick_model(app, page, kind: str, name: str | None = None) -> str:
+    """Choose a model by its label ('name (kind)'), wait until the kernel has loaded it; its name."""
+    model = app.locator("select").first
+    label = next(o for o in model.locator("option").all_inner_texts()
+                 if f"({kind})" in o and (name is None or o.split("(")[0].strip() == name))
+    model.select_option(label=label)
+    chosen = label.split("(")[0].strip()  # the label is 'name\xa0(kind)'
+    wait_status(page, f"^{chosen} ready$")
+    return chosen
+
+
+def check_pinning(app, page) -> None:
+    """Pin by clicking a tile and by the keyboard; unpin by the thumbnail's × and by the tile again; one pin is
+    left (with one pin, the old layout put the status line 2,000 px down)."""
+    tiles, pins = app.locator(".studio-grid .studio-tile"), app.locator(".studio-pins .studio-pin")
+    assert tiles.count() == 16
+    picture = tiles.nth(0).evaluate("t => getComputedStyle(t).backgroundImage")
+    assert picture.startswith('url("data:image/png;base64,'), picture
+    app.get_by_role("button", name="image 2", exact=True).click()
+    wait_status(page, "^pinned image 2 \\(1 pinned")
+    assert "studio-pinned" in tiles.nth(1).get_attribute("class")
+    page.wait_for_function("() => document.querySelectorAll('.studio-pins .studio-pin').length === 1")
+    box = pins.first.bounding_box()
+    assert box["width"] <= 100 and box["height"] <= 100, f"a pin is drawn {box['width']} x {box['height']} px"
+    app.get_by_role("button", name="image 5", exact=True).focus()
+    page.keyboard.press("Space")  # tiles are buttons: Tab to one, Space or Enter toggles it
+    wait_status(page, "^pinned image 5 \\(2 pinned")
+    app.get_by_role("button", name="unpin 1", exact=True).click()  # the first thumbnail, with its ×
+    wait_status(page, "^unpinned image 2 \\(1 pinned\\)")
+    page.wait_for_function("() => document.querySelectorAll('.studio-pins .studio-pin').length === 1")
+    assert "studio-pinned" not in tiles.nth(1).get_attribute("class")
+    app.get_by_role("button", name="image 5, pinned", exact=True).press("Enter")
+    wait_status(page, "^unpinned image 5 \\(0 pinned\\)")
+    page.wait_for_function("() => document.querySelectorAll('.studio-pins .studio-pin').length === 0")
+    app.get_by_role("button", name="image 7", exact=True).click()  # one pin stays: the error below must still show
+    wait_status(page, "^pinned image 7 \\(1 pinned")
+
+
+def check_busy(app, page, generate) -> None:
+    """Diffusion takes seconds: Generate is disabled meanwhile and the status line counts; then usable again."""
+    name = pick_model(app, page, "attributes", "diffusion")
+    generate.click()
+    expect(generate).to_be_disabled(timeout=10_000)
+    wait_status(page, f"^generating 16 images with {name}… \\d+ s", timeout=10_000)
+    start = time.perf_counter()
+    wait_status(page, f"^generated 16 images with {name} in ")
+    expect(generate).to_be_enabled(timeout=10_000)
+    print(f"\n{name}: Generate disabled for {time.perf_counter() - start:.1f} s more after the first progress line")
+
+
+def check_error_in_view(app, page, generate) -> None:
+    """A description with no product word: the message appears where the student looks (in the window)."""
+    pick_model(app, page, "text")
+    description = app.get_by_placeholder(re.compile("red striped t-shirt"))
+    description.fill("hello world")
+    description.press("Tab")  # leave the box: the value is synced to the kernel whatever the update mode
+    generate.click()
+    wait_status(page, "names no product attribute")
+    box = page.locator(".studio-status").first.bounding_box()
+    height = page.viewport_size["height"]
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= height, f"the message is at {box}, the window {height}"
+
+
+def check_font(app, page) -> None:
+    """Chinese in the description box is drawn with the shipped font, from the page itself (not the system)."""
+    from prodgen.fonts import FAMILY
+
+    description = app.locator(".studio-description input")
+    text = "红色条纹马克杯"
+    description.fill(text)
+    assert FAMILY in description.evaluate("e => getComputedStyle(e).fontFamily")
+    page.evaluate("() => document.fonts.ready")
+    loaded = page.evaluate(f"() => document.fonts.load('20px \"{FAMILY}\"', {text!r})"
+                           ".then(fs => fs.map(f => f.family + ' ' + f.status))")
+    assert loaded == [f"{FAMILY} loaded"], loaded
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": ".studio-description input"})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]  # what Chromium drew the text with
+    assert fonts == [{"familyName": FAMILY, "postScriptName": "ProdgenSansSC-Regular", "isCustomFont": True,
+                      "glyphCount": len(text)}], fonts
+    width = page.evaluate(f"() => {{ const c = document.createElement('canvas').getContext('2d'); "
+                          f"c.font = '20px \"{FAMILY}\"'; const m = c.measureText({text!r}); "
+                          "return [m.width, m.actualBoundingBoxAscent + m.actualBoundingBoxDescent]; }")
+    assert width[0] >= 0.9 * 20 * len(text) and width[1] > 5, width  # full-width glyphs with ink
+    description.fill("")
 
 
 def exercise_studio(page, name: str) -> None:
-    """Generate, change an attribute, generate again, then a description with no product word."""
+    """Open on a controllable model, generate, pin and unpin by click and keyboard, a new request changes the
+    grid, Generate disabled while diffusion works, a bad description's message in view, the shipped font."""
+    from prodgen.apps.studio import control_means
+
     app = page.locator(".prodgen-studio")
     app.wait_for(state="visible", timeout=LONG)
+    opened = app.locator("select").first.evaluate("s => s.options[s.selectedIndex].text")
+    assert opened.split("(")[0].strip() in control_means(registry.generators(shipped=True)), opened
     generate = app.get_by_role("button", name="Generate")
     generate.click()
-    page.wait_for_function("() => /^generated \\d+ images with dcgan/.test("
-                           "document.querySelector('.studio-status')?.textContent || '')", timeout=LONG)
+    wait_status(page, "^generated 16 images with ")
+    check_pinning(app, page)
     grid = app.locator(".studio-grid")
     SHOTS.mkdir(parents=True, exist_ok=True)
     before = grid.screenshot()
-    model = app.locator("select").first
-    model.select_option(label=next(o for o in model.locator("option").all_inner_texts() if "attributes" in o))
     attributes = app.locator(".studio-attributes")
     attributes.locator(".widget-dropdown", has_text="category").locator("select").select_option("mug")
     attributes.locator(".widget-dropdown", has_text="color").locator("select").select_option("red")
-    generate.click()
-    page.wait_for_function("() => /^generated \\d+ images with cgan/.test("
-                           "document.querySelector('.studio-status')?.textContent || '')", timeout=LONG)
-    seed = app.locator(".widget-inline-hbox", has_text="seed").locator("input")
-    seed.fill("7")
-    seed.press("Enter")
-    page.evaluate("() => { const s = document.querySelector('.studio-status'); s.textContent = ''; }")
+    page.evaluate("() => { document.querySelector('.studio-status').textContent = ''; }")
     start = time.perf_counter()
     generate.click()
-    page.wait_for_function("() => /^generated \\d+ images/.test("
-                           "document.querySelector('.studio-status')?.textContent || '')", timeout=LONG, polling=10)
-    print(f"\n{name}: a grid of 16 from a GAN shown {time.perf_counter() - start:.2f} s after the click (second call)")
-    assert grid.screenshot() != before, "the grid did not change after a new request"
+    wait_status(page, "^generated \\d+ images")
+    print(f"\n{name}: a grid of 16 shown {time.perf_counter() - start:.2f} s after the click (second call)")
     assert re.match(r"generated 16 images with \S+ in \d+\.\d\d s", studio_text(page))
+    page.wait_for_timeout(300)  # the new pictures' style block
+    assert grid.screenshot() != before, "the grid did not change after a new request"
     assert app.get_by_text("javascript error").count() == 0, "a widget failed to render"
     app.screenshot(path=str(SHOTS / f"studio-{name}-grid.png"))
-    text_model = next(o for o in model.locator("option").all_inner_texts() if "(text)" in o)
-    model.select_option(label=text_model)
-    # the kernel has loaded the text model (and shown the description box) before we type and click
-    ready = f"{text_model.split('(')[0].strip()} ready"  # the label is 'name\xa0(kind)'
-    try:
-        page.wait_for_function(f"() => (document.querySelector('.studio-status')?.textContent || '') === {ready!r}",
-                               timeout=LONG)
-    except Exception as e:
-        raise AssertionError(f"no {ready!r} in the status line; it says {studio_text(page)!r}") from e
-    description = app.get_by_placeholder(re.compile("red striped t-shirt"))
-    description.fill("hello world, lovely weather")
-    description.press("Tab")  # leave the box: the value is synced to the kernel whatever the update mode
-    generate.click()
-    try:
-        page.wait_for_function("() => (document.querySelector('.studio-status')?.textContent || '')"
-                               ".includes('names no product attribute')", timeout=LONG)
-    except Exception as e:
-        raise AssertionError("no 'names no product attribute' in the status line; "
-                             f"it says {studio_text(page)!r}") from e
-    page.screenshot(path=str(SHOTS / f"studio-{name}.png"), full_page=True)
+    if registry.available("diffusion"):
+        check_busy(app, page, generate)
+    check_error_in_view(app, page, generate)
+    page.screenshot(path=str(SHOTS / f"studio-{name}.png"))
+    check_font(app, page)
 
 
 def jupyter_env(tmp_path) -> dict:
