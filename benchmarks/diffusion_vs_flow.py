@@ -323,6 +323,7 @@ def plot(results: dict, out: Path) -> list[Path]:
             ax.set_ylabel(key)
             if part == "sampling":
                 ax.set_xscale("log", base=2)
+        axes[1].set_yscale("log")
         axes[1].legend(fontsize=7)
         fig.tight_layout()
         path = out.with_name(f"{out.stem}-{part}.png")
