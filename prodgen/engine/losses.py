@@ -15,6 +15,9 @@ numerically safe way to write ``-log(sigmoid(.))``. With ``D(x) = sigmoid(logit)
 regularisers: :func:`gradient_penalty` (WGAN-GP), :func:`r1_penalty` and :func:`mode_seeking_loss`.
 The diffusion loss (lesson 11) is :func:`diffusion_loss` with the closed-form noising :func:`q_sample`; the
 flow-matching loss (lesson 13) is :func:`flow_loss` on the straight path :func:`flow_interpolate`.
+Lesson 13's equal-budget comparison adds the other ways to train the same network: :func:`eps_loss`
+(noise prediction, optionally min-SNR weighted, :func:`min_snr_weight`) and :func:`edm_loss` (EDM's
+preconditioning, :func:`edm_precondition`); its few-step distillation trains on :func:`reflow_loss`.
 The VAE loss is the negative ELBO with a Gaussian decoder ``p(x|z) = N(x_hat, sigma^2 I)``
 (:data:`SIGMA`) and a weight ``beta`` on the KL term.
 """
@@ -30,7 +33,9 @@ __all__ = ["d_loss_bce", "g_loss_saturating", "g_loss_non_saturating", "d_loss_h
            "mode_seeking_loss",
            "SIGMA", "IMAGE_PIXELS", "gaussian_kl", "vae_loss", "recon_constant", "q_sample", "v_target",
            "diffusion_loss",
-           "TIME_SAMPLINGS", "flow_interpolate", "flow_velocity", "flow_time", "flow_loss"]
+           "TIME_SAMPLINGS", "flow_interpolate", "flow_velocity", "flow_time", "flow_loss", "reflow_loss",
+           "snr", "min_snr_weight", "eps_loss", "EDM_SIGMA_DATA", "edm_precondition", "edm_sigma", "edm_denoise",
+           "edm_loss"]
 
 
 # ----------------------------------------------------------------------------- GANs
@@ -245,3 +250,90 @@ def flow_loss(model, x0: torch.Tensor, labels: torch.Tensor, sampling: str = "lo
     x_t = flow_interpolate(x0, eps, t)  # keeps x0's memory layout (channels_last on the CPU)
     v_hat = model(x_t, t, labels)
     return (v_hat.float() - flow_velocity(x0, eps).float()).pow(2).mean()
+
+
+def reflow_loss(model, pairs: torch.Tensor, labels: torch.Tensor, sampling: str = "uniform",
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Reflow (Liu et al., 2022; lesson 13's few-step model): :func:`flow_loss` on *given* couplings. ``pairs``:
+    N x 6 x H x W, a teacher's image (channels 0-2) and the noise its ODE started from (3-5), so each straight
+    path is one the teacher already takes and the learned field can be walked in a few large steps. Times drawn
+    ``"uniform"`` by default: a 1-4-step sampler evaluates the field at t = 1, 3/4, 1/2, 1/4, so every t matters."""
+    x0, eps = pairs[:, :3], pairs[:, 3:]
+    t = flow_time(len(x0), sampling, generator, x0.device)
+    v_hat = model(flow_interpolate(x0, eps, t), t, labels)
+    return (v_hat.float() - flow_velocity(x0, eps).float()).pow(2).mean()
+
+
+# ----------------------------------------------------------------------------- the equal-budget comparison (lesson 13)
+def snr(abar_t: torch.Tensor) -> torch.Tensor:
+    """The signal-to-noise ratio ``abar_t / (1 - abar_t)`` of noise level ``abar_t``."""
+    return abar_t / (1 - abar_t)
+
+
+def min_snr_weight(abar_t: torch.Tensor, gamma: float = 5.0) -> torch.Tensor:
+    """Min-SNR-gamma weights for the noise-prediction loss (Hang et al., 2023): ``min(SNR_t, gamma) / SNR_t``.
+
+    ``|eps - eps_hat|^2`` equals ``SNR_t |x0 - x0_hat|^2``: at low noise (high SNR) the easy steps dominate the
+    gradient. Capping the weight on ``|x0 - x0_hat|^2`` at ``gamma`` turns the tasks of different noise levels
+    into less of a tug of war; written as ``min(1, gamma / SNR)`` so that SNR = 0 gives 1, not 0/0."""
+    return (gamma / snr(abar_t.double())).clamp(max=1.0).to(abar_t.dtype)
+
+
+def eps_loss(model, x0: torch.Tensor, labels: torch.Tensor, min_snr_gamma: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise prediction (Ho et al., 2020) on ``model.abar``'s schedule: draw a step and noise per image, noise
+    ``x0`` (:func:`q_sample`) and return the mean of ``w_t |eps - model(x_t, t, labels)|^2`` per image, with
+    ``w_t = 1`` or, given ``min_snr_gamma``, :func:`min_snr_weight`. For lesson 13's comparison; the shipped
+    diffusion model trains on :func:`diffusion_loss`."""
+    network = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    abar = network.abar
+    t = torch.randint(0, len(abar), (len(x0),), device=x0.device, generator=generator)
+    noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    eps_hat = model(q_sample(x0, t, noise, abar), t, labels)
+    per_image = (eps_hat.float() - noise.float()).pow(2).flatten(1).mean(1)  # N
+    if min_snr_gamma is not None:
+        per_image = per_image * min_snr_weight(abar.to(x0.device)[t].float(), min_snr_gamma)
+    return per_image.mean()
+
+
+EDM_SIGMA_DATA = 0.5
+"""EDM's assumed standard deviation of the photos (Karras et al., 2022), in [-1, 1] units."""
+
+
+def edm_precondition(sigma: torch.Tensor, sigma_data: float = EDM_SIGMA_DATA):
+    """EDM's preconditioning at noise levels ``sigma`` (any shape): ``(c_skip, c_out, c_in, c_noise)`` with
+    ``c_skip = sd^2 / (sigma^2 + sd^2)``, ``c_out = sigma sd / sqrt(sigma^2 + sd^2)``, ``c_in = 1 / sqrt(sigma^2 +
+    sd^2)``, ``c_noise = ln(sigma) / 4``. The denoiser is ``D(x) = c_skip x + c_out F(c_in x, c_noise)``: the
+    network ``F`` sees a unit-variance input and, for photos of standard deviation ``sd``, learns a unit-variance
+    target at every noise level (:func:`edm_loss`)."""
+    s2 = sigma**2 + sigma_data**2
+    return sigma_data**2 / s2, sigma * sigma_data / s2.sqrt(), 1 / s2.sqrt(), sigma.log() / 4
+
+
+def edm_sigma(n: int, p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None,
+              device=None) -> torch.Tensor:
+    """``n`` training noise levels, log-normal: ``sigma = exp(p_mean + p_std z)``, ``z ~ N(0, 1)`` (EDM's defaults)."""
+    return (p_mean + p_std * torch.randn(n, generator=generator, device=device)).exp()
+
+
+def edm_denoise(model, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor,
+                sigma_data: float = EDM_SIGMA_DATA) -> torch.Tensor:
+    """The preconditioned denoiser ``D(x; sigma) = c_skip x + c_out F(c_in x, c_noise, labels)`` for noisy images
+    ``x = x0 + sigma n`` (N x C x H x W) at levels ``sigma`` (N,): the predicted photo."""
+    c_skip, c_out, c_in, c_noise = edm_precondition(sigma.float(), sigma_data)
+    r = lambda c: _per_row(c, x)  # noqa: E731
+    return r(c_skip) * x + r(c_out) * model(r(c_in) * x, c_noise, labels).float()
+
+
+def edm_loss(model, x0: torch.Tensor, labels: torch.Tensor, sigma_data: float = EDM_SIGMA_DATA,
+             p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """EDM's training loss (Karras et al., 2022): log-normal ``sigma`` (:func:`edm_sigma`), ``x = x0 + sigma n``,
+    and ``|F(c_in x, c_noise) - (x0 - c_skip x) / c_out|^2``: the same as ``lambda(sigma) |D(x) - x0|^2`` with
+    EDM's weight ``lambda = 1 / c_out^2``, written on the network's own (unit-variance) target."""
+    sigma = edm_sigma(len(x0), p_mean, p_std, generator, x0.device)
+    noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    c_skip, c_out, c_in, c_noise = edm_precondition(sigma, sigma_data)  # N each
+    r = lambda c: _per_row(c, x0)  # noqa: E731  (N -> N x 1 x 1 x 1)
+    x = x0 + r(sigma) * noise
+    f = model(r(c_in) * x, c_noise, labels)
+    return (f.float() - ((x0 - r(c_skip) * x) / r(c_out)).float()).pow(2).mean()

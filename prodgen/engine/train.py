@@ -66,7 +66,8 @@ import torch
 from prodgen.engine import distributed, losses
 from prodgen.engine.callbacks import Callback, Checkpoints, OnEpoch, Progress, SampleGrid, TimeBudget
 
-__all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "train_flow", "gan_step", "vae_step",
+__all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "train_flow", "train_field",
+           "gan_step", "vae_step",
            "training_record", "resolve_precision", "autocast_for", "cpu_has_native_bf16",
            "Callback", "Checkpoints", "OnEpoch", "Progress", "SampleGrid", "TimeBudget"]
 
@@ -747,6 +748,23 @@ def train_flow(model, catalog, *, epochs=5, batch_size=64, lr=1e-3, max_minutes=
         precision=precision, channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
         progress=progress, ema=ema, ema_decay=ema_decay, drop_p=drop_p, hide_p=hide_p, sample_steps=sample_steps,
         guidance=guidance, history=history, callbacks=callbacks)
+
+
+def train_field(model, data, loss, *, kind="field", epochs=5, batch_size=64, lr=1e-3, max_minutes=None, seed=0,
+                device="auto", precision="auto", channels_last=True, checkpoint=None, resume=False, progress=True,
+                ema=None, ema_decay=0.999, drop_p=0.0, hide_p=0.0, history=None, callbacks=()) -> History:
+    """Train a conditional network on any ``loss(net, x, labels) -> scalar`` (lesson 13: the equal-budget
+    comparison's eps / min-SNR / EDM objectives, the few-step model's reflow and progressive distillation).
+
+    ``data``: a ``Catalog``, or anything with its ``batches(batch_size, shuffle, generator, drop_last, device)``,
+    ``images``, ``labels`` and ``len`` (``prodgen.models.flow_fast.Pairs``: a teacher's noise and images, one
+    process only). Adam, the warmed-up EMA of :func:`train_flow`, ``drop_p`` / ``hide_p`` as there (default
+    off), no sample grid; ``kind`` names the run in its progress bar and checkpoints (resume refuses another)."""
+    return _train_conditional_field(
+        model, data, loss, kind=kind, ema_warmup=True, epochs=epochs, batch_size=batch_size, lr=lr,
+        max_minutes=max_minutes, seed=seed, device=device, precision=precision, channels_last=channels_last,
+        n_samples=0, checkpoint=checkpoint, resume=resume, progress=progress, ema=ema, ema_decay=ema_decay,
+        drop_p=drop_p, hide_p=hide_p, sample_steps=1, guidance=1.0, history=history, callbacks=callbacks)
 
 
 def _train_conditional_field(model, catalog, loss, *, kind, ema_warmup, epochs, batch_size, lr, max_minutes, seed,
