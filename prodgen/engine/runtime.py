@@ -52,11 +52,12 @@ def pick_threads(threads="auto") -> int:
     Why half the cores: the course's networks are small, so each step is many short operations and the threads
     of one operation wait for each other at its end. When other programs use the cores too (another notebook, a
     browser, a test run), a thread that is not scheduled holds all the others up. Measured on 2 busy cores
-    (``benchmarks/threads.py``, ``data/results/threads.json``: load average 4-8 from other programs), lesson 05's
-    cGAN step took about 0.2 s with one thread and 3-4 s with two; lesson 11's U-Net step about 1 s with one and
-    12 s with two. On a quiet machine two threads are faster, but by far less (the committed outputs of lessons 10
-    and 12 ran the same 600-step recipe in 94 s with one thread and 61 s with two): one thread costs at most
-    that when the machine is free and avoids a 10x slowdown when it is not. Lessons do not set threads themselves."""
+    (``benchmarks/threads.py``, ``data/results/threads.json``: load average 5-8 from other programs; 3 blocks of 20
+    steps each), lesson 05's cGAN step took 0.14-0.23 s with one thread and 3.4-4.1 s with two (16x slower, medians);
+    lesson 11's U-Net step 0.6-1.7 s with one and 3.6-9.6 s with two (7x). On a quiet machine two threads are
+    faster, but by far less (the earlier committed outputs of lessons 10 and 12 ran the same 600-step recipe in 94 s
+    with one thread and 61 s with two): one thread costs at most that when the machine is free and avoids a 7-16x
+    slowdown when it is not. Lessons do not set threads themselves."""
     import torch
 
     if threads == "auto":
