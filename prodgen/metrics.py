@@ -39,6 +39,7 @@ __all__ = [
     "attribute_histograms",
     "histogram_distance",
     "control_accuracy",
+    "describe_control",
     "judge_features",
     "sample_images",
     "evaluate_generator",
@@ -194,6 +195,24 @@ def control_accuracy(judge, images: torch.Tensor, requested: torch.Tensor) -> di
             acc[a] = float(hits[asked, j].mean())
     acc["mean"] = float(np.mean(list(acc.values()))) if acc else float("nan")
     return acc
+
+
+def describe_control(acc: dict, chance: dict | None = None, most: float = 0.8) -> str:
+    """One sentence in words chosen from the numbers of :func:`control_accuracy`, so a lesson's text about a live
+    run says what *this* run reached (lessons 05, 07, 10, 11, 12). Attributes at or above ``most`` are "read in
+    most photos"; those within 0.1 of their ``chance`` level (or below 0.3 without one) "hardly above chance";
+    the rest "partly"."""
+    names = [a for a in acc if a != "mean"]
+    if not names or not 0.0 < most <= 1.0:
+        raise ValueError("acc must be control_accuracy's dict (attributes and 'mean'); most in (0, 1]")
+    groups = {"most": [], "partly": [], "hardly": []}
+    for a in names:
+        low = (chance[a] + 0.1) if chance and a in chance else 0.3
+        groups["most" if acc[a] >= most else "hardly" if acc[a] <= low else "partly"].append(f"{a} {acc[a]:.0%}")
+    words = {"most": f"read in most photos (>= {most:.0%})", "partly": "only partly", "hardly": "hardly above chance"}
+    said = "; ".join(f"{', '.join(v)}: {words[k]}" for k, v in groups.items() if v)
+    base = f" (chance {chance['mean']:.0%})" if chance and "mean" in chance else ""
+    return f"{acc.get('mean', float(np.mean([acc[a] for a in names]))):.0%} mean control{base}. {said}."
 
 
 # ------------------------------------------------------------ whole evaluations

@@ -337,3 +337,16 @@ def test_control_accuracy_of_real_images_is_high(judge, real_sets):
     unrequested = test.labels.clone()
     unrequested[:, 1:] = -1
     assert set(metrics.control_accuracy(judge, test.images[:50], unrequested[:50])) == {"category", "mean"}
+
+
+def test_describe_control_words_follow_the_numbers():
+    from prodgen.metrics import describe_control
+
+    chance = {"category": 0.125, "color": 0.1, "brand": 0.25, "mean": 0.158}
+    good = describe_control({"category": 1.0, "color": 0.85, "brand": 0.6, "mean": 0.817}, chance)
+    assert good == ("82% mean control (chance 16%). category 100%, color 85%: read in most photos (>= 80%); "
+                    "brand 60%: only partly.")
+    blobs = describe_control({"category": 0.2, "color": 0.15, "brand": 0.3, "mean": 0.217}, chance)
+    assert "read in most" not in blobs and "category 20%, color 15%, brand 30%: hardly above chance" in blobs
+    with pytest.raises(ValueError, match="control_accuracy's dict"):
+        describe_control({"mean": 0.5})

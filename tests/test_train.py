@@ -112,6 +112,27 @@ def test_max_minutes_stops_at_a_batch_boundary(catalog, tmp_path):
     assert len(h.samples) == 1 and (tmp_path / "c.pt").is_file()  # a picture and a checkpoint even so
 
 
+def test_steps_budget_stops_mid_epoch_and_time_cap_says_so(catalog, capsys):
+    g, d = _gan()  # 128 products of batch 32: 4 steps per epoch; 6 steps end inside the second epoch
+    h = train_gan(g, d, catalog, epochs=50, steps=6, max_minutes=10, **GFAST)
+    assert len(h.steps["loss_d"]) == 6 and h.images_seen == 6 * 32 and h.epochs_done == 2
+    assert not h.stopped_early and len(h.samples) == 2  # the budget was met, not cut short
+    g2, d2 = _gan()
+    h2 = train_gan(g2, d2, catalog, epochs=2, **GFAST)
+    assert h2.steps["loss_d"][:6] == h.steps["loss_d"]  # the same first six steps as an unbudgeted run
+    assert "TIME CAP" not in capsys.readouterr().out
+    h3 = train_gan(*_gan(), catalog, epochs=50, steps=100, max_minutes=1e-5, **GFAST)
+    assert h3.stopped_early and len(h3.steps["loss_d"]) < 100
+    out = capsys.readouterr().out
+    assert f"STOPPED BY THE TIME CAP (1e-05 min) after {len(h3.steps['loss_d'])} of 100 steps" in out
+    train_gan(*_gan(), catalog, epochs=50, max_minutes=1e-5, **GFAST)  # a time budget, not a cap: quiet
+    assert "TIME CAP" not in capsys.readouterr().out
+    hv = train_vae(_vae(), catalog, epochs=3, steps=5, loss_fn=_vae_loss, **FAST)
+    assert len(hv.steps["loss"]) == 5 and hv.epochs_done == 2
+    with pytest.raises(ValueError, match=r"steps=9 needs more than the 2 epoch\(s\) of 4 steps"):
+        train_gan(*_gan(), catalog, epochs=2, steps=9, **GFAST)
+
+
 def test_history_argument_continues_the_curves(catalog):
     g, d = _gan()
     h = train_gan(g, d, catalog, epochs=1, **GFAST)
@@ -155,6 +176,8 @@ def test_resolve_precision():
     (dict(batch_size=0), "batch_size must be"),
     (dict(epochs=-1), "epochs must be"),
     (dict(max_minutes=0), "max_minutes must be"),
+    (dict(steps=0), "steps must be a whole number >= 1"),
+    (dict(steps=2.5), "steps must be a whole number >= 1"),
     (dict(settings=dict(lr=1e-3)), "settings must be a GANSettings, got dict"),
     (dict(callbacks=[print]), "callbacks must be prodgen.engine.callbacks.Callback objects"),
     (dict(condition=0.1), "condition must be None, 'labels' or a function"),

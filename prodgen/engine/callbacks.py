@@ -6,7 +6,10 @@ The loop itself only runs steps and epochs; everything else is a :class:`Callbac
   ``Progress(False)`` for tests and sweeps);
 - :class:`SampleGrid`: images from fixed noise (and requests) after every epoch, kept in the history (64 by
   default; ``SampleGrid(0)`` for none), drawn by the engine or by a ``draw`` function the model family gives;
+- :class:`StepBudget`: stop after so many steps (``steps=`` makes one): the same run on every machine, so a
+  lesson's text can describe it; a ``TimeBudget`` beside it is only a safety net (``cap=True``);
 - :class:`TimeBudget`: stop cleanly at a batch boundary after so many minutes (``max_minutes=`` makes one);
+  as a cap (``cap=True``) it says loudly when it cut the run short;
 - :class:`Checkpoints`: save the training state (models, optimisers, history, RNG) atomically after every
   epoch; ``resume=True`` continues from it;
 - :class:`OnEpoch`: call a function ``fn(epoch, history)`` after every epoch, e.g. to keep the best epoch
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Callback", "Progress", "SampleGrid", "TimeBudget", "Checkpoints", "OnEpoch"]
+__all__ = ["Callback", "Progress", "SampleGrid", "StepBudget", "TimeBudget", "Checkpoints", "OnEpoch"]
 
 
 class Callback:
@@ -52,7 +55,11 @@ class Callback:
         """After steps' values were gathered: ``rows`` are lists of floats in the order of ``loop.names``."""
 
     def time_up(self, loop) -> bool:
-        """Whether to stop at this batch boundary."""
+        """Whether to stop at this batch boundary, cutting the run short (``history.stopped_early``)."""
+        return False
+
+    def finished(self, loop) -> bool:
+        """Whether the run has done all it was asked (a step budget): stop at this batch boundary, not early."""
         return False
 
     def epoch_end(self, loop, epoch: int) -> None:
@@ -75,8 +82,8 @@ class Progress(Callback):
             return
         from tqdm.auto import tqdm
 
-        # with a time budget the number of steps is unknown: count them without a total
-        total = None if loop.find(TimeBudget) else (loop.last - loop.first) * loop.steps_per_epoch
+        # with a time budget alone the number of steps is unknown: count them without a total
+        total = loop.planned_steps if loop.find(StepBudget) or not loop.find(TimeBudget) else None
         self.bar = tqdm(total=total, unit="step", leave=True, desc=f"{loop.kind} on {self._where(loop)}")
 
     @staticmethod
@@ -86,7 +93,7 @@ class Progress(Callback):
     def epoch_begin(self, loop, epoch: int) -> None:
         if self.bar is not None:
             budget = loop.find(TimeBudget)
-            note = f", {budget.minutes:g} min budget" if budget else ""
+            note = f", {budget.minutes:g} min {'cap' if budget.cap else 'budget'}" if budget else ""
             self.bar.set_description(f"{loop.kind} on {self._where(loop)}, epoch {epoch}/{loop.last}{note}",
                                      refresh=False)
 
@@ -103,10 +110,13 @@ class Progress(Callback):
             return
         history = loop.history
         done = loop.epoch - loop.first if loop.last > loop.first else 0
-        note = " (stopped at the time budget)" if history.stopped_early else ""
+        budget = loop.find(TimeBudget)
+        kind = "cap" if budget and budget.cap else "budget"
+        note = f" (stopped at the time {kind})" if history.stopped_early else ""
+        steps = f"{loop.steps_run:,} steps, " if loop.find(StepBudget) else ""
         procs = f" by {loop.world} processes" if loop.world > 1 else ""
         last_epoch = ", ".join(f"{k} {v[-1]:.3f}" for k, v in history.epochs.items() if v)
-        print(f"trained {done} epoch(s) in {(time.perf_counter() - loop.run_start) / 60:.1f} min{note}; "
+        print(f"trained {steps}{done} epoch(s) in {(time.perf_counter() - loop.run_start) / 60:.1f} min{note}; "
               f"{history.images_seen:,} images seen in all{procs}"
               + (f"; last epoch: {last_epoch}" if last_epoch else ""))
 
@@ -146,17 +156,44 @@ class SampleGrid(Callback):
         loop.history.samples.append((epoch, denormalize(images.float()).cpu().contiguous()))
 
 
+class StepBudget(Callback):
+    """Stop after ``steps`` training steps of this run (a whole number of epochs is not needed; the last epoch is
+    cut short and recorded). Not an early stop: the run did what it was asked. The run's ``epochs`` must leave
+    room for the steps. Lessons 03-07 and 12 size their live demos with it, so a slow machine runs the same demo
+    as the one the lesson's text describes, only longer."""
+
+    order = 5
+
+    def __init__(self, steps: int):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a whole number >= 1 or None, got {steps!r}")
+        self.steps = steps
+
+    def finished(self, loop) -> bool:
+        return loop.steps_run >= self.steps
+
+
 class TimeBudget(Callback):
     """Stop at the first batch boundary after ``minutes`` minutes (``history.stopped_early``); under torchrun
-    the ranks agree on it when they gather losses."""
+    the ranks agree on it when they gather losses.
 
-    def __init__(self, minutes: float):
+    ``cap=True``: the time is a safety net around a planned run (a :class:`StepBudget` or a number of epochs),
+    not the budget; when it stops the run it prints, loudly, after how many of the planned steps, since what
+    follows (pictures, numbers, a lesson's text) then describes a longer run than this one."""
+
+    def __init__(self, minutes: float, cap: bool = False):
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
             raise ValueError(f"max_minutes must be a positive number of minutes or None, got {minutes!r}")
-        self.minutes = minutes
+        self.minutes, self.cap = minutes, bool(cap)
 
     def time_up(self, loop) -> bool:
         return time.perf_counter() - loop.run_start >= 60.0 * self.minutes
+
+    def end(self, loop) -> None:
+        if self.cap and loop.main and loop.completed and loop.history.stopped_early:
+            print(f"STOPPED BY THE TIME CAP ({self.minutes:g} min) after {loop.steps_run:,} of "
+                  f"{loop.planned_steps:,} steps: the results below come from a shorter run than the text "
+                  "describes (a slower machine; raise the cap to run the whole budget)")
 
 
 class OnEpoch(Callback):

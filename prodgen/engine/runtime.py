@@ -1,6 +1,7 @@
-"""The machine a lesson runs on: device choice, seeding and versions.
+"""The machine a lesson runs on: device choice, CPU threads, seeding and versions.
 
-Every lesson's setup cell calls :func:`setup`; lesson 00 shows :func:`environment`;
+Every lesson's setup cell calls :func:`setup` (which also sets the course's CPU thread count, :func:`pick_threads`);
+lesson 00 shows :func:`environment`;
 ``prodgen doctor``'s health check (``prodgen.course.doctor.diagnose``) reports it.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 import warnings
 from importlib import metadata
 
-__all__ = ["pick_device", "seed_everything", "setup", "environment"]
+__all__ = ["pick_device", "pick_threads", "seed_everything", "setup", "environment"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -43,13 +44,42 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, device: str = "auto"):
-    """A lesson's setup: seed everything, pick the device, say what was picked. Returns the device."""
+def pick_threads(threads="auto") -> int:
+    """The CPU threads torch computes with in the course: ``"auto"`` is half the cores, at least 1 and at most 4
+    (1 on the 2-core machines the course's timings assume), unless ``OMP_NUM_THREADS`` is set (then torch's own
+    count, which follows it); a whole number >= 1 is used as given.
+
+    Why half the cores: the course's networks are small, so each step is many short operations and the threads
+    of one operation wait for each other at its end. When other programs use the cores too (another notebook, a
+    browser, a test run), a thread that is not scheduled holds all the others up. Measured on 2 busy cores
+    (``benchmarks/threads.py``, ``data/results/threads.json``: load average 5-8 from other programs; 3 blocks of 20
+    steps each), lesson 05's cGAN step took 0.14-0.23 s with one thread and 3.4-4.1 s with two (16x slower, medians);
+    lesson 11's U-Net step 0.6-1.7 s with one and 3.6-9.6 s with two (7x). On a quiet machine two threads are
+    faster, but by far less (the earlier committed outputs of lessons 10 and 12 ran the same 600-step recipe in 94 s
+    with one thread and 61 s with two): one thread costs at most that when the machine is free and avoids a 7-16x
+    slowdown when it is not. Lessons do not set threads themselves."""
+    import torch
+
+    if threads == "auto":
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        return max(1, min(4, (os.cpu_count() or 1) // 2))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be 'auto' or a whole number >= 1, got {threads!r}")
+    return threads
+
+
+def setup(seed: int = 0, device: str = "auto", threads="auto"):
+    """A lesson's setup: seed everything, pick the device, set the course's CPU thread count
+    (:func:`pick_threads`), say what was picked. Returns the device. Used by every lesson's setup cell."""
+    n = pick_threads(threads)
     seed_everything(seed)
     dev = pick_device(device)
     import torch
 
-    print(f"device: {dev} | torch {torch.__version__} | {torch.get_num_threads()} CPU threads | seed {seed}")
+    torch.set_num_threads(n)
+    print(f"device: {dev} | torch {torch.__version__} | {n} CPU thread{'s' if n > 1 else ''} "
+          f"(of {os.cpu_count()} cores) | seed {seed}")
     return dev
 
 

@@ -10,7 +10,9 @@ What a loop gives you, so that a lesson can say "train for two minutes" in one l
   (``"auto"``: cuda, then mps, then cpu);
 - ``Checkpoints(path)``: an atomic save (temp file + rename) at each epoch end holding the
   model(s), optimisers, history, epoch and RNG states; ``Checkpoints(path, resume=True)`` continues from it;
-- ``max_minutes`` (a ``TimeBudget``): stop cleanly at a batch boundary when the time budget is spent;
+- ``steps`` (a ``StepBudget``): stop after so many steps, the same run on every machine (the lessons' live
+  demos); ``max_minutes`` (a ``TimeBudget``): stop cleanly at a batch boundary when the time budget is spent,
+  or, beside ``steps``, a safety cap that says loudly when it cut the run short;
 - ``OnEpoch(fn)``: anything else after every epoch (e.g. keeping the best epoch).
 
 These are the callbacks of ``prodgen.engine.callbacks``; the loss and optimiser settings of a GAN are one
@@ -64,12 +66,12 @@ from dataclasses import dataclass, field
 import torch
 
 from prodgen.engine import distributed, losses
-from prodgen.engine.callbacks import Callback, Checkpoints, OnEpoch, Progress, SampleGrid, TimeBudget
+from prodgen.engine.callbacks import Callback, Checkpoints, OnEpoch, Progress, SampleGrid, StepBudget, TimeBudget
 
 __all__ = ["History", "GANSettings", "train_gan", "train_vae", "train_diffusion", "train_flow", "train_field",
            "gan_step", "vae_step",
            "training_record", "resolve_precision", "autocast_for", "cpu_has_native_bf16",
-           "Callback", "Checkpoints", "OnEpoch", "Progress", "SampleGrid", "TimeBudget"]
+           "Callback", "Checkpoints", "OnEpoch", "Progress", "SampleGrid", "StepBudget", "TimeBudget"]
 
 
 # ----------------------------------------------------------------------------- history
@@ -325,26 +327,28 @@ def _positive(name: str, value, zero_ok: bool = False) -> None:
         raise ValueError(f"{name} must be a number {'>= 0 (0 turns it off)' if zero_ok else '> 0'}, got {value!r}")
 
 
-def _callbacks(callbacks, max_minutes=None) -> list:
+def _callbacks(callbacks, max_minutes=None, steps=None) -> list:
     """The run's callbacks: the defaults (a fresh History, a progress bar, a 64-image sample grid), each replaced
-    by a callback of the same class in ``callbacks``, plus ``TimeBudget(max_minutes)`` when given."""
+    by a callback of the same class in ``callbacks``, plus ``StepBudget(steps)`` and ``TimeBudget(max_minutes)``
+    when given (beside a step budget the time is a cap: ``TimeBudget(max_minutes, cap=True)``)."""
     callbacks = list(callbacks or ())
     bad = [c for c in callbacks if not isinstance(c, Callback)]
     if bad:
         raise ValueError(f"callbacks must be prodgen.engine.callbacks.Callback objects, got {type(bad[0]).__name__}")
     defaults = [d for d in (History(), Progress(), SampleGrid()) if not any(type(c) is type(d) for c in callbacks)]
-    budget = [TimeBudget(max_minutes)] if max_minutes is not None else []
+    budget = [StepBudget(steps)] if steps is not None else []
+    budget += [TimeBudget(max_minutes, cap=steps is not None)] if max_minutes is not None else []
     return defaults + callbacks + budget
 
 
 def _options(progress=True, n_samples=64, checkpoint=None, resume=False, history=None, max_minutes=None,
-             on_epoch=None, requests=None, draw=None) -> list:
+             on_epoch=None, requests=None, draw=None, steps=None) -> list:
     """Callbacks from the keyword options :func:`train_vae` and :func:`train_diffusion` take."""
     found = [Progress(progress), SampleGrid(n_samples, requests, draw)]
     found += [Checkpoints(checkpoint, resume)] if checkpoint is not None else []
     found += [history] if history is not None else []
     found += [OnEpoch(on_epoch)] if on_epoch is not None else []
-    return _callbacks(found, max_minutes)
+    return _callbacks(found, max_minutes, steps)
 
 
 class _Loop:
@@ -380,7 +384,7 @@ class _Loop:
         # flushing losses to Python floats syncs an accelerator (and, with several processes, all ranks):
         # every step on the CPU, every 25 steps on a GPU
         self.flush_every = 1 if self.device.type == "cpu" else 25
-        self.wrappers = []
+        self.wrappers, self.steps_run = [], 0
 
     def find(self, cls):
         """The run's callback of class ``cls``, or None."""
@@ -407,6 +411,21 @@ class _Loop:
         self.first = restored[0] if restored else (0 if resume else self.history.epochs_done)
         self.last = self.epochs if resume else self.first + self.epochs
         self.epoch = self.first
+        budget = self.find(StepBudget)
+        if budget is not None and budget.steps > (self.last - self.first) * self.steps_per_epoch:
+            raise ValueError(f"steps={budget.steps} needs more than the {self.last - self.first} epoch(s) of "
+                             f"{self.steps_per_epoch} steps this run has: raise epochs")
+
+    @property
+    def planned_steps(self) -> int:
+        """The steps this run is to take: its step budget, else its epochs' steps."""
+        budget = self.find(StepBudget)
+        whole = (self.last - self.first) * self.steps_per_epoch
+        return min(budget.steps, whole) if budget is not None else whole
+
+    def finished(self) -> bool:
+        """Whether a callback says the run has done all it was asked (its step budget)."""
+        return any(c.finished(self) for c in self.callbacks)
 
     def run(self, optimizers: dict, step, sample) -> History:
         """``step(x, y) -> dict of scalar tensors``; ``sample() -> images in [-1, 1]`` for the sample grid."""
@@ -423,7 +442,7 @@ class _Loop:
                 c.begin(self)
             for self.epoch in range(self.first + 1, self.last + 1):  # noqa: B020 (the loop's state is the epoch)
                 self._epoch(step)
-                if self.history.stopped_early:
+                if self.history.stopped_early or self.finished():
                     break
             self.completed = True
         finally:
@@ -449,13 +468,16 @@ class _Loop:
             out = step(x, y)
             pending.append(torch.stack([out[k].float() for k in self.names]))
             self.history.images_seen += len(x) * self.world  # the global count
-            over = any(c.time_up(self) for c in self.callbacks)
-            if self.world > 1 and len(pending) < self.flush_every:  # ranks agree on stopping when they flush
+            self.steps_run += 1
+            over, done = any(c.time_up(self) for c in self.callbacks), self.finished()  # done: same on all ranks
+            if self.world > 1 and len(pending) < self.flush_every and not done:  # ranks agree when they flush
                 continue
-            if self.world > 1 or len(pending) >= self.flush_every:
+            if self.world > 1 or len(pending) >= self.flush_every or done:
                 over, pending = self._flush(pending, over), []
             if over:
                 self.history.stopped_early = True
+                break
+            if done:
                 break
         if pending:  # same number of steps on every rank, so this flush is collective too
             self.history.stopped_early |= self._flush(pending, over)
@@ -570,7 +592,7 @@ def _gan_condition(condition):
 
 
 def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, settings=None, condition=None,
-              ema=None, max_minutes=None, seed=0, device="auto", callbacks=()) -> History:
+              ema=None, steps=None, max_minutes=None, seed=0, device="auto", callbacks=()) -> History:
     """Train a GAN on a catalog with Adam; returns the :class:`History`. Used by lessons 03, 05, 07, 10, 12
     (``prodgen.models.cgan_stable.train_recipe``) and ``prodgen train``.
 
@@ -585,7 +607,9 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, se
       its weights (``settings.ema_decay``), batch-norm statistics copied. The sample grid then shows the average.
     - ``epochs``: how many epochs to run now; with ``Checkpoints(path, resume=True)`` the total to reach (an
       interrupted run is finished by repeating the same call).
-    - ``max_minutes``: stop at the first batch boundary after this many minutes (``history.stopped_early``).
+    - ``steps``: stop after this many steps (``epochs`` must leave room for them): the same run on every machine.
+    - ``max_minutes``: stop at the first batch boundary after this many minutes (``history.stopped_early``); with
+      ``steps`` a safety cap, whose stop is printed loudly (``TimeBudget(cap=True)``).
     - ``callbacks``: ``prodgen.engine.callbacks`` objects: ``Progress(False)``, ``SampleGrid(n, requests)``,
       ``Checkpoints(path, resume)``, ``OnEpoch(fn)``, a ``History`` to continue.
 
@@ -602,8 +626,8 @@ def train_gan(generator, discriminator, catalog, *, epochs=5, batch_size=128, se
     _check_ema(ema, generator, settings.ema_decay, "generator")
     modules = {"generator": generator, "discriminator": discriminator, **({"generator_ema": ema} if ema else {})}
     loop = _Loop(modules, catalog, kind="gan", epochs=epochs, batch_size=batch_size, seed=seed, device=device,
-                 names=settings.names, callbacks=_callbacks(callbacks, max_minutes), precision=settings.precision,
-                 channels_last=settings.channels_last)
+                 names=settings.names, callbacks=_callbacks(callbacks, max_minutes, steps),
+                 precision=settings.precision, channels_last=settings.channels_last)
     dev = loop.device
     lr_d = settings.lr if settings.lr_d is None else settings.lr_d
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr, betas=tuple(settings.betas))
@@ -660,21 +684,22 @@ def training_record(history: History, model, fast: bool = False) -> dict:
 
 
 # ----------------------------------------------------------------------------- VAEs
-def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, max_minutes=None, seed=0,
+def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, steps=None, max_minutes=None, seed=0,
               device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None,
               resume=False, progress=True, loss_fn=None, conditional=False, history=None, callbacks=()) -> History:
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
     (default ``prodgen.engine.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
-    with a generator seeded the same way after every epoch (``n_samples=0``: none). ``epochs``, ``max_minutes``,
-    ``checkpoint`` / ``resume`` (a :class:`~prodgen.engine.callbacks.Checkpoints`), ``progress`` and ``history``
-    work as the callbacks of :func:`train_gan`; ``callbacks`` adds more (``OnEpoch``). ``conditional=True`` (the
-    CVAE of lesson 06): ``model(x, labels)``, and the sample grid is ``model.sample(labels of the catalog's first
-    n_samples products, generator=g)``. Used by lessons 04 and 06 and ``prodgen train vae / cvae``.
+    with a generator seeded the same way after every epoch (``n_samples=0``: none). ``epochs``, ``steps``,
+    ``max_minutes``, ``checkpoint`` / ``resume`` (a :class:`~prodgen.engine.callbacks.Checkpoints`), ``progress``
+    and ``history`` work as the callbacks of :func:`train_gan`; ``callbacks`` adds more (``OnEpoch``).
+    ``conditional=True`` (the CVAE of lesson 06): ``model(x, labels)``, and the sample grid is
+    ``model.sample(labels of the catalog's first n_samples products, generator=g)``. Used by lessons 04 and 06
+    and ``prodgen train vae / cvae``.
     """
     loss_fn = losses.vae_loss if loss_fn is None else loss_fn
-    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes) + list(callbacks)
+    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes, steps=steps) + list(callbacks)
     loop = _Loop({"model": model}, catalog, kind="vae", epochs=epochs, batch_size=batch_size, seed=seed,
                  device=device, names=("loss", "recon", "kl"), callbacks=_callbacks(found),
                  precision=precision, channels_last=channels_last)
@@ -694,9 +719,9 @@ def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, ma
 
 
 # ----------------------------------------------------------------------------- diffusion and flow matching
-def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_minutes=None, seed=0, device="auto",
-                    precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
-                    ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
+def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, steps=None, max_minutes=None, seed=0,
+                    device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False,
+                    progress=True, ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, sample_steps=20, guidance=2.0,
                     history=None, callbacks=()) -> History:
     """Train a conditional diffusion model (lesson 11) on a catalog with Adam; returns the :class:`History`
     (``loss``: the v-prediction loss, ``prodgen.engine.losses.diffusion_loss``).
@@ -707,7 +732,7 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
     unconditional prediction (and partial requests). ``ema``: a copy of the model that keeps the exponential
     moving average of its weights (``copy.deepcopy(model)``; diffusion samples are much better from it).
     The sample grid is ``model.sample_grid(labels, steps, guidance, generator)`` of ``ema`` when given, drawn
-    from the labels of the catalog's first ``n_samples`` products (``n_samples=0``: none). ``epochs``,
+    from the labels of the catalog's first ``n_samples`` products (``n_samples=0``: none). ``epochs``, ``steps``,
     ``max_minutes``, ``checkpoint``, ``resume``, ``progress``, ``history`` and ``callbacks`` work as in
     :func:`train_vae`. Used by lesson 11 and ``prodgen train diffusion``.
     """
@@ -717,14 +742,16 @@ def train_diffusion(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, max_mi
         raise ValueError("the model needs its noise schedule as `model.abar` (prodgen.models.diffusion.UNet)") from None
     return _train_conditional_field(
         model, catalog, losses.diffusion_loss, kind="diffusion", ema_warmup=False, epochs=epochs,
-        batch_size=batch_size, lr=lr, max_minutes=max_minutes, seed=seed, device=device, precision=precision,
+        batch_size=batch_size, lr=lr, steps=steps, max_minutes=max_minutes, seed=seed, device=device,
+        precision=precision,
         channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume, progress=progress,
         ema=ema, ema_decay=ema_decay, drop_p=drop_p, hide_p=hide_p, sample_steps=sample_steps, guidance=guidance,
         history=history, callbacks=callbacks)
 
 
-def train_flow(model, catalog, *, epochs=5, batch_size=64, lr=1e-3, max_minutes=None, seed=0, device="auto",
-               precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False, progress=True,
+def train_flow(model, catalog, *, epochs=5, batch_size=64, lr=1e-3, steps=None, max_minutes=None, seed=0,
+               device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None, resume=False,
+               progress=True,
                ema=None, ema_decay=0.999, drop_p=0.1, hide_p=0.1, time_sampling="logit-normal", sample_steps=10,
                guidance=2.0, history=None, callbacks=()) -> History:
     """Train a conditional flow-matching model (lesson 13) on a catalog with Adam; returns the :class:`History`
@@ -744,14 +771,15 @@ def train_flow(model, catalog, *, epochs=5, batch_size=64, lr=1e-3, max_minutes=
         raise ValueError(f"unknown time_sampling {time_sampling!r}; valid: {', '.join(losses.TIME_SAMPLINGS)}")
     return _train_conditional_field(
         model, catalog, functools.partial(losses.flow_loss, sampling=time_sampling), kind="flow", ema_warmup=True,
-        epochs=epochs, batch_size=batch_size, lr=lr, max_minutes=max_minutes, seed=seed, device=device,
+        epochs=epochs, batch_size=batch_size, lr=lr, steps=steps, max_minutes=max_minutes, seed=seed, device=device,
         precision=precision, channels_last=channels_last, n_samples=n_samples, checkpoint=checkpoint, resume=resume,
         progress=progress, ema=ema, ema_decay=ema_decay, drop_p=drop_p, hide_p=hide_p, sample_steps=sample_steps,
         guidance=guidance, history=history, callbacks=callbacks)
 
 
-def train_field(model, data, loss, *, kind="field", epochs=5, batch_size=64, lr=1e-3, max_minutes=None, seed=0,
-                device="auto", precision="auto", channels_last=True, checkpoint=None, resume=False, progress=True,
+def train_field(model, data, loss, *, kind="field", epochs=5, batch_size=64, lr=1e-3, steps=None, max_minutes=None,
+                seed=0, device="auto", precision="auto", channels_last=True, checkpoint=None, resume=False,
+                progress=True,
                 ema=None, ema_decay=0.999, drop_p=0.0, hide_p=0.0, history=None, callbacks=()) -> History:
     """Train a conditional network on any ``loss(net, x, labels) -> scalar`` (lesson 13: the equal-budget
     comparison's eps / min-SNR / EDM objectives, the few-step model's reflow and progressive distillation).
@@ -761,14 +789,14 @@ def train_field(model, data, loss, *, kind="field", epochs=5, batch_size=64, lr=
     process only). Adam, the warmed-up EMA of :func:`train_flow`, ``drop_p`` / ``hide_p`` as there (default
     off), no sample grid; ``kind`` names the run in its progress bar and checkpoints (resume refuses another)."""
     return _train_conditional_field(
-        model, data, loss, kind=kind, ema_warmup=True, epochs=epochs, batch_size=batch_size, lr=lr,
+        model, data, loss, kind=kind, ema_warmup=True, epochs=epochs, batch_size=batch_size, lr=lr, steps=steps,
         max_minutes=max_minutes, seed=seed, device=device, precision=precision, channels_last=channels_last,
         n_samples=0, checkpoint=checkpoint, resume=resume, progress=progress, ema=ema, ema_decay=ema_decay,
         drop_p=drop_p, hide_p=hide_p, sample_steps=1, guidance=1.0, history=history, callbacks=callbacks)
 
 
-def _train_conditional_field(model, catalog, loss, *, kind, ema_warmup, epochs, batch_size, lr, max_minutes, seed,
-                             device, precision, channels_last, n_samples, checkpoint, resume, progress, ema,
+def _train_conditional_field(model, catalog, loss, *, kind, ema_warmup, epochs, batch_size, lr, steps, max_minutes,
+                             seed, device, precision, channels_last, n_samples, checkpoint, resume, progress, ema,
                              ema_decay, drop_p, hide_p, sample_steps, guidance, history, callbacks) -> History:
     """The loop :func:`train_diffusion` and :func:`train_flow` share: ``loss(net, x, labels)`` on the photos with
     requests hidden for classifier-free guidance, Adam, the EMA (warmed up when ``ema_warmup``), the grid."""
@@ -778,7 +806,7 @@ def _train_conditional_field(model, catalog, loss, *, kind, ema_warmup, epochs, 
     _positive("lr", lr)
     _check_ema(ema, model, ema_decay, "model")
     modules = {"model": model, **({"model_ema": ema} if ema is not None else {})}
-    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes) + list(callbacks)
+    found = _options(progress, n_samples, checkpoint, resume, history, max_minutes, steps=steps) + list(callbacks)
     loop = _Loop(modules, catalog, kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
                  names=("loss",), callbacks=_callbacks(found), precision=precision, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

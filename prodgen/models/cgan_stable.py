@@ -102,13 +102,14 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
                  ema_decay: float = 0.99, hide_p: float = 0.1, max_minutes=None, device="auto",
                  progress: bool = True, grad_norm: bool = True, n_samples: int = 64, checkpoint=None,
                  resume: bool = False) -> RecipeRun:
-    """Train one recipe on ``catalog`` for ``steps`` steps (or ``epochs`` epochs); returns a :class:`RecipeRun`
+    """Train one recipe on ``catalog`` for ``steps`` steps (or ``epochs`` epochs; ``max_minutes``: a time budget,
+    with ``steps`` a safety cap that says loudly when it cut the run short); returns a :class:`RecipeRun`
     ``(generator, ema, discriminator, history)``, all on the training device in eval mode. The EMA
     generator's batch-norm statistics are re-estimated (``recalibrate_batch_norm``). ``history`` has ``d_grad`` (D's
     gradient norm per step) besides the losses, and the penalty / mode-seeking terms when the recipe has them.
     """
     from prodgen.engine.augment import diff_augment
-    from prodgen.engine.callbacks import Checkpoints, Progress, SampleGrid
+    from prodgen.engine.callbacks import Checkpoints, Progress, SampleGrid, TimeBudget
     from prodgen.engine.train import GANSettings, train_gan
 
     settings = recipe(name_or_settings) if isinstance(name_or_settings, str) else dict(name_or_settings)
@@ -135,8 +136,10 @@ def train_recipe(name_or_settings, catalog, *, steps: int | None = None, epochs:
                       r1_weight=settings["r1_weight"], ms_weight=settings["ms_weight"], grad_norm=grad_norm)
     callbacks = [Progress(progress), SampleGrid(n_samples)]
     callbacks += [Checkpoints(checkpoint, resume)] if checkpoint is not None else []
+    # beside a step budget the time is a safety cap, whose stop is printed loudly (lessons 10 and 12)
+    callbacks += [TimeBudget(max_minutes, cap=steps is not None)] if max_minutes is not None else []
     history = train_gan(g, d, catalog, epochs=epochs, batch_size=batch_size, settings=gan,
-                        condition=lambda y: hide_attributes(y, hide_p), ema=g_ema, max_minutes=max_minutes,
+                        condition=lambda y: hide_attributes(y, hide_p), ema=g_ema,
                         seed=seed, device=device, callbacks=callbacks)
     g_ema = recalibrate_batch_norm(g_ema, random_requests(0.0, schema), batches=20)
     return RecipeRun(g.eval(), g_ema, d.eval(), history)
