@@ -82,8 +82,9 @@ class Progress(Callback):
             return
         from tqdm.auto import tqdm
 
-        # with a time budget alone the number of steps is unknown: count them without a total
-        total = loop.planned_steps if loop.find(StepBudget) or not loop.find(TimeBudget) else None
+        # with a time budget (not a cap) the number of steps is unknown: count them without a total
+        budget = loop.find(TimeBudget)
+        total = None if budget is not None and not budget.cap else loop.planned_steps
         self.bar = tqdm(total=total, unit="step", leave=True, desc=f"{loop.kind} on {self._where(loop)}")
 
     @staticmethod
