@@ -318,10 +318,11 @@ def evaluate(model: FlowUNet, n: int = 2000, seed: int = 0, judge=None, **knobs)
 # ----------------------------------------------------------------------------- the checkpoint
 CHECKPOINT_CONFIG = {"width": 32, "epochs": 400, "minutes": None, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.999,
                      "drop_p": 0.1, "hide_p": 0.1, "time_sampling": "logit-normal", "seed": 0,
-                     "train_split": "train", "reader": "text-votes"}
+                     "train_split": "train", "reader": "text-votes", "init": None}
 """How ``prodgen train flow`` trains (``benchmarks/flow_recipe.py`` compares the choices): the whole training
 split, Adam, EMA (warmed up, ``prodgen.engine.train.train_flow``); the saved weights are the EMA's. ``reader``:
-the description reader ``flow-text`` puts in front of the same network."""
+the description reader ``flow-text`` puts in front of the same network. ``init``: a ``--out`` checkpoint file of
+``flow`` to start from (a run continued in a later sitting, with a fresh Adam; its record is kept)."""
 
 
 def train_checkpoint(name: str = "flow", fast: bool = False, log=print, device: str = "auto", out=None,
@@ -349,6 +350,7 @@ def _fit(run) -> Trained:
     cfg = run.cfg
     torch.manual_seed(cfg["seed"])
     model = FlowUNet(cfg["width"], schema=run.train.schema)
+    earlier = _start_from(model, cfg["init"]) if cfg["init"] else {}
     ema = copy.deepcopy(model)
     history = train_flow(model, run.train, lr=cfg["lr"], ema=ema, ema_decay=cfg["ema_decay"], drop_p=cfg["drop_p"],
                          hide_p=cfg["hide_p"], time_sampling=cfg["time_sampling"], n_samples=0 if run.fast else 64,
@@ -356,7 +358,25 @@ def _fit(run) -> Trained:
     config = {"width": cfg["width"]}
     if run.data is not None:
         config["schema"] = ema.schema.to_config()
-    return Trained(ema, config, history, notes={"save_as": "flow"})
+    return Trained(ema, config, history, training=earlier, notes={"save_as": "flow"})
+
+
+def _start_from(model: FlowUNet, path) -> dict:
+    """Load the weights of the ``flow`` checkpoint file ``path`` into ``model``; returns the training-record entry
+    that says what the earlier run was (so the manifest records the whole budget)."""
+    from pathlib import Path
+
+    from prodgen import checkpoints
+    from prodgen.models import registry
+
+    earlier, info = registry.load_file(path)
+    if info["name"] != "flow" or info["config"].get("width") != model.width:
+        raise ValueError(f"{path} holds {info['name']!r} of width {info['config'].get('width')}; "
+                         f"init needs a 'flow' checkpoint of width {model.width}")
+    model.load_state_dict(earlier.state_dict())
+    record = {k: info["training"][k] for k in ("epochs_done", "images_seen", "seconds", "threads")
+              if k in info["training"]}
+    return {"continued_from": {"file": Path(path).name, "sha256": checkpoints.sha256(path), **record}}
 
 
 def _measure(run, trained) -> dict:
