@@ -348,3 +348,23 @@ def test_generate_sampler_flag_bad_input(monkeypatch, capsys, tmp_path):
                         "--out", out])
     assert code == 2 and "has no knob sampler" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_init_starts_from_a_flow_file_and_records_it(net, tmp_path):
+    """The recipe's ``init`` (a run continued in a later sitting): the weights are the file's, the training record
+    names the file, its sha256 and its own budget; a file of another model or width is refused."""
+    from prodgen import checkpoints
+    from prodgen.models import registry
+
+    path = registry.save("flow", net, {"width": 8}, training={"epochs_done": 3, "images_seen": 192, "seconds": 9.5},
+                         out=tmp_path / "earlier.pt")
+    fresh = fm.FlowUNet(width=8)
+    record = fm._start_from(fresh, path)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values()))
+    assert record == {"continued_from": {"file": "earlier.pt", "sha256": checkpoints.sha256(path), "epochs_done": 3,
+                                         "images_seen": 192, "seconds": 9.5}}
+    with pytest.raises(ValueError, match="init needs a 'flow' checkpoint of width 16"):
+        fm._start_from(fm.FlowUNet(width=16), path)
+    other = registry.save("flow-text", net, {"width": 8, "reader": "text-votes"}, out=tmp_path / "text.pt")
+    with pytest.raises(ValueError, match="holds 'flow-text'"):
+        fm._start_from(fm.FlowUNet(width=8), other)
