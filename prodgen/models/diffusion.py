@@ -51,7 +51,7 @@ from torch.nn import functional as F
 from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.models.condition import AttributeEmbedding, check_labels, fill_unspecified
 from prodgen.models.protocol import UNSPECIFIED, ImageModel, Knob, Noise, fill_open
-from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.recipe import Trained, with_text_reader
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
@@ -406,6 +406,7 @@ class DiffusionImageModel(ImageModel):
     accepts = "attributes"
     can_edit = True
     edit_draws = True
+    edit_photos = staticmethod(edit)  # the family's editor: (network, images, labels, changes, seed, **knobs)
 
     def __init__(self, network, name: str = "diffusion", info: dict | None = None):
         super().__init__(network, name, info)
@@ -431,14 +432,14 @@ class DiffusionImageModel(ImageModel):
 
     def _edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seeds: list[int],
               **knobs) -> list[torch.Tensor]:
-        """:func:`edit` (defaults :data:`EDIT_KNOBS`) for each seed; several seeds in one batch, each variant's
-        noise from its own generator (the photos repeated once per seed)."""
+        """:attr:`edit_photos` (here :func:`edit`, defaults :data:`EDIT_KNOBS`) for each seed; several seeds in one
+        batch, each variant's noise from its own generator (the photos repeated once per seed)."""
         if len(seeds) == 1:
-            return [edit(self.network, images, labels, changes, seed=seeds[0], **knobs)]
+            return [self.edit_photos(self.network, images, labels, changes, seed=seeds[0], **knobs)]
         n = len(images)
         noise = Noise([(torch.Generator().manual_seed(s), n) for s in seeds])
-        out = edit(self.network, images.repeat(len(seeds), 1, 1, 1), torch.as_tensor(labels).repeat(len(seeds), 1),
-                   changes, draw=noise.randn, **knobs)
+        out = self.edit_photos(self.network, images.repeat(len(seeds), 1, 1, 1),
+                               torch.as_tensor(labels).repeat(len(seeds), 1), changes, draw=noise.randn, **knobs)
         return list(out.split(n))
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
@@ -560,11 +561,6 @@ def train_checkpoint(name: str = "diffusion", fast: bool = False, log=print, dev
                         checkpoint=checkpoint, resume=resume, data=data)
 
 
-def _prepare(run) -> None:
-    if run.data is not None and run.name != "diffusion":
-        raise ValueError("diffusion-text reads the course catalog's descriptions; train `diffusion` on your catalog")
-
-
 def _fit(run) -> Trained:
     import copy
 
@@ -583,26 +579,7 @@ def _fit(run) -> Trained:
     return Trained(ema, config, history, notes={"save_as": "diffusion"})
 
 
-def _measure(run, trained) -> dict:
-    return evaluate(trained.model, n=200 if run.fast else 2000)
-
-
-def _report(metrics: dict) -> str:
-    return f"control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, FID {metrics['fid']}"
-
-
-def _save_text_model(run, trained, training) -> None:
-    """``diffusion-text``: the same weights behind the description reader (the shipped checkpoints only)."""
-    from prodgen.models import registry
-
-    if run.out is None and run.data is None:
-        registry.save("diffusion-text", trained.model, {**trained.config, "reader": run.cfg["reader"]}, metrics={},
-                      training={**training, "same_weights_as": "diffusion"})
-
-
-RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("diffusion", "diffusion-text"),
-                what="train_checkpoint trains 'diffusion' (and 'diffusion-text' with it)", prepare=_prepare,
-                after_save=_save_text_model, report=_report)
+RECIPE = with_text_reader(CHECKPOINT_CONFIG, _fit, evaluate, "diffusion", "diffusion-text")
 """What ``prodgen train diffusion`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 

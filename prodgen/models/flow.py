@@ -58,8 +58,8 @@ from prodgen.models.diffusion import (
     guided,
     product_mask,
 )
-from prodgen.models.protocol import UNSPECIFIED, Knob, Noise
-from prodgen.models.recipe import Recipe, Trained
+from prodgen.models.protocol import UNSPECIFIED, Knob
+from prodgen.models.recipe import Trained, with_text_reader
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["T_SCALE", "interpolate", "velocity_target", "sample_time", "flow_loss", "TIME_SAMPLINGS", "FlowUNet",
@@ -261,6 +261,8 @@ class FlowImageModel(DiffusionImageModel):
     A group's draws (``_latents``): the start noise ``x_1`` first, then the open attributes; decoding draws
     nothing (the ODE is deterministic)."""
 
+    edit_photos = staticmethod(edit)  # the flow's inpainting editor; batching the variants is lesson 11's _edit
+
     def __init__(self, network, name: str = "flow", info: dict | None = None):
         super().__init__(network, name, info)
 
@@ -277,18 +279,6 @@ class FlowImageModel(DiffusionImageModel):
                 unspecified: str = "random") -> torch.Tensor:
         return sample(self.network, latents["condition"], steps=steps, guidance=guidance, sampler=sampler,
                       x_1=latents["x_1"])
-
-    def _edit(self, images: torch.Tensor, labels: torch.Tensor, changes: dict, seeds: list[int],
-              **knobs) -> list[torch.Tensor]:
-        """:func:`edit` (defaults :data:`EDIT_KNOBS`) for each seed; several seeds in one batch, each variant's
-        start noise from its own generator (the photos repeated once per seed)."""
-        if len(seeds) == 1:
-            return [edit(self.network, images, labels, changes, seed=seeds[0], **knobs)]
-        n = len(images)
-        noise = Noise([(torch.Generator().manual_seed(s), n) for s in seeds])
-        out = edit(self.network, images.repeat(len(seeds), 1, 1, 1), torch.as_tensor(labels).repeat(len(seeds), 1),
-                   changes, draw=noise.randn, **knobs)
-        return list(out.split(n))
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
         return {}  # the edit table (diffusion.edit_table) is not yet measured for the flow model
@@ -337,11 +327,6 @@ def train_checkpoint(name: str = "flow", fast: bool = False, log=print, device: 
                         checkpoint=checkpoint, resume=resume, data=data)
 
 
-def _prepare(run) -> None:
-    if run.data is not None and run.name != "flow":
-        raise ValueError("flow-text reads the course catalog's descriptions; train `flow` on your catalog")
-
-
 def _fit(run) -> Trained:
     import copy
 
@@ -379,26 +364,7 @@ def _start_from(model: FlowUNet, path) -> dict:
     return {"continued_from": {"file": Path(path).name, "sha256": checkpoints.sha256(path), **record}}
 
 
-def _measure(run, trained) -> dict:
-    return evaluate(trained.model, n=200 if run.fast else 2000)
-
-
-def _report(metrics: dict) -> str:
-    return f"control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, FID {metrics['fid']}"
-
-
-def _save_text_model(run, trained, training) -> None:
-    """``flow-text``: the same weights behind the description reader (the course's own checkpoints only)."""
-    from prodgen.models import registry
-
-    if run.out is None and run.data is None:
-        registry.save("flow-text", trained.model, {**trained.config, "reader": run.cfg["reader"]}, metrics={},
-                      training={**training, "same_weights_as": "flow"})
-
-
-RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, names=("flow", "flow-text"),
-                what="train_checkpoint trains 'flow' (and 'flow-text' with it)", prepare=_prepare,
-                after_save=_save_text_model, report=_report)
+RECIPE = with_text_reader(CHECKPOINT_CONFIG, _fit, evaluate, "flow", "flow-text")
 """What ``prodgen train flow`` does beyond the shared steps of ``prodgen.models.recipe``."""
 
 

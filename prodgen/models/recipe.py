@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Recipe", "Run", "Trained", "train"]
+__all__ = ["Recipe", "Run", "Trained", "train", "with_text_reader"]
 
 
 @dataclass
@@ -179,3 +179,31 @@ def train(recipe: Recipe, name: str, *, fast: bool = False, log=print, overrides
     if recipe.after_save is not None:
         recipe.after_save(run, trained, training)
     return metrics
+
+
+def with_text_reader(config: dict, fit: Callable, evaluate: Callable, image: str, text: str) -> Recipe:
+    """The recipe of a model trained once and shipped twice (diffusion / diffusion-text, flow / flow-text): ``fit``
+    trains ``image``; ``evaluate(model, n=...)`` measures it (200 requests in a smoke test, else 2,000); after the
+    save the same weights go behind the description reader ``config["reader"]`` as ``text`` (the course's own
+    checkpoints only: not with ``out`` or ``data``). A catalog folder of your own trains ``image`` alone."""
+
+    def prepare(run: Run) -> None:
+        if run.data is not None and run.name != image:
+            raise ValueError(f"{text} reads the course catalog's descriptions; train `{image}` on your catalog")
+
+    def measure(run: Run, trained: Trained) -> dict:
+        return evaluate(trained.model, n=200 if run.fast else 2000)
+
+    def save_text_model(run: Run, trained: Trained, training: dict) -> None:
+        from prodgen.models import registry
+
+        if run.out is None and run.data is None:
+            registry.save(text, trained.model, {**trained.config, "reader": run.cfg["reader"]}, metrics={},
+                          training={**training, "same_weights_as": image})
+
+    def report(metrics: dict) -> str:
+        return (f"control {metrics['control']}, held-out {metrics['control_unseen_pairs']['mean']}, "
+                f"FID {metrics['fid']}")
+
+    return Recipe(config, fit, measure, names=(image, text), what=f"train_checkpoint trains {image!r} (and {text!r} "
+                  "with it)", prepare=prepare, after_save=save_text_model, report=report)
