@@ -14,6 +14,7 @@ import torch
 
 from prodgen.engine.losses import flow_interpolate, flow_loss, flow_time, flow_velocity
 from prodgen.models import flow as fm
+from prodgen.models.diffusion import guided
 from prodgen.models.protocol import Knob
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -133,8 +134,8 @@ def test_guidance_zero_is_the_unconditional_pass(net):
     assert not torch.equal(w0, fm.sample(net, labels, steps=3, guidance=1.0, x_1=x_1))  # the condition matters
     t = torch.full((2,), 0.6)
     with torch.no_grad():  # the batched conditional + unconditional pass is the two passes mixed by hand
-        by_hand = fm.guided(net(x_1, t, labels), net(x_1, t, empty), 3.0)
-        batched = fm._velocity(net, x_1, 0.6, labels, empty, 3.0)
+        by_hand = guided(net(x_1, t, labels), net(x_1, t, empty), 3.0)
+        batched = fm._predict_v(net, x_1, 0.6, labels, empty, 3.0)
     assert torch.allclose(batched, by_hand, atol=1e-5)
 
 

@@ -56,7 +56,7 @@ from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
            "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
-           "EDIT_GROW", "edit", "edit_table", "DiffusionTextModel", "GUIDANCE",
+           "EDIT_GROW", "edit_request", "edit", "edit_table", "DiffusionTextModel", "GUIDANCE",
            "STEPS", "ETA", "DiffusionImageModel", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate"]
 
 T = 1000
@@ -233,10 +233,12 @@ def _unconditional_like(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch
     return one_hot(empty, schema).to(labels.dtype) if labels.is_floating_point() else empty
 
 
-def _predict_v(model, x: torch.Tensor, t: int, labels: torch.Tensor, uncond: torch.Tensor, w: float) -> torch.Tensor:
-    """The guided ``v`` for a batch at step ``t``: one network pass over conditional and unconditional rows
-    together (only one of them when ``w`` is 0 or 1)."""
-    tt = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+def _predict_v(model, x: torch.Tensor, t: int | float, labels: torch.Tensor, uncond: torch.Tensor,
+               w: float) -> torch.Tensor:
+    """The guided output (``v``; the flow's velocity) for a batch at step ``t``: one network pass over conditional
+    and unconditional rows together (only one of them when ``w`` is 0 or 1). ``t``: a diffusion step number (int)
+    or a flow time (float, ``prodgen.models.flow``), given to every row in that type."""
+    tt = torch.full((len(x),), t, dtype=torch.float32 if isinstance(t, float) else torch.long, device=x.device)
     if w == 1.0:
         return model(x, tt, labels).float()
     if w == 0.0:
@@ -369,13 +371,10 @@ def inpaint(model: UNet, images: torch.Tensor, labels: torch.Tensor, mask: torch
                   known=x0, mask=mask, resample=resample, draw=draw)
 
 
-def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0,
-         **knobs) -> torch.Tensor:
-    """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
-    changes applied are the request, and only the product region (:func:`product_mask`, grown as
-    :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
-    ``knobs``: :func:`inpaint`'s (``steps``, ``guidance``, ``resample``, ``eta``, ``draw``). The studio's Edit tab
-    and ``prodgen edit`` use it through ``DiffusionImageModel.edit``."""
+def edit_request(model, images: torch.Tensor, labels: torch.Tensor, changes: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an attribute edit regenerates: ``(requests, mask)``: the photos' ``labels`` with ``changes`` applied
+    (``{"color": "teal"}``), and the product region (:func:`product_mask`) grown as :data:`EDIT_GROW` says for the
+    changed attributes. Used by :func:`edit` and the flow model's (lesson 13)."""
     from prodgen.models.condition import parse_request
 
     labels = check_labels(labels, model.schema)
@@ -383,7 +382,18 @@ def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict,
     new = torch.where(request >= 0, request, labels)
     changed = [a for a, k in zip(model.schema.names, request) if k >= 0]
     grow = max((EDIT_GROW.get(a, 1) for a in changed), default=1)
-    return inpaint(model, images, new, product_mask(images, grow), seed=seed, **{**EDIT_KNOBS, **knobs})
+    return new, product_mask(images, grow)
+
+
+def edit(model: UNet, images: torch.Tensor, labels: torch.Tensor, changes: dict, seed: int = 0,
+         **knobs) -> torch.Tensor:
+    """Change some attributes of real photos (``changes={"color": "teal"}``): the photos' labels with the
+    changes applied are the request, and only the product region (:func:`product_mask`, grown as
+    :data:`EDIT_GROW` says for the changed attributes) is regenerated (:func:`inpaint`). Images in [-1, 1].
+    ``knobs``: :func:`inpaint`'s (``steps``, ``guidance``, ``resample``, ``eta``, ``draw``). The studio's Edit tab
+    and ``prodgen edit`` use it through ``DiffusionImageModel.edit``."""
+    new, mask = edit_request(model, images, labels, changes)
+    return inpaint(model, images, new, mask, seed=seed, **{**EDIT_KNOBS, **knobs})
 
 
 # ----------------------------------------------------------------------------- the image-model protocol

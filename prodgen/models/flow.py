@@ -49,14 +49,13 @@ from prodgen.catalog.schema import BUILTIN, Schema, schema_of
 from prodgen.engine.losses import TIME_SAMPLINGS, flow_interpolate, flow_loss, flow_time, flow_velocity
 from prodgen.models.condition import check_labels
 from prodgen.models.diffusion import (
-    EDIT_GROW,
     GUIDANCE,
     DiffusionImageModel,
     DiffusionTextModel,
     UNet,
+    _predict_v,
     _unconditional_like,
-    guided,
-    product_mask,
+    edit_request,
 )
 from prodgen.models.protocol import UNSPECIFIED, Knob
 from prodgen.models.recipe import Trained, with_text_reader
@@ -135,19 +134,6 @@ def integrate(field, x: torch.Tensor, steps: int, sampler: str = "ab2", project=
     return x
 
 
-def _velocity(model, x: torch.Tensor, t: float, labels: torch.Tensor, uncond: torch.Tensor, w: float):
-    """The guided velocity for a batch at time ``t``: one network pass over conditional and unconditional rows
-    together (only one of them when ``w`` is 0 or 1)."""
-    tt = torch.full((len(x),), t, dtype=torch.float32, device=x.device)
-    if w == 1.0:
-        return model(x, tt, labels).float()
-    if w == 0.0:
-        return model(x, tt, uncond).float()
-    both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, uncond])).float()
-    v_c, v_u = both.chunk(2)  # N x 3 x 32 x 32 each
-    return guided(v_c, v_u, w)
-
-
 def _check_sampling(steps, guidance, sampler) -> None:
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= 50:
         raise ValueError(f"guidance must be a number from 0 to 50, got {guidance!r}")
@@ -186,7 +172,8 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
         for s in range(0, n, batch_size):
             xb = x[s:s + batch_size].to(dev).contiguous(memory_format=fmt)
             with autocast_for(dev, precision):
-                v = _velocity(model, xb, t, labels[s:s + batch_size].to(dev), uncond[s:s + batch_size].to(dev), w)
+                v = _predict_v(model, xb, float(t), labels[s:s + batch_size].to(dev),
+                               uncond[s:s + batch_size].to(dev), w)
             parts.append(v.float().cpu().contiguous())
         return torch.cat(parts)  # N x 3 x 32 x 32, fp32
 
@@ -232,14 +219,8 @@ def edit(model: FlowUNet, images: torch.Tensor, labels: torch.Tensor, changes: d
     region (``diffusion.product_mask`` grown as ``diffusion.EDIT_GROW`` says): lesson 11's edit with the flow's
     :func:`inpaint`. Images in [-1, 1]; ``knobs``: :func:`inpaint`'s (``steps``, ``guidance``, ``sampler``,
     ``draw``). ``prodgen edit --model flow`` and the studio use it through ``FlowImageModel.edit``."""
-    from prodgen.models.condition import parse_request
-
-    labels = check_labels(labels, model.schema)
-    request = parse_request(changes, model.schema)[0]
-    new = torch.where(request >= 0, request, labels)
-    changed = [a for a, k in zip(model.schema.names, request) if k >= 0]
-    grow = max((EDIT_GROW.get(a, 1) for a in changed), default=1)
-    return inpaint(model, images, new, product_mask(images, grow), seed=seed, **{**EDIT_KNOBS, **knobs})
+    new, mask = edit_request(model, images, labels, changes)
+    return inpaint(model, images, new, mask, seed=seed, **{**EDIT_KNOBS, **knobs})
 
 
 # ----------------------------------------------------------------------------- the image-model protocol

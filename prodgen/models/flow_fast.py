@@ -38,7 +38,7 @@ import torch
 from prodgen.catalog.schema import BUILTIN
 from prodgen.engine.losses import flow_interpolate, reflow_loss
 from prodgen.models import flow
-from prodgen.models.diffusion import _unconditional_like
+from prodgen.models.diffusion import _unconditional_like, guided
 from prodgen.models.flow import SAMPLERS, FlowImageModel, FlowUNet, sample
 from prodgen.models.protocol import UNSPECIFIED, Knob
 from prodgen.models.recipe import Recipe, Trained
@@ -116,7 +116,7 @@ def progressive_target(teacher, x_t: torch.Tensor, t: torch.Tensor, labels: torc
             v = teacher(x, tt, labels).float()
         else:
             both = teacher(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, uncond])).float()
-            v = flow.guided(*both.chunk(2), guidance)
+            v = guided(*both.chunk(2), guidance)
         x = x - half * v
     return (x_t.float() - x) / h
 
