@@ -1,8 +1,8 @@
 """`prodgen course grade` against submissions that try to escape (split from tests/test_grade_hostile.py so the
 two long batches run on two test workers): an endless loop in a cell and in the exercise, a memory bomb, a fork
-bomb, a `setsid` child, 50 MB printed, the network five ways and DNS, writes outside the folder, reading the
-instructor's home. Each is graded error with a reason, nothing is written outside, no process outlives grading,
-and the honest student still passes."""
+bomb, a `setsid` child with 50 MB printed, and one cell that tries the network five ways and DNS, writes outside
+the folder and reads the instructor's home. Each is graded error with a reason, nothing is written outside, no
+process outlives grading, and the honest student still passes."""
 from __future__ import annotations
 
 import os
@@ -27,10 +27,13 @@ def _canaries(tmp_path: Path) -> dict:
 
 
 def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
-    writes = "\n".join(f"try_write({str(p)!r})" for p in _canaries(tmp_path).values())
+    writes = "\n            ".join(f"try_write({str(p)!r})" for p in _canaries(tmp_path).values())  # as indented below
     return {
-        "loop_cell": _with(cell="while True:\n    pass\n"),
-        "loop_function": _with(exercise="def to_channels_first(image):\n    while True:\n        pass\n"),
+        # endless loops that sleep: the time limits stop them all the same, and CI's other worker keeps the CPU
+        # (tests/test_grade.py stops a notebook that hangs too)
+        "loop_cell": _with(cell="import time\nwhile True:\n    time.sleep(0.2)\n"),
+        "loop_function": _with(exercise="def to_channels_first(image):\n    import time\n    while True:\n"
+                                        "        time.sleep(0.2)\n"),
         "memory": _with(cell="blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 28))\n"),
         "fork_bomb": _with(cell="""\
             import os, time
@@ -39,11 +42,14 @@ def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
                     time.sleep(611)
                     os._exit(0)
             """),
-        "setsid": _with(cell="import subprocess\nsubprocess.Popen(['setsid', 'sleep', '612'])\n"),
-        "output": _with(cell="for _ in range(50):\n    print('x' * (1 << 20))\n"),
-        "network": _with(cell=f"""\
-            import importlib, socket, subprocess, sys, _socket
-            reached = []
+        # harmless to the grade, but must be contained: a `setsid` child that outlives the notebook, 50 MB printed
+        "harmless": _with(cell="import subprocess\nsubprocess.Popen(['setsid', 'sleep', '612'])\n"
+                               "for _ in range(50):\n    print('x' * (1 << 20))\n"),
+        # what a submission may reach outside its folder: the network five ways and DNS, files to write, the
+        # instructor's secrets; one cell tries them all and says in its error what it got
+        "reach": _with(cell=f"""\
+            import importlib, os, socket, subprocess, sys, _socket
+            reached, done, found = [], [], []
             def attempt(name, fn):
                 try:
                     fn()
@@ -61,10 +67,6 @@ def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
             except OSError:
                 pass
             attempt("dns", lambda: socket.getaddrinfo("example.com", 80))
-            raise RuntimeError(f"network reached: {{reached}}")
-            """),
-        "writes": _with(cell=f"""\
-            done = []
             def try_write(path):
                 try:
                     with open(path, "w") as f:
@@ -73,17 +75,12 @@ def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
                 except OSError:
                     pass
             {writes}
-            raise RuntimeError(f"wrote: {{done}}")
-            """),
-        "home": _with(cell=f"""\
-            import os
-            found = []
             for path in [{str(secret)!r}, os.path.expanduser("~/.ssh/id_rsa"), "/root/.bash_history"]:
                 try:
                     found.append(open(path).read())
                 except OSError:
                     pass
-            raise RuntimeError(f"read: {{found}}")
+            raise RuntimeError(f"network reached: {{reached}}; wrote: {{done}}; read: {{found}}")
             """),
     }
 
@@ -121,23 +118,21 @@ def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
     notebooks = {"alice": _solved(), **_escapes(tmp_path, tcp.getsockname()[1], udp.getsockname()[1], secret)}
-    rows = _grade(tmp_path / "in", notebooks, timeout=40, check_timeout=60)
+    rows = _grade(tmp_path / "in", notebooks, timeout=30, check_timeout=30)
     took = time.monotonic() - start
     assert rows["alice"].status == "passed", rows["alice"].detail
-    harmless = ("output", "setsid")  # solved notebooks whose extra cell only has to be contained
+    harmless = ("harmless",)  # a solved notebook whose extra cell only has to be contained
     print({name: (row.status, row.detail) for name, row in rows.items()})
     for name, row in rows.items():
         assert "TOP-SECRET" not in row.detail
         if name not in ("alice", *harmless):
             assert row.status in ("error", "failed") and row.detail, (name, row.status, row.detail)
-    assert rows["output"].status == "passed", rows["output"].detail  # 50 MB printed: graded, never kept
-    assert "time limit of 40 s" in rows["loop_cell"].detail
-    assert "did not finish within 60 s" in rows["loop_function"].detail
+    assert rows["harmless"].status == "passed", rows["harmless"].detail  # 50 MB printed: graded, never kept
+    assert "time limit of 30 s" in rows["loop_cell"].detail
+    assert "did not finish within 30 s" in rows["loop_function"].detail
     assert "MemoryError" in rows["memory"].detail
     assert "BlockingIOError" in rows["fork_bomb"].detail or "time limit" in rows["fork_bomb"].detail
-    assert "network reached: []" in rows["network"].detail
-    assert "wrote: []" in rows["writes"].detail
-    assert "read: []" in rows["home"].detail
+    assert "network reached: []; wrote: []; read: []" in rows["reach"].detail
     with pytest.raises(OSError):
         tcp.accept()  # nothing connected to the instructor's machine
     with pytest.raises(OSError):
@@ -147,4 +142,4 @@ def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypat
     assert _sandbox_processes() == []  # nothing outlived the grader: fork bomb children, setsid sleepers
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB on Linux
     assert grown < 40 << 10, f"the grader's own memory grew by {grown} KiB (50 MB were printed)"
-    assert took < len(notebooks) * 2 * 40 + 200
+    assert took < len(notebooks) * 2 * 30 + 200

@@ -2,11 +2,10 @@
 
 Every submission is lesson 00's student notebook (one exercise, the cheapest FAST run) with an attack added,
 graded for real next to an honest solved copy: forged passes (print patched, the checks patched, sys.modules
-tampered with, "[PASS]" written into the outputs, a check cell rewritten, code in the exercise function that
-patches the checks, walks the frames or writes verdict lines itself), and escapes (an endless loop in a cell
-and in the exercise, a memory bomb, a fork bomb, a `setsid` child, 50 MB printed, the network five ways and
-DNS, writes outside the folder, reading the instructor's home). Each is graded error or failed with a reason,
-nothing is written outside, the honest student still passes, and the batch ends within its time limits.
+tampered with: one submission does all three; "[PASS]" written into the outputs of a rewritten check cell; code
+in the exercise function that patches the checks, walks the frames or writes verdict lines itself). Each is
+graded error or failed with a reason and the honest student still passes. The escapes (endless loops, bombs, the
+network, files outside) are tests/test_grade_escapes.py.
 """
 from __future__ import annotations
 
@@ -61,27 +60,24 @@ def _grade(folder: Path, notebooks: dict, **kw) -> dict:
 
 
 FORGED = {
-    "print_patch": _with(exercise=WRONG, cell="""\
-        import builtins
+    # notebook-level attacks: cells that patch what a verdict is read from. None of them runs in the verifier, so
+    # each submission holds several (any one that worked would turn the wrong answer into a pass)
+    "patches": _with(exercise=WRONG, cell="""\
+        import builtins, sys, types, prodgen
         _real = builtins.print
         builtins.print = lambda *a, **k: _real(*(str(x).replace("[FAIL]", "[PASS]") for x in a), **k)
-        """),
-    "checks_patch": _with(exercise=WRONG, cell="""\
         from prodgen import checks
         checks.check_channels_first = lambda f: print("[PASS] channels first") or True
         import prodgen.checks._core as core
         core._expect = lambda condition, message: None
-        """),
-    "sys_modules": _with(exercise=WRONG, cell="""\
-        import sys, types, prodgen
         fake = types.ModuleType("prodgen.checks")
         fake.check_channels_first = lambda f: print("[PASS] channels first") or True
         sys.modules["prodgen.checks"] = fake
         prodgen.checks = fake
         checks = fake
         """),
-    "outputs_pass": _with(exercise=WRONG, outputs=[nbformat.v4.new_output("stream", text="[PASS] channels first\n")]),
-    "check_rewritten": _with(exercise=WRONG, check='ok = True\nprint("[PASS] channels first")'),
+    "check_rewritten": _with(exercise=WRONG, check='ok = True\nprint("[PASS] channels first")',
+                             outputs=[nbformat.v4.new_output("stream", text="[PASS] channels first\n")]),
     "exercise_toplevel": _with(exercise=WRONG + "import builtins\nbuiltins.print = lambda *a, **k: None\n"
                                         "checks.check_channels_first = lambda f: True\n"),
     "function_patch": _with(exercise="""\
@@ -136,7 +132,7 @@ FORGED = {
 def test_forged_verdicts_are_graded_error_or_failed_and_the_honest_student_passes(tmp_path):
     rows = _grade(tmp_path / "in", {"alice": _solved(), **FORGED}, timeout=120, check_timeout=120)
     assert rows["alice"].status == "passed", rows["alice"].detail
-    for name in ("print_patch", "checks_patch", "sys_modules", "outputs_pass", "check_rewritten", "exercise_toplevel"):
+    for name in ("patches", "check_rewritten", "exercise_toplevel"):
         row = rows[name]  # the attack never runs in the verifier: the wrong answer is graded as wrong
         assert row.status == "failed", (name, row.status, row.detail)
         assert row.detail.startswith("[FAIL] channels first:"), (name, row.detail)
