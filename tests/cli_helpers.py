@@ -37,3 +37,23 @@ def in_a_subprocess(args, cwd=None, env=None):
     done = subprocess.run([sys.executable, "-m", "prodgen.cli", *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, cwd=cwd, timeout=300)
     return done.returncode, done.stdout, done.stderr
+
+
+def shipped_subset(folder, names, monkeypatch):
+    """A private checkpoint folder (``PRODGEN_CHECKPOINTS``, undone after the test) holding only the shipped
+    checkpoints ``names`` and their manifest entries: a test trains or ships into it without touching the course's."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from prodgen import paths
+
+    shipped, folder = paths.checkpoints_dir(), Path(folder)
+    folder.mkdir(parents=True)
+    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
+    keep = {name: manifest[name] for name in names}
+    for entry in keep.values():
+        shutil.copy(shipped / entry["file"], folder)
+    (folder / "manifest.json").write_text(json.dumps(keep), encoding="utf-8")
+    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
+    return folder

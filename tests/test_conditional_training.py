@@ -4,11 +4,9 @@ here (one epoch); the shipped checkpoints' figures are tested in test_conditiona
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
-from prodgen import paths
 from prodgen.apps.generate import MODELS
 from prodgen.models import registry
 
@@ -18,16 +16,9 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # one_th
 @pytest.fixture
 def checkpoints(tmp_path, monkeypatch):
     """A private checkpoint folder holding only what the trainers need (judge and the text readers)."""
-    shipped = paths.checkpoints_dir()
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
-    keep = ("judge", "text-gru", "text-votes")
-    for name in keep:
-        shutil.copy(shipped / manifest[name]["file"], folder)
-    (folder / "manifest.json").write_text(json.dumps({k: manifest[k] for k in keep}), encoding="utf-8")
-    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
-    return folder
+    from cli_helpers import shipped_subset
+
+    return shipped_subset(tmp_path / "checkpoints", ("judge", "text-gru", "text-votes"), monkeypatch)
 
 
 @pytest.mark.parametrize("name", ["cgan-projection", "cvae", "text2img", "text2img-embedding"])

@@ -4,12 +4,10 @@ measured again, the Markdown tables, and bad input (one line, exit 2, nothing wr
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
 
-from prodgen import paths
 from prodgen.evaluation import leaderboard
 from prodgen.models import diffusion, registry
 from prodgen.models.protocol import Knob
@@ -34,15 +32,9 @@ def _tiny_diffusion(seed: int) -> diffusion.UNet:
 def tiny_study(tmp_path, monkeypatch):
     """Private checkpoints (the shipped judge, cvae, cgan-projection, text-votes; a tiny ``diffusion`` and
     ``diffusion-text``), private leaderboard rows, and small grids."""
-    shipped = paths.checkpoints_dir()
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
-    keep = {name: manifest[name] for name in ("judge", "cvae", "cgan-projection", "text-votes")}
-    for entry in keep.values():
-        shutil.copy(shipped / entry["file"], folder)
-    (folder / "manifest.json").write_text(json.dumps(keep), encoding="utf-8")
-    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
+    from cli_helpers import shipped_subset
+
+    shipped_subset(tmp_path / "checkpoints", ("judge", "cvae", "cgan-projection", "text-votes"), monkeypatch)
     net = _tiny_diffusion(0)
     registry.save("diffusion", net, {"width": 8, "schedule": "cosine"})
     registry.save("diffusion-text", net, {"width": 8, "schedule": "cosine", "reader": "text-votes"})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 
 import pytest
 import torch
@@ -244,21 +243,20 @@ def test_edit_variants_are_each_seeds_edit(net):
         fm.FlowTextModel(net).edit(images, labels, {"color": "teal"})
 
 
-# ----------------------------------------------------------------------------- the registry (not shipped yet)
+# ----------------------------------------------------------------------------- the registry
 def test_flow_is_registered_but_not_shipped(monkeypatch, capsys, tmp_path):
-    """Until a checkpoint is trained and shipped, ``flow`` / ``flow-text`` are registered generators that every
-    listing names (kinds, editors) while loading one says how to get it, in one line."""
+    """``flow`` / ``flow-text`` are registered generators that every listing names (kinds, editors); in a course
+    where no flow checkpoint is shipped, loading one says how to get it, in one line."""
     from prodgen.apps.edit import editors
     from prodgen.models import registry
 
-    from cli_helpers import in_this_process
+    from cli_helpers import in_this_process, shipped_subset
 
     assert registry.spec("flow").model is fm.FlowImageModel and registry.spec("flow-text").model is fm.FlowTextModel
     assert registry.spec("flow").train is fm.train_checkpoint and registry.spec("flow").lesson == 13
     assert registry.generator_kinds()["flow"] == "attributes" and registry.generator_kinds()["flow-text"] == "text"
     assert "flow" in editors() and "flow-text" not in editors()
-    if "flow" in registry.manifest():
-        pytest.skip("a flow checkpoint is shipped")
+    shipped_subset(tmp_path / "checkpoints", ("judge", "text-votes"), monkeypatch)  # the course before flow shipped
     assert "flow" not in registry.generators(shipped=True) and "flow" in registry.generators()
     with pytest.raises(ValueError, match="'flow' is registered but no checkpoint of it is shipped; train one"):
         registry.load_generator("flow")
@@ -306,18 +304,12 @@ def test_train_flow_learns_and_resumes(squares_catalog, tmp_path):
 def test_prodgen_train_flow_saves_a_loadable_generator(tmp_path, monkeypatch, capsys):
     """`prodgen train flow --fast --out F`: one epoch on 1,024 products, measured, saved with its recipe; the
     file loads as a protocol generator (the shipped checkpoint and manifest untouched)."""
-    from prodgen import paths
     from prodgen.models import registry
 
-    shipped = paths.checkpoints_dir()
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
+    from cli_helpers import shipped_subset
+
     keep = ("judge", "text-votes")
-    for name in keep:
-        shutil.copy(shipped / manifest[name]["file"], folder)
-    (folder / "manifest.json").write_text(json.dumps({k: manifest[k] for k in keep}), encoding="utf-8")
-    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
+    folder = shipped_subset(tmp_path / "checkpoints", keep, monkeypatch)
     out = tmp_path / "flow.pt"
     metrics = registry.train("flow", fast=True, log=None, out=out)
     assert {"control", "control_unseen_pairs", "fid", "fid_floor"} <= set(metrics)

@@ -5,9 +5,7 @@ network passes as its steps knob says (one a step, no guidance doubling), groups
 from __future__ import annotations
 
 import copy
-import json
 import math
-import shutil
 
 import pytest
 import torch
@@ -207,18 +205,9 @@ def test_edit_keeps_the_photo_outside_the_mask(net):
 # ----------------------------------------------------------------------------- the registry and the trainer
 def _checkpoints_without_flow(tmp_path, monkeypatch):
     """A checkpoint folder with the judge and the text reader only (no flow), as PRODGEN_CHECKPOINTS."""
-    from prodgen import paths
+    from cli_helpers import shipped_subset
 
-    shipped = paths.checkpoints_dir()
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    manifest = json.loads((shipped / "manifest.json").read_text(encoding="utf-8"))
-    keep = ("judge", "text-votes")
-    for name in keep:
-        shutil.copy(shipped / manifest[name]["file"], folder)
-    (folder / "manifest.json").write_text(json.dumps({k: manifest[k] for k in keep}), encoding="utf-8")
-    monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
-    return folder
+    return shipped_subset(tmp_path / "checkpoints", ("judge", "text-votes"), monkeypatch)
 
 
 def test_train_flow_fast_without_a_shipped_flow_says_so(monkeypatch, capsys, tmp_path):
