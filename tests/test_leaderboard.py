@@ -214,6 +214,21 @@ def test_cached_rows_are_formatted(rows_folder, fake_measure):
 
 
 # ----------------------------------------------------------------------------- progress while measuring
+def test_cached_row_reads_the_cache_and_never_measures(rows_folder, fake_measure):
+    import dataclasses
+
+    assert leaderboard.cached_row("dcgan", n=64) is None and not fake_measure  # not measured yet: None
+    leaderboard.evaluate_all(["dcgan"], n=64)
+    row = leaderboard.cached_row("dcgan", n=64)
+    assert row["model"] == "dcgan" and row["cached"] is True and len(fake_measure) == 1
+    assert leaderboard.cached_row("dcgan", n=128) is None and leaderboard.cached_row("dcgan", n=64, seed=1) is None
+    assert len(fake_measure) == 1
+    with registry.registered(dataclasses.replace(registry.spec("dcgan"), name="dcgan-unshipped", lesson=99)):
+        assert leaderboard.cached_row("dcgan-unshipped") is None  # registered, no checkpoint
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        leaderboard.cached_row("no-such-model")
+
+
 def test_the_estimate_comes_first_then_stages_then_each_row_as_it_finishes(rows_folder, fake_measure):
     """A cold run says up front how long each model should take, then a line per stage, then each row's figures
     before the next model starts (a cold `prodgen leaderboard` once sat 15 min on one line)."""

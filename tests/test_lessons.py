@@ -318,6 +318,53 @@ def assert_12(results: dict) -> None:
     assert results["card_mentions"] == ["product", "glaze", "pattern"] and results["card_path_exists"]
 
 
+def assert_13(results: dict) -> None:
+    assert results["checks_passed"] == 4, "all three solved exercises (four checks) should pass"
+    # the 2-D toy field learns (its loss falls, its samples sit on the blobs) and its trajectories bend
+    toy = results["toy"]
+    assert toy["loss_last"] < toy["loss_first"] and toy["near_blob_real"] > 0.95, toy
+    assert toy["bendiness"] > 1.05, toy
+    if not results["fast"]:
+        assert toy["near_blob"] >= 0.75 and min(toy["per_blob"]) >= 0.5 * max(toy["per_blob"]), toy
+    # logit-normal times crowd the middle: P(|z| < ln 3) = 0.728 (uniform: 0.5), P(|z| > logit 0.95) = 0.003 (0.1)
+    shares = results["time_shares"]
+    assert abs(shares["logit-normal"]["middle"] - 0.728) < 0.01 and shares["logit-normal"]["ends"] < 0.01, shares
+    assert abs(shares["uniform"]["middle"] - 0.5) < 0.01 and abs(shares["uniform"]["ends"] - 0.1) < 0.01, shares
+    # the live run visibly learns: >= 60 % mean control in the default run (FAST trains seconds)
+    assert results["live_steps"] >= 1 and 0 <= results["live_control_mean"] <= 1
+    if not results["fast"]:
+        assert results["live_loss"]["last"] < 0.5 * results["live_loss"]["first"], results["live_loss"]
+        assert results["live_control_mean"] >= 0.6, results["live_control"]
+    # solvers on the toy field: Euler first order, Heun and AB2 second order; the student's Heun is the package's
+    order, errors = results["toy_order"], results["toy_errors"]
+    assert 0.7 < order["euler"] < 1.5 and order["heun"] > 1.5 and order["ab2"] > 1.5, order
+    assert errors["heun"]["32"] < errors["euler"]["32"] and errors["ab2"]["32"] < errors["euler"]["32"], errors
+    assert results["solver_gap"] < 1e-5
+    # on images: every solver gets closer to the reference with more evaluations; the same seed, the same bytes
+    for name in ("euler", "heun", "ab2"):
+        errs = [r["error"] for r in results["solver_rows"] if r["sampler"] == name]
+        assert len(errs) >= 3 and errs[-1] < errs[0], (name, errs)
+    assert results["sampler_identical"] is True
+    # the equal-budget comparison was read: five variants, a budget, a leader by each measure
+    variants = ["v-cosine", "eps", "eps-min-snr", "edm", "flow"]
+    assert results["comparison_variants"] == variants and results["comparison_budget"]["minutes"] > 0
+    assert set(results["best_variant"]) == {"control", "FID"} and set(results["best_variant"].values()) <= set(variants)
+    # reflow straightens the toy field and makes its single step land on the data more often
+    reflow = results["reflow"]
+    assert reflow["bendiness_after"] < reflow["bendiness_before"], reflow
+    assert reflow["near_blob"]["1"]["after"] > reflow["near_blob"]["1"]["before"], reflow
+    # flow-fast: 1-4 steps of one pass, guidance baked in (no knob), far faster than its teacher at 32 steps
+    assert 1 <= results["fast_default_steps"] <= 4 and "guidance" not in results["fast_knobs"]
+    rows = {(r["model"], r["steps"]): r for r in results["fast_rows"]}
+    assert {("flow", 32), ("flow-fast", 4), ("flow-fast", 2), ("flow-fast", 1)} <= set(rows)
+    assert rows[("flow-fast", 1)]["passes"] == 1 and rows[("flow", 32)]["passes"] == 64
+    assert rows[("flow-fast", 1)]["images_per_s"] > 5 * rows[("flow", 32)]["images_per_s"], rows
+    assert all(0 <= r["control"] <= 1 for r in rows.values())
+    # the leaderboard was only read: every model it asked about is either a cached row or named as unmeasured
+    assert sorted(results["board_models"] + results["unmeasured"]) == sorted(
+        ["flow", "flow-text", "flow-fast", "diffusion", "diffusion-text", "cgan-projection", "cgan-stable", "cvae"])
+
+
 LESSON_ASSERTIONS = {
     "00": assert_00,
     "01": assert_01,
@@ -332,6 +379,7 @@ LESSON_ASSERTIONS = {
     "10": assert_10,
     "11": assert_11,
     "12": assert_12,
+    "13": assert_13,
 }
 
 

@@ -9,6 +9,7 @@ from prodgen.checks.catalog import *  # noqa: F401,F403  lessons 00-01
 from prodgen.checks.conditional import *  # noqa: F401,F403  lessons 05-07
 from prodgen.checks.diffusion import *  # noqa: F401,F403  lesson 11
 from prodgen.checks.evaluation import *  # noqa: F401,F403  lesson 08
+from prodgen.checks.flow import *  # noqa: F401,F403  lesson 13
 from prodgen.checks.gan import *  # noqa: F401,F403  lesson 03
 from prodgen.checks.latent import *  # noqa: F401,F403  lesson 09
 from prodgen.checks.stability import *  # noqa: F401,F403  lesson 10

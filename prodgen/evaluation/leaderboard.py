@@ -38,8 +38,9 @@ from pathlib import Path
 from prodgen import paths
 from prodgen.models import registry
 
-__all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "evaluate_all",
-           "evaluate_model", "measure", "plan", "estimate", "format_table", "format_markdown", "format_summary"]
+__all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "cached_row",
+           "evaluate_all", "evaluate_model", "measure", "plan", "estimate", "format_table", "format_markdown",
+           "format_summary"]
 
 PROTOCOL_VERSION = 1
 """Bump when anything about how rows are measured changes: every cached row is then re-measured."""
@@ -508,6 +509,17 @@ class _Session:
         if self._ref is None:
             self._ref = Reference(self.judge, refresh=self._refresh)
         return self._ref
+
+
+def cached_row(name: str, n: int = 2000, seed: int = 0) -> dict | None:
+    """The cached row of registry generator ``name`` (its current checkpoint, ``n``, ``seed``), or ``None`` when
+    it has not been measured yet: reads a JSON file, measures nothing (lessons 11 and 13 read the board this way).
+    ``None`` too when ``name`` is not shipped."""
+    (name,) = _check_models([name])
+    if name not in registry.manifest():
+        return None
+    row = _read_cached(cache_file(name, _check_n(n), seed))
+    return None if row is None else {**row, "cached": True}
 
 
 def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = False, _session=None,
