@@ -506,10 +506,11 @@ def _add_generate(sub) -> None:
 
 def _add_edit(sub) -> None:
     s = sub.add_parser("edit", help="change attributes of a real photo (before/after PNGs and metadata.csv)")
-    s.add_argument("--model", required=True, help="an editor: cvae (deterministic) or diffusion (inpainting)")
+    s.add_argument("--model", required=True, help="a model that edits (`prodgen models` lists them): "
+                   "cvae (deterministic), diffusion, flow, flow-fast (inpainting)")
     s.add_argument("--image", required=True, help="the photo (PNG, JPEG, ...); other sizes are resized to 32x32")
     s.add_argument("--set", required=True, help="attributes to change, e.g. color=teal,pattern=dotted")
-    s.add_argument("--seed", default="0", help="variant i uses seed S + i (diffusion); same seed, same bytes")
+    s.add_argument("--seed", default="0", help="variant i uses seed S + i (inpainting models); same seed, same bytes")
     s.add_argument("--n", default="1", help="variants (default 1; cvae is deterministic: 1)")
     s.add_argument("--out", required=True, help="output folder (new or empty)")
     s.set_defaults(func=_edit)

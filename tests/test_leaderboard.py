@@ -49,6 +49,13 @@ def test_the_registry_lists_every_shipped_image_model():
                                             "flow-fast": "attributes"}  # flow*: registered, not shipped
 
 
+def _other_whole(knob: Knob) -> int:
+    """A whole-number setting other than the default inside the knob's range (5 diffusion steps; 2 of flow-fast's
+    1-4)."""
+    return next(v for v in (5, 2, 1) if v != knob.default and (knob.low is None or knob.low <= v)
+                and (knob.high is None or v <= knob.high))
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_generator_implements_the_protocol(name):
     model = registry.load_generator(name)
@@ -64,7 +71,7 @@ def test_every_generator_implements_the_protocol(name):
     assert not torch.equal(a[0], a[1])
     for key, knob in model.knobs.items():  # a knob that is not at its default changes the images
         other = next(c for c in knob.choices if c != knob.default) if knob.choices \
-            else 5 if isinstance(knob.default, int) else 0.3  # 5: diffusion steps; "learned" for unspecified
+            else _other_whole(knob) if isinstance(knob.default, int) else 0.3  # "learned" for unspecified
         assert not torch.equal(a, model.generate(requests, seed=3, **{key: other})), key
     assert len(model.understood(requests)) == 2
     if "guidance" not in model.knobs:
