@@ -36,8 +36,8 @@ def _requests(model: ImageModel, n: int = 2):
 
 # ----------------------------------------------------------------------------- the protocol
 def test_the_registry_lists_every_shipped_image_model():
-    assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img",
-                       "text2img-embedding", "cgan-stable", "diffusion", "diffusion-text"]  # course order
+    assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img",  # course
+                       "text2img-embedding", "cgan-stable", "diffusion", "diffusion-text", "flow", "flow-text"]
     assert set(registry.generators()) <= {s.name for s in registry.specs()}
     assert "judge" not in registry.generators() and "text-gru" not in registry.generators()
     assert registry.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
@@ -46,7 +46,7 @@ def test_the_registry_lists_every_shipped_image_model():
                                             "text2img-embedding": "text",
                                             "diffusion": "attributes", "diffusion-text": "text",
                                             "flow": "attributes", "flow-text": "text",
-                                            "flow-fast": "attributes"}  # flow*: registered, not shipped
+                                            "flow-fast": "attributes"}
 
 
 def _other_whole(knob: Knob) -> int:
