@@ -6,8 +6,9 @@
 - the training engine (``prodgen.engine.train``) on the CPU: its cost over a bare loop, and its default
   path (channels_last, the precision ``"auto"`` picks) against a plain fp32 NCHW loop;
 - the Product Studio (lesson 09): a grid of 16 from each shipped GAN, click to picture;
-- diffusion sampling (lesson 11): images/s of every shipped generator with a ``guidance`` knob, at its
-  default steps and guidance, for 16 images and for a batch of 64 (``prodgen bench --only sampling``);
+- diffusion and flow sampling (lessons 11, 13): images/s of every shipped generator that samples in steps (a
+  ``steps`` knob), at its default steps and guidance, for 16 images and for a batch of 64
+  (``prodgen bench --only sampling``);
 - batches across requests (``prodgen bench --only batching``): ``prodgen generate --batch`` with 960 single-image
   rows against one 960-image request, with diffusion and a cGAN (the rows share batches, each with its own seed).
 
@@ -100,11 +101,11 @@ def run_benchmarks(quick: bool = False, log=print, only: str | None = None) -> d
     return report
 
 
-# ----------------------------------------------------------------------------- diffusion sampling (lesson 11)
+# ----------------------------------------------------------------------------- sampling in steps (lessons 11, 13)
 def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict | None:
-    """Images/s of every shipped generator that has a ``guidance`` knob (the diffusion models), at its default
-    steps and guidance: 16 images (one request, as ``prodgen generate --n 16``) and a batch of 64 balanced
-    requests; best of ``rounds`` timed calls after a warm-up call. None if no such model is shipped.
+    """Images/s of every shipped generator that samples in steps (a ``steps`` knob: the diffusion and flow models,
+    ``flow-fast`` with its guidance distilled in), at its default steps and guidance: 16 images (one request, as
+    ``prodgen generate --n 16``) and a batch of 64 balanced requests; best of ``rounds`` timed calls after a warm-up call. None if no such model is shipped.
     ``quick``: the 16 images only, after a warm-up of one image (a check that it runs; rough figures)."""
     import torch
 
@@ -114,7 +115,7 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
     result = {}
     for name in registry.generators(shipped=True):
         model = registry.load_generator(name)
-        if "guidance" not in model.knobs or not model.reads_attributes:
+        if "steps" not in model.knobs or not model.reads_attributes:
             continue
         defaults = {k: knob.default for k, knob in model.knobs.items() if k in ("guidance", "steps")}
         figures = {}
