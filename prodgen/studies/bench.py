@@ -106,7 +106,8 @@ def sampling_benchmark(rounds: int = 5, log=print, quick: bool = False) -> dict 
     """Images/s of every shipped generator that samples in steps (a ``steps`` knob: the diffusion and flow models,
     ``flow-fast`` with its guidance distilled in), at its default steps and guidance: 16 images (one request, as
     ``prodgen generate --n 16``) and a batch of 64 balanced requests; best of ``rounds`` timed calls after a
-    warm-up call. None if no such model is shipped. ``quick``: the 16 images only, after a warm-up of one image (a check that it runs; rough figures)."""
+    warm-up call. None if no such model is shipped. ``quick``: the 16 images only, after a warm-up of one image (a
+    check that it runs; rough figures)."""
     import torch
 
     from prodgen.models import registry
