@@ -8,7 +8,7 @@ from prodgen.catalog import ATTRIBUTE_NAMES, load_catalog
 from prodgen.models.judge import fit_judge, judge_accuracy
 
 
-@pytest.mark.slow(seconds=80)  # trains a CNN for 4 epochs on 10k images (DESIGN: >= 10k) (seconds: conftest.py starts it first)
+@pytest.mark.slow(seconds=80)  # trains a CNN for 4 epochs on 10k images (seconds: conftest.py starts it first)
 def test_each_attribute_is_identifiable_at_32px():
     train = load_catalog("train", size=32, progress=False).subset(range(10_000))
     test = load_catalog("test", size=32, progress=False)

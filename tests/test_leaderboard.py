@@ -37,7 +37,8 @@ def _requests(model: ImageModel, n: int = 2):
 # ----------------------------------------------------------------------------- the protocol
 def test_the_registry_lists_every_shipped_image_model():
     assert SHIPPED == ["dcgan", "vae", "cgan-projection", "cgan-concat", "cgan-acgan", "cvae", "text2img",  # course
-                       "text2img-embedding", "cgan-stable", "diffusion", "diffusion-text", "flow", "flow-text"]
+                       "text2img-embedding", "cgan-stable", "diffusion", "diffusion-text", "flow", "flow-text",
+                       "flow-fast"]
     assert set(registry.generators()) <= {s.name for s in registry.specs()}
     assert "judge" not in registry.generators() and "text-gru" not in registry.generators()
     assert registry.generator_kinds() == {"dcgan": "nothing", "vae": "nothing", "cgan-projection": "attributes",
