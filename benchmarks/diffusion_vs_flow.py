@@ -27,7 +27,7 @@ The long form (about 150 CPU-minutes of training, two runs at a time, then ~40 C
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/diffusion_vs_flow.py --minutes 15 --n 300 --jobs 2
 
-``--short``: width 8, 512 products, 0.9 CPU-seconds per run, n 32, evaluations 1-4, in one process (CI's check
+``--short``: width 8, 512 products, 1.8 CPU-seconds per run, n 32, evaluations 1-4, in one process (CI's check
 of the JSON's structure, ``tests/test_benchmarks_flow.py``).
 """
 from __future__ import annotations
@@ -358,7 +358,7 @@ def main(argv=None) -> int:
     parser.add_argument("--products", type=int, default=None, help="train on the first N products (default all)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each; 0 = in this process")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
-    parser.add_argument("--short", action="store_true", help="tiny budget for CI: width 8, 0.9 CPU-s, n 32, in-process")
+    parser.add_argument("--short", action="store_true", help="tiny budget for CI: width 8, 1.8 CPU-s, n 32, in-process")
     parser.add_argument("--runs-dir", default=None, help="where the runs go (default <cache>/diffusion-vs-flow)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: VARIANT:SEED, train and print its row
     parser.add_argument("--out", default=str(ROOT / "data" / "results" / "diffusion-vs-flow.json"))
@@ -369,7 +369,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown variant {bad[0]}; valid: {', '.join(VARIANTS)}")
     args.evaluations, args.curve_evaluations = EVALUATIONS, CURVE_EVALUATIONS
     if args.short:
-        args.width, args.minutes, args.n, args.products, args.jobs = 8, 0.015, 32, 512, 0
+        args.width, args.minutes, args.n, args.products, args.jobs = 8, 0.03, 32, 512, 0
         args.evaluations, args.curve_evaluations = (1, 2, 4), 4
     out = Path(args.out)
     if args.runs_dir is None:

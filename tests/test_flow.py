@@ -1,7 +1,7 @@
 """Flow matching (lesson 13; prodgen.models.flow, engine.losses.flow_*, engine.train.train_flow): the straight path
 and its velocity, logit-normal times, the ODE solvers on toy fields with known solutions, determinism, guidance
 (w = 0 is the unconditional pass), inpainting, the protocol (knobs, groups batched together, edit variants),
-training with resume, `prodgen train flow` and the registry (flow is registered but not shipped)."""
+training with resume, `prodgen train flow` and the registry (the not-shipped message, on a folder without flow)."""
 from __future__ import annotations
 
 import copy

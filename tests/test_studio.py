@@ -258,7 +258,7 @@ def test_a_model_without_latents_cannot_blend(studio):
 def test_editors_are_the_generators_whose_protocol_can_edit():
     from prodgen.apps.edit import editors
 
-    # shipped or not (flow and flow-fast are registered, not shipped); diffusion-text / flow-text share a network
+    # shipped or not; diffusion-text / flow-text share a network
     # but do not edit
     assert editors() == ["cvae", "diffusion", "flow", "flow-fast"]
     assert set(editors()) <= set(registry.generators())

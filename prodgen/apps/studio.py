@@ -55,10 +55,12 @@ MAX_COUNT = 64
 GRID = 16  # the default count
 TILE_PX = 96  # a grid tile: a 32 px image drawn 3 times as large
 PIN_PX = 64  # a pinned thumbnail
-INTERACTIVE_SECONDS = 1.0
+INTERACTIVE_SECONDS = 0.5
 """A model is quick enough to open the studio on when it draws a grid of ``GRID`` images in at most this many
-seconds on this machine (:func:`opening_model`). Measured on 2 busy CPU cores: the conditional GANs take about
-0.04-0.1 s, diffusion (20 steps) about 3 s."""
+seconds on this machine (:func:`opening_model`; the estimate from two images, warm-up included, errs on the slow
+side). Estimated on 2 quiet CPU cores (2026-12-07): cgan-projection 0.09 s, flow-fast 0.21-0.32 s, flow 0.53-0.78 s,
+so the studio opens on flow-fast, whose grid actually redraws in 0.07 s (``prodgen bench --only sampling``), where
+flow's 0.2 s would make the sliders lag; on a machine too slow for flow-fast it opens on a conditional GAN."""
 
 ACCEPTS_TEXT = {"attributes": "attributes (pick them below; 'any' = the model chooses)",
                 "text": "a description in English or Chinese",

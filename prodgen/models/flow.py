@@ -38,8 +38,7 @@ bfloat16 natively, under bf16 autocast (``prodgen.engine.train.resolve_precision
 then its open attributes; the ODE draws nothing more, so a group batched with others (``generate_groups``) gives
 its own images up to the network's batch-size rounding.
 
-Used by lesson 13, ``prodgen train flow`` and the ``flow`` / ``flow-text`` models (registered; no checkpoint is
-shipped yet: ``prodgen train flow`` makes one).
+Used by lesson 13, ``prodgen train flow`` and the shipped ``flow`` / ``flow-text`` models.
 """
 from __future__ import annotations
 
