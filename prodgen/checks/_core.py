@@ -45,3 +45,26 @@ def _torch():
     import torch
 
     return torch
+
+
+def _tensor_like(value, like, what: str):
+    """``value`` as a float64 tensor, after checking it is a finite tensor shaped like ``like`` (lessons 11, 13)."""
+    torch = _torch()
+    _expect(isinstance(value, torch.Tensor), f"{what} should be a tensor, got {type(value).__name__}")
+    _expect(tuple(value.shape) == tuple(like.shape), f"{what} should be shaped like its input "
+            f"{tuple(like.shape)}, got {tuple(value.shape)}")
+    _expect(bool(torch.isfinite(value).all()), f"{what} has NaN or infinite values")
+    return value.detach().double()
+
+
+def _near(a, b, tol: float = 1e-4) -> bool:
+    """Same shape and equal within ``tol`` (relative and absolute)."""
+    torch = _torch()
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=tol, atol=tol))
+
+
+def _first_match(got, candidates: dict) -> None:
+    """Fail with the message of the first known mistake (``{message: wrong answer or None}``) that ``got`` equals."""
+    for message, wrong in candidates.items():
+        if wrong is not None and _near(got, wrong):
+            _expect(False, message)

@@ -10,30 +10,9 @@ from __future__ import annotations
 
 import math
 
-from prodgen.checks._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _first_match, _near, _tensor_like, _torch
 
 __all__ = ["check_q_sample", "check_ddim_step", "check_guided"]
-
-
-def _tensor_like(value, like, what: str):
-    torch = _torch()
-    _expect(isinstance(value, torch.Tensor), f"{what} should return a tensor, got {type(value).__name__}")
-    _expect(tuple(value.shape) == tuple(like.shape), f"{what} should return a tensor shaped like its images "
-            f"{tuple(like.shape)}, got {tuple(value.shape)}")
-    _expect(bool(torch.isfinite(value).all()), f"{what} returned NaN or infinite values")
-    return value.detach().double()
-
-
-def _near(a, b, tol: float = 1e-4) -> bool:
-    torch = _torch()
-    return bool(torch.allclose(a.double(), b.double(), rtol=tol, atol=tol))
-
-
-def _first_match(got, candidates: dict) -> None:
-    """Fail with the message of the first known mistake ``got`` equals."""
-    for message, wrong in candidates.items():
-        if wrong is not None and wrong.shape == got.shape and _near(got, wrong):
-            _expect(False, message)
 
 
 # ------------------------------------------------------------------ q_sample
@@ -55,7 +34,7 @@ def check_q_sample(q_sample) -> None:
         out = q_sample(x0, t, noise, abar)
     _expect(all(torch.equal(a, b) for a, b in zip((x0, noise, t, abar), copies)),
             "your function changed its inputs in place; compute a new tensor instead")
-    got = _tensor_like(out, x0, "q_sample")
+    got = _tensor_like(out, x0, "q_sample's answer")
     a = abar[t].double().view(-1, 1, 1, 1)
     x, e = x0.double(), noise.double()
     want = a.sqrt() * x + (1 - a).sqrt() * e
@@ -101,7 +80,7 @@ def check_ddim_step(ddim_step) -> None:
             torch.manual_seed(112)
             return ddim_step(x_t, v, at, as_)
 
-    got = _tensor_like(call(v_hat, a_t, a_s), x_t, "ddim_step")
+    got = _tensor_like(call(v_hat, a_t, a_s), x_t, "ddim_step's answer")
     _expect(torch.equal(x_t, copies[0]) and torch.equal(v_hat, copies[1]),
             "your function changed x_t or v_hat in place; compute new tensors instead")
     with torch.random.fork_rng(devices=[]):
@@ -140,11 +119,11 @@ def check_ddim_step(ddim_step) -> None:
         })
         worst = float((got - want).abs().max())
         _expect(False, f"from abar_t = {a_t} to abar_s = {a_s} x_s differs from the DDIM step by up to {worst:.4f}")
-    exact = _tensor_like(call(v_true, a_t, a_s), x_t, "ddim_step")
+    exact = _tensor_like(call(v_true, a_t, a_s), x_t, "ddim_step's answer")
     _expect(_near(exact, math.sqrt(a_s) * x0.double() + math.sqrt(1 - a_s) * eps.double()),
             "with the exact v the step should land on sqrt(abar_s) x0 + sqrt(1 - abar_s) eps, the same photo and "
             "noise at the lower level")
-    last = _tensor_like(call(v_hat, a_t, 1.0), x_t, "ddim_step")
+    last = _tensor_like(call(v_hat, a_t, 1.0), x_t, "ddim_step's answer")
     _expect(_near(last, step(v_hat, a_t, 1.0)), "the last step (abar_s = 1) should return the predicted photo "
             "x0_hat itself")
 
@@ -159,7 +138,7 @@ def check_guided(guided) -> None:
     u = torch.randn(3, 3, 4, 4, generator=gen)
     copies = (c.clone(), u.clone())
     for w in (2.5, 7.0, 0.0, 1.0):
-        got = _tensor_like(guided(c, u, w), c, "guided")
+        got = _tensor_like(guided(c, u, w), c, "guided's answer")
         _expect(torch.equal(c, copies[0]) and torch.equal(u, copies[1]),
                 "your function changed pred_c or pred_u in place; compute a new tensor instead")
         cd, ud = c.double(), u.double()

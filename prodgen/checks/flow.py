@@ -10,30 +10,9 @@ from __future__ import annotations
 
 import math
 
-from prodgen.checks._core import _check, _expect, _torch
+from prodgen.checks._core import _check, _expect, _first_match, _near, _tensor_like, _torch
 
 __all__ = ["check_straight_path", "check_sample_times", "check_euler_step", "check_heun_step"]
-
-
-def _tensor_like(value, like, what: str):
-    torch = _torch()
-    _expect(isinstance(value, torch.Tensor), f"{what} should be a tensor, got {type(value).__name__}")
-    _expect(tuple(value.shape) == tuple(like.shape), f"{what} should be shaped like its input "
-            f"{tuple(like.shape)}, got {tuple(value.shape)}")
-    _expect(bool(torch.isfinite(value).all()), f"{what} has NaN or infinite values")
-    return value.detach().double()
-
-
-def _near(a, b, tol: float = 1e-4) -> bool:
-    torch = _torch()
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=tol, atol=tol))
-
-
-def _first_match(got, candidates: dict) -> None:
-    """Fail with the message of the first known mistake ``got`` equals."""
-    for message, wrong in candidates.items():
-        if wrong is not None and _near(got, wrong):
-            _expect(False, message)
 
 
 # ------------------------------------------------------------------ the straight path
