@@ -361,3 +361,12 @@ def test_init_starts_from_a_flow_file_and_records_it(net, tmp_path):
     other = registry.save("flow-text", net, {"width": 8, "reader": "text-votes"}, out=tmp_path / "text.pt")
     with pytest.raises(ValueError, match="holds 'flow-text'"):
         fm._start_from(fm.FlowUNet(width=8), other)
+
+
+def test_guided_field_is_what_the_sampler_integrates(net):
+    """``guided_field`` (lesson 13's trajectories): integrating it gives ``sample``'s images (fp32, no clamp)."""
+    labels = torch.tensor([[0, 1, 2, 3, 0], [5, -1, 0, -1, 2]])
+    x_1 = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    by_field = fm.integrate(fm.guided_field(net, labels, 3.0), x_1, 3, "euler")
+    sampled = fm.sample(net, labels, steps=3, guidance=3.0, sampler="euler", x_1=x_1, precision="fp32")
+    assert torch.allclose(by_field.clamp(-1, 1), sampled, atol=1e-5)

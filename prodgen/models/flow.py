@@ -61,7 +61,8 @@ from prodgen.models.recipe import Trained, with_text_reader
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["T_SCALE", "interpolate", "velocity_target", "sample_time", "flow_loss", "TIME_SAMPLINGS", "FlowUNet",
-           "SAMPLERS", "time_grid", "evaluations", "integrate", "sample", "inpaint", "edit", "EDIT_KNOBS", "STEPS",
+           "SAMPLERS", "time_grid", "evaluations", "integrate", "guided_field", "sample", "inpaint", "edit",
+           "EDIT_KNOBS", "STEPS",
            "SAMPLER", "FlowImageModel", "FlowTextModel", "build", "evaluate", "CHECKPOINT_CONFIG",
            "train_checkpoint"]
 
@@ -131,6 +132,21 @@ def integrate(field, x: torch.Tensor, steps: int, sampler: str = "ab2", project=
         v_prev, h_prev = v, h
         x = project(x_next, s) if project is not None else x_next
     return x
+
+
+def guided_field(model, labels: torch.Tensor, guidance: float = 2.0):
+    """``field(x, t) -> velocity``: the guided velocity of the requests ``labels`` (N x 5) for a state ``x``
+    (N x 3 x 32 x 32) at time ``t``, one fp32 pass over conditional and unconditional rows on the model's device,
+    no gradients: what :func:`integrate` solves (:func:`sample` adds batching and bf16). Lesson 13 draws its
+    trajectories with it."""
+    uncond = _unconditional_like(labels, getattr(model, "schema", BUILTIN))
+    w = float(guidance)
+
+    @torch.no_grad()
+    def field(x: torch.Tensor, t: float) -> torch.Tensor:
+        return _predict_v(model, x, float(t), labels, uncond, w)
+
+    return field
 
 
 def _check_sampling(steps, guidance, sampler) -> None:
