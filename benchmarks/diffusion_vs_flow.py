@@ -27,6 +27,9 @@ The long form (about 150 CPU-minutes of training, two runs at a time, then ~40 C
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/diffusion_vs_flow.py --minutes 15 --n 300 --jobs 2
 
+Every finished run leaves its weights and its row in the runs folder: started again with the same settings, the
+benchmark skips the runs already done (the long form can span two sittings).
+
 ``--short``: width 8, 512 products, 1.8 CPU-seconds per run, n 32, evaluations 1-4, in one process (CI's check
 of the JSON's structure, ``tests/test_benchmarks_flow.py``).
 """
@@ -229,26 +232,49 @@ def train_one(variant: str, seed: int, args) -> dict:
         ema.load_state_dict(state)
         points.append({"cpu_minutes": minutes, "images_seen": seen,
                        **measure(variant, ema, args.n, args.curve_evaluations, sampler, judge, ref)})
+    from prodgen.paths import atomic_file
+
     Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
-    torch.save({"variant": variant, "width": args.width, "state_dict": ema.state_dict()},
-               Path(args.runs_dir) / f"{variant}-s{seed}.pt")
+    with atomic_file(Path(args.runs_dir) / f"{variant}-s{seed}.pt") as tmp:
+        torch.save({"variant": variant, "width": args.width, "state_dict": ema.state_dict()}, tmp)
     losses = history.steps["loss"]
-    return {"variant": variant, "seed": seed, "steps": len(losses), "images_seen": history.images_seen,
-            "final_loss_mean_last_50": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
-            "sampler": sampler, "evaluations": args.curve_evaluations, "checkpoints": points}
+    row = {"variant": variant, "seed": seed, "steps": len(losses), "images_seen": history.images_seen,
+           "final_loss_mean_last_50": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
+           "sampler": sampler, "evaluations": args.curve_evaluations, "checkpoints": points}
+    with atomic_file(_row_file(variant, seed, args)) as tmp:  # written last: its presence means the run is done
+        Path(tmp).write_text(json.dumps({"settings": _common_args(args), "row": row}) + "\n")
+    return row
+
+
+def _row_file(variant: str, seed: int, args) -> Path:
+    return Path(args.runs_dir) / f"{variant}-s{seed}.json"
+
+
+def _finished(variant: str, seed: int, args) -> dict | None:
+    """The row of a run already finished with these settings (a long form can be stopped and started again)."""
+    path = _row_file(variant, seed, args)
+    try:
+        saved = json.loads(path.read_text())
+        if saved["settings"] == _common_args(args) and (path.with_suffix(".pt")).is_file():
+            return saved["row"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def part_train(args) -> dict:
     """Every (variant, seed) run: in this process (``--jobs 0``) or in ``args.jobs`` one-thread processes."""
     runs = [(v, s) for v in args.variants for s in SEEDS]
-    rows = {}
+    rows = {} if args.short else {(v, s): row for v, s in runs if (row := _finished(v, s, args)) is not None}
+    if rows:
+        print(f"{len(rows)} of {len(runs)} runs already finished with these settings in {args.runs_dir}", flush=True)
     if args.jobs == 0:
-        for v, s in runs:
+        for v, s in [k for k in runs if k not in rows]:
             rows[(v, s)] = train_one(v, s, args)
             print(json.dumps(rows[(v, s)]), flush=True)
     else:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        pending, running = list(runs), []
+        pending, running = [k for k in runs if k not in rows], []
         while pending or running:
             while pending and len(running) < args.jobs:
                 v, s = pending.pop(0)
