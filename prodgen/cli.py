@@ -103,8 +103,9 @@ def _course_grade(args) -> int:
     from prodgen.course import grade
 
     timeout = _number(args.timeout, "--timeout", float, 0)
+    jobs = _number(args.jobs, "--jobs", int, 1, grade.MAX_JOBS)
     rows = grade.grade(args.submissions, out=args.out, timeout=timeout, fast=args.fast, overwrite=args.overwrite,
-                       sandbox=args.sandbox)
+                       sandbox=args.sandbox, jobs=jobs)
     print("\n" + grade.format_summary(rows))
     if args.out:
         print(f"\nwrote {len(rows)} row(s) to {args.out}")
@@ -172,11 +173,12 @@ def _knob(text, flag: str, kind):
         raise ValueError(f"{flag} must be {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
 
 
-def _number(text, flag: str, kind, low):
-    """``--flag``'s value as an int >= ``low`` or a positive float (``prodgen.numbers``), or one clear error."""
+def _number(text, flag: str, kind, low, high=None):
+    """``--flag``'s value as an int in ``[low, high]`` or a positive float (``prodgen.numbers``), or one clear
+    error."""
     from prodgen.numbers import positive, whole
 
-    return whole(text, flag, low) if kind is int else positive(text, flag)
+    return whole(text, flag, low, high) if kind is int else positive(text, flag)
 
 
 def _train(args) -> int:
@@ -454,6 +456,8 @@ def _add_course(sub) -> None:
     s.add_argument("--out", help="write one CSV row per student and exercise to this new file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--timeout", default="300", help="seconds allowed per notebook, in all (default 300)")
+    s.add_argument("--jobs", default="1", help="submissions graded at once, each in its own sandboxes (default 1; "
+                                               "up to 16: about one per CPU core, each needs about 1 GB of memory)")
     s.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                    help="run with FAST=True (default; --no-fast: with the notebook's own parameters)")
     s.add_argument("--no-sandbox", dest="sandbox", action="store_false",

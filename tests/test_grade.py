@@ -78,12 +78,16 @@ def test_a_batch_of_lesson_00_submissions_gets_one_clear_row_each(tmp_path, cli)
     paths = _welcome_batch(tmp_path / "in")
     out = tmp_path / "report.csv"
     order = ["solved", "unsolved", "wrong", "renamed", "crash", "broken"]
-    code, stdout, stderr = cli(["course", "grade", *(paths[k] for k in order), "--out", out, "--timeout", "120"])
+    code, stdout, stderr = cli(["course", "grade", *(paths[k] for k in order), "--out", out, "--timeout", "120",
+                                "--jobs", "3"])
     assert code == 0, stderr
     assert "Traceback" not in stdout + stderr
     with open(out, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(grade.COLUMNS)
+    assert [r["submission"] for r in rows] == [str(paths[k]) for k in order]  # in order, whichever finished first
+    assert sorted(int(line[1:line.index("/")]) for line in stdout.splitlines() if line.startswith("[")) == [
+        1, 2, 3, 4, 5, 6]  # one progress line per submission as it finishes
     by = {row["submission"]: row for row in rows}
     assert len(rows) == len(by) == 6  # one exercise each; the unreadable one gets one row too
     row = {k: by[str(paths[k])] for k in order}
@@ -213,6 +217,8 @@ def test_bad_input(tmp_path, cli):
     _bad(cli, [tmp_path / "empty"], "holds no .ipynb notebook")
     _bad(cli, [good, "--timeout", "0"], "--timeout must be a positive number")
     _bad(cli, [good, "--timeout", "soon"], "--timeout must be a positive number, got 'soon'")
+    _bad(cli, [good, "--jobs", "0"], "--jobs must be a whole number from 1 to 16, got 0")
+    _bad(cli, [good, "--jobs", "1e9"], "--jobs must be a whole number from 1 to 16, got '1e9'")
     _bad(cli, [good, "--out", tmp_path], "is a folder")
     _bad(cli, [good, "--out", tmp_path / "nowhere" / "r.csv"], "does not exist")
     _bad(cli, [good, "--out", tmp_path / "notes.txt" / "r.csv"], "is a file, not a folder")

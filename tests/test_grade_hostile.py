@@ -2,10 +2,11 @@
 
 Every submission is lesson 00's student notebook (one exercise, the cheapest FAST run) with an attack added,
 graded for real next to an honest solved copy: forged passes (print patched, the checks patched, sys.modules
-tampered with: one submission does all three; "[PASS]" written into the outputs of a rewritten check cell; code
-in the exercise function that patches the checks, walks the frames or writes verdict lines itself). Each is
-graded error or failed with a reason and the honest student still passes. The escapes (endless loops, bombs, the
-network, files outside) are tests/test_grade_escapes.py.
+tampered with: one submission does all three; "[PASS]" written into the outputs of a rewritten check cell;
+patches at the top of the exercise cell). Each is graded failed with a reason and the honest student still
+passes. Code in the exercise function that patches the checks, walks the frames or writes verdict lines itself is
+tests/test_grade_verifier.py; the escapes (endless loops, bombs, the network, files outside) are
+tests/test_grade_escapes.py.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _grade(folder: Path, notebooks: dict, **kw) -> dict:
 
 FORGED = {
     # notebook-level attacks: cells that patch what a verdict is read from. None of them runs in the verifier, so
-    # each submission holds several (any one that worked would turn the wrong answer into a pass)
+    # each submission holds several (any one that worked would turn the wrong answer into a pass). The attacks
+    # inside the exercise's own code, which do run in the verifier, are tests/test_grade_verifier.py
     "patches": _with(exercise=WRONG, cell="""\
         import builtins, sys, types, prodgen
         _real = builtins.print
@@ -80,71 +82,19 @@ FORGED = {
                              outputs=[nbformat.v4.new_output("stream", text="[PASS] channels first\n")]),
     "exercise_toplevel": _with(exercise=WRONG + "import builtins\nbuiltins.print = lambda *a, **k: None\n"
                                         "checks.check_channels_first = lambda f: True\n"),
-    "function_patch": _with(exercise="""\
-        def to_channels_first(image):
-            import prodgen.checks.catalog as c
-            c._expect = lambda *a, **k: None
-            return image
-        """),
-    "function_closure": _with(exercise="""\
-        def to_channels_first(image):
-            from prodgen import checks
-            checks.check_channels_first.__closure__[0].cell_contents = lambda f: None
-            return image
-        """),
-    "function_frames": _with(exercise="""\
-        def to_channels_first(image):
-            import sys
-            frame = sys._getframe(1)
-            return image.permute(2, 0, 1)
-        """),
-    "function_traceback": _with(exercise="""\
-        def to_channels_first(image):
-            try:
-                1 / 0
-            except ZeroDivisionError as e:
-                e.__traceback__.tb_frame.f_back.f_globals
-            return image.permute(2, 0, 1)
-        """),
-    "function_forges_lines": _with(exercise="""\
-        def to_channels_first(image):
-            import json, os
-            line = json.dumps({"body": json.dumps({"exercise": "channels_first", "result": True}), "mac": "0" * 64})
-            for fd in range(3, 64):
-                try:
-                    os.write(fd, (line + "\\n").encode())
-                except OSError:
-                    pass
-            return image.permute(2, 0, 1)
-        """),
-    "tensor_subclass": _with(exercise="""\
-        import torch
-        class Liar(torch.Tensor):
-            pass
-        def to_channels_first(image):
-            return image.as_subclass(Liar)
-        """),
 }
 
 
 @needs_bwrap
-@pytest.mark.slow(seconds=400)
-def test_forged_verdicts_are_graded_error_or_failed_and_the_honest_student_passes(tmp_path):
-    rows = _grade(tmp_path / "in", {"alice": _solved(), **FORGED}, timeout=120, check_timeout=120)
+@pytest.mark.slow(seconds=60)
+def test_forged_verdicts_are_graded_failed_and_the_honest_student_passes(tmp_path):
+    rows = _grade(tmp_path / "in", {"alice": _solved(), **FORGED}, timeout=120, check_timeout=120, jobs=2)
     assert rows["alice"].status == "passed", rows["alice"].detail
-    for name in ("patches", "check_rewritten", "exercise_toplevel"):
+    for name in FORGED:
         row = rows[name]  # the attack never runs in the verifier: the wrong answer is graded as wrong
         assert row.status == "failed", (name, row.status, row.detail)
         assert row.detail.startswith("[FAIL] channels first:"), (name, row.detail)
     assert "check cell had been edited" in rows["check_rewritten"].detail
-    expected = {"function_patch": "changed prodgen.checks.catalog._expect",
-                "function_closure": "object.__setattr__",  # cell_contents may be set only via its type: refused
-                "function_frames": "sys._getframe", "function_traceback": "object.__getattr__",
-                "function_forges_lines": "without this run's key", "tensor_subclass": "subclass of torch.Tensor"}
-    for name, reason in expected.items():
-        row = rows[name]
-        assert row.status == "error", (name, row.status, row.detail)
-        assert reason in row.detail or (name == "function_closure" and "closure" in row.detail), (name, row.detail)
 
 
 def test_no_sandbox_means_no_grading_unless_the_instructor_says_so(tmp_path, monkeypatch, capsys):

@@ -25,7 +25,9 @@ the detail says why), with the protection in force. Tooling for instructors (INS
 """
 from __future__ import annotations
 
+import concurrent.futures
 import csv
+import functools
 import hmac
 import io
 import json
@@ -46,6 +48,7 @@ __all__ = ["STATUSES", "Exercise", "Lesson", "Row", "load_lessons", "identify", 
            "submissions", "check_out", "grade_notebook", "grade", "write_csv", "format_summary"]
 
 STATUSES = ("passed", "failed", "not attempted", "error")
+MAX_JOBS = 16  # submissions graded at once (`--jobs`): one sandbox uid each (grade_sandbox.SLOTS)
 DEFAULT_TIMEOUT = 300.0  # seconds per notebook: every lesson's FAST run takes well under a minute
 CHECK_TIMEOUT = 120.0  # seconds for all of a notebook's checks in the verifier (imports included)
 STARTUP = 30.0  # seconds a sandbox gets on top of a limit to start Python (the stage keeps its own clock)
@@ -536,13 +539,17 @@ def write_csv(rows: list[Row], out: Path | str) -> Path:
 def grade(paths, out: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT, fast: bool = True,
           overwrite: bool = False, root: Path | str | None = None,
           log: Callable[[str], object] = print, sandbox: bool = True,
-          check_timeout: float = CHECK_TIMEOUT) -> list[Row]:
-    """Grade every submission in `paths` (files or folders), one after the other; write the CSV to `out` if
-    given. Bad arguments raise before anything runs (as does a missing sandbox, unless `sandbox=False`: the
-    instructor's --no-sandbox); a bad submission only gets its error rows."""
+          check_timeout: float = CHECK_TIMEOUT, jobs: int = 1) -> list[Row]:
+    """Grade every submission in `paths` (files or folders), `jobs` at a time (each in sandboxes of its own, with
+    its own clock); write the CSV to `out` if given. Rows come in submission order whatever finishes first. Bad
+    arguments raise before anything runs (as does a missing sandbox, unless `sandbox=False`: the instructor's
+    --no-sandbox); a bad submission only gets its error rows."""
     for value in (timeout, check_timeout):
         if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
             raise ValueError(f"the time limit must be a number of seconds > 0, got {value!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(f"jobs must be a whole number from 1 to {MAX_JOBS} (submissions graded at once), "
+                         f"got {jobs!r}")
     if sandbox and grade_sandbox.unavailable():
         raise ValueError(f"refusing to grade: {grade_sandbox.unavailable()}; students' code would run unconfined "
                          f"(pass --no-sandbox to grade anyway, knowing it can read and change your files)")
@@ -550,19 +557,26 @@ def grade(paths, out: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT
     if out is not None:
         out = check_out(out, overwrite)
     lessons = load_lessons(root)
-    rows: list[Row] = []
-    for i, path in enumerate(files, 1):
-        found = grade_notebook(path, lessons, timeout=timeout, fast=fast, sandbox=sandbox,
-                               check_timeout=check_timeout)
-        rows += found
-        passed = sum(r.status == "passed" for r in found)
-        graded = [r for r in found if r.exercise]
-        what = (f"{found[0].lesson}, {passed} of {len(graded)} passed" if graded
-                else f"not graded: {found[0].detail}")
-        log(f"[{i}/{len(files)}] {path} ({found[0].student}): {what} ({found[0].seconds:.1f} s)")
+    one = functools.partial(grade_notebook, lessons=lessons, timeout=timeout, fast=fast, sandbox=sandbox,
+                            check_timeout=check_timeout)
+    found: dict[Path, list[Row]] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # each stage is a sandboxed process
+        futures = {pool.submit(one, path): path for path in files}
+        for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            path = futures[future]
+            found[path] = future.result()
+            log(f"[{i}/{len(files)}] {path} ({found[path][0].student}): {_progress(found[path])}")
+    rows = [row for path in files for row in found[path]]
     if out is not None:
         write_csv(rows, out)
     return rows
+
+
+def _progress(found: list[Row]) -> str:
+    passed = sum(r.status == "passed" for r in found)
+    graded = [r for r in found if r.exercise]
+    what = f"{found[0].lesson}, {passed} of {len(graded)} passed" if graded else f"not graded: {found[0].detail}"
+    return f"{what} ({found[0].seconds:.1f} s)"
 
 
 # --------------------------------------------------------------------------- the summary

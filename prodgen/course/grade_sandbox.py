@@ -5,8 +5,9 @@ The sandbox (`bwrap`): no network (its own network namespace: only its own loopb
 namespace (every process it started, `setsid` ones included, dies with it), the system read-only and only
 what Python and prodgen need of it visible (the instructor's home, /tmp, /run and the course's `solutions/`
 and `.git` hidden), a private size-limited tmpfs as its only writable folder. Started as root, the code inside
-runs as an unprivileged uid of its own, so the process limit holds (the kernel does not apply RLIMIT_NPROC to
-root). Resource limits apply in any case, sandbox or not: address space, processes, file size, CPU time, and
+runs as an unprivileged uid of its own, one per stage running at once (`--jobs`), so the process limit holds for
+each (the kernel does not apply RLIMIT_NPROC to root; not as root, all stages share your uid's limit). Resource limits
+apply in any case, sandbox or not: address space, processes, file size, CPU time, and
 the grader keeps at most a few MB of anything the stage sends back (a bounded pipe, stdout discarded, stderr
 kept to a capped file). The grader's clock kills the whole process group at the time limit.
 Without bubblewrap, `prodgen course grade` refuses to run unless the instructor passes `--no-sandbox`.
@@ -14,6 +15,8 @@ No lesson uses this module.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -188,7 +191,7 @@ def _launch_config(folder: Path, sandbox: bool, timeout: float) -> tuple[list[st
     home = INSIDE if sandbox else str(folder / "home")
     rlimits = {"RLIMIT_AS": MEMORY, "RLIMIT_FSIZE": FILE_SIZE, "RLIMIT_CPU": int(timeout) + 60,
                "RLIMIT_CORE": 0}
-    uid = 60000 + os.getpid() % 5000 if sandbox and os.geteuid() == 0 else None
+    uid = _uid_slot.get(None) if sandbox and os.geteuid() == 0 else None
     if uid is not None or os.geteuid() != 0:
         rlimits["RLIMIT_NPROC"] = PROCESSES if uid is not None else _own_tasks() + PROCESSES
     from prodgen.paths import cache_dir
@@ -216,8 +219,44 @@ def _own_tasks() -> int:
     return count
 
 
+UID_BASE, SLOTS = 100_000, 16  # sandbox uids: UID_BASE + (grader pid % 4096) * SLOTS + the stage's slot
+_uid_slot: contextvars.ContextVar[int | None] = contextvars.ContextVar("prodgen_sandbox_uid", default=None)
+_slots_lock = threading.Lock()
+_slots_used: set[int] = set()
+
+
+def uids() -> range:
+    """The sandbox uids this grader process may give its stages (another grader beside it has its own)."""
+    first = UID_BASE + (os.getpid() % 4096) * SLOTS
+    return range(first, first + SLOTS)
+
+
+@contextlib.contextmanager
+def _own_uid():
+    """A sandbox uid no other stage of this process uses now: the process limit (RLIMIT_NPROC counts a uid's
+    tasks) then holds per stage, so a fork bomb in one submission cannot starve one graded beside it."""
+    with _slots_lock:
+        free = [s for s in range(SLOTS) if s not in _slots_used]
+        if not free:
+            raise RuntimeError(f"more than {SLOTS} sandboxes at once in one grader")
+        _slots_used.add(free[0])
+    token = _uid_slot.set(uids()[free[0]])
+    try:
+        yield
+    finally:
+        _uid_slot.reset(token)
+        with _slots_lock:
+            _slots_used.discard(free[0])
+
+
 def run(job: dict, inputs: dict[str, Path], timeout: float, sandbox: bool, secret: bytes | None = None) -> Result:
-    """Run one stage (`job`, with `inputs` copied into its folder) and return what it sent on its pipe."""
+    """Run one stage (`job`, with `inputs` copied into its folder) and return what it sent on its pipe.
+    Thread-safe: `prodgen course grade --jobs N` runs N stages at once, each with a uid of its own."""
+    with _own_uid():
+        return _run(job, inputs, timeout, sandbox, secret)
+
+
+def _run(job: dict, inputs: dict[str, Path], timeout: float, sandbox: bool, secret: bytes | None) -> Result:
     with tempfile.TemporaryDirectory(prefix="prodgen-grade-") as tmp:
         folder = Path(tmp)
         inbox = folder / "inbox" if sandbox else folder / "home"
