@@ -82,6 +82,15 @@ def test_teacher_pairs_of_a_network_are_its_sampler(net):
     assert torch.equal(ff.teacher_pairs(net, labels, guidance=2.0, steps=3, sampler="ab2", seed=0)[1], x)
 
 
+def test_teacher_pairs_say_how_far_they_got_and_give_the_same_bytes(net):
+    labels = torch.randint(0, 3, (40, 5), generator=torch.Generator().manual_seed(1))
+    lines = []
+    eps, x = ff.teacher_pairs(net, labels, guidance=2.0, steps=2, sampler="euler", seed=0, batch_size=4,
+                              log=lines.append)  # in ten parts of one batch each
+    assert torch.equal(x, fm.sample(net, labels, steps=2, guidance=2.0, sampler="euler", x_1=eps, batch_size=4))
+    assert len(lines) == 9 and lines[0].startswith("teacher pairs: 4 of 40 (") and "min left)" in lines[0]
+
+
 def test_pair_requests_come_from_the_catalog_with_some_hidden():
     labels = torch.randint(0, 3, (50, 5), generator=torch.Generator().manual_seed(0))
     req = ff.pair_requests(labels, 400, hide_p=0.25, seed=1)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 
 import torch
 
@@ -64,12 +65,22 @@ def pair_requests(labels: torch.Tensor, n: int, hide_p: float = 0.1, seed: int =
 
 @torch.no_grad()
 def teacher_pairs(teacher: FlowUNet, labels: torch.Tensor, guidance: float = 2.0, steps: int = 16,
-                  sampler: str = "ab2", seed: int = 0, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                  sampler: str = "ab2", seed: int = 0, batch_size: int = 256,
+                  log=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(eps, x)``: noise images drawn from ``seed`` (N x 3 x 32 x 32) and where the teacher's guided ODE takes
-    them (``flow.sample``, ``steps`` steps of ``sampler``; images in [-1, 1]). Same teacher and seed, same pairs."""
+    them (``flow.sample``, ``steps`` steps of ``sampler``; images in [-1, 1]). Same teacher and seed, same pairs.
+    ``log``: told how far it got, with an estimate of the time left, about every 10 % (10,000 pairs take minutes)."""
     eps = torch.randn(len(labels), 3, 32, 32, generator=torch.Generator().manual_seed(seed))
-    x = sample(teacher, labels, steps=steps, guidance=guidance, sampler=sampler, x_1=eps, batch_size=batch_size)
-    return eps, x
+    chunk = batch_size * max(1, len(labels) // (10 * batch_size))  # whole batches: the same bytes as in one call
+    x, start = [], time.perf_counter()
+    for i in range(0, len(labels), chunk):
+        x.append(sample(teacher, labels[i:i + chunk], steps=steps, guidance=guidance, sampler=sampler,
+                        x_1=eps[i:i + chunk], batch_size=batch_size))
+        done = i + len(x[-1])
+        if log and done < len(labels):
+            left = (time.perf_counter() - start) / done * (len(labels) - done)
+            log(f"teacher pairs: {done:,} of {len(labels):,} ({left / 60:.1f} min left)")
+    return eps, torch.cat(x)
 
 
 class Pairs:
@@ -269,7 +280,11 @@ def _fit(run) -> Trained:
         labels = pair_requests(run.train.labels, cfg["pairs"], cfg["hide_p"], cfg["seed"])
         student, w = teacher, cfg["guidance"]
         for r in range(cfg["rounds"]):
-            eps, x = teacher_pairs(student, labels, w, cfg["teacher_steps"], cfg["teacher_sampler"], cfg["seed"] + r)
+            if run.log:
+                run.log(f"reflow round {r + 1}: {len(labels):,} teacher pairs ({cfg['teacher_steps']} "
+                        f"{cfg['teacher_sampler']} steps each), then {cfg['epochs']} epochs over them")
+            eps, x = teacher_pairs(student, labels, w, cfg["teacher_steps"], cfg["teacher_sampler"], cfg["seed"] + r,
+                                   log=run.log)
             net, ema = copy.deepcopy(student).train(), copy.deepcopy(student)
             history = reflow(net, Pairs(x, eps, labels), ema, **{**engine, "checkpoint": _round_state(run, r)})
             rounds.append({"pairs": len(labels), "final_loss": history.steps["loss"][-1]})
