@@ -328,8 +328,11 @@ def train(name: str, fast: bool = False, log=print, *, out=None, epochs: int | N
         state = state_path(name, out)
         if resume and log and not state.is_file():
             log(f"no training state at {state}: starting afresh")
-        return trainer(name, fast=fast, log=log, device=device if dev is None else str(dev),
-                       out=None if out is None else Path(out), checkpoint=state, resume=resume, **own, **settings)
+        result = trainer(name, fast=fast, log=log, device=device if dev is None else str(dev),
+                         out=None if out is None else Path(out), checkpoint=state, resume=resume, **own, **settings)
+        if joined:  # every rank done (rank 0 has saved) before any leaves the group: none tears down under another
+            distributed.barrier()
+        return result
     finally:
         if joined:
             distributed.teardown()
