@@ -161,6 +161,16 @@ class _Downsampled:
         return downsample(self.model.generate(requests, seed=seed, **knobs), self.image_size)
 
 
+def _on_board(model, resolution):
+    """``(the model as the board measures it, the row's entries naming the board)``: a 64 px board, or a downsampled
+    row, says so (``resolution``, ``downsampled_from``); a 32 px model's row on the 32 px board is as it always was."""
+    own = model.image_size
+    board = _board(own, resolution, model.name)
+    if board == own:
+        return model, ({"resolution": board} if board != 32 else {})
+    return _Downsampled(model, board), {"resolution": board, "downsampled_from": own}
+
+
 def _depends_on(name: str, resolution: int | None = None) -> list[str]:
     """``name``, the judge of its board, and every registry entry the model's config names (e.g. a text reader)."""
     config = registry.manifest().get(name, {}).get("config", {})
@@ -428,12 +438,10 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     measured now (never cached). The row also holds ``details``: per-attribute control, partial requests,
     the text splits and the histogram distances, which ``prodgen evaluate`` prints.
 
-    ``resolution``: the board, default the model's own ``image_size``; a smaller one downsamples its images
-    (see the module docstring). The judge and the real photos are the board's.
-
     ``_ref``: the real photos to compare with (:class:`Reference`; default the course catalog's). A model of
     another schema (your own catalog) needs a ``judge`` and a reference of that schema (lesson 12).
-    ``progress``: called as ``progress(stage, images)`` before each stage of :func:`plan` starts."""
+    ``progress``: called as ``progress(stage, images)`` before each stage of :func:`plan` starts. ``resolution``:
+    the board (default the model's own; a smaller one downsamples its images: module docstring)."""
     import numpy as np
     import torch
 
@@ -443,10 +451,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     from prodgen.models.condition import balanced_requests, hide_attributes
 
     n = _check_n(n)
-    own = model.image_size
-    board = _board(own, resolution, model.name)
-    if board != own:
-        model = _Downsampled(model, board)
+    model, on_board = _on_board(model, resolution)
     start = time.perf_counter()
     stages = dict(plan(model, n))
     step = (lambda stage: progress(stage, stages[stage])) if progress else (lambda stage: None)
@@ -458,9 +463,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     names = list(schema.names)
     real = ref.train["features"][:n]
     row = {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed, "protocol": PROTOCOL_VERSION}
-    if board != 32 or own != 32:  # a 64 px board, or a downsampled row, says so; 32 px rows are as they were
-        row |= {"resolution": board, **({"downsampled_from": own} if board != own else {})}
-    details = {}
+    row, details = row | on_board, {}  # on_board: nothing for a 32 px model on the 32 px board
     requests = balanced_requests(n, seed, schema=schema)
     if not model.conditional:
         step("unconditional images")
