@@ -120,6 +120,8 @@ def _headline(metrics: dict) -> str:
     for key, label in (("test_en", "text EN"), ("test_zh", "ZH")):
         if isinstance(metrics.get(key), dict):
             parts.append(f"{label} {metrics[key]['mean']:.3f}")
+    if "psnr" in metrics:  # an autoencoder (ae-64): how well it gives the photo back
+        parts.append(f"PSNR {metrics['psnr']:.1f} dB")
     if "fid" in metrics:
         floor = f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""
         parts.append(f"FID {metrics['fid']:.1f}{floor}")
