@@ -54,6 +54,7 @@ def _psnr(model, photos) -> float:
     return float(psnr(denormalize(model.reconstruct(photos.images)), photos.images).mean())
 
 
+@pytest.mark.slow  # trains a tiny autoencoder: about 5 s on one thread
 def test_training_improves_the_round_trip_and_the_perceptual_term_runs(photos):
     torch.manual_seed(0)
     model = AutoEncoder(width=8, norm="none")  # tiny and without group norm: a few seconds on one thread

@@ -436,6 +436,7 @@ class RealPhotos64(ImageModel):
         return normalize(self.photos[latents["pick"]])
 
 
+@pytest.mark.slow  # measures two rows for real (n = 100): about 4 s
 def test_a_64px_model_is_measured_at_64px_or_downsampled_on_the_32px_board():
     from prodgen.catalog import load_catalog
 
