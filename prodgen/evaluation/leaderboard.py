@@ -618,15 +618,16 @@ def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = Fals
     cache, or measured (:func:`measure`, which calls ``progress`` before each stage) and cached."""
     (name,) = _check_models([name])
     n = _check_n(n)
-    board = _model_board(name, resolution)[1]
+    own, board = _model_board(name, resolution)
     path = cache_file(name, n, seed, board)
     if not refresh and (row := _read_cached(path)) is not None:
         return {**row, "cached": True}
     session = _session or _Session(refresh)
     model = _model if _model is not None else registry.load_generator(name)
     extra = {"progress": progress} if progress is not None else {}
+    extra |= {"resolution": board} if board != own else {}  # downsampled to a smaller board
     row = measure(model, n, seed, judge=session.judge_at(board), speed_seconds=speed_seconds,
-                  _ref=session.ref_at(board), resolution=board, **extra)
+                  _ref=session.ref_at(board), **extra)
     row["sha256"] = registry.manifest()[name]["sha256"]
     row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
