@@ -242,15 +242,15 @@ def _evaluate(args) -> int:
         result = {"n": row["n"], **row["details"], **extra,
                   **{k: v for k, v in row.items() if k not in skip and k not in row["details"] and v is not None}}
     elif args.model in {s.name for s in registry.specs() if s.family == "judge"}:  # the measuring instrument
-        from prodgen.catalog import load_catalog  # itself: accuracy on real photos of its resolution
+        from prodgen.catalog import DEFAULT_N, load_catalog  # itself: accuracy on real photos of its resolution
 
         if args.n < 4:
             raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
         model = registry.load(args.model)
         size = registry.spec(args.model).resolution
-        result = {split: metrics.control_accuracy(model, (cat := load_catalog(split, size=size, progress=False))
-                                                  .images[:args.n], cat.labels[:args.n])
-                  for split in ("test", "unseen")}
+        photos = {split: load_catalog(split, n=min(args.n, DEFAULT_N[split]), size=size, progress=False)
+                  for split in ("test", "unseen")}  # the first n of the split (rendered alone if not cached)
+        result = {split: metrics.control_accuracy(model, cat.images, cat.labels) for split, cat in photos.items()}
     else:
         registry.verify(args.model)  # unknown or damaged -> its own clear error
         raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
