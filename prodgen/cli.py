@@ -46,8 +46,9 @@ def _bench(args) -> int:
 def _data_build(args) -> int:
     from prodgen.catalog import DEFAULT_N, load_catalog
 
+    workers = None if args.workers is None else _number(args.workers, "--workers", int, 1)
     for split in args.split or DEFAULT_N:
-        cat = load_catalog(split, size=args.size, seed=args.seed)
+        cat = load_catalog(split, size=args.size, seed=args.seed, workers=workers)
         print(f"{split:>7}: {len(cat)} products at {args.size} px, cached")
     return 0
 
@@ -120,6 +121,8 @@ def _headline(metrics: dict) -> str:
     for key, label in (("test_en", "text EN"), ("test_zh", "ZH")):
         if isinstance(metrics.get(key), dict):
             parts.append(f"{label} {metrics[key]['mean']:.3f}")
+    if "psnr" in metrics:  # an autoencoder (ae-64): how well it gives the photo back
+        parts.append(f"PSNR {metrics['psnr']:.1f} dB")
     if "fid" in metrics:
         floor = f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""
         parts.append(f"FID {metrics['fid']:.1f}{floor}")
@@ -234,20 +237,22 @@ def _evaluate(args) -> int:
 
         row = leaderboard.evaluate_model(args.model, n=args.n, seed=args.seed, refresh=args.refresh)
         model = registry.load_generator(args.model)
-        extra = model.extra_evaluation(args.n, args.seed, registry.load("judge"))
+        extra = model.extra_evaluation(args.n, args.seed,
+                                       registry.load(leaderboard.judge_name(registry.spec(args.model).resolution)))
         skip = {"model", "accepts", "n", "seed", "protocol", "details", "sha256", "measured_at", "cached",
                 "control_mean", "control_heldout", "control_en", "control_zh", "control_unseen"}  # in details
         result = {"n": row["n"], **row["details"], **extra,
                   **{k: v for k, v in row.items() if k not in skip and k not in row["details"] and v is not None}}
-    elif args.model == "judge":  # the measuring instrument itself: accuracy on real photos
-        from prodgen.catalog import load_catalog
+    elif args.model in {s.name for s in registry.specs() if s.family == "judge"}:  # the measuring instrument
+        from prodgen.catalog import DEFAULT_N, load_catalog  # itself: accuracy on real photos of its resolution
 
         if args.n < 4:
             raise ValueError(f"--n must be at least 4 (precision/recall use k = 3 neighbours), got {args.n}")
         model = registry.load(args.model)
-        result = {split: metrics.control_accuracy(model, load_catalog(split, progress=False).images[:args.n],
-                                                  load_catalog(split, progress=False).labels[:args.n])
-                  for split in ("test", "unseen")}
+        size = registry.spec(args.model).resolution
+        photos = {split: load_catalog(split, n=min(args.n, DEFAULT_N[split]), size=size, progress=False)
+                  for split in ("test", "unseen")}  # the first n of the split (rendered alone if not cached)
+        result = {split: metrics.control_accuracy(model, cat.images, cat.labels) for split, cat in photos.items()}
     else:
         registry.verify(args.model)  # unknown or damaged -> its own clear error
         raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
@@ -277,7 +282,9 @@ def _leaderboard(args) -> int:
         raise ValueError(f"--n must be at least {leaderboard.MIN_N} (density/coverage use k = 5 neighbours, FID∞ "
                          f"fits several sample sizes), got {n}")
     models = None if args.models is None else args.models.split(",")
-    rows = leaderboard.evaluate_all(models, n=n, refresh=args.refresh, seed=args.seed, progress=not args.json)
+    resolution = None if args.resolution is None else _number(args.resolution, "--resolution", int, 1)
+    rows = leaderboard.evaluate_all(models, n=n, refresh=args.refresh, seed=args.seed, progress=not args.json,
+                                    resolution=resolution)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "details"} for r in rows], indent=2, ensure_ascii=False))
     elif args.markdown:
@@ -413,8 +420,9 @@ def _add_data(sub) -> None:
                                                                              metavar="ACTION")
     s = data.add_parser("build", help="render and cache the default catalog splits")
     s.add_argument("--split", action="append", help="only this split (repeatable)")
-    s.add_argument("--size", type=int, default=32)
+    s.add_argument("--size", type=int, default=32, help="image size: 32 (default), 64 (lessons 14+) or 128")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", help="rendering processes (default: up to 8, one per core)")
     s.set_defaults(func=_data_build)
     s = data.add_parser("export", help="write a split as PNGs plus metadata.csv")
     s.add_argument("--split", required=True, help="train, val, test or unseen")
@@ -545,6 +553,8 @@ def _add_leaderboard(sub) -> None:
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--refresh", action="store_true", help="re-measure instead of reading cached rows")
+    s.add_argument("--resolution", help="measure every model on this board (32 or 64 px): larger models' images are "
+                                        "downsampled, and the table says so (default: each at its own resolution)")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="the rows as JSON")
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")

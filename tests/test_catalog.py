@@ -148,6 +148,29 @@ def test_cache_round_trip_and_damaged_cache_is_rebuilt(tmp_path):
     assert torch.equal(rebuilt.images, first.images)
 
 
+def test_64px_splits_hold_the_32px_products_and_are_cached_beside_them(tmp_path):
+    small = load_catalog("val", n=40, progress=False)
+    big = load_catalog("val", n=40, size=64, progress=False, workers=1)  # lessons 14+
+    assert big.images.shape == (40, 3, 64, 64) and big.image_size == 64 and big.images.dtype == torch.uint8
+    assert torch.equal(big.labels, small.labels) and torch.equal(big.mentioned, small.mentioned)
+    assert big.descriptions_en == small.descriptions_en and big.descriptions_zh == small.descriptions_zh
+    assert render_catalog("val", 40, 64, workers=1)["images"].tobytes() == big.images.numpy().tobytes()
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert names == ["catalog-v9-val-32px-seed0-n40.npz", "catalog-v9-val-64px-seed0-n40.npz"]
+    assert torch.equal(load_catalog("val", n=40, size=64, progress=False).images, big.images)  # from the cache
+    down = torch.nn.functional.avg_pool2d(big.images.float(), 2)  # box-averaged: close to the 32 px photo
+    assert (down - small.images.float()).abs().mean() < 6
+
+
+def test_prodgen_data_build_refuses_a_size_it_cannot_render(capsys):
+    from prodgen.cli import main
+
+    assert main(["data", "build", "--size", "48", "--split", "val"]) == 2
+    assert capsys.readouterr().err == "prodgen: error: unsupported image size 48; valid sizes: 32, 64, 128\n"
+    assert main(["data", "build", "--size", "64", "--workers", "0"]) == 2
+    assert "--workers must be a whole number >= 1" in capsys.readouterr().err
+
+
 def test_catalog_dataset_interface():
     cat = load_catalog("test", n=64, progress=False)
     x, y = cat[0]

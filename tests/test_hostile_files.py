@@ -233,7 +233,7 @@ def small_reference(tmp_path, monkeypatch):
     from prodgen.evaluation import leaderboard
 
     small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
-    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False: small)
+    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False, size=32: small)
     monkeypatch.setenv("PRODGEN_CACHE", str(tmp_path / "cache"))
     passes, real = [], leaderboard._judge
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: passes.append(len(images)) or real(judge, images))
@@ -290,7 +290,8 @@ def test_a_damaged_cached_row_is_measured_again(small_reference, monkeypatch):
                 "protocol": leaderboard.PROTOCOL_VERSION, "fid": 12.5, "details": {}}
 
     monkeypatch.setattr(leaderboard, "measure", measure)
-    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {"judge": None, "ref": None})())
+    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {
+        "judge_at": lambda self, size=32: None, "ref_at": lambda self, size=32: None})())
     assert leaderboard.evaluate_model("dcgan", n=16)["fid"] == 12.5 and len(calls) == 1
     path = leaderboard.cache_file("dcgan", 16)
     assert leaderboard.evaluate_model("dcgan", n=16)["cached"] and len(calls) == 1

@@ -137,7 +137,7 @@ def fake_measure(monkeypatch):
     """``measure`` replaced by a recorder: the cache logic is tested without measuring."""
     calls = []
 
-    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None, progress=None):
+    def measure(model, n=2000, seed=0, judge=None, speed_seconds=1.0, _ref=None, progress=None, resolution=None):
         calls.append((model.name, n, seed))
         for stage, images in leaderboard.plan(model, n) if progress else ():
             progress(stage, images)  # as the real one: before each stage
@@ -146,7 +146,8 @@ def fake_measure(monkeypatch):
                 "seconds": 2.5, "details": {}}
 
     monkeypatch.setattr(leaderboard, "measure", measure)
-    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {"judge": None, "ref": None})())
+    monkeypatch.setattr(leaderboard, "_Session", lambda refresh=False: type("S", (), {
+        "judge_at": lambda self, size=32: None, "ref_at": lambda self, size=32: None})())
     return calls
 
 
@@ -406,10 +407,85 @@ def test_a_reference_with_broken_features_is_never_cached(monkeypatch):
     import prodgen.catalog
 
     small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
-    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False: small)
+    monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False, size=32: small)
     monkeypatch.setattr(registry, "manifest", lambda: {"judge": {"sha256": "0" * 64}})  # a cache file of its own
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (torch.full((len(images), 8), float("nan")),
                                                                       torch.zeros(len(images), 5, dtype=torch.long)))
     with pytest.raises(ValueError, match="real train photos hold NaN or infinite values; nothing was cached"):
         leaderboard.Reference(judge=None)
     assert not list((paths.cache_dir() / "leaderboard").glob("reference-" + "0" * 20 + "*"))
+
+
+# ----------------------------------------------------------------------------- resolutions (lesson 14)
+class RealPhotos64(ImageModel):
+    """A 64 px unconditional model that draws real 64 px photos (the validation split): its FID must sit near the
+    real floor on the 64 px board, and on the 32 px board once downsampled."""
+
+    image_size = 64
+
+    def __init__(self, photos):
+        super().__init__(torch.nn.Identity(), "photos-64")
+        self.photos = photos
+
+    def _latents(self, n, generator, **knobs):
+        return {"pick": torch.randint(len(self.photos), (n,), generator=generator)}
+
+    def _decode(self, latents, noise=None, **knobs):
+        from prodgen.catalog import normalize
+
+        return normalize(self.photos[latents["pick"]])
+
+
+@pytest.mark.slow  # measures two rows for real (n = 100): about 4 s
+def test_a_64px_model_is_measured_at_64px_or_downsampled_on_the_32px_board():
+    from prodgen.catalog import load_catalog
+
+    n = 100
+    cats = {size: {split: load_catalog(split, n=n, size=size, progress=False) for split in ("train", "test", "val")}
+            for size in (32, 64)}
+    model = RealPhotos64(cats[64]["val"].images)
+    judges = {32: registry.load("judge"), 64: registry.load("judge-64")}
+    refs = {s: leaderboard.Reference(judges[s], cats[s]["train"], cats[s]["test"]) for s in (32, 64)}
+    own = leaderboard.measure(model, n=n, judge=judges[64], _ref=refs[64], speed_seconds=0.01)
+    down = leaderboard.measure(model, n=n, judge=judges[32], _ref=refs[32], speed_seconds=0.01, resolution=32)
+    assert own["resolution"] == 64 and "downsampled_from" not in own
+    assert down["resolution"] == 32 and down["downsampled_from"] == 64
+    assert own["fid_floor"] == pytest.approx(refs[64].floor(n))
+    assert down["fid_floor"] == pytest.approx(refs[32].floor(n))
+    assert own["fid"] < 1.5 * own["fid_floor"] and down["fid"] < 1.5 * down["fid_floor"]  # real photos: near the floor
+    with pytest.raises(ValueError, match="is measured at 64 px but the judge reads 32 px photos: use judge-64"):
+        leaderboard.measure(model, n=16, judge=judges[32], _ref=refs[32])
+    with pytest.raises(ValueError, match=r"no judge reads 128 px photos; the boards are 32, 64 px"):
+        leaderboard.measure(model, n=16, resolution=128)
+    small = registry.load_generator("dcgan")
+    with pytest.raises(ValueError, match="dcgan makes 32 px images: measure it at 32 px or, downsampled, at a size"):
+        leaderboard.measure(small, n=16, resolution=64)
+    assert leaderboard.judge_name(64) == "judge-64" and leaderboard.judge_name(32) == "judge"
+    with pytest.raises(ValueError, match="no judge reads 48 px photos; the boards are 32, 64 px"):
+        leaderboard.judge_name(48)
+
+
+def test_rows_say_their_board_and_have_files_of_their_own(rows_folder, fake_measure, tmp_path, monkeypatch):
+    import dataclasses
+
+    folder = _private_checkpoints(tmp_path, monkeypatch)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    shutil.copy(folder / "dcgan.pt", folder / "dcgan-64.pt")  # a "64 px" model: its spec says so
+    manifest["dcgan-64"] = {**manifest["dcgan"], "file": "dcgan-64.pt"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    big = dataclasses.replace(registry.spec("dcgan"), name="dcgan-64", lesson=99, resolution=64)
+    with registry.registered(big):
+        assert leaderboard._depends_on("dcgan-64") == ["dcgan-64", "judge-64"]
+        assert leaderboard._depends_on("dcgan-64", 32) == ["dcgan-64", "judge"]
+        own, down = leaderboard.cache_file("dcgan-64", 64), leaderboard.cache_file("dcgan-64", 64, resolution=32)
+        assert own.name.startswith("dcgan-64-n64-s0-") and down.name.startswith("dcgan-64-at32px-n64-s0-")
+        assert leaderboard.cache_file("dcgan", 64, resolution=32) == leaderboard.cache_file("dcgan", 64)
+        with pytest.raises(ValueError, match="dcgan makes 32 px images"):
+            leaderboard.cache_file("dcgan", 64, resolution=64)
+        assert [r["model"] for r in leaderboard.evaluate_all(None, n=32, resolution=64)] == ["dcgan-64"]
+        leaderboard.evaluate_all(["dcgan-64"], n=32, resolution=32)
+        assert fake_measure[-1] == ("dcgan-64", 32, 0)
+    rows = [{"model": "a", "fid": 1.0}, {"model": "b", "resolution": 64, "fid": 2.0},
+            {"model": "c", "resolution": 32, "downsampled_from": 64, "fid": 3.0}]
+    cells = [line.split("  ")[0].strip() for line in leaderboard.format_table(rows).splitlines()[2:]]
+    assert cells == ["a", "b (64 px)", "c (64→32 px)"]

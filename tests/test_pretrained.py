@@ -81,6 +81,26 @@ def test_shipped_judge_is_intact_and_accurate():
         assert metrics[f"test_{attribute}"] >= 0.98
 
 
+def test_shipped_judge_64_reads_64px_photos_and_only_those(capsys):
+    from prodgen.catalog import load_catalog
+    from prodgen.models.judge import judge_accuracy
+
+    spec = registry.spec("judge-64")
+    assert spec.resolution == 64 and spec.family == "judge" and not spec.is_generator
+    assert registry.available("judge-64"), "data/checkpoints/judge-64.pt is missing or corrupt"
+    metrics = registry.manifest()["judge-64"]["metrics"]
+    assert all(metrics[f"test_{a}"] >= 0.98 for a in ("category", "color", "size", "brand", "pattern"))
+    judge = registry.load("judge-64")
+    assert judge.resolution == 64 and registry.manifest()["judge-64"]["config"]["resolution"] == 64
+    assert min(judge_accuracy(judge, load_catalog("test", n=100, size=64, progress=False)).values()) >= 0.97
+    with pytest.raises(ValueError, match=r"this judge reads 64x64 images, got a batch of shape \(2, 3, 32, 32\)"):
+        judge.predict(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="this judge reads 32x32 images"):
+        registry.load("judge").embed(torch.zeros(2, 3, 64, 64))
+    assert main(["evaluate", "judge-64", "--n", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test"]["mean"] > 0.97
+
+
 def test_cli_models_and_evaluate(capsys):
     assert main(["models", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

@@ -686,22 +686,24 @@ def training_record(history: History, model, fast: bool = False) -> dict:
 # ----------------------------------------------------------------------------- VAEs
 def train_vae(model, catalog, *, epochs=5, batch_size=128, lr=1e-3, beta=1.0, steps=None, max_minutes=None, seed=0,
               device="auto", precision="auto", channels_last=True, n_samples=64, checkpoint=None,
-              resume=False, progress=True, loss_fn=None, conditional=False, history=None, callbacks=()) -> History:
+              resume=False, progress=True, loss_fn=None, conditional=False, history=None, callbacks=(),
+              terms=("loss", "recon", "kl")) -> History:
     """Train a VAE on a catalog with Adam; returns the :class:`History` (``loss``, ``recon``, ``kl``).
 
     ``model(x) -> (x_hat, mu, logvar)``; ``loss_fn(x, output, beta) -> {"loss", "recon", "kl"}``
-    (default ``prodgen.engine.losses.vae_loss``); the sample grid is ``model.sample(n_samples, generator=g)``
+    (default ``prodgen.engine.losses.vae_loss``; ``terms``: the values of its dict the history records, e.g. the
+    latent autoencoder's ``perceptual`` too, lesson 14); the sample grid is ``model.sample(n_samples, generator=g)``
     with a generator seeded the same way after every epoch (``n_samples=0``: none). ``epochs``, ``steps``,
     ``max_minutes``, ``checkpoint`` / ``resume`` (a :class:`~prodgen.engine.callbacks.Checkpoints`), ``progress``
     and ``history`` work as the callbacks of :func:`train_gan`; ``callbacks`` adds more (``OnEpoch``).
     ``conditional=True`` (the CVAE of lesson 06): ``model(x, labels)``, and the sample grid is
     ``model.sample(labels of the catalog's first n_samples products, generator=g)``. Used by lessons 04 and 06
-    and ``prodgen train vae / cvae``.
+    and ``prodgen train vae / cvae`` (and ``ae-64``, lesson 14).
     """
     loss_fn = losses.vae_loss if loss_fn is None else loss_fn
     found = _options(progress, n_samples, checkpoint, resume, history, max_minutes, steps=steps) + list(callbacks)
     loop = _Loop({"model": model}, catalog, kind="vae", epochs=epochs, batch_size=batch_size, seed=seed,
-                 device=device, names=("loss", "recon", "kl"), callbacks=_callbacks(found),
+                 device=device, names=tuple(terms), callbacks=_callbacks(found),
                  precision=precision, channels_last=channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     net = loop.wrap(model)  # the DDP wrapper under torchrun

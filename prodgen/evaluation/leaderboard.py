@@ -26,6 +26,14 @@ DIR``): :func:`measure` with a :class:`Reference` built from that catalog's trai
 judge of its schema; requests, control and diversity then follow the model's schema (no held-out pairs or
 text columns: those belong to the course catalog).
 
+**Resolutions** (lesson 14). A model is measured at its own resolution (its spec's, ``model.image_size``): a 64 px
+model by the 64 px judge (``judge-64``, :func:`judge_name`) against 64 px real photos, so its FID and floor are
+64 px figures. ``resolution=32`` (``prodgen leaderboard --resolution 32``) puts a larger model on the 32 px board:
+its images are box-averaged down (2 x 2 pixels per halving, as the renderer makes a 32 px photo from its
+supersampled canvas) and measured like any 32 px model. Such rows carry ``resolution`` (and
+``downsampled_from``), and the table's model cell says which (``latent-64 (64 px)``, ``latent-64 (64→32 px)``);
+32 px models' rows are unchanged.
+
 Used by ``prodgen leaderboard``, ``prodgen evaluate``, lessons 08 and 12 and the README's model tables.
 """
 from __future__ import annotations
@@ -40,7 +48,7 @@ from prodgen.models import registry
 
 __all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", "cache_file", "cached_row",
            "evaluate_all", "evaluate_model", "measure", "plan", "estimate", "format_table", "format_markdown",
-           "format_summary"]
+           "format_summary", "judge_name", "downsample"]
 
 PROTOCOL_VERSION = 1
 """Bump when anything about how rows are measured changes: every cached row is then re-measured."""
@@ -99,22 +107,90 @@ def _check_models(models) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _depends_on(name: str) -> list[str]:
-    """``name``, the judge, and every registry entry the model's config names (e.g. a text reader)."""
+# ----------------------------------------------------------------------------- resolutions
+def judge_name(resolution: int = 32) -> str:
+    """The registered judge that reads photos of ``resolution`` px (``judge`` at 32, ``judge-64`` at 64)."""
+    found = [s.name for s in registry.specs() if s.family == "judge" and s.resolution == resolution]
+    if not found:
+        sizes = sorted({s.resolution for s in registry.specs() if s.family == "judge"})
+        raise ValueError(f"no judge reads {resolution!r} px photos; the boards are {', '.join(map(str, sizes))} px")
+    return found[0]
+
+
+def _board(own: int, resolution, what: str = "the model") -> int:
+    """The image size a model of ``own`` px is measured at: its own, or ``resolution`` (a smaller size that
+    divides it: its images are :func:`downsample`-d; upsampling would measure nothing)."""
+    if resolution is None or resolution == own:
+        return own
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a whole number of pixels (32, 64), got {resolution!r}")
+    judge_name(resolution)  # a board with a judge, else a clear error
+    if resolution > own or own % resolution:
+        raise ValueError(f"{what} makes {own} px images: measure it at {own} px or, downsampled, at a size that "
+                         f"divides {own} (got {resolution} px)")
+    return resolution
+
+
+def _model_board(name: str, resolution=None) -> tuple[int, int]:
+    """``(own resolution, board)`` of registry model ``name``."""
+    own = registry.spec(name).resolution
+    return own, _board(own, resolution, name)
+
+
+def downsample(images, size: int):
+    """uint8 photos N x 3 x S x S box-averaged to ``size`` px (``S / size`` x ``S / size`` blocks), rounded."""
+    import torch
+
+    factor = images.shape[-1] // size
+    if factor == 1:
+        return images
+    return torch.nn.functional.avg_pool2d(images.float(), factor).round().clamp(0, 255).to(torch.uint8)
+
+
+class _Downsampled:
+    """A model whose images are :func:`downsample`-d to ``size`` px: what a smaller board measures of it. Every
+    other question (name, requests, schema, knobs) goes to the model itself."""
+
+    def __init__(self, model, size: int):
+        self.model, self.image_size = model, size
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, requests, seed: int = 0, **knobs):
+        return downsample(self.model.generate(requests, seed=seed, **knobs), self.image_size)
+
+
+def _on_board(model, resolution):
+    """``(the model as the board measures it, the row's entries naming the board)``: a 64 px board, or a downsampled
+    row, says so (``resolution``, ``downsampled_from``); a 32 px model's row on the 32 px board is as it always was."""
+    own = model.image_size
+    board = _board(own, resolution, model.name)
+    if board == own:
+        return model, ({"resolution": board} if board != 32 else {})
+    return _Downsampled(model, board), {"resolution": board, "downsampled_from": own}
+
+
+def _depends_on(name: str, resolution: int | None = None) -> list[str]:
+    """``name``, the judge of its board, and every registry entry the model's config names (e.g. a text reader)."""
     config = registry.manifest().get(name, {}).get("config", {})
     named = [v for v in config.values() if isinstance(v, str) and v in registry.manifest()]
-    return list(dict.fromkeys([name, "judge", *named]))
+    return list(dict.fromkeys([name, judge_name(_model_board(name, resolution)[1]), *named]))
 
 
-def cache_file(name: str, n: int = 2000, seed: int = 0) -> Path:
+def cache_file(name: str, n: int = 2000, seed: int = 0, resolution: int | None = None) -> Path:
     """The cache file of ``name``'s row: keyed by the sha256 of every checkpoint it depends on (verified on
-    disk), ``n``, ``seed`` and :data:`PROTOCOL_VERSION`."""
+    disk), ``n``, ``seed`` and :data:`PROTOCOL_VERSION`; a row downsampled to a smaller board (``resolution``)
+    has its own file, ``NAME-atSIZEpx-...``."""
+    own, board = _model_board(name, resolution)
     shas = []
-    for dep in _depends_on(name):
+    for dep in _depends_on(name, board):
         registry.verify(dep)  # the file on disk is the one the manifest names (else a clear error)
         shas.append(f"{dep}={registry.manifest()[dep]['sha256']}")
-    key = hashlib.sha256(json.dumps([PROTOCOL_VERSION, n, seed, shas]).encode()).hexdigest()[:20]
-    return cache_folder() / f"{name}-n{n}-s{seed}-{key}.json"
+    parts = [PROTOCOL_VERSION, n, seed, shas] + ([f"downsampled to {board} px"] if board != own else [])
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+    tag = f"-at{board}px" if board != own else ""
+    return cache_folder() / f"{name}{tag}-n{n}-s{seed}-{key}.json"
 
 
 def _record(path: Path) -> Path:
@@ -162,9 +238,9 @@ def _read_cached(path: Path) -> dict | None:
 # ----------------------------------------------------------------------------- the real reference
 class Reference:
     """Judge features and predictions of the real photos every row is compared with: the course catalog's
-    training and test splits (cached on disk with a sha256 record: a damaged or unrecorded file is measured
-    again; ``refresh=True`` always measures them again), or the ``train`` / ``test`` catalogs given (your own
-    catalog, lesson 12; computed in memory)."""
+    training and test splits at the judge's resolution (cached on disk with a sha256 record: a damaged or
+    unrecorded file is measured again; ``refresh=True`` always measures them again), or the ``train`` / ``test``
+    catalogs given (your own catalog, lesson 12; computed in memory)."""
 
     def __init__(self, judge, train=None, test=None, refresh: bool = False):
         from prodgen.catalog.dataset import CACHE_VERSION
@@ -180,12 +256,14 @@ class Reference:
                 data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
             self.train, self.test = data["train"], data["test"]
             return
-        judge_sha = registry.manifest()["judge"]["sha256"]
-        name = f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}-v{PROTOCOL_VERSION}.pt"
+        size = getattr(judge, "resolution", 32)
+        judge_sha = registry.manifest()[judge_name(size)]["sha256"]
+        px = f"-{size}px" if size != 32 else ""
+        name = f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}{px}-v{PROTOCOL_VERSION}.pt"
         path = paths.cache_dir() / "leaderboard" / name  # shared even where a test moves the rows
         data = None if refresh else _cached_reference(path)
         if data is None:
-            data = _measure_reference(judge, path)
+            data = _measure_reference(judge, path, size)
         self.train, self.test = data["train"], data["test"]
 
     @property
@@ -219,15 +297,16 @@ def _cached_reference(path: Path) -> dict | None:
     return data if ok else None
 
 
-def _measure_reference(judge, path: Path) -> dict:
-    """Judge the course catalog's training and test photos and cache the result (with its sha256 record)."""
+def _measure_reference(judge, path: Path, size: int = 32) -> dict:
+    """Judge the course catalog's training and test photos (``size`` px) and cache the result (with its sha256
+    record)."""
     import torch
 
     from prodgen.catalog import load_catalog
 
     data = {}
     for split in ("train", "test"):
-        cat = load_catalog(split, progress=False)
+        cat = load_catalog(split, size=size, progress=False)
         feats, preds = _judge(judge, cat.images)
         if not torch.isfinite(feats).all():  # never cache what every later row would be measured against
             raise ValueError(f"the judge's features of the real {split} photos hold NaN or infinite values; "
@@ -354,14 +433,15 @@ def _text_controls(model, ref: Reference, n: int, seed: int) -> dict:
 
 
 def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: float = 1.0, _ref=None,
-            progress=None) -> dict:
+            progress=None, resolution: int | None = None) -> dict:
     """One leaderboard row for ``model`` (any protocol ``ImageModel``, e.g. one trained in a notebook),
     measured now (never cached). The row also holds ``details``: per-attribute control, partial requests,
     the text splits and the histogram distances, which ``prodgen evaluate`` prints.
 
     ``_ref``: the real photos to compare with (:class:`Reference`; default the course catalog's). A model of
     another schema (your own catalog) needs a ``judge`` and a reference of that schema (lesson 12).
-    ``progress``: called as ``progress(stage, images)`` before each stage of :func:`plan` starts."""
+    ``progress``: called as ``progress(stage, images)`` before each stage of :func:`plan` starts. ``resolution``:
+    the board (default the model's own; a smaller one downsamples its images: module docstring)."""
     import numpy as np
     import torch
 
@@ -371,6 +451,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     from prodgen.models.condition import balanced_requests, hide_attributes
 
     n = _check_n(n)
+    model, on_board = _on_board(model, resolution)
     start = time.perf_counter()
     stages = dict(plan(model, n))
     step = (lambda stage: progress(stage, stages[stage])) if progress else (lambda stage: None)
@@ -382,7 +463,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     names = list(schema.names)
     real = ref.train["features"][:n]
     row = {"model": model.name, "accepts": model.accepts, "n": n, "seed": seed, "protocol": PROTOCOL_VERSION}
-    details = {}
+    row, details = row | on_board, {}  # on_board: nothing for a 32 px model on the 32 px board
     requests = balanced_requests(n, seed, schema=schema)
     if not model.conditional:
         step("unconditional images")
@@ -445,7 +526,10 @@ def _schema_and_judge(model, judge):
     if judge is None and schema != BUILTIN:
         raise ValueError(f"{model.name} controls {', '.join(schema.names)}: measure it with a judge trained on "
                          "the same catalog (prodgen train judge --data DIR)")
-    judge = judge if judge is not None else registry.load("judge")
+    judge = judge if judge is not None else registry.load(judge_name(model.image_size))
+    if getattr(judge, "resolution", 32) != model.image_size:
+        raise ValueError(f"{model.name} is measured at {model.image_size} px but the judge reads "
+                         f"{judge.resolution} px photos: use {judge_name(model.image_size)}")
     if list(judge.heads) != list(schema.names):
         raise ValueError(f"the judge reads {', '.join(judge.heads)} but {model.name} controls "
                          f"{', '.join(schema.names)}: use a judge trained on the model's catalog")
@@ -495,46 +579,55 @@ class _Session:
     reference is measured again too)."""
 
     def __init__(self, refresh: bool = False):
-        self._judge = self._ref = None
+        self._judges, self._refs = {}, {}
         self._refresh = refresh
+
+    def judge_at(self, size: int = 32):
+        if size not in self._judges:
+            self._judges[size] = registry.load(judge_name(size))
+        return self._judges[size]
+
+    def ref_at(self, size: int = 32):
+        if size not in self._refs:
+            self._refs[size] = Reference(self.judge_at(size), refresh=self._refresh)
+        return self._refs[size]
 
     @property
     def judge(self):
-        if self._judge is None:
-            self._judge = registry.load("judge")
-        return self._judge
+        return self.judge_at(32)
 
     @property
     def ref(self):
-        if self._ref is None:
-            self._ref = Reference(self.judge, refresh=self._refresh)
-        return self._ref
+        return self.ref_at(32)
 
 
-def cached_row(name: str, n: int = 2000, seed: int = 0) -> dict | None:
+def cached_row(name: str, n: int = 2000, seed: int = 0, resolution: int | None = None) -> dict | None:
     """The cached row of registry generator ``name`` (its current checkpoint, ``n``, ``seed``), or ``None`` when
     it has not been measured yet: reads a JSON file, measures nothing (lessons 11 and 13 read the board this way).
     ``None`` too when ``name`` is not shipped."""
     (name,) = _check_models([name])
     if name not in registry.manifest():
         return None
-    row = _read_cached(cache_file(name, _check_n(n), seed))
+    row = _read_cached(cache_file(name, _check_n(n), seed, resolution))
     return None if row is None else {**row, "cached": True}
 
 
 def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = False, _session=None,
-                   speed_seconds: float = 1.0, progress=None, _model=None) -> dict:
-    """The row of registry generator ``name``: read from the cache, or measured (:func:`measure`, which calls
-    ``progress`` before each stage) and cached."""
+                   speed_seconds: float = 1.0, progress=None, _model=None, resolution: int | None = None) -> dict:
+    """The row of registry generator ``name`` at its own resolution or on the board ``resolution``: read from the
+    cache, or measured (:func:`measure`, which calls ``progress`` before each stage) and cached."""
     (name,) = _check_models([name])
     n = _check_n(n)
-    path = cache_file(name, n, seed)
+    own, board = _model_board(name, resolution)
+    path = cache_file(name, n, seed, board)
     if not refresh and (row := _read_cached(path)) is not None:
         return {**row, "cached": True}
     session = _session or _Session(refresh)
     model = _model if _model is not None else registry.load_generator(name)
     extra = {"progress": progress} if progress is not None else {}
-    row = measure(model, n, seed, judge=session.judge, speed_seconds=speed_seconds, _ref=session.ref, **extra)
+    extra |= {"resolution": board} if board != own else {}  # downsampled to a smaller board
+    row = measure(model, n, seed, judge=session.judge_at(board), speed_seconds=speed_seconds,
+                  _ref=session.ref_at(board), **extra)
     row["sha256"] = registry.manifest()[name]["sha256"]
     row["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
@@ -542,16 +635,21 @@ def evaluate_model(name: str, n: int = 2000, seed: int = 0, refresh: bool = Fals
 
 
 def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 0, progress: bool = False,
-                 speed_seconds: float = 1.0, log=None) -> list[dict]:
+                 speed_seconds: float = 1.0, log=None, resolution: int | None = None) -> list[dict]:
     """One row per generator (``models``: names, or None for every shipped generator in the registry), in
-    registry order; cached rows come back without measuring (``refresh=True`` re-measures).
+    registry order; cached rows come back without measuring (``refresh=True`` re-measures). ``resolution``: every
+    row on that board (larger models downsampled; without ``models``, the shipped generators it can measure);
+    default: each model at its own resolution.
 
     ``progress``: before measuring, an estimate of each model's time (:func:`estimate`); while measuring, a line
     per stage (images so far of the planned total, time left at the rate so far); each row's headline figures
     as soon as it is measured. Lines go to ``log`` (default: standard error)."""
     names, n = _check_models(models), _check_n(n)
+    if models is None and resolution is not None:
+        judge_name(resolution)  # a board that exists, else a clear error
+        names = [m for m in names if (own := registry.spec(m).resolution) >= resolution and own % resolution == 0]
     log = log or _stderr
-    todo = [name for name in names if refresh or _read_cached(cache_file(name, n, seed)) is None]
+    todo = [name for name in names if refresh or _read_cached(cache_file(name, n, seed, resolution)) is None]
     loaded = {name: registry.load_generator(name) for name in todo} if progress else {}
     if progress and todo:
         _log_estimates(loaded, n, len(names) - len(todo), log)
@@ -559,7 +657,7 @@ def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 
     for name in names:
         tracker = _Tracker(name, plan(loaded[name], n), log) if name in loaded else None
         row = evaluate_model(name, n, seed, refresh, _session=session, speed_seconds=speed_seconds,
-                             progress=tracker, _model=loaded.get(name))
+                             progress=tracker, _model=loaded.get(name), resolution=resolution)
         if tracker is not None and not row["cached"]:
             log(f"  {format_summary(row)}")
         rows.append(row)
@@ -657,6 +755,9 @@ def format_summary(row: dict) -> str:
 # ----------------------------------------------------------------------------- formatting
 def _cell(row: dict, key: str) -> str:
     value = row.get(key)
+    if key == "model" and row.get("resolution") is not None:  # which board: "(64 px)", "(64→32 px)"
+        source = f"{row['downsampled_from']}→" if row.get("downsampled_from") else ""
+        return f"{value} ({source}{row['resolution']} px)"
     if key == "kid" and value is not None:
         return f"{value:.2f} ± {row.get('kid_std', 0):.2f}"
     if key == "control_min" and value is not None:

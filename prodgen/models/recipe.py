@@ -46,7 +46,8 @@ class Trained:
 @dataclass
 class Run:
     """One ``train_checkpoint`` call as the family's hooks see it: the name, the merged settings ``cfg``, the
-    ``train`` catalog (and ``heldout``, the folder's test split with ``data=``), and the caller's options."""
+    ``train`` catalog (and ``heldout``, the folder's test split with ``data=``), the caller's options, and the
+    ``resolution`` of the course catalog it trains on (its spec's: 32 px, or 64 px for ``judge-64``, ``ae-64``)."""
 
     name: str
     cfg: dict
@@ -60,6 +61,7 @@ class Run:
     out: object = None
     train: object = None
     heldout: object = None
+    resolution: int = 32
 
     @property
     def progress(self) -> bool:
@@ -122,12 +124,26 @@ def _settings(recipe: Recipe, name: str, overrides: dict) -> dict:
     return {**config, **overrides}
 
 
+def _resolution(name: str) -> int:
+    """The image size the registered model ``name`` works at (its spec's ``resolution``; 32 if unregistered)."""
+    from prodgen.models import registry
+
+    try:
+        return registry.spec(name).resolution
+    except ValueError:
+        return 32
+
+
 def _load_data(recipe: Recipe, run: Run) -> None:
     """``run.train`` (and ``run.heldout``): the course catalog's split or the folder ``run.data``; in a smoke test
     its first ``fast_products`` products, and ``recipe.fast``'s settings unless given explicitly."""
     n = recipe.fast_products if run.fast else None
     if run.data is not None:
         from prodgen.catalog.own import training_data
+
+        if run.resolution != 32:
+            raise ValueError(f"{run.name} works on {run.resolution} px photos; a catalog folder of your own is read "
+                             "at 32 px (train a 32 px model on it)")
 
         run.train, run.heldout, record = training_data(run.data, run.log)
         run.cfg |= {"train_split": "train", **record}
@@ -136,7 +152,7 @@ def _load_data(recipe: Recipe, run: Run) -> None:
     else:
         from prodgen.catalog import load_catalog
 
-        run.train = load_catalog(run.cfg["train_split"], n=n, progress=run.progress)
+        run.train = load_catalog(run.cfg["train_split"], n=n, size=run.resolution, progress=run.progress)
     if run.fast:
         run.cfg |= {k: v for k, v in recipe.fast.items() if k not in run.overrides}
 
@@ -153,7 +169,8 @@ def train(recipe: Recipe, name: str, *, fast: bool = False, log=print, overrides
     from prodgen.models import registry
 
     overrides = dict(overrides or {})
-    run = Run(name, _settings(recipe, name, overrides), overrides, fast, log, **options)
+    cfg = _settings(recipe, name, overrides)
+    run = Run(name, cfg, overrides, fast, log, resolution=_resolution(name), **options)
     if recipe.prepare is not None:
         recipe.prepare(run)
     _load_data(recipe, run)
