@@ -16,19 +16,24 @@ Used by lesson 15 (virtual try-on) and its scene judge.
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from prodgen import paths
 from prodgen.catalog.attributes import (
-    ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, validate_attributes,
+    ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, validate_attributes, values_of,
 )
 from prodgen.catalog.render import BG, BODY, FIXED_PART_RGB, LOGO_EDGE, LOGO_INK, SHAPES, _logo, _Pen
 
 __all__ = [
     "IMAGE_SIZE", "SLOTS", "SLOT_NAMES", "KINDS", "Slot", "Scene",
     "scene_parameters", "random_product", "render_scene", "make_scene", "swap",
+    "SCENE_SPLITS", "SCENE_DEFAULT_N", "Scenes", "load_scenes", "render_scenes", "scene_at",
 ]
 
 IMAGE_SIZE = 64
@@ -395,8 +400,8 @@ def render_scene(params: dict, slots: dict) -> tuple[np.ndarray, dict]:
     return np.ascontiguousarray(img.astype(np.uint8).transpose(2, 0, 1)), {s: masks[s] for s in KINDS[kind]}
 
 
-def make_scene(seed: int, kind: str | None = None, slots: dict | None = None) -> Scene:
-    """A scene from a seed: parameters, and random products in every slot not given in ``slots``."""
+def make_scene(seed, kind: str | None = None, slots: dict | None = None) -> Scene:
+    """A scene from a seed (an int or a sequence of ints): random products in every slot not given in ``slots``."""
     rng = np.random.default_rng(seed)
     kind = kind or ("tabletop" if rng.random() < 0.25 else "mannequin")
     params = scene_parameters(rng, kind)
@@ -412,3 +417,129 @@ def swap(scene: Scene, slot: str, product: dict) -> Scene:
     slots = {**scene.slots, slot: _check_product(slot, product)}
     image, masks = render_scene(scene.params, slots)
     return Scene(scene.params, slots, image, masks)
+
+
+# ------------------------------------------------------------------ the data set
+SCENE_SPLITS = ("train", "val", "test")
+SCENE_DEFAULT_N = {"train": 8_000, "val": 1_000, "test": 1_000}
+SCENE_CACHE_VERSION = 1  # bump when scene rendering changes
+_SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+KIND_NAMES: tuple[str, ...] = tuple(KINDS)
+
+
+def scene_at(split: str, seed: int, index: int) -> Scene:
+    """Scene ``index`` of a split: it depends only on ``(split, seed, index)``."""
+    _check_request(split, 1, seed)
+    return make_scene([seed, 1000 + _SPLIT_ID[split], index])
+
+
+def _check_request(split, n, seed) -> int:
+    if split not in SCENE_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SCENE_SPLITS)}")
+    n = SCENE_DEFAULT_N[split] if n is None else n
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ValueError(f"n must be a positive whole number of scenes, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative whole number, got {seed!r}")
+    return int(n)
+
+
+def _render_range(split: str, seed: int, start: int, stop: int) -> dict:
+    n, ns = stop - start, len(SLOT_NAMES)
+    out = {"images": np.empty((n, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8), "kinds": np.empty(n, np.int64),
+           "masks": np.zeros((n, ns, IMAGE_SIZE, IMAGE_SIZE), bool),
+           "labels": np.full((n, ns, len(ATTRIBUTE_NAMES)), -1, np.int64)}
+    keys = [values_of(a) for a in ATTRIBUTE_NAMES]
+    for j in range(n):
+        sc = scene_at(split, seed, start + j)
+        out["images"][j], out["kinds"][j] = sc.image, KIND_NAMES.index(sc.params["kind"])
+        for slot, mask in sc.masks.items():
+            out["masks"][j, SLOT_NAMES.index(slot)] = mask
+        for slot, attrs in sc.slots.items():
+            out["labels"][j, SLOT_NAMES.index(slot)] = [k.index(attrs[a]) for k, a in zip(keys, ATTRIBUTE_NAMES)]
+    return out
+
+
+def render_scenes(split: str = "train", n: int | None = None, seed: int = 0, workers: int = 1) -> dict:
+    """Render ``n`` scenes of ``split`` into NumPy arrays (``workers`` processes; 1 = this one)."""
+    n = _check_request(split, n, seed)
+    ranges = [(split, seed, a, min(a + 250, n)) for a in range(0, n, 250)]
+    if workers > 1 and len(ranges) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_render_range, *zip(*ranges)))
+    else:
+        parts = [_render_range(*r) for r in ranges]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@dataclass
+class Scenes:
+    """Rendered scenes in memory (lesson 15).
+
+    ``images`` uint8 N x 3 x 64 x 64; ``kinds`` int64 N (index into ``KIND_NAMES``); ``masks`` bool
+    N x 5 x 64 x 64 and ``labels`` int64 N x 5 x 5, one row per slot of ``SLOT_NAMES`` and one column
+    per attribute of ``ATTRIBUTE_NAMES`` (-1 where the scene has no such slot).
+    """
+
+    images: torch.Tensor
+    kinds: torch.Tensor
+    masks: torch.Tensor
+    labels: torch.Tensor
+    split: str
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def scene(self, i: int) -> Scene:
+        """Scene ``i`` with its parameters and products, ready for :func:`swap`."""
+        return scene_at(self.split, self.seed, i)
+
+
+def _scene_cache(split: str, n: int, seed: int):
+    return paths.cache_dir() / f"scenes-v{SCENE_CACHE_VERSION}-{split}-{IMAGE_SIZE}px-seed{seed}-n{n}.npz"
+
+
+def load_scenes(split: str = "train", n: int | None = None, seed: int = 0, cache: bool = True,
+                workers: int = 1) -> Scenes:
+    """The scenes of a split as tensors, rendered on first use and cached in ``$PRODGEN_CACHE``.
+
+    A smaller ``n`` reuses a larger cached file (scene ``i`` is the same in both).
+    """
+    n = _check_request(split, n, seed)
+    arrays = _load_cached(split, n, seed) if cache else None
+    if arrays is None:
+        arrays = render_scenes(split, n, seed, workers)
+        if cache:
+            _save(_scene_cache(split, n, seed), arrays)
+    return Scenes(*(torch.from_numpy(arrays[k]) for k in ("images", "kinds", "masks", "labels")), split, seed)
+
+
+def _load_cached(split: str, n: int, seed: int) -> dict | None:
+    pattern = re.compile(rf"scenes-v{SCENE_CACHE_VERSION}-{split}-{IMAGE_SIZE}px-seed{seed}-n(\d+)\.npz$")
+    folder = paths.cache_dir()
+    found = sorted((int(m.group(1)), f) for f in (folder.iterdir() if folder.is_dir() else [])
+                   if (m := pattern.match(f.name)) and int(m.group(1)) >= n)
+    if not found:
+        return None
+    try:
+        with np.load(found[0][1], allow_pickle=False) as z:
+            masks = np.unpackbits(z["masks"][:n], axis=-1).astype(bool)
+            return {"images": z["images"][:n], "kinds": z["kinds"][:n], "masks": masks, "labels": z["labels"][:n]}
+    except Exception:  # a damaged cache file is rendered again, never trusted
+        return None
+
+
+def _save(path, arrays: dict) -> None:
+    """Write atomically (temp file, then rename); masks packed to bits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{**arrays, "masks": np.packbits(arrays["masks"], axis=-1)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
