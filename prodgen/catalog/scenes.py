@@ -33,7 +33,7 @@ from prodgen.catalog.render import BG, BODY, FIXED_PART_RGB, LOGO_EDGE, LOGO_INK
 __all__ = [
     "IMAGE_SIZE", "SLOTS", "SLOT_NAMES", "KINDS", "Slot", "Scene",
     "scene_parameters", "random_product", "render_scene", "make_scene", "swap",
-    "SCENE_SPLITS", "SCENE_DEFAULT_N", "Scenes", "load_scenes", "render_scenes", "scene_at",
+    "SCENE_SPLITS", "SCENE_DEFAULT_N", "Scenes", "load_scenes", "render_scenes", "scene_at", "slot_crops",
 ]
 
 IMAGE_SIZE = 64
@@ -494,6 +494,17 @@ class Scenes:
     def __len__(self) -> int:
         return len(self.images)
 
+    def crops(self, slot: str, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every scene's ``slot`` crop (:func:`slot_crops`) and its labels, for the scenes that have the slot;
+        attributes the slot does not show are -1."""
+        j = SLOT_NAMES.index(_check_slot(slot).name)
+        have = self.labels[:, j, 0] >= 0
+        labels = self.labels[have, j].clone()
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            if name not in SLOTS[slot].shown:
+                labels[:, a] = -1
+        return slot_crops(self.images[have], self.masks[have, j], size), labels
+
     def scene(self, i: int) -> Scene:
         """Scene ``i`` with its parameters and products, ready for :func:`swap`."""
         return scene_at(self.split, self.seed, i)
@@ -543,3 +554,22 @@ def _save(path, arrays: dict) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def slot_crops(images: torch.Tensor, masks: torch.Tensor, size: int = 32, fill: int | None = 128) -> torch.Tensor:
+    """``size x size`` windows of ``images`` (N x 3 x 64 x 64) centred on each mask's bounding box
+    (N x 64 x 64), moved inside the image: a slot at the scene's own resolution, for the scene judge.
+    Pixels outside the mask become grey ``fill`` (None keeps them), so the other slots' products do not show."""
+    if images.shape[0] != masks.shape[0] or not masks.flatten(1).any(1).all():
+        raise ValueError("slot_crops needs one non-empty mask per image")
+    rows, cols = masks.any(2).float(), masks.any(1).float()
+    idx = torch.arange(IMAGE_SIZE, dtype=torch.float32)
+    first = lambda m: (m * (IMAGE_SIZE - idx) ).argmax(1)  # noqa: E731
+    last = lambda m: (m * (idx + 1)).argmax(1)  # noqa: E731
+    cy = (first(rows) + last(rows) + 1) // 2
+    cx = (first(cols) + last(cols) + 1) // 2
+    y0 = (cy - size // 2).clamp(0, IMAGE_SIZE - size)
+    x0 = (cx - size // 2).clamp(0, IMAGE_SIZE - size)
+    if fill is not None:
+        images = torch.where(masks[:, None], images, torch.tensor(fill, dtype=images.dtype))
+    return torch.stack([im[:, y:y + size, x:x + size] for im, y, x in zip(images, y0.tolist(), x0.tolist())])
