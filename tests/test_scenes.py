@@ -5,7 +5,15 @@ import torch
 
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, values_of
 from prodgen.catalog.scenes import (
-    KINDS, SLOT_NAMES, SLOTS, load_scenes, make_scene, random_product, render_scene, scene_parameters, slot_crops,
+    KINDS,
+    SLOT_NAMES,
+    SLOTS,
+    load_scenes,
+    make_scene,
+    random_product,
+    render_scene,
+    scene_parameters,
+    slot_crops,
     swap,
 )
 

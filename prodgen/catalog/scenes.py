@@ -26,7 +26,13 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from prodgen import paths
 from prodgen.catalog.attributes import (
-    ATTRIBUTE_NAMES, ATTRIBUTES, BRAND_LOGOS, COLOR_RGB, HELD_OUT_PAIRS, validate_attributes, values_of,
+    ATTRIBUTE_NAMES,
+    ATTRIBUTES,
+    BRAND_LOGOS,
+    COLOR_RGB,
+    HELD_OUT_PAIRS,
+    validate_attributes,
+    values_of,
 )
 from prodgen.catalog.render import BG, BODY, FIXED_PART_RGB, LOGO_EDGE, LOGO_INK, SHAPES, _logo, _Pen
 
@@ -315,11 +321,13 @@ def _draw_mannequin(d: ImageDraw.ImageDraw, g: dict) -> None:
 def _draw_decor(d: ImageDraw.ImageDraw, kind: int, ty: float) -> None:
     z = CANVAS
     if kind == 1:  # a potted plant, left
-        d.polygon([(0.1 * z, (ty - 0.1) * z), (0.2 * z, (ty - 0.1) * z), (0.18 * z, ty * z), (0.12 * z, ty * z)], fill=5)
+        pot = [(0.1, ty - 0.1), (0.2, ty - 0.1), (0.18, ty), (0.12, ty)]
+        d.polygon([(x * z, y * z) for x, y in pot], fill=5)
         d.ellipse([0.07 * z, (ty - 0.26) * z, 0.23 * z, (ty - 0.08) * z], fill=6)
     elif kind == 2:  # a stack of books, right
         for i, (x0, x1) in enumerate(((0.8, 0.96), (0.82, 0.95), (0.79, 0.94))):
-            d.rectangle([x0 * z, (ty - 0.04 * (i + 1)) * z, x1 * z, (ty - 0.04 * i - 0.005) * z], fill=5 if i % 2 else 4)
+            d.rectangle([x0 * z, (ty - 0.04 * (i + 1)) * z, x1 * z, (ty - 0.04 * i - 0.005) * z],
+                        fill=5 if i % 2 else 4)
 
 
 # ------------------------------------------------------------------ scenes
@@ -357,7 +365,8 @@ def _check_product(slot: str, product: dict) -> dict:
         raise ValueError(f"a product must be a dict of attributes, got {type(product).__name__}")
     missing = [a for a in ATTRIBUTE_NAMES if a not in product]
     if missing:
-        raise ValueError(f"product for slot {slot!r} lacks {', '.join(missing)}; give all of {', '.join(ATTRIBUTE_NAMES)}")
+        raise ValueError(f"product for slot {slot!r} lacks {', '.join(missing)}; "
+                         f"give all of {', '.join(ATTRIBUTE_NAMES)}")
     attrs = validate_attributes({a: product[a] for a in ATTRIBUTE_NAMES})
     cats = SLOTS[slot].categories
     if attrs["category"] not in cats:
