@@ -125,12 +125,11 @@ class _ScenePen(_Pen):
         self.sx, self.sy = sx, sy
 
     def _map(self, pts):
-        out = []
-        for x, y in pts:
-            x, y = x * self.sx, y * self.sy
-            out.append(((self.cx + self.cos * x - self.sin * y) * self.res,
-                        (self.cy + self.sin * x + self.cos * y) * self.res))
-        return out
+        p = np.asarray(pts, np.float64).reshape(-1, 2)
+        x, y = p[:, 0] * self.sx, p[:, 1] * self.sy
+        fx = (self.cx + self.cos * x - self.sin * y) * self.res
+        fy = (self.cy + self.sin * x + self.cos * y) * self.res
+        return list(zip(fx.tolist(), fy.tolist()))
 
 
 def _figure(p: dict) -> dict:
@@ -177,13 +176,14 @@ def _table_y(p: dict) -> float:
     return 0.8 + p["dy"]
 
 
-def _draw_product(part_img: Image.Image, attrs: dict, slot: Slot, place: tuple) -> None:
-    """Draw the product's parts and its brand mark (enlarged by ``slot.logo``) into a part map."""
+def _draw_product(part_img: Image.Image, category: str, brands, slot: Slot, place: tuple) -> None:
+    """Draw the product's parts and its brand mark(s) (enlarged by ``slot.logo``) into a part map."""
     cx, cy, sx, sy, angle = place
     pen = _ScenePen(ImageDraw.Draw(part_img), CANVAS, cx, cy, sx, sy, angle)
-    draw_fn, (lx, ly, lr), _, _ = SHAPES[attrs["category"]]
+    draw_fn, (lx, ly, lr), _, _ = SHAPES[category]
     draw_fn(pen)
-    _logo(pen, BRAND_LOGOS[attrs["brand"]], lx, ly, 0.94 * lr * slot.logo)
+    for brand in brands:
+        _logo(pen, BRAND_LOGOS[brand], lx, ly, 0.94 * lr * slot.logo)
 
 
 def _region(p: dict, slot: str) -> np.ndarray:
@@ -191,9 +191,8 @@ def _region(p: dict, slot: str) -> np.ndarray:
     img = Image.new("L", (CANVAS, CANVAS), 0)
     for cat in SLOTS[slot].categories:
         for size in SIZE_FACTOR:
-            for brand in BRAND_LOGOS:
-                for place in _placements(p, slot, cat, size):
-                    _draw_product(img, {"category": cat, "brand": brand}, SLOTS[slot], place)
+            for place in _placements(p, slot, cat, size):
+                _draw_product(img, cat, BRAND_LOGOS, SLOTS[slot], place)  # every brand's mark: their union
     return np.asarray(img) > 0
 
 
@@ -224,7 +223,7 @@ def _pattern(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 def _product_layer(attrs: dict, slot: Slot, place: tuple) -> tuple[np.ndarray, tuple, np.ndarray]:
     """One drawn product: its canvas coverage, the bounding box and the RGB of its covered pixels."""
     parts = Image.new("L", (CANVAS, CANVAS), BG)
-    _draw_product(parts, attrs, slot, place)
+    _draw_product(parts, attrs["category"], (attrs["brand"],), slot, place)
     full = np.asarray(parts)
     cover = full != BG
     rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
