@@ -68,7 +68,7 @@ SLOTS: dict[str, Slot] = {
     "top": Slot("top", ("t-shirt",), ("color", "size", "brand", "pattern"), 1 / 13, 1.15),
     "cap": Slot("cap", ("cap",), ("color", "brand", "pattern"), 1 / 18, 1.15),
     "shoes": Slot("shoes", ("sneaker",), ("color", "brand", "pattern"), 1 / 18, 1.3),
-    "bag": Slot("bag", ("handbag", "backpack"), ATTRIBUTE_NAMES, 1 / 16, 1.15),
+    "bag": Slot("bag", ("handbag", "backpack"), ATTRIBUTE_NAMES, 1 / 15, 1.0),
     "table": Slot("table", ("mug", "bottle", "lamp"), ATTRIBUTE_NAMES, 1 / 13, 1.1),
 }
 SLOT_NAMES: tuple[str, ...] = tuple(SLOTS)
@@ -165,7 +165,7 @@ def _placements(p: dict, slot: str, category: str, size: str) -> list[tuple]:
         y = g["ankle"] + 0.08 * k - 0.3 * s
         return [(x, y, s, s, 0.0) for x in g["feet"]]
     if slot == "bag":
-        s = 0.23 * k * f
+        s = 0.25 * k * f
         top = SHAPES[category][0] is SHAPES["handbag"][0] and 0.43 or 0.46  # handle / loop top
         hx, hy = g["hand"]
         return [(hx + g["side"] * 0.02, hy - 0.01 + top * s, s, s, math.radians(p["bag_swing"]))]
@@ -430,7 +430,7 @@ def swap(scene: Scene, slot: str, product: dict) -> Scene:
 # ------------------------------------------------------------------ the data set
 SCENE_SPLITS = ("train", "val", "test")
 SCENE_DEFAULT_N = {"train": 8_000, "val": 1_000, "test": 1_000}
-SCENE_CACHE_VERSION = 1  # bump when scene rendering changes
+SCENE_CACHE_VERSION = 2  # bump when scene rendering changes
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
 
