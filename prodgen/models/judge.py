@@ -167,4 +167,7 @@ RECIPE = Recipe(CHECKPOINT_CONFIG, _fit, _measure, fast={"epochs": 1}, fast_prod
 
 
 SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=CHECKPOINT_CONFIG,
-              summary="the attribute classifier that measures control (every generator is judged by it)"),)
+                   summary="the attribute classifier that measures control (every generator is judged by it)"),
+         ModelSpec("scene-judge", "judge", build, None, lesson=15, resolution=64,
+                   summary="reads each slot's product attributes off a 64 px scene (its 32 px slot crop, "
+                           "prodgen.catalog.scenes.slot_crops); trained by benchmarks/scenes_judge.py --ship"))
