@@ -11,6 +11,12 @@ Every slot has a mask: the 64 px pixels that can change when the slot's product 
 the slots in front of it cover). So :func:`swap` re-renders "this scene, wearing that
 product" and leaves every pixel outside the slot's mask byte-identical (tested).
 
+``Slot.shown`` lists what a slot shows: a t-shirt's size is its fit on the body and a bag's or a
+tabletop product's size is its scale, but a cap and sneakers are drawn at one size (one head, one
+pair of feet), so their size is kept in the labels yet not drawn. Scenes never hold a held-out
+(category, color) pair of the catalog (``HELD_OUT_PAIRS``). Scene ``i`` of a split depends only on
+``(split, seed, i)`` (:func:`scene_at`), so a cached data set can always be re-rendered and swapped.
+
 Used by lesson 15 (virtual try-on) and its scene judge.
 """
 from __future__ import annotations
@@ -166,7 +172,7 @@ def _placements(p: dict, slot: str, category: str, size: str) -> list[tuple]:
         return [(x, y, s, s, 0.0) for x in g["feet"]]
     if slot == "bag":
         s = 0.25 * k * f
-        top = SHAPES[category][0] is SHAPES["handbag"][0] and 0.43 or 0.46  # handle / loop top
+        top = 0.43 if category == "handbag" else 0.46  # the handle's / the carry loop's top
         hx, hy = g["hand"]
         return [(hx + g["side"] * 0.02, hy - 0.01 + top * s, s, s, math.radians(p["bag_swing"]))]
     raise ValueError(f"slot {slot!r} does not belong to a {p['kind']} scene")
@@ -420,7 +426,11 @@ def make_scene(seed, kind: str | None = None, slots: dict | None = None) -> Scen
 
 
 def swap(scene: Scene, slot: str, product: dict) -> Scene:
-    """The same scene with ``product`` in ``slot``: pixels outside ``scene.masks[slot]`` are unchanged."""
+    """The same scene with ``product`` in ``slot``: pixels outside ``scene.masks[slot]`` are unchanged.
+
+    The slot's own mask stays the same; the mask of a slot *behind* it (the top behind the bag) changes where
+    the new product covers more or less of it (measured: 36 of 975 random swaps on test scenes).
+    """
     _check_slot(slot, scene.params["kind"])
     slots = {**scene.slots, slot: _check_product(slot, product)}
     image, masks = render_scene(scene.params, slots)
