@@ -204,4 +204,7 @@ SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=C
                    summary="the attribute classifier that measures control (every generator is judged by it)"),
          ModelSpec("judge-64", "judge", build, train_checkpoint, lesson=14, recipe=CHECKPOINT_CONFIG_64,
                    resolution=64, summary="the same judge trained on 64 px photos: measures 64 px models "
-                                          "(lessons 14+) and the autoencoder's perceptual loss"))
+                                          "(lessons 14+) and the autoencoder's perceptual loss"),
+         ModelSpec("scene-judge", "judge", build, None, lesson=15, resolution=64,
+                   summary="reads each slot's product attributes off a 64 px scene (its 32 px slot crop, "
+                           "prodgen.catalog.scenes.slot_crops); trained by benchmarks/scenes_judge.py --ship"))
