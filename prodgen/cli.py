@@ -126,6 +126,8 @@ def _headline(metrics: dict) -> str:
     if "fid" in metrics:
         floor = f" (floor {metrics['fid_floor']:.1f})" if "fid_floor" in metrics else ""
         parts.append(f"FID {metrics['fid']:.1f}{floor}")
+    if "probe_mean" in metrics:  # the label-free encoder: what a linear probe reads off its features
+        parts.append(f"linear probe {metrics['probe_mean']:.3f}, FID floor {metrics['fid_floor']:.1f}")
     accuracies = [v for k, v in metrics.items() if k.startswith(("test_", "en_", "zh_")) and isinstance(v, float)
                   and not any(w in k for w in ("loss", "mse", "recon", "kl"))]
     if not parts and accuracies:

@@ -20,6 +20,7 @@ Lesson 08 (evaluation) adds the rest of an honest evaluation:
 - **Within-request diversity**: how varied the images for one fully specified request are,
   against real photos with the same attributes.
 - **Memorisation**: how close samples sit to their nearest training photo, against new real photos.
+- **Linear probe**: how much of the attributes a frozen feature space carries (the SSL encoder's, lessons 08, 13).
 
 Every metric checks its features first (``as_features``): NaN, wrong shapes, mismatched
 dimensions or too few samples raise a one-line ``ValueError``.
@@ -55,6 +56,7 @@ __all__ = [
     "diversity_ratio",
     "nearest_distances",
     "memorisation_ratio",
+    "linear_probe",
 ]
 
 
@@ -613,3 +615,48 @@ def memorisation_ratio(train_features, fake_features, heldout_features) -> float
         raise ValueError("the held-out photos are copies of training photos (median distance 0); "
                          "heldout_features must come from photos outside the training set")
     return float(nearest_distances(train, fake).median()) / held
+
+
+# ------------------------------------------------------------ what a feature space carries
+def linear_probe(train_features, train_labels, test_features, test_labels, num_classes: dict[str, int],
+                 weight_decay: float = 1e-3, iterations: int = 200) -> dict[str, float]:
+    """Accuracy of a linear classifier per attribute on frozen features (lessons 08 and 13): fitted on
+    ``train_features`` (N x D) and ``train_labels`` (N x attributes, -1 = unknown, skipped) by full-batch L-BFGS
+    on the cross-entropy with an L2 penalty ``weight_decay`` (features standardised with the training mean and
+    spread), scored on the test set. Returns ``{attribute: accuracy, ..., "mean": ...}``. Deterministic."""
+    train, test = _pair(train_features, test_features, "train_features", "test_features")
+    train_labels, test_labels = torch.as_tensor(train_labels), torch.as_tensor(test_labels)
+    names = list(num_classes)
+    for labels, feats, what in ((train_labels, train, "train"), (test_labels, test, "test")):
+        if labels.shape != (len(feats), len(names)):
+            raise ValueError(f"{what}_labels must be {len(feats)} x {len(names)} (one column per attribute of "
+                             f"num_classes), got {tuple(labels.shape)}")
+    mu, sd = train.mean(0), train.std(0).clamp(min=1e-6)
+    train, test = ((train - mu) / sd).float(), ((test - mu) / sd).float()
+    out = {}
+    with _one_thread():
+        for j, a in enumerate(names):
+            known = train_labels[:, j] >= 0
+            layer = _fit_linear(train[known], train_labels[known, j], num_classes[a], weight_decay, iterations)
+            seen = test_labels[:, j] >= 0
+            with torch.no_grad():
+                out[a] = float((layer(test[seen]).argmax(1) == test_labels[seen, j]).float().mean())
+    out["mean"] = sum(out.values()) / len(names)
+    return out
+
+
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float, iterations: int):
+    """A linear layer ``D -> classes`` fitted to ``(x, y)`` by L-BFGS on cross-entropy + ``weight_decay`` * |W|^2,
+    from zero weights (so the same data give the same layer)."""
+    layer = torch.nn.Linear(x.shape[1], classes)
+    torch.nn.init.zeros_(layer.weight), torch.nn.init.zeros_(layer.bias)
+    opt = torch.optim.LBFGS(layer.parameters(), max_iter=iterations, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(layer(x), y) + weight_decay * layer.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return layer

@@ -34,7 +34,8 @@ def tiny_study(tmp_path, monkeypatch):
     ``diffusion-text``), private leaderboard rows, and small grids."""
     from cli_helpers import shipped_subset
 
-    shipped_subset(tmp_path / "checkpoints", ("judge", "cvae", "cgan-projection", "text-votes"), monkeypatch)
+    shipped_subset(tmp_path / "checkpoints", ("judge", "ssl-encoder", "cvae", "cgan-projection", "text-votes"),
+                   monkeypatch)
     net = _tiny_diffusion(0)
     registry.save("diffusion", net, {"width": 8, "schedule": "cosine"})
     registry.save("diffusion-text", net, {"width": 8, "schedule": "cosine", "reader": "text-votes"})

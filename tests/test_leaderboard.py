@@ -196,8 +196,8 @@ def test_a_second_run_reads_the_cache_and_a_retrained_model_is_measured_again(ro
 
 def test_text_models_are_keyed_by_their_reader_too(rows_folder):
     text = str(leaderboard.cache_file("text2img", 64))
-    assert leaderboard._depends_on("text2img") == ["text2img", "judge", "text-votes"]
-    assert leaderboard._depends_on("cgan-projection") == ["cgan-projection", "judge"]
+    assert leaderboard._depends_on("text2img") == ["text2img", "judge", "ssl-encoder", "text-votes"]
+    assert leaderboard._depends_on("cgan-projection") == ["cgan-projection", "judge", "ssl-encoder"]
     assert text.endswith(".json") and "text2img-n64-s0-" in text
 
 
@@ -217,7 +217,8 @@ def test_a_model_added_to_the_registry_appears_without_code_changes(rows_folder,
 def test_cached_rows_are_formatted(rows_folder, fake_measure):
     rows = leaderboard.evaluate_all(["cvae"], n=32)
     md = leaderboard.format_markdown(rows).splitlines()
-    assert md[0].startswith("| model | FID | floor | FID∞ | KID |") and md[1].startswith("|---|---:|")
+    assert md[0].startswith("| model | FID | floor | FID (SSL) | floor (SSL) | FID∞ | KID |")
+    assert md[1].startswith("|---|---:|")
     assert md[2].startswith("| cvae | 2.0 | – |")
     assert leaderboard.format_table(rows).splitlines()[2].startswith("cvae")
 
@@ -408,7 +409,9 @@ def test_a_reference_with_broken_features_is_never_cached(monkeypatch):
 
     small = prodgen.catalog.load_catalog("test", progress=False).subset(range(32))
     monkeypatch.setattr(prodgen.catalog, "load_catalog", lambda split, progress=False, size=32: small)
-    monkeypatch.setattr(registry, "manifest", lambda: {"judge": {"sha256": "0" * 64}})  # a cache file of its own
+    shipped = registry.manifest()
+    monkeypatch.setattr(registry, "manifest", lambda: {"judge": {"sha256": "0" * 64},  # a cache file of its own
+                                                       "ssl-encoder": shipped["ssl-encoder"]})
     monkeypatch.setattr(leaderboard, "_judge", lambda judge, images: (torch.full((len(images), 8), float("nan")),
                                                                       torch.zeros(len(images), 5, dtype=torch.long)))
     with pytest.raises(ValueError, match="real train photos hold NaN or infinite values; nothing was cached"):

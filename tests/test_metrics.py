@@ -350,3 +350,20 @@ def test_describe_control_words_follow_the_numbers():
     assert "read in most" not in blobs and "category 20%, color 15%, brand 30%: hardly above chance" in blobs
     with pytest.raises(ValueError, match="control_accuracy's dict"):
         describe_control({"mean": 0.5})
+
+
+def test_linear_probe_reads_what_the_features_carry_and_checks_its_input():
+    """Features that hold attribute 0 linearly and nothing of attribute 1: the probe reads the first (unknown labels,
+    -1, skipped) and is near chance on the second; shapes that do not match say so in one line."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (600, 2), generator=gen)
+    feats = torch.randn(600, 8, generator=gen)
+    feats[:, :4] += 5 * torch.nn.functional.one_hot(labels[:, 0], 4)  # attribute 0 is visible, attribute 1 is not
+    labels[:10, 0] = -1
+    acc = metrics.linear_probe(feats[:400], labels[:400], feats[400:], labels[400:], {"a": 4, "b": 4})
+    assert acc["a"] > 0.95 and acc["b"] < 0.4 and acc["mean"] == pytest.approx((acc["a"] + acc["b"]) / 2)
+    assert metrics.linear_probe(feats[:400], labels[:400], feats[400:], labels[400:], {"a": 4, "b": 4}) == acc
+    with pytest.raises(ValueError, match=r"train_labels must be 400 x 3 .one column per attribute"):
+        metrics.linear_probe(feats[:400], labels[:400], feats[400:], labels[400:], {"a": 4, "b": 4, "c": 2})
+    with pytest.raises(ValueError, match="different feature dimensions"):
+        metrics.linear_probe(feats[:400], labels[:400], feats[400:, :5], labels[400:], {"a": 4, "b": 4})

@@ -74,6 +74,8 @@ def test_train_evaluate_generate_on_a_drawn_catalog(shapes, tmp_path, capsys):
     code, out, err = _run(capsys, "evaluate", model_path, "--data", shapes, "--n", "16")
     assert code == 0, err
     assert "shape" in out and "colour" in out and "fid_floor" in out and "category" not in out
+    said = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("  fid")}
+    assert 0 < float(said["fid_ssl_floor"]) < float(said["fid_ssl"]) < 1e6  # the course encoder's space, finite
 
     code, out, err = _run(capsys, "generate", "--model", model_path, "--attrs", "shape=star,colour=red", "--n", "3",
                           "--out", tmp_path / "gen")

@@ -121,4 +121,5 @@ def test_cli_models_is_a_table_saying_how_to_ask_each_model(capsys):
     assert "--attrs" in lines["cgan-projection"] and "control 0.98" in lines["cgan-projection"]
     assert "--text" in lines["text2img"] and "text EN 0.98" in lines["text2img"]
     assert "--n only" in lines["dcgan"] and "(not a generator)" in lines["judge"]
+    assert "(not a generator)" in lines["ssl-encoder"] and "linear probe 0.8" in lines["ssl-encoder"]
     assert "{" not in out  # no raw Python dicts

@@ -52,13 +52,15 @@ TOY = ModelSpec("toy", "toy", lambda config: ToyPainter(), train_toy, ToyModel, 
 # ----------------------------------------------------------------------------- the test
 @pytest.fixture
 def private_checkpoints(tmp_path, monkeypatch):
-    """The shipped judge in a checkpoint folder of the test's own (training the toy writes a manifest entry)."""
+    """The shipped judge and SSL encoder (the leaderboard's two feature spaces) in a checkpoint folder of the test's
+    own (training the toy writes a manifest entry)."""
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     shipped = paths.checkpoints_dir()
-    shutil.copy(shipped / "judge.pt", folder / "judge.pt")
     manifest = registry.manifest()
-    (folder / "manifest.json").write_text(__import__("json").dumps({"judge": manifest["judge"]}))
+    for name in ("judge", "ssl-encoder"):
+        shutil.copy(shipped / manifest[name]["file"], folder / manifest[name]["file"])
+    (folder / "manifest.json").write_text(__import__("json").dumps({k: manifest[k] for k in ("judge", "ssl-encoder")}))
     monkeypatch.setenv("PRODGEN_CHECKPOINTS", str(folder))
     monkeypatch.setattr(leaderboard, "cache_folder", lambda: tmp_path / "rows")
     return folder

@@ -9,22 +9,31 @@ without any code change:
   unconditional models are asked for ``n`` images.
 - **reference**: judge features of the first ``n`` training photos; the **floor** is the FID of the
   first ``n`` test photos against the same reference.
-- **columns**: FID (with floor), FID∞, KID ± std, precision/recall (k = 3), density/coverage (k = 5),
-  control (mean and weakest attribute) and control on the held-out (category, colour) pairs for
-  conditional models, EN / ZH / unseen control for text models (the mentioned attributes of test and
+- **two feature spaces for FID**: every FID is a distance between features, so it says as much about the feature
+  network as about the images. The judge's space (``fid``) was trained on the five attribute labels: it sees
+  what the attributes need and little else. The second space (``fid_ssl``, "FID (SSL)") is the shipped
+  ``ssl-encoder`` (``prodgen.models.ssl_encoder``): a CNN trained on the same training photos *without* labels
+  (contrastive, on shifted / flipped views only, so it stays sensitive to colour, blur and noise). The same
+  generated images are measured in both, each against its own real floor; when the two spaces rank models
+  differently, neither number alone is "the" image quality (lessons 08 and 13).
+- **columns**: FID (with floor), FID (SSL) (with its floor), FID∞, KID ± std, precision/recall (k = 3),
+  density/coverage (k = 5), control (mean and weakest attribute) and control on the held-out (category, colour)
+  pairs for conditional models, EN / ZH / unseen control for text models (the mentioned attributes of test and
   unseen catalog descriptions), the attribute-histogram distance for unconditional models,
   within-request diversity, the memorisation ratio, and images/s (batch 64, after a warm-up batch).
 
 Rows are cached per checkpoint: the key is the sha256 of the model's checkpoint, of the checkpoints it
-loads (e.g. a text reader), of the judge, plus ``n``, the seed and :data:`PROTOCOL_VERSION`. A retrained
-model is re-measured; a second run reads JSON files and does not import torch. The judge features of the
-real photos are computed once and cached too. Cache: ``$PRODGEN_CACHE/leaderboard`` (default
+loads (e.g. a text reader), of the judge and of the SSL encoder, plus ``n``, the seed and :data:`PROTOCOL_VERSION`.
+A retrained model is re-measured; a second run reads JSON files and does not import torch. The real photos'
+features in both spaces are computed once and cached too. Cache: ``$PRODGEN_CACHE/leaderboard`` (default
 ``data/cache/leaderboard``), atomic writes.
 
 The same protocol measures a model trained on your own catalog (lesson 12, ``prodgen evaluate PATH --data
 DIR``): :func:`measure` with a :class:`Reference` built from that catalog's training and test photos and a
 judge of its schema; requests, control and diversity then follow the model's schema (no held-out pairs or
-text columns: those belong to the course catalog).
+text columns: those belong to the course catalog). FID (SSL) is measured there too, in the course's encoder
+space (it needs no labels, so it applies to any photos, as Inception features are used on photos Inception never
+saw; its floor on your own photos says how well the space separates them): a space learned on other photos.
 
 **Resolutions** (lesson 14). A model is measured at its own resolution (its spec's, ``model.image_size``): a 64 px
 model by the 64 px judge (``judge-64``, :func:`judge_name`) against 64 px real photos, so its FID and floor are
@@ -50,10 +59,12 @@ __all__ = ["PROTOCOL_VERSION", "MIN_N", "COLUMNS", "Reference", "cache_folder", 
            "evaluate_all", "evaluate_model", "measure", "plan", "estimate", "format_table", "format_markdown",
            "format_summary", "judge_name", "downsample"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Bump when anything about how rows are measured changes: every cached row is then re-measured."""
 MIN_N = 16
 """Fewest samples a row can be measured with (density/coverage use k = 5 neighbours, FID∞ fits several sizes)."""
+ENCODER = "ssl-encoder"
+"""The registry name of the second feature space's network (``prodgen.models.ssl_encoder``)."""
 SPEED_BATCH = 64
 PER_REQUEST = 8  # images per request for within-request diversity
 
@@ -61,6 +72,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "model"),
     ("fid", "FID"),
     ("fid_floor", "floor"),
+    ("fid_ssl", "FID (SSL)"),
+    ("fid_ssl_floor", "floor (SSL)"),
     ("fid_inf", "FID∞"),
     ("kid", "KID"),
     ("precision", "prec."),
@@ -172,10 +185,11 @@ def _on_board(model, resolution):
 
 
 def _depends_on(name: str, resolution: int | None = None) -> list[str]:
-    """``name``, the judge of its board, and every registry entry the model's config names (e.g. a text reader)."""
+    """``name``, the judge of its board, the SSL encoder, and every registry entry the model's config names (e.g. a
+    text reader)."""
     config = registry.manifest().get(name, {}).get("config", {})
     named = [v for v in config.values() if isinstance(v, str) and v in registry.manifest()]
-    return list(dict.fromkeys([name, judge_name(_model_board(name, resolution)[1]), *named]))
+    return list(dict.fromkeys([name, judge_name(_model_board(name, resolution)[1]), ENCODER, *named]))
 
 
 def cache_file(name: str, n: int = 2000, seed: int = 0, resolution: int | None = None) -> Path:
@@ -237,33 +251,38 @@ def _read_cached(path: Path) -> dict | None:
 
 # ----------------------------------------------------------------------------- the real reference
 class Reference:
-    """Judge features and predictions of the real photos every row is compared with: the course catalog's
-    training and test splits at the judge's resolution (cached on disk with a sha256 record: a damaged or
-    unrecorded file is measured again; ``refresh=True`` always measures them again), or the ``train`` / ``test``
-    catalogs given (your own catalog, lesson 12; computed in memory)."""
+    """The real photos every row is compared with, in both feature spaces: judge features (``features``) and
+    predictions, and the SSL encoder's features (``ssl_features``), of the course catalog's training and test
+    splits at the judge's resolution (cached on disk with a sha256 record: a damaged or unrecorded file is measured
+    again; ``refresh=True`` always measures them again), or of the ``train`` / ``test`` catalogs given (your own
+    catalog, lesson 12; computed in memory). ``encoder``: the second space's network (default the shipped
+    ``ssl-encoder``; it reads 32 px photos, so larger ones are :func:`downsample`-d for it)."""
 
-    def __init__(self, judge, train=None, test=None, refresh: bool = False):
+    def __init__(self, judge, train=None, test=None, refresh: bool = False, encoder=None):
         from prodgen.catalog.dataset import CACHE_VERSION
 
         self.judge = judge
-        self._floors: dict[int, float] = {}
+        self.encoder = encoder if encoder is not None else registry.load(ENCODER)
+        self._floors: dict[tuple[str, int], float] = {}
         if (train is None) != (test is None):
             raise ValueError("give both the training and the test catalog, or neither (the course catalog)")
         if train is not None:
-            data = {}
-            for split, cat in (("train", train), ("test", test)):
-                feats, preds = _judge(judge, cat.images)
-                data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
-            self.train, self.test = data["train"], data["test"]
+            self.train, self.test = (_real_features(judge, self.encoder, cat) for cat in (train, test))
             return
         size = getattr(judge, "resolution", 32)
-        judge_sha = registry.manifest()[judge_name(size)]["sha256"]
+        shas = [registry.manifest()[name]["sha256"][:20] for name in (judge_name(size), ENCODER)]
         px = f"-{size}px" if size != 32 else ""
-        name = f"reference-{judge_sha[:20]}-catalog{CACHE_VERSION}{px}-v{PROTOCOL_VERSION}.pt"
+        name = f"reference-{shas[0]}-{shas[1]}-catalog{CACHE_VERSION}{px}-v{PROTOCOL_VERSION}.pt"
+        if encoder is not None:  # not the shipped encoder: never cached under its name
+            from prodgen.catalog import load_catalog
+
+            self.train, self.test = (_real_features(judge, encoder, load_catalog(split, size=size, progress=False))
+                                     for split in ("train", "test"))
+            return
         path = paths.cache_dir() / "leaderboard" / name  # shared even where a test moves the rows
         data = None if refresh else _cached_reference(path)
         if data is None:
-            data = _measure_reference(judge, path, size)
+            data = _measure_reference(judge, self.encoder, path, size)
         self.train, self.test = data["train"], data["test"]
 
     @property
@@ -271,12 +290,28 @@ class Reference:
         """The largest ``n`` this reference can measure with (real photos in its smaller split)."""
         return min(len(self.train["features"]), len(self.test["features"]))
 
-    def floor(self, n: int) -> float:
+    def floor(self, n: int, space: str = "judge") -> float:
+        """The real-vs-real FID at ``n`` (``n`` test photos against the first ``n`` training photos) in ``space``:
+        ``"judge"`` or ``"ssl"``."""
         from prodgen.metrics import fid
 
-        if n not in self._floors:
-            self._floors[n] = fid(self.train["features"][:n], self.test["features"][:n])
-        return self._floors[n]
+        if space not in SPACES:
+            raise ValueError(f"unknown feature space {space!r}; spaces: {', '.join(SPACES)}")
+        key = SPACES[space]
+        if (space, n) not in self._floors:
+            self._floors[(space, n)] = fid(self.train[key][:n], self.test[key][:n])
+        return self._floors[(space, n)]
+
+
+SPACES = {"judge": "features", "ssl": "ssl_features"}
+"""The feature spaces of FID: name -> the key of a :class:`Reference` split holding the real photos' features."""
+
+
+def _real_features(judge, encoder, catalog) -> dict:
+    """One split of a reference: judge features and predictions, SSL features and the labels of ``catalog``."""
+    feats, preds = _judge(judge, catalog.images)
+    return {"features": feats, "ssl_features": _encode(encoder, catalog.images), "predictions": preds,
+            "labels": catalog.labels.clone()}
 
 
 def _cached_reference(path: Path) -> dict | None:
@@ -288,7 +323,7 @@ def _cached_reference(path: Path) -> dict | None:
         return None
     try:
         data = torch.load(path, weights_only=True)
-        feats = [data[s]["features"] for s in ("train", "test")]
+        feats = [data[s][key] for s in ("train", "test") for key in SPACES.values()]
         ok = all(isinstance(f, torch.Tensor) and f.ndim == 2 and bool(torch.isfinite(f).all()) for f in feats)
         ok = ok and all(len(data[s]["predictions"]) == len(data[s]["labels"]) == len(data[s]["features"])
                         for s in ("train", "test"))
@@ -297,8 +332,9 @@ def _cached_reference(path: Path) -> dict | None:
     return data if ok else None
 
 
-def _measure_reference(judge, path: Path, size: int = 32) -> dict:
-    """Judge the course catalog's training and test photos (``size`` px) and cache the result (with its sha256
+def _measure_reference(judge, encoder, path: Path, size: int = 32) -> dict:
+    """Judge and encode the course catalog's training and test photos (``size`` px) and cache the result (with its
+    sha256
     record)."""
     import torch
 
@@ -306,12 +342,11 @@ def _measure_reference(judge, path: Path, size: int = 32) -> dict:
 
     data = {}
     for split in ("train", "test"):
-        cat = load_catalog(split, size=size, progress=False)
-        feats, preds = _judge(judge, cat.images)
-        if not torch.isfinite(feats).all():  # never cache what every later row would be measured against
-            raise ValueError(f"the judge's features of the real {split} photos hold NaN or infinite values; "
-                             "nothing was cached (is the judge checkpoint intact? prodgen doctor)")
-        data[split] = {"features": feats, "predictions": preds, "labels": cat.labels.clone()}
+        data[split] = _real_features(judge, encoder, load_catalog(split, size=size, progress=False))
+        for key, who in (("features", "judge"), ("ssl_features", ENCODER)):
+            if not torch.isfinite(data[split][key]).all():  # never cache what every later row is measured against
+                raise ValueError(f"the {who}'s features of the real {split} photos hold NaN or infinite values; "
+                                 f"nothing was cached (is the {who} checkpoint intact? prodgen doctor)")
     _write_cached(path, lambda tmp: torch.save(data, tmp))
     return data
 
@@ -467,7 +502,8 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     requests = balanced_requests(n, seed, schema=schema)
     if not model.conditional:
         step("unconditional images")
-        fake, preds = _judge(judge, model.generate(n, seed=seed))
+        images = model.generate(n, seed=seed)
+        fake, preds = _judge(judge, images)
         num = judge.num_classes
         hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
                                           metrics.attribute_histograms(preds, num))
@@ -476,7 +512,8 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         speed_requests = SPEED_BATCH
     else:
         step("balanced requests")
-        fake, preds = _judge(judge, _ask(model, requests, seed))
+        images = _ask(model, requests, seed)
+        fake, preds = _judge(judge, images)
         details["control"] = _control(preds, requests, names)
         attrs = {k: v for k, v in details["control"].items() if k != "mean"}
         row["control_mean"] = details["control"]["mean"]
@@ -502,7 +539,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         row["diversity"] = round(_diversity(model, ref, n, seed), 4)
         speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
         speed_requests = model.condition(_requests(model, speed_requests, seed))  # timed in the model's own form
-    row |= _distribution_metrics(real, fake, ref, n, seed)
+    row |= _distribution_metrics(real, fake, ref, n, seed) | _ssl_fid(images, ref, n)  # the same images, 2nd space
     step("speed")
     row["images_per_s"] = round(_speed(model, speed_requests, speed_seconds), 1)
     row["threads"] = torch.get_num_threads()
@@ -555,6 +592,22 @@ def plan(model, n: int = 2000) -> list[tuple[str, int]]:
                       ("descriptions", 4 * quarter + 8 * len(NEW_PHRASINGS)))
         stages.append(("diversity", PER_REQUEST * max(n // 16, 2)))
     return stages + [("speed", 3 * SPEED_BATCH)]
+
+
+def _encode(encoder, images):
+    """The SSL encoder's features of uint8 photos; it was trained on 32 px ones, so larger photos (a 64 px board)
+    are :func:`downsample`-d to 32 px first."""
+    return encoder.features(downsample(images, 32) if images.shape[-1] > 32 else images)
+
+
+def _ssl_fid(images, ref: Reference, n: int) -> dict:
+    """FID (SSL) of the generated ``images`` against the first ``n`` training photos, and its floor, in the SSL
+    encoder's space (:class:`Reference` ``ssl_features``)."""
+    from prodgen import metrics
+
+    fake = _encode(ref.encoder, images)
+    return {"fid_ssl": round(metrics.fid(ref.train["ssl_features"][:n], fake), 3),
+            "fid_ssl_floor": round(ref.floor(n, "ssl"), 3)}
 
 
 def _distribution_metrics(real, fake, ref, n: int, seed: int) -> dict:
@@ -741,6 +794,8 @@ class _Tracker:
 def format_summary(row: dict) -> str:
     """One measured row's headline figures on one line (printed by ``prodgen leaderboard`` as each row ends)."""
     parts = [f"FID {_cell(row, 'fid')} (floor {_cell(row, 'fid_floor')})"]
+    if row.get("fid_ssl") is not None:
+        parts.append(f"FID (SSL) {_cell(row, 'fid_ssl')} (floor {_cell(row, 'fid_ssl_floor')})")
     if row.get("control_mean") is not None:
         parts.append(f"control {_cell(row, 'control_mean')}, weakest {_cell(row, 'control_min')}")
     if row.get("control_en") is not None:

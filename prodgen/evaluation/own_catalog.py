@@ -61,11 +61,13 @@ def load_judge(data, judge=None, device: str = "cpu"):
 
 
 def evaluate(model, data, judge=None, n: int | None = None, seed: int = 0) -> dict:
-    """Lesson 08's measurements of ``model`` (an image model of the folder's schema) on the catalog folder
-    ``data``: control per attribute on balanced requests and on partial ones, FID against the training photos
-    with its floor (test photos), FID∞, KID, precision/recall, density/coverage, within-request diversity,
-    memorisation and speed (``prodgen.evaluation.leaderboard.measure``). ``judge``: a judge model or checkpoint path
-    (default :func:`load_judge`'s); ``n``: samples (default: as many as the test split has photos, at most 2000)."""
+    """Lesson 08's measurements of ``model`` (an image model of the folder's schema) on the catalog folder ``data``:
+    control per attribute on balanced requests and on partial ones, FID against the training photos with its floor (test
+    photos), FID (SSL) with its floor (in the course's ``ssl-encoder`` space: it needs no labels, so it is measured on
+    any photos, but it learned its features from the course catalog), FID∞, KID, precision/recall, density/coverage,
+    within-request diversity, memorisation and speed (``prodgen.evaluation.leaderboard.measure``). ``judge``: a judge
+    model or checkpoint path (default :func:`load_judge`'s); ``n``: samples (default: as many as the test split has
+    photos, at most 2000)."""
     from prodgen.evaluation.leaderboard import MIN_N, Reference, measure
 
     catalog = load(data)
@@ -93,7 +95,8 @@ def model_card(row: dict, schema, training: dict | None = None, intended: str = 
     lines += ["", f"Mean control {row['control_mean']:.1%} on {row['n']} balanced requests"
               + (f"; {partial:.1%} when half the attributes are left open." if partial is not None else "."),
               f"Image quality: FID {row['fid']:.1f} against the training photos "
-              f"(real test photos: {row['fid_floor']:.1f}), "
+              f"(real test photos: {row['fid_floor']:.1f}); FID (SSL) {row['fid_ssl']:.1f} (real: "
+              f"{row['fid_ssl_floor']:.1f}, in the course catalog's label-free encoder space), "
               f"precision {row['precision']:.2f}, recall {row['recall']:.2f}, within-request diversity "
               f"{row['diversity']:.2f} of the real photos'.", ""]
     if training:
