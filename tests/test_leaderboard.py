@@ -478,8 +478,8 @@ def test_rows_say_their_board_and_have_files_of_their_own(rows_folder, fake_meas
     (folder / "manifest.json").write_text(json.dumps(manifest))
     big = dataclasses.replace(registry.spec("dcgan"), name="dcgan-64", lesson=99, resolution=64)
     with registry.registered(big):
-        assert leaderboard._depends_on("dcgan-64") == ["dcgan-64", "judge-64"]
-        assert leaderboard._depends_on("dcgan-64", 32) == ["dcgan-64", "judge"]
+        assert leaderboard._depends_on("dcgan-64") == ["dcgan-64", "judge-64", "ssl-encoder"]
+        assert leaderboard._depends_on("dcgan-64", 32) == ["dcgan-64", "judge", "ssl-encoder"]
         own, down = leaderboard.cache_file("dcgan-64", 64), leaderboard.cache_file("dcgan-64", 64, resolution=32)
         assert own.name.startswith("dcgan-64-n64-s0-") and down.name.startswith("dcgan-64-at32px-n64-s0-")
         assert leaderboard.cache_file("dcgan", 64, resolution=32) == leaderboard.cache_file("dcgan", 64)
