@@ -121,6 +121,17 @@ def pytest_collect_file(file_path, parent):
         )
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # a pytest-xdist hook: what `-n auto` (pyproject.toml) means
+def pytest_xdist_auto_num_workers(config):
+    """One test worker more than the CPU cores (at most 4 with pyproject's --maxprocesses): much of a worker's time
+    is waiting (lesson kernels and grading sandboxes starting, endless loops on their clocks, the browser), so with
+    one worker per core a third of the 2 cores sat idle in CI (15 CPU-minutes in 11.8 min of wall time); with
+    three the same run took 9.7 min (CONTRIBUTING's CI budget). PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # pytest-xdist's own hook reads it
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_configure(config):
     """Under pytest-xdist (`-n 2`) each worker and every kernel it starts computes on one thread:
     two processes with two threads each on two cores would make their threads wait on each other."""

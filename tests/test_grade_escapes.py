@@ -118,9 +118,10 @@ def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypat
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
     notebooks = {"alice": _solved(), **_escapes(tmp_path, tcp.getsockname()[1], udp.getsockname()[1], secret)}
-    # graded all at once (--jobs): the endless loops wait on their clocks side by side, and a fork bomb or a
-    # memory bomb beside the honest student must not take it down
-    rows = _grade(tmp_path / "in", notebooks, timeout=30, check_timeout=30, jobs=len(notebooks))
+    # graded four at a time (--jobs): the endless loops wait on their clocks side by side, and a fork bomb or a
+    # memory bomb beside the honest student must not take it down (all seven at once on a busy 2-core CI machine
+    # left the memory bomb too little CPU to reach its limit within 30 s)
+    rows = _grade(tmp_path / "in", notebooks, timeout=30, check_timeout=30, jobs=4)
     took = time.monotonic() - start
     assert rows["alice"].status == "passed", rows["alice"].detail
     harmless = ("harmless",)  # a solved notebook whose extra cell only has to be contained
@@ -145,4 +146,4 @@ def test_escapes_are_contained_and_the_honest_student_passes(tmp_path, monkeypat
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak  # KiB on Linux
     assert grown < 40 << 10, f"the grader's own memory grew by {grown} KiB (50 MB were printed)"
     spent = sum(row.seconds for row in rows.values())  # each submission's own time: they overlapped
-    assert spent > 2 * took, f"{spent:.0f} s of grading in {took:.0f} s: the submissions were not graded at once"
+    assert spent > 1.5 * took, f"{spent:.0f} s of grading in {took:.0f} s: the submissions were not graded at once"

@@ -480,7 +480,6 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
     import numpy as np
     import torch
 
-    from prodgen import metrics
     from prodgen.catalog import HELD_OUT_PAIRS
     from prodgen.catalog.schema import BUILTIN
     from prodgen.models.condition import balanced_requests, hide_attributes
@@ -504,10 +503,7 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         step("unconditional images")
         images = model.generate(n, seed=seed)
         fake, preds = _judge(judge, images)
-        num = judge.num_classes
-        hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
-                                          metrics.attribute_histograms(preds, num))
-        details["histogram_distance"] = {k: round(v, 4) for k, v in hist.items()}
+        details["histogram_distance"] = _histograms(judge, ref, preds, n)
         row["histogram_distance"] = details["histogram_distance"]["mean"]
         speed_requests = SPEED_BATCH
     else:
@@ -549,6 +545,16 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         raise ValueError(f"{model.name}: a metric came out NaN or infinite; the model's images or features are broken")
     row["details"] = details
     return row
+
+
+def _histograms(judge, ref: Reference, preds, n: int) -> dict:
+    """Per-attribute distances between the judge's histograms of real and generated photos (unconditional models)."""
+    from prodgen import metrics
+
+    num = judge.num_classes
+    hist = metrics.histogram_distance(metrics.attribute_histograms(ref.train["predictions"][:n], num),
+                                      metrics.attribute_histograms(preds, num))
+    return {k: round(v, 4) for k, v in hist.items()}
 
 
 _OPTIONAL = ("control_mean", "control_min", "control_min_attribute", "control_heldout", "control_en", "control_zh",
