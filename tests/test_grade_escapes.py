@@ -1,9 +1,8 @@
 """`prodgen course grade` against submissions that try to escape (split from tests/test_grade_hostile.py so the
 batches run on different test workers), graded four at a time (`--jobs`): an endless loop in a cell and in the
-exercise, a memory bomb, a fork
-bomb, a `setsid` child with 50 MB printed, and one cell that tries the network five ways and DNS, writes outside
-the folder and reads the instructor's home. Each is graded error with a reason, nothing is written outside, no
-process outlives grading, and the honest student still passes."""
+exercise, a memory bomb, a fork bomb, a `setsid` child with 50 MB printed, and one cell that tries the network five
+ways and DNS, writes outside the folder and reads the instructor's home. Each is graded error with a reason,
+nothing is written outside, no process outlives grading, and the honest student still passes."""
 from __future__ import annotations
 
 import os
