@@ -30,8 +30,8 @@ The long form (about 150 CPU-minutes of training, two runs at a time, then ~40 C
 Every finished run leaves its weights and its row in the runs folder: started again with the same settings, the
 benchmark skips the runs already done (the long form can span two sittings).
 
-``--short``: width 8, 512 products, 1.8 CPU-seconds per run, n 32, evaluations 1-4, in one process (CI's check
-of the JSON's structure, ``tests/test_benchmarks_flow.py``).
+``--short``: width 8, 512 products, 1.8 CPU-seconds per run, one seed, n 32, evaluations 1-4, in one process (CI's
+check of the JSON's structure, ``tests/test_benchmarks_flow.py``).
 """
 from __future__ import annotations
 
@@ -264,7 +264,7 @@ def _finished(variant: str, seed: int, args) -> dict | None:
 
 def part_train(args) -> dict:
     """Every (variant, seed) run: in this process (``--jobs 0``) or in ``args.jobs`` one-thread processes."""
-    runs = [(v, s) for v in args.variants for s in SEEDS]
+    runs = [(v, s) for v in args.variants for s in args.seeds]
     rows = {} if args.short else {(v, s): row for v, s in runs if (row := _finished(v, s, args)) is not None}
     if rows:
         print(f"{len(rows)} of {len(runs)} runs already finished with these settings in {args.runs_dir}", flush=True)
@@ -289,7 +289,7 @@ def part_train(args) -> dict:
                     rows[key] = json.loads(proc.stdout.read().strip().splitlines()[-1])
                     print(json.dumps(rows[key]), flush=True)
     return {"minutes_per_run": args.minutes, "n": args.n, "width": args.width, "products": args.products,
-            "seeds": list(SEEDS), "rows": [rows[k] for k in runs]}
+            "seeds": list(args.seeds), "rows": [rows[k] for k in runs]}
 
 
 def _common_args(args) -> list[str]:
@@ -384,7 +384,8 @@ def main(argv=None) -> int:
     parser.add_argument("--products", type=int, default=None, help="train on the first N products (default all)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each; 0 = in this process")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
-    parser.add_argument("--short", action="store_true", help="tiny budget for CI: width 8, 1.8 CPU-s, n 32, in-process")
+    parser.add_argument("--short", action="store_true",
+                        help="tiny budget for CI: width 8, 1.8 CPU-s, one seed, n 32, in-process")
     parser.add_argument("--runs-dir", default=None, help="where the runs go (default <cache>/diffusion-vs-flow)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: VARIANT:SEED, train and print its row
     parser.add_argument("--out", default=str(ROOT / "data" / "results" / "diffusion-vs-flow.json"))
@@ -393,9 +394,9 @@ def main(argv=None) -> int:
     bad = [v for v in args.variants if v not in VARIANTS]
     if bad:
         parser.error(f"unknown variant {bad[0]}; valid: {', '.join(VARIANTS)}")
-    args.evaluations, args.curve_evaluations = EVALUATIONS, CURVE_EVALUATIONS
+    args.evaluations, args.curve_evaluations, args.seeds = EVALUATIONS, CURVE_EVALUATIONS, SEEDS
     if args.short:
-        args.width, args.minutes, args.n, args.products, args.jobs = 8, 0.03, 32, 512, 0
+        args.width, args.minutes, args.n, args.products, args.jobs, args.seeds = 8, 0.03, 32, 512, 0, (0,)
         args.evaluations, args.curve_evaluations = (1, 2, 4), 4
     out = Path(args.out)
     if args.runs_dir is None:
