@@ -251,15 +251,23 @@ def _row_file(variant: str, seed: int, args) -> Path:
 
 
 def _finished(variant: str, seed: int, args) -> dict | None:
-    """The row of a run already finished with these settings (a long form can be stopped and started again)."""
+    """The row of a run already finished with these settings (a long form can be stopped and started again). The
+    sampling part needs the seed-0 runs' weights too; a seed-1 run needs only its row."""
     path = _row_file(variant, seed, args)
     try:
         saved = json.loads(path.read_text())
-        if saved["settings"] == _common_args(args) and (path.with_suffix(".pt")).is_file():
+        if _without_runs_dir(saved["settings"]) == _without_runs_dir(_common_args(args)) and (
+                seed != 0 or path.with_suffix(".pt").is_file()):
             return saved["row"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
+
+
+def _without_runs_dir(settings: list[str]) -> list[str]:
+    """A run's settings without where it was kept (a runs folder may be moved, e.g. into the repository)."""
+    i = settings.index("--runs-dir") if "--runs-dir" in settings else len(settings)
+    return settings[:i] + settings[i + 2:]
 
 
 def part_train(args) -> dict:
