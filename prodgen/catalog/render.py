@@ -230,19 +230,7 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
 
     # 3. Colours: body with its pattern, then fixed parts and the logo.
     base = np.array(COLOR_RGB[attrs["color"]], np.float32) * params["brightness"]
-    light_body = base @ np.array([0.299, 0.587, 0.114], np.float32) > 0.5 * 255
-    print_rgb = base * 0.55 if light_body else base * 0.35 + 0.65 * 255
-    ink, edge = ((35, 35, 38), (250, 250, 246)) if light_body else ((250, 250, 246), (35, 35, 38))
-    lut = np.zeros((8, 3), np.float32)
-    lut[BODY], lut[ACCENT] = base, base * 0.72
-    for k, rgb in FIXED_PART_RGB.items():
-        lut[k] = rgb
-    lut[LOGO_EDGE], lut[LOGO_INK] = edge, ink
-    img = lut[part]
-    amount = _pattern_amount(attrs["pattern"], fu, fv)
-    if amount is not None:
-        body = part == BODY
-        img[body] += amount[body][:, None] * (print_rgb - base)
+    img = colour_parts(part, base, _pattern_amount(attrs["pattern"], fu, fv))
 
     # 4. Light from the upper left, a highlight on cylinders, a darker outline.
     product = part != BG
@@ -270,6 +258,25 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     np.clip(img, 0, 255, out=img)
     out = Image.fromarray(img.astype(np.uint8)).resize((image_size, image_size), Image.BOX)
     return np.array(out)  # a writable copy (asarray of a PIL image is read-only: torch.from_numpy warns)
+
+
+def colour_parts(part: np.ndarray, base: np.ndarray, pattern_amount: np.ndarray | None) -> np.ndarray:
+    """RGB (H x W x 3 float) of a map of part labels: the body in ``base`` with its print (``pattern_amount``: how
+    much print per pixel, or None for plain), the accent a darker body, the fixed parts, and a logo whose ink and edge
+    contrast with the body. Used by the catalog's products and by the scenes' (prodgen/catalog/scenes.py)."""
+    light_body = base @ np.array([0.299, 0.587, 0.114], np.float32) > 0.5 * 255
+    print_rgb = base * 0.55 if light_body else base * 0.35 + 0.65 * 255
+    ink, edge = ((35, 35, 38), (250, 250, 246)) if light_body else ((250, 250, 246), (35, 35, 38))
+    lut = np.zeros((8, 3), np.float32)
+    lut[BODY], lut[ACCENT] = base, base * 0.72
+    for k, rgb in FIXED_PART_RGB.items():
+        lut[k] = rgb
+    lut[LOGO_EDGE], lut[LOGO_INK] = edge, ink
+    img = lut[part]
+    if pattern_amount is not None:
+        body = part == BODY
+        img[body] += pattern_amount[body][:, None] * (print_rgb - base)
+    return img
 
 
 def _pattern_amount(pattern: str, fu: np.ndarray, fv: np.ndarray) -> np.ndarray | None:

@@ -40,7 +40,7 @@ from prodgen.catalog.attributes import (
     validate_attributes,
     values_of,
 )
-from prodgen.catalog.render import BG, BODY, FIXED_PART_RGB, LOGO_EDGE, LOGO_INK, SHAPES, _logo, _Pen
+from prodgen.catalog.render import BG, SHAPES, _logo, _Pen, colour_parts
 
 __all__ = [
     "IMAGE_SIZE", "SLOTS", "SLOT_NAMES", "KINDS", "Slot", "Scene",
@@ -243,19 +243,7 @@ def _product_layer(attrs: dict, slot: Slot, place: tuple) -> tuple[np.ndarray, t
     u, v = fu / sx, fv / sy
 
     base = np.array(COLOR_RGB[attrs["color"]], np.float32)
-    light_body = base @ np.array([0.299, 0.587, 0.114], np.float32) > 0.5 * 255
-    print_rgb = base * 0.55 if light_body else base * 0.35 + 0.65 * 255
-    ink, edge = ((35, 35, 38), (250, 250, 246)) if light_body else ((250, 250, 246), (35, 35, 38))
-    lut = np.zeros((8, 3), np.float32)
-    lut[BODY], lut[ACCENT] = base, base * 0.72
-    for k, rgb in FIXED_PART_RGB.items():
-        lut[k] = rgb
-    lut[LOGO_EDGE], lut[LOGO_INK] = edge, ink
-    img = lut[part]
-    amount = _pattern(attrs["pattern"], fu / slot.period, fv / slot.period)
-    if amount is not None:
-        body = part == BODY
-        img[body] += amount[body][:, None] * (print_rgb - base)
+    img = colour_parts(part, base, _pattern(attrs["pattern"], fu / slot.period, fv / slot.period))
     shade = 0.96 - 0.128 * u - 0.192 * v
     if SHAPES[attrs["category"]][3]:  # cylinders: a vertical highlight
         shade = shade + 0.22 * np.exp(-(((u + 0.16) / 0.06) ** 2)) - 0.12 * (2 * u) ** 2
