@@ -7,10 +7,12 @@ split drawn in every look (each product in all four looks, so only the look tell
 the test split in every look: products it never saw. Target: >= 98 % on every look. Then the shipped attribute
 judges (``judge`` at 32 px, ``judge-64`` at 64 px), trained on photos only, read the test split in each look: the
 accuracy per attribute per look, with the attributes each look shows (``LOOK_SHOWN``); a sketch has no colour,
-so its colour accuracy is reported but not expected. One thread; the training's CPU time is measured with
-``time.process_time``. Writes ``data/results/looks-judge.json`` (atomically); with ``--ship`` the registry's
-``look-judge`` checkpoint, only if the target is met. About 3 CPU-minutes plus rendering the looks on first use.
-Run from the repository root:
+so its colour accuracy is reported but not expected. Last, whether each look shows its attributes at all: the
+judge family trained on all four looks at 32 px, measured per look and attribute (``all_looks_judge``). One
+thread; the training's CPU time is measured with ``time.process_time``. Writes ``data/results/looks-judge.json``
+(atomically); with ``--ship`` the registry's ``look-judge`` checkpoint, only if the target is met. About 1
+CPU-minute for the look judge and a few for the all-looks judge, plus rendering the looks on first use. Run from
+the repository root:
 
     OMP_NUM_THREADS=1 python benchmarks/looks_judge.py [--size 64] [--epochs 3] [--ship]
 """
@@ -76,12 +78,39 @@ def attribute_judge_per_look(size: int, n: int) -> dict:
     return out
 
 
+def all_looks_judge(size: int, n_train: int, n_test: int, epochs: int, log=print) -> dict:
+    """Are the attributes visible in each look? The judge family (width 32) trained on the training split in all
+    four looks at once, measured per look and attribute on the test split (the catalog's identifiability check,
+    DESIGN.md §2, for every look); not shipped (3 MB)."""
+    import torch
+
+    from prodgen.catalog.dataset import Catalog, load_catalog
+    from prodgen.catalog.looks import LOOK_SHOWN, LOOKS
+    from prodgen.models.judge import fit_judge, judge_accuracy
+
+    parts = [load_catalog("train", n_train, size, look=look, progress=False) for look in LOOKS]
+    total = n_train * len(LOOKS)
+    train = Catalog(torch.cat([c.images for c in parts]), torch.cat([c.labels for c in parts]), [""] * total,
+                    [""] * total, name="all-looks-train")
+    cpu0 = time.process_time()
+    model = fit_judge(train, epochs=epochs, log=log)
+    out = {"size": size, "train_products_per_look": n_train, "test_products": n_test, "epochs": epochs,
+           "train_cpu_minutes": round((time.process_time() - cpu0) / 60, 2)}
+    for look in LOOKS:
+        acc = judge_accuracy(model, load_catalog("test", n_test, size, look=look, progress=False))
+        out[look] = {a: round(v, 4) for a, v in acc.items()} | {"shown": list(LOOK_SHOWN[look])}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64, choices=(32, 64), help="image size (lesson 16: 64)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=2000, help="training products (each in all four looks)")
     parser.add_argument("--n-test", type=int, default=2000, help="test products (each in all four looks)")
+    parser.add_argument("--all-looks-products", type=int, default=4000,
+                        help="training products per look of the all-looks attribute judge (32 px); 0: skip it")
+    parser.add_argument("--all-looks-epochs", type=int, default=6)
     parser.add_argument("--out", default=str(ROOT / "data" / "results" / "looks-judge.json"))
     parser.add_argument("--ship", action="store_true",
                         help="if every look meets the target, save it as the shipped checkpoint 'look-judge'")
@@ -111,10 +140,14 @@ def main() -> int:
                        "epochs": args.epochs, "width": 16, "parameters": sum(p.numel() for p in model.parameters()),
                        "train_cpu_minutes": round(cpu_min, 2), "train_wall_minutes": round(wall_min, 2)},
         "attribute_judge": {f"{s}px": attribute_judge_per_look(s, args.n_test) for s in (32, 64)},
+        "all_looks_judge": all_looks_judge(32, args.all_looks_products, args.n_test, args.all_looks_epochs,
+                                           log=lambda m: print("all looks:", m, flush=True))
+        if args.all_looks_products else None,
         "threads": 1, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "command": f"OMP_NUM_THREADS=1 python benchmarks/looks_judge.py --size {args.size} --epochs {args.epochs} "
-                   f"--n-train {args.n_train} --n-test {args.n_test}" + (" --ship" if args.ship else ""),
+                   f"--n-train {args.n_train} --n-test {args.n_test} --all-looks-products {args.all_looks_products} "
+                   f"--all-looks-epochs {args.all_looks_epochs}" + (" --ship" if args.ship else ""),
     }
     with paths.atomic_file(args.out) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,8 +10,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from prodgen.catalog import load_catalog, render_catalog, render_product
-from prodgen.catalog.looks import LOOK_SHOWN, LOOKS, outline_mask, product_mask, render_look
-from prodgen.catalog.render import BG, LOGO_INK, SUPERSAMPLE, draw_parameters, draw_part_map
+from prodgen.catalog.looks import LOOK_SHOWN, LOOKS, LookCanvas, outlines, paint_look
+from prodgen.catalog.parts import LOGO_INK
+from prodgen.catalog.render import SUPERSAMPLE, draw_parameters, draw_part_map, product_mask, render_array
 
 PRODUCTS = (
     dict(category="t-shirt", color="red", pattern="striped", brand="acme", size="medium"),
@@ -95,7 +96,7 @@ def test_every_look_puts_the_product_in_the_same_place(seed):
         truth = _filled(product_mask(p, 64, params))
         moved = _filled(product_mask(p, 64, {**params, "cx": params["cx"] + 0.06}))  # 4 px to the right
         for look in ("photo", "poster", "watercolour"):
-            found = _foreground(render_look(look, p, 64, params))
+            found = _foreground(render_array(p, 64, params, look))
             found[np.flatnonzero(truth.any(1))[-1] + 1:] = False  # not the shadow below the product
             by = 2 if look == "poster" else 1
             inside = (found & _grow(truth, by)).sum() / found.sum()
@@ -107,7 +108,7 @@ def test_every_look_puts_the_product_in_the_same_place(seed):
 def test_the_sketch_draws_its_lines_on_the_part_boundaries():
     for i, p in enumerate(PRODUCTS):
         params = draw_parameters(np.random.default_rng(i), p["size"])
-        sketch = render_look("sketch", p, 64, params).astype(float).mean(-1)
+        sketch = render_array(p, 64, params, "sketch").astype(float).mean(-1)
         part = np.asarray(draw_part_map(p, 64, params))
         k = SUPERSAMPLE[64]
         edges = np.zeros(part.shape, np.uint8)
@@ -118,10 +119,9 @@ def test_the_sketch_draws_its_lines_on_the_part_boundaries():
         near |= (part == LOGO_INK).reshape(64, k, 64, k).any((1, 3))  # and the logo, which is inked
         ink = sketch < 90
         assert ink.sum() > 60 and (ink & near).sum() >= 0.97 * ink.sum(), (p["category"], (ink & ~near).sum())
-        silhouette = outline_mask(p, 64, params).reshape(64, k, 64, k).mean((1, 3)) > 0.5
+        silhouette = outlines(part, 64).reshape(64, k, 64, k).mean((1, 3)) > 0.5
         assert (silhouette & ink).sum() >= 0.8 * silhouette.sum()
         assert not (sketch[~product_mask(p, 64, params) & ~near] < 200).any()  # blank paper away from the product
-        assert (part != BG).any()
 
 
 def test_a_sketch_shows_no_colour_but_every_other_attribute():
@@ -156,7 +156,11 @@ def test_a_bad_look_is_refused_with_the_valid_looks():
     with pytest.raises(ValueError, match=f"unknown look 'Sketch'; {valid}"):
         load_catalog("val", n=5, look="Sketch", progress=False)
     with pytest.raises(ValueError, match=valid):
-        render_look(None, PRODUCTS[0], 32, draw_parameters(np.random.default_rng(0), "small"))
+        render_array(PRODUCTS[0], 32, draw_parameters(np.random.default_rng(0), "small"), None)
+    canvas = LookCanvas(np.zeros((96, 96), np.uint8), 3, 32, None, lambda p: np.zeros((*p.shape, 3)), (0, 0, 1, 1),
+                        (1.0,))
+    with pytest.raises(ValueError, match="the photo look is painted by prodgen.catalog.render.render_array"):
+        paint_look("photo", canvas)
 
 
 def test_prodgen_data_build_refuses_an_unknown_look(monkeypatch, capsys):

@@ -1,7 +1,8 @@
 """Looks: the same product as a studio photo, a line sketch, a flat poster or a watercolour (lesson 16).
 
 A look is a way of *rendering*, not a filter on top of the photo: every look colours the same part map
-(``prodgen.catalog.render.draw_part_map``) drawn with the same pose parameters, so one seed gives the same
+(``prodgen.catalog.render.draw_part_map``) drawn with the same pose parameters, which ``render`` hands to
+:func:`paint_look` as a :class:`LookCanvas`, so one seed gives the same
 product, in the same place and pose, in every look, and "this product in that look" has rendered truth
 (restyling, sketch -> photo). What each look can still show is recorded in :data:`LOOK_SHOWN`, as
 ``prodgen.catalog.scenes`` records ``Slot.shown``:
@@ -20,29 +21,16 @@ Used by lesson 16 (restyling, the look judge of ``benchmarks/looks_judge.py``) a
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from prodgen.catalog.attributes import ATTRIBUTE_NAMES, COLOR_RGB
-from prodgen.catalog.render import (
-    ACCENT,
-    BG,
-    BODY,
-    DARK,
-    LIGHT,
-    LOGO_EDGE,
-    LOGO_INK,
-    METAL,
-    SHAPES,
-    SUPERSAMPLE,
-    _pattern_amount,
-    colour_parts,
-    downsample,
-    draw_part_map,
-    product_coordinates,
-)
+from prodgen.catalog.attributes import ATTRIBUTE_NAMES
+from prodgen.catalog.parts import ACCENT, BG, BODY, DARK, LIGHT, LOGO_EDGE, LOGO_INK, METAL
 
-__all__ = ["LOOKS", "LOOK_SHOWN", "check_look", "render_look", "outline_mask", "product_mask"]
+__all__ = ["LOOKS", "LOOK_SHOWN", "LookCanvas", "check_look", "paint_look", "outlines"]
 
 LOOKS: tuple[str, ...] = ("photo", "sketch", "poster", "watercolour")
 LOOK_SHOWN: dict[str, tuple[str, ...]] = {
@@ -68,17 +56,29 @@ def check_look(look) -> str:
     return look
 
 
-def render_look(look: str, attrs: dict, image_size: int, params: dict) -> np.ndarray:
-    """The product ``attrs`` posed by ``params`` (``render.draw_parameters``) in ``look``: ``image_size`` x
-    ``image_size`` x 3 uint8. ``photo`` is ``render.render_array`` itself."""
-    check_look(look)
-    if look == "photo":
-        from prodgen.catalog.render import render_array
+class LookCanvas(NamedTuple):
+    """What a look paints, prepared by ``prodgen.catalog.render`` from the product's one part map and pose:
+    ``part`` the part ids on the supersampled canvas (``prodgen.catalog.parts``), ``k`` canvas pixels per output
+    pixel, ``image_size``, ``amount`` the print per canvas pixel (None: plain), ``colour`` a map of part ids ->
+    flat RGB (the body's colour and print, the fixed parts, the logo), ``shadow`` the contact shadow's ellipse box
+    in canvas pixels, ``key`` the pose numbers that seed a look's texture."""
 
-        return render_array(attrs, image_size, params)
-    part = np.asarray(draw_part_map(attrs, image_size, params))
-    draw = {"sketch": _sketch, "poster": _poster, "watercolour": _watercolour}[look]
-    return downsample(draw(attrs, part, image_size, params), image_size)
+    part: np.ndarray
+    k: int
+    image_size: int
+    amount: np.ndarray | None
+    colour: Callable[[np.ndarray], np.ndarray]
+    shadow: tuple[float, float, float, float]
+    key: tuple[float, ...]
+
+
+def paint_look(look: str, canvas: LookCanvas) -> np.ndarray:
+    """The canvas (H x W x 3 floats, before the box filter) of a look other than the photo, which
+    ``render.render_array`` paints itself."""
+    painters = {"sketch": _sketch, "poster": _poster, "watercolour": _watercolour}
+    if check_look(look) not in painters:
+        raise ValueError(f"the {look} look is painted by prodgen.catalog.render.render_array, not here")
+    return painters[look](canvas)
 
 
 # ------------------------------------------------------------------ geometry shared by the looks
@@ -107,14 +107,9 @@ def _pen_widths(image_size: int) -> tuple[int, int]:
     return (3, 1) if image_size <= 64 else (5, 3)
 
 
-def outline_mask(attrs: dict, image_size: int, params: dict) -> np.ndarray:
-    """Where the sketch draws ink lines, on the canvas: the silhouette and the boundaries between parts."""
-    part = np.asarray(draw_part_map(attrs, image_size, params))
-    return _outlines(part, image_size)
-
-
-def _outlines(part: np.ndarray, image_size: int) -> np.ndarray:
-    """The silhouette and the lines between parts; the logo is inked, not outlined (its ring would hide it)."""
+def outlines(part: np.ndarray, image_size: int) -> np.ndarray:
+    """Where the sketch draws its ink lines on the canvas of a ``part`` map: the silhouette and the lines between
+    parts; the logo is inked, not outlined (its ring would hide it)."""
     outer_w, inner_w = _pen_widths(image_size)
     product = part != BG
     silhouette = _thicken(_boundaries(product.astype(np.uint8)), outer_w)
@@ -122,56 +117,40 @@ def _outlines(part: np.ndarray, image_size: int) -> np.ndarray:
     return silhouette | (_thicken(_boundaries(part) & ~logo, inner_w) & product)
 
 
-def product_mask(attrs: dict, image_size: int, params: dict) -> np.ndarray:
-    """Which output pixels the product covers (more than half of their canvas block): one mask for every look."""
-    part = np.asarray(draw_part_map(attrs, image_size, params))
-    k = SUPERSAMPLE[image_size]
-    return (part != BG).reshape(image_size, k, image_size, k).mean((1, 3)) > 0.5
-
-
 # ------------------------------------------------------------------ the looks
-def _sketch(attrs: dict, part: np.ndarray, image_size: int, params: dict) -> np.ndarray:
+def _sketch(c: LookCanvas) -> np.ndarray:
     """Pen outlines, pencil tone for dark parts and the print (a diagonal hatch), the logo inked; no colour."""
-    res = part.shape[0]
-    _, _, fu, fv, _, _ = product_coordinates(res, params)
+    part = c.part
     lut = np.ones(8, np.float32)
     for k, t in SKETCH_TONE.items():
         lut[k] = t
     tone = lut[part]
-    amount = _pattern_amount(attrs["pattern"], fu, fv)
-    if amount is not None:
+    if c.amount is not None:
         body = part == BODY
-        tone[body] -= 0.42 * amount[body]
+        tone[body] -= 0.42 * c.amount[body]
     ii, jj = np.indices(part.shape)
     hatch = ((ii + jj) % 4 < 2).astype(np.float32)  # pencil strokes at 45 degrees, two canvas pixels wide
     shaded = tone < 0.999
     tone = np.where(shaded & (part != LOGO_INK), tone - (1 - tone) * 0.35 * (2 * hatch - 1), tone)
-    tone = np.where(_outlines(part, image_size), 0.0, np.clip(tone, 0, 1))
+    tone = np.where(outlines(part, c.image_size), 0.0, np.clip(tone, 0, 1))
     return INK + tone[..., None] * (PAPER - INK)
 
 
-def _poster(attrs: dict, part: np.ndarray, image_size: int, params: dict) -> np.ndarray:
+def _poster(c: LookCanvas) -> np.ndarray:
     """Flat colours (the colour's exact value, no light), a bold outline, a flat backdrop and shadow."""
-    res = part.shape[0]
-    _, _, fu, fv, _, _ = product_coordinates(res, params)
-    base = np.array(COLOR_RGB[attrs["color"]], np.float32)
-    img = colour_parts(part, base, _pattern_amount(attrs["pattern"], fu, fv))
-    s, cx, cy, bottom = params["scale"], params["cx"], params["cy"], SHAPES[attrs["category"]][2]
+    res = c.part.shape[0]
     backdrop = Image.new("RGB", (res, res), POSTER_BACKDROP)
-    ImageDraw.Draw(backdrop).ellipse(
-        [(cx - 0.4 * s) * res, (cy + (bottom - 0.03) * s) * res,
-         (cx + 0.4 * s) * res, (cy + (bottom + 0.06) * s) * res], fill=POSTER_SHADOW)
-    product = part != BG
-    img = np.where(product[..., None], img, np.asarray(backdrop, np.float32))
-    outer_w, _ = _pen_widths(image_size)
+    ImageDraw.Draw(backdrop).ellipse(list(c.shadow), fill=POSTER_SHADOW)
+    product = c.part != BG
+    img = np.where(product[..., None], c.colour(c.part), np.asarray(backdrop, np.float32))
+    outer_w, _ = _pen_widths(c.image_size)
     line = _thicken(_boundaries(product.astype(np.uint8)), outer_w)
     return np.where(line[..., None], INK, img)
 
 
-def _texture_rng(params: dict) -> np.random.Generator:
+def _texture_rng(key: tuple[float, ...]) -> np.random.Generator:
     """Random numbers fixed by the pose (same seed, same texture) without touching the catalog's own stream."""
-    key = np.array([params["scale"], params["angle"], params["cx"], params["cy"]], np.float64)
-    return np.random.default_rng(np.frombuffer(key.tobytes(), np.uint32))
+    return np.random.default_rng(np.frombuffer(np.array(key, np.float64).tobytes(), np.uint32))
 
 
 def _noise(rng: np.random.Generator, res: int, cells: int) -> np.ndarray:
@@ -193,19 +172,18 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _watercolour(attrs: dict, part: np.ndarray, image_size: int, params: dict) -> np.ndarray:
+def _watercolour(c: LookCanvas) -> np.ndarray:
     """Washes of transparent colour on textured paper, edges that bleed and pool, granulation."""
-    res, k = part.shape[0], SUPERSAMPLE[image_size]
-    rng = _texture_rng(params)
+    part, k = c.part, c.k
+    res = part.shape[0]
+    rng = _texture_rng(c.key)
     # Bleeding edges: the part map sampled through a small smooth warp (under half an output pixel).
     amp = 0.4 * k
     ii, jj = np.indices(part.shape)
     wi = np.clip(np.rint(ii + amp * _noise(rng, res, 9)), 0, res - 1).astype(np.intp)
     wj = np.clip(np.rint(jj + amp * _noise(rng, res, 9)), 0, res - 1).astype(np.intp)
     warped = part[wi, wj]
-    _, _, fu, fv, _, _ = product_coordinates(res, params)
-    base = np.array(COLOR_RGB[attrs["color"]], np.float32)
-    pigment = colour_parts(warped, base, _pattern_amount(attrs["pattern"], fu, fv)) / 255.0
+    pigment = c.colour(warped) / 255.0  # the print stays where the unwarped fabric has it
     # Transparent washes: paper * colour ** density, thinner where the granulation noise is low.
     density = 0.72 * (1 + 0.12 * _noise(rng, res, max(4, res // 6)))
     cover = (warped != BG).astype(np.float32)

@@ -19,9 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from prodgen.catalog.attributes import BRAND_LOGOS, COLOR_RGB, validate_attributes
+from prodgen.catalog.looks import LookCanvas, check_look, paint_look
+from prodgen.catalog.parts import ACCENT, BG, BODY, DARK, FIXED_PART_RGB, LIGHT, LOGO_EDGE, LOGO_INK, METAL
 
-__all__ = ["render_product", "render_array", "draw_parameters", "draw_part_map", "product_coordinates", "downsample",
-           "SUPPORTED_SIZES", "SIZE_SCALE"]
+__all__ = ["render_product", "render_array", "draw_parameters", "draw_part_map", "product_coordinates", "product_mask",
+           "downsample", "SUPPORTED_SIZES", "SIZE_SCALE"]
 
 SUPPORTED_SIZES = (32, 64, 128)
 SUPERSAMPLE = {32: 3, 64: 2, 128: 2}  # canvas = size * factor
@@ -31,9 +33,7 @@ SIZE_SCALE = {"small": 0.63, "medium": 0.765, "large": 0.9}
 PATTERN_PERIOD = 1 / 6  # in frame units: fabric patterns have a physical scale
 LOGO_SCALE = 0.94  # logo radius relative to SHAPES' value: big enough to read, small enough to show the pattern
 
-# Part ids of the part map.
-BG, BODY, ACCENT, LIGHT, DARK, METAL, LOGO_EDGE, LOGO_INK = range(8)
-FIXED_PART_RGB = {LIGHT: (238, 236, 230), DARK: (52, 52, 58), METAL: (176, 178, 184)}
+# Part ids of the part map: prodgen.catalog.parts (shared with the looks and the scenes).
 
 
 # --------------------------------------------------------------------------- shapes
@@ -237,9 +237,7 @@ def render_array(attrs: dict, image_size: int, params: dict, look: str = "photo"
     """Render to an ``image_size x image_size x 3`` uint8 array (no validation). ``look``: the studio photo
     (default) or another look of ``prodgen.catalog.looks`` (lesson 16), the same product in the same pose."""
     if look != "photo":
-        from prodgen.catalog.looks import render_look
-
-        return render_look(look, attrs, image_size, params)
+        return _render_look(look, attrs, image_size, params)
     res = image_size * SUPERSAMPLE[image_size]
     _, _, bottom, is_round = SHAPES[attrs["category"]]
     s, cx, cy = params["scale"], params["cx"], params["cy"]
@@ -274,6 +272,32 @@ def render_array(attrs: dict, image_size: int, params: dict, look: str = "photo"
     background = sweep * (1 - 0.45 * shadow)
     img = np.where(product[..., None], img, background).astype(np.float32, copy=False)
     return downsample(img, image_size)
+
+
+def _render_look(look: str, attrs: dict, image_size: int, params: dict) -> np.ndarray:
+    """A look other than the photo: its painter (``prodgen.catalog.looks``) gets this product's part map, print,
+    flat colours and shadow place, the same ones the photo uses."""
+    check_look(look)
+    res = image_size * SUPERSAMPLE[image_size]
+    part = np.asarray(draw_part_map(attrs, image_size, params))
+    _, _, fu, fv, _, _ = product_coordinates(res, params)
+    amount = _pattern_amount(attrs["pattern"], fu, fv)
+    base = np.array(COLOR_RGB[attrs["color"]], np.float32)  # the colour itself: no lighting jitter
+    s, cx, cy, bottom = params["scale"], params["cx"], params["cy"], SHAPES[attrs["category"]][2]
+    shadow = ((cx - 0.4 * s) * res, (cy + (bottom - 0.03) * s) * res, (cx + 0.4 * s) * res,
+              (cy + (bottom + 0.06) * s) * res)
+    key = (params["scale"], params["angle"], params["cx"], params["cy"])
+    canvas = LookCanvas(part, SUPERSAMPLE[image_size], image_size, amount,
+                        lambda labels: colour_parts(labels, base, amount), shadow, key)
+    return downsample(paint_look(look, canvas), image_size)
+
+
+def product_mask(attrs: dict, image_size: int, params: dict) -> np.ndarray:
+    """Which output pixels the product covers (more than half of their canvas block): one mask for every look
+    (lesson 16's ground truth)."""
+    part = np.asarray(draw_part_map(attrs, image_size, params))
+    k = SUPERSAMPLE[image_size]
+    return (part != BG).reshape(image_size, k, image_size, k).mean((1, 3)) > 0.5
 
 
 def downsample(img: np.ndarray, image_size: int) -> np.ndarray:
@@ -338,8 +362,6 @@ def render_product(
     (the studio photo), ``"sketch"``, ``"poster"`` or ``"watercolour"`` (``prodgen.catalog.looks``, lesson 16):
     one seed gives the same product in the same pose in every look.
     """
-    from prodgen.catalog.looks import check_look
-
     check_look(look)
     attrs = validate_attributes(dict(category=category, color=color, size=size, brand=brand, pattern=pattern))
     if image_size not in SUPPORTED_SIZES:
