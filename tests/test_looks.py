@@ -186,3 +186,16 @@ def test_the_shipped_look_judge_reads_fresh_renders_in_every_look():
         images = torch.from_numpy(render_catalog("test", 40, 64, seed=7, workers=1, look=look)["images"])
         hits = int((judge.predict(normalize(images))[:, 0] == i).sum())
         assert hits >= 38, (look, hits)
+
+
+def test_prodgen_data_export_writes_a_look(tmp_path, monkeypatch, capsys):
+    from cli_helpers import in_this_process
+
+    out = tmp_path / "sketches"
+    code, text, err = in_this_process(monkeypatch, capsys)(
+        ["data", "export", "--split", "val", "--n", "6", "--look", "sketch", "--out", out])
+    assert code == 0, err
+    sketches = load_catalog("val", n=6, look="sketch", progress=False)
+    first = np.asarray(Image.open(sorted(out.glob("*.png"))[0]).convert("RGB"))
+    assert np.array_equal(first, sketches.images[0].permute(1, 2, 0).numpy())
+    assert len(list(out.glob("*.png"))) == 6 and (out / "metadata.csv").is_file()
