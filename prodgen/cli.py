@@ -48,15 +48,16 @@ def _data_build(args) -> int:
 
     workers = None if args.workers is None else _number(args.workers, "--workers", int, 1)
     for split in args.split or DEFAULT_N:
-        cat = load_catalog(split, size=args.size, seed=args.seed, workers=workers)
-        print(f"{split:>7}: {len(cat)} products at {args.size} px, cached")
+        cat = load_catalog(split, size=args.size, seed=args.seed, workers=workers, look=args.look)
+        look = "" if args.look == "photo" else f" as {args.look}es" if args.look == "sketch" else f" as {args.look}s"
+        print(f"{split:>7}: {len(cat)} products at {args.size} px{look}, cached")
     return 0
 
 
 def _data_export(args) -> int:
     from prodgen.catalog import export_catalog, load_catalog
 
-    cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed)
+    cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed, look=args.look)
     out = export_catalog(cat, args.out, progress=True)
     print(f"wrote {len(cat)} {args.split} products ({args.size} px) and metadata.csv to {out}")
     return 0
@@ -450,6 +451,8 @@ def _add_data(sub) -> None:
     s.add_argument("--size", type=int, default=32, help="image size: 32 (default), 64 (lessons 14+) or 128")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", help="rendering processes (default: up to 8, one per core)")
+    s.add_argument("--look", default="photo", help="photo (default), sketch, poster or watercolour: the same "
+                                                   "products drawn another way (lesson 16)")
     s.set_defaults(func=_data_build)
     s = data.add_parser("export", help="write a split as PNGs plus metadata.csv")
     s.add_argument("--split", required=True, help="train, val, test or unseen")
@@ -457,6 +460,7 @@ def _add_data(sub) -> None:
     s.add_argument("--size", type=int, default=32, help="image size: 32, 64 or 128")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.add_argument("--look", default="photo", help="photo (default), sketch, poster or watercolour (lesson 16)")
     s.set_defaults(func=_data_export)
     s = data.add_parser("info", help="check a catalog folder (images plus metadata.csv): schema, counts, image "
                                      "sizes and modes, duplicates, problems")
