@@ -47,8 +47,15 @@ def _scores(judge, clean, answer, reads_clean) -> dict:
             "fid": round(fid(judge.embed(clean), judge.embed(answer.clamp(-1, 1))), 2)}
 
 
+def _answer(method: str, op, y, flow):
+    from prodgen.apps import restore
+
+    if method == "damaged":
+        return op.enlarge(y) if op.task == "upscale" else y
+    return restore.classic(op, y) if method == "classic" else restore.restore(flow, op, y, seed=0)
+
+
 def run(n: int, cases) -> dict:
-    import torch
 
     from prodgen.apps import degrade, restore
     from prodgen.catalog import load_catalog, normalize
@@ -67,11 +74,9 @@ def run(n: int, cases) -> dict:
         y, op = degrade.degrade(task, clean, seed=0, **strength)
         row = {"task": task, **strength, "n": n}
         timed = {}
-        for method, answer_of in (("damaged", lambda: op.enlarge(y) if task == "upscale" else y),
-                                  ("classic", lambda: restore.classic(op, y)),
-                                  ("flow", lambda: restore.restore(flow, op, y, seed=0))):
+        for method in ("damaged", "classic", "flow"):
             start = time.process_time()
-            answer = answer_of()
+            answer = _answer(method, op, y, flow)
             timed[method] = (time.process_time() - start) / n
             row[method] = _scores(judge, clean, answer, reads_clean) | {"cpu_s_per_image": round(timed[method], 4)}
         row["classic_name"] = restore.CLASSIC_NAMES[task]
