@@ -27,7 +27,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 __all__ = ["IAB_SIZES", "MIN_SIDE", "MAX_SIDE", "MAX_ASPECT", "MAX_SIZES", "MIN_FONT", "Face", "Fitted", "AdContent",
-           "parse_sizes", "default_fonts", "undrawable", "fit", "draw_text", "layout", "draw_banner", "NEUTRAL_RGB"]
+           "parse_sizes", "default_fonts", "undrawable", "fit", "draw_text", "layout", "draw_banner", "NEUTRAL_RGB",
+           "BACKGROUND", "INK"]
 
 IAB_SIZES = {
     "medium-rectangle": (300, 250), "large-rectangle": (336, 280), "square": (250, 250),
@@ -38,8 +39,10 @@ IAB_SIZES = {
 """The IAB's standard display-ad sizes (width, height) by name; ``--size`` takes a name or ``WxH``."""
 MIN_SIDE, MAX_SIDE = 50, 2000
 MAX_ASPECT = 12  # 970x90 (the large leaderboard) is 10.8:1
-MAX_SIZES = 12
+MAX_SIZES = 16
 MIN_FONT = 8  # pixels: the smallest text drawn (a headline that does not fit at 8 px is shortened with "…")
+MIN_LINE = 14  # pixels: the height of a line of MIN_FONT text in the default fonts (13), and one to spare
+MIN_WIDE_WIDTH, MIN_WIDTH, MIN_HEIGHT = 234, 120, 90  # wide formats (the IAB half banner: 234x60); the others
 NEUTRAL_RGB = (52, 58, 64)
 """The band and button colour of a product whose brand is not known (a request that left the brand open)."""
 BACKGROUND, INK, BORDER, WHITE = (250, 250, 247), (28, 30, 34), (200, 200, 196), (255, 255, 255)
@@ -68,6 +71,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             raise ValueError(f"--size {w}x{h}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels")
         if max(w, h) > MAX_ASPECT * min(w, h):
             raise ValueError(f"--size {w}x{h} is too thin for a banner: at most {MAX_ASPECT}:1 (970x90 is 10.8:1)")
+        if (w < MIN_WIDE_WIDTH) if _shape(w, h) == "wide" else (w < MIN_WIDTH or h < MIN_HEIGHT):
+            raise ValueError(f"--size {w}x{h} is too small for a product, a headline, a price and a button: a wide "
+                             f"banner needs at least {MIN_WIDE_WIDTH} pixels of width, others {MIN_WIDTH}x{MIN_HEIGHT}")
         if size not in sizes:
             sizes.append(size)
     if not sizes:
@@ -279,38 +285,36 @@ def _shape(w: int, h: int) -> str:
 def layout(w: int, h: int) -> dict[str, tuple[int, int, int, int]]:
     """Boxes (x0, y0, x1, y1) of a ``w`` x ``h`` banner: ``band`` (the brand's colour), ``brand`` (mark and name),
     ``product`` (a square), ``headline``, ``price`` and ``cta`` (the button). Wide formats put them in a row,
-    tall ones in a column, boxy ones put the band on top and the text beside the product."""
+    tall ones in a column, boxy ones put the band on top and the text beside the product. The price and the
+    button are at least :data:`MIN_LINE` pixels high (a line of :data:`MIN_FONT` text), the headline at least
+    two such lines in tall formats."""
     m = max(4, round(min(w, h) * 0.06))
     shape = _shape(w, h)
     if shape == "wide":
-        side = h - 2 * m
+        side = inner = h - 2 * m
         panel = min(round(0.34 * w), round(2.4 * h))
-        inner = h - 2 * m
         text_x0, text_x1 = 2 * m + side, w - panel - m
-        brand_h = round(0.28 * inner)
-        price_h = round(0.40 * inner)
+        brand_h, price_h = round(0.28 * inner), max(MIN_LINE, round(0.40 * inner))
         return {"band": (w - panel, 0, w, h), "product": (m, m, m + side, m + side),
                 "brand": (text_x0, m, text_x1, m + brand_h), "headline": (text_x0, m + brand_h, text_x1, h - m),
                 "price": (w - panel + m, m, w - m, m + price_h),
                 "cta": (w - panel + m, m + price_h + max(2, m // 2), w - m, h - m)}
+    cta_h = max(MIN_LINE + 8, round(min(0.09 * h, 0.3 * w) if shape == "tall" else 0.16 * h))
+    price_h = max(MIN_LINE + 2, round(0.8 * cta_h if shape == "tall" else 0.14 * h))
+    cta = (m, h - m - cta_h, w - m, h - m)
+    price = (m, cta[1] - m // 2 - price_h, w - m, cta[1] - m // 2)
     if shape == "tall":
         band = max(round(0.07 * h), round(0.2 * w))
-        side = w - 2 * m
-        cta_h = round(min(0.09 * h, 0.3 * w))
-        price_h = round(0.8 * cta_h)
-        cta = (m, h - m - cta_h, w - m, h - m)
-        price = (m, cta[1] - m // 2 - price_h, w - m, cta[1] - m // 2)
+        side = min(w - 2 * m, price[1] - band - 3 * m - 2 * MIN_LINE)
         top = band + m
         return {"band": (0, 0, w, band), "brand": (m, m // 2, w - m, band - m // 2),
-                "product": (m, top, m + side, top + side), "headline": (m, top + side + m, w - m, price[1] - m // 2),
-                "price": price, "cta": cta}
+                "product": ((w - side) // 2, top, (w - side) // 2 + side, top + side),
+                "headline": (m, top + side + m, w - m, price[1] - m // 2), "price": price, "cta": cta}
     band = round(0.14 * h)
     side = min(h - band - 2 * m, round(0.48 * w))
     top = band + m + (h - band - 2 * m - side) // 2
     col_x0 = 2 * m + side
-    cta_h, price_h = round(0.16 * h), round(0.14 * h)
-    cta = (col_x0, h - m - cta_h, w - m, h - m)
-    price = (col_x0, cta[1] - m // 2 - price_h, w - m, cta[1] - m // 2)
+    cta, price = (col_x0, *cta[1:]), (col_x0, *price[1:])
     return {"band": (0, 0, w, band), "brand": (m, round(0.15 * band), w - m, band - round(0.15 * band)),
             "product": (m, top, m + side, top + side), "headline": (col_x0, band + m, w - m, price[1] - m // 2),
             "price": price, "cta": cta}
