@@ -399,9 +399,29 @@ def _write_manifest(path: Path, lines: list[dict], models: dict) -> None:
             writer.writerow([_safe(line.get(c, "")) for c in columns])
 
 
+def _card(images: list, gap: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """``(width, height, positions)`` of one row's banners: the boxy and wide ones stacked in a column, the tall
+    ones (skyscrapers) side by side to its right."""
+    stacked = [i for i, im in enumerate(images) if im.height < 1.6 * im.width]
+    column_w = max((images[i].width for i in stacked), default=0)
+    positions, y = {}, 0
+    for i in stacked:
+        positions[i] = (0, y)
+        y += images[i].height + gap
+    x = column_w + gap if stacked else 0
+    for i, im in enumerate(images):
+        if i not in positions:
+            positions[i] = (x, 0)
+            x += im.width + gap
+    width = max(px + images[i].width for i, (px, _) in positions.items())
+    height = max(py + images[i].height for i, (_, py) in positions.items())
+    return width, height, [positions[i] for i in range(len(images))]
+
+
 def contact_sheet(cards: list[tuple[str, list]], gap: int = 12):
-    """One PIL image of every banner for review: a card per row (its label over its banners side by side), the
-    cards in a grid about as wide as tall, shrunk (Lanczos) when the sheet would pass ``CONTACT_MAX_PIXELS``."""
+    """One PIL image of every banner for review: a card per row (its label over its banners: the boxy and wide
+    ones stacked, the tall ones beside them), the cards in a grid about as wide as tall, shrunk (Lanczos) when the
+    sheet would pass ``CONTACT_MAX_PIXELS``."""
     import math
 
     from PIL import Image, ImageDraw
@@ -410,22 +430,22 @@ def contact_sheet(cards: list[tuple[str, list]], gap: int = 12):
 
     faces = default_fonts(bold=False)
     label_h = 22
-    card_w = max(sum(im.width for im in images) + gap * (len(images) - 1) for _, images in cards)
-    card_h = label_h + max(im.height for _, images in cards for im in images)
-    columns = max(1, min(len(cards), round(math.sqrt(len(cards) * card_h / card_w)) or 1))
+    packed = [_card(images, gap) for _, images in cards]
+    card_w = max(w for w, _, _ in packed)
+    card_h = label_h + max(h for _, h, _ in packed)
+    columns = max(1, min(len(cards), math.ceil(math.sqrt(len(cards) * card_h / card_w))))
     rows = -(-len(cards) // columns)
     width, height = gap + columns * (card_w + gap), gap + rows * (card_h + gap)
     scale = min(1.0, math.sqrt(CONTACT_MAX_PIXELS / (width * height)))
     sheet = Image.new("RGB", (width, height), (236, 236, 232))
     draw = ImageDraw.Draw(sheet)
-    for k, (label, images) in enumerate(cards):
+    for k, ((label, images), (_, _, positions)) in enumerate(zip(cards, packed)):
         x, y = gap + (k % columns) * (card_w + gap), gap + (k // columns) * (card_h + gap)
         fitted = fit(label, faces, card_w, label_h - 4, 14, 1)
         if fitted:
             draw_text(draw, fitted, (x, y, x + card_w, y + label_h - 4), faces, (60, 60, 60), "left", "center")
-        for im in images:
-            sheet.paste(im, (x, y + label_h))
-            x += im.width + gap
+        for im, (px, py) in zip(images, positions):
+            sheet.paste(im, (x + px, y + label_h + py))
     if scale < 1.0:
         sheet = sheet.resize((max(1, round(width * scale)), max(1, round(height * scale))),
                              Image.Resampling.LANCZOS)
