@@ -363,8 +363,11 @@ def _ads(args) -> int:
 
     if not args.batch.strip():
         raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
+    from prodgen.apps.ad_layout import default_fonts, font_face
+
+    faces = default_fonts() + tuple(font_face(f) for f in args.font or ())
     report = make_ads(args.batch, args.out, sizes=args.size, lang=args.lang, model=args.model,
-                      seed=_number(args.seed, "--seed", int, 0))
+                      seed=_number(args.seed, "--seed", int, 0), faces=faces)
     for row, message in report.bad:
         print(f"prodgen: row {row}: {_short(message)}", file=sys.stderr)
     rows = len(report.models)
@@ -557,6 +560,8 @@ def _add_ads(sub) -> None:
              ("--model", "every row with this model (a shipped name or a .pt file); default: the best shipped text "
                          "model for rows with a description, attribute model for the others"),
              ("--seed", "row r uses seed S + r - 2; same seed, same bytes (default 0)", {"default": "0"}),
+             ("--font", "a font file (.ttf, .otf, .ttc) for characters the shipped fonts lack, tried after them "
+                        "(repeatable)", {"action": "append"}),
              ("--out", "output folder (new or empty)", {"required": True}))
     s.set_defaults(func=_ads)
 

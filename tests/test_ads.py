@@ -283,14 +283,33 @@ def test_upscale_is_an_interchangeable_step(tmp_path):
 
 
 def test_an_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
+    made = []
+    banners = ads._banners
 
-    monkeypatch.setattr(ads, "contact_sheet", stop)  # after every banner was written to the temporary folder
+    def stop_on_the_second_row(*args, **kwargs):
+        if made:
+            raise KeyboardInterrupt
+        made.append(banners(*args, **kwargs))  # the first row's files are written to the temporary folder
+        return made[-1]
+
+    monkeypatch.setattr(ads, "_banners", stop_on_the_second_row)
     sheet = _csv(tmp_path / "p.csv", GOOD)
     with pytest.raises(KeyboardInterrupt):
         make_ads(sheet, tmp_path / "out", sizes="300x250", model=MODEL)
-    assert _files(tmp_path) == {Path("p.csv")}
+    assert made and _files(tmp_path) == {Path("p.csv")}
+
+
+def test_contact_sheet_is_bounded_and_shows_every_banner():
+    sizes = [(300, 250), (728, 90), (160, 600)]
+    banner = [Image.new("RGB", size, (200, 30, 60)) for size in sizes]
+    small = ads.ContactSheet(3, sizes)
+    for k in range(3):
+        small.add(f"row {k + 2}", banner)
+    assert small.scale == 1.0 and small.columns == 2
+    red = np.all(np.asarray(small.image) == (200, 30, 60), axis=2).sum()
+    assert red == 3 * sum(w * h for w, h in sizes)  # every banner pasted whole, none over another
+    big = ads.ContactSheet(ads.MAX_ROWS, sizes)
+    assert big.image.width * big.image.height <= ads.CONTACT_MAX_PIXELS * 1.01 and big.scale < 0.5
 
 
 # ----------------------------------------------------------------------------- hostile sheets
@@ -350,6 +369,27 @@ def test_hostile_cells_give_safe_output_and_nothing_outside_out(tmp_path):
         assert not any(str(v).startswith(("=", "+", "-", "@")) for v in line.values()), line
 
 
+def test_too_many_banner_pixels_are_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(ads, "MAX_BANNER_PIXELS", 200_000)
+    with pytest.raises(ValueError, match="million pixels of banners; at most 0 million per run"):
+        make_ads(_csv(tmp_path / "p.csv", GOOD), tmp_path / "out", sizes="300x250,160x600", model=MODEL)
+    assert not (tmp_path / "out").exists()
+
+
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+
+@pytest.mark.skipif(not NOTO_CJK.is_file(), reason="needs a system CJK font (Debian's fonts-noto-cjk)")
+def test_a_font_added_to_the_chain_draws_what_the_shipped_ones_lack(tmp_path):
+    rows = [["mug", "red", "", "", "", "", "龘 mug", ""]]
+    sheet = _csv(tmp_path / "p.csv", rows)
+    with pytest.raises(ValueError, match="add a font that has them with --font FILE"):
+        make_ads(sheet, tmp_path / "a", sizes="300x250", model=MODEL)
+    faces = default_fonts() + (ad_layout.font_face(NOTO_CJK),)
+    report = make_ads(sheet, tmp_path / "b", sizes="300x250", model=MODEL, faces=faces)
+    assert report.bad == [] and report.files == ["row0002_300x250.png"]
+
+
 def test_every_row_bad_writes_nothing(tmp_path):
     rows = [["mug", "purpel", "", "", "", "", "", ""], ["cup", "red", "", "", "", "", "", ""]]
     with pytest.raises(ValueError, match=r"no banner made: every row is bad \(2\); row 2: unknown color 'purpel'"):
@@ -367,6 +407,8 @@ BAD_CLI = {
     "unknown model": (["--model", "nope"], "nope"),
     "unknown column": (["--batch", "cols.csv"], "unknown column(s) 'colour'"),
     "every row bad": (["--batch", "bad.csv"], "no banner made: every row is bad"),
+    "missing font": (["--font", "nope.ttf"], "--font nope.ttf: no such file"),
+    "not a font": (["--font", "p.csv"], "--font p.csv is not a font file"),
 }
 
 

@@ -27,8 +27,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 __all__ = ["IAB_SIZES", "MIN_SIDE", "MAX_SIDE", "MAX_ASPECT", "MAX_SIZES", "MIN_FONT", "Face", "Fitted", "AdContent",
-           "parse_sizes", "default_fonts", "undrawable", "fit", "draw_text", "layout", "draw_banner", "NEUTRAL_RGB",
-           "BACKGROUND", "INK"]
+           "parse_sizes", "default_fonts", "font_face", "undrawable", "fit", "draw_text", "layout", "draw_banner",
+           "NEUTRAL_RGB", "BACKGROUND", "INK"]
 
 IAB_SIZES = {
     "medium-rectangle": (300, 250), "large-rectangle": (336, 280), "square": (250, 250),
@@ -123,6 +123,21 @@ def default_fonts(bold: bool = True) -> tuple[Face, ...]:
 
     latin = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
     return Face(str(latin)), Face(str(FONT_FILE))
+
+
+def font_face(path, index: int = 0) -> Face:
+    """A font file (TrueType, OpenType or a collection: face ``index``) to add to the chain, checked: a missing
+    file or one that is not a font -> ``FileNotFoundError`` / ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--font {path}: no such file; give a TrueType or OpenType font (.ttf, .otf, .ttc)")
+    face = Face(str(path.resolve()), int(index))
+    try:
+        face.cmap, face.font(12)
+    except Exception as e:  # fontTools and FreeType raise many kinds of errors on a file that is not a font
+        raise ValueError(f"--font {path} is not a font file FreeType can read ({type(e).__name__}); give a .ttf, "
+                         ".otf or .ttc file") from None
+    return face
 
 
 def undrawable(text: str, faces) -> str:

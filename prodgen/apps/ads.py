@@ -34,13 +34,15 @@ Used by ``prodgen ads`` and lesson 16.
 from __future__ import annotations
 
 import csv
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["LANGS", "CTA", "CURRENCY", "MAX_ROWS", "MAX_SHEET_BYTES", "MAX_HEADLINE", "MAX_DESCRIPTION", "CONTROL_TIE",
-           "AdRow", "AdReport", "read_ads", "choose_model", "lanczos", "make_ads", "contact_sheet", "MANIFEST_COLUMNS"]
+           "AdRow", "AdReport", "ContactSheet", "read_ads", "choose_model", "lanczos", "make_ads", "contact_sheet",
+           "MANIFEST_COLUMNS", "MAX_BANNER_PIXELS", "CONTACT_MAX_PIXELS"]
 
 LANGS = ("en", "zh")
 CTA = {"en": "Shop now", "zh": "立即购买"}
@@ -54,7 +56,8 @@ MAX_HEADLINE = 120  # characters
 MAX_DESCRIPTION = 300
 CONTROL_TIE = 0.005
 """Models whose control is within this of the best are equals; the lower FID then decides."""
-CONTACT_MAX_PIXELS = 40_000_000
+CONTACT_MAX_PIXELS = 16_000_000
+MAX_BANNER_PIXELS = 300_000_000  # per run: 500 rows of the three standard sizes are 105 million
 _PRICE = re.compile(r"^([$€£¥￥])?\s*(\d{1,7}(?:[.,]\d{1,2})?)$")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -252,7 +255,7 @@ def _content(ad: AdRow, attrs: dict, lang: str, faces):
     content = AdContent(headline, price, CTA[lang], brand, colour, logo)
     if missing := undrawable(headline + price, faces):
         raise ValueError(f"the headline or price has characters the banner fonts cannot draw: {missing[:20]!r} "
-                         "(the fonts: DejaVu Sans and the course's Chinese subset, prodgen/fonts)")
+                         "(DejaVu Sans and the course's Chinese subset; add a font that has them with --font FILE)")
     return content
 
 
@@ -336,6 +339,9 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
     if model is not None and not isinstance(model, ImageModel):
         model = load_generator(model)
     good, bad = read_ads(sheet, None if model is None else model.schema)
+    if (pixels := len(good) * sum(w * h for w, h in sizes)) > MAX_BANNER_PIXELS:
+        raise ValueError(f"{len(good)} rows in {len(sizes)} sizes are {pixels / 1e6:,.0f} million pixels of banners; "
+                         f"at most {MAX_BANNER_PIXELS / 1e6:,.0f} million per run: fewer rows or smaller sizes")
     models = _models(good, model) if good else {}
     good = _checked(good, models, bad)
     faces = tuple(faces or default_fonts())
@@ -352,8 +358,9 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
         raise ValueError(f"no banner made: every row is bad ({len(bad)}); {shown}"
                          + (f"; and {len(bad) - 3} more" if len(bad) > 3 else ""))
     report = AdReport(out, bad=bad, models={r: models[r].name for r in contents})
+    sheet = ContactSheet(len(contents), sizes)
     with atomic_folder(out) as tmp:
-        lines, cards = [], []
+        lines = []
         for ad in (a for a in good if a.row in contents):
             images = _banners(made[ad.row][0], contents[ad.row], sizes, upscale, faces)
             for (w, h), image in zip(sizes, images):
@@ -362,10 +369,10 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
                 report.files.append(name)
                 lines.append(_manifest_line(ad, f"{w}x{h}", name, models[ad.row], seed, contents[ad.row],
                                             made[ad.row][1]))
-            cards.append((f"row {ad.row} · {models[ad.row].name} · seed {seed + ad.row - 2}", images))
+            sheet.add(f"row {ad.row} · {models[ad.row].name} · seed {seed + ad.row - 2}", images)
         lines += [{"row": r, "status": "skipped", "error": m} for r, m in bad]
         lines.sort(key=lambda line: line["row"])
-        contact_sheet(cards).save(tmp / "contact-sheet.png", optimize=False)
+        sheet.image.save(tmp / "contact-sheet.png", optimize=False)
         _write_manifest(tmp / "manifest.csv", lines, models)
     return report
 
@@ -399,54 +406,73 @@ def _write_manifest(path: Path, lines: list[dict], models: dict) -> None:
             writer.writerow([_safe(line.get(c, "")) for c in columns])
 
 
-def _card(images: list, gap: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """``(width, height, positions)`` of one row's banners: the boxy and wide ones stacked in a column, the tall
-    ones (skyscrapers) side by side to its right."""
-    stacked = [i for i, im in enumerate(images) if im.height < 1.6 * im.width]
-    column_w = max((images[i].width for i in stacked), default=0)
+def _card(sizes: list[tuple[int, int]], gap: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """``(width, height, positions)`` of one row's banners of ``sizes``: the boxy and wide ones stacked in a column,
+    the tall ones (skyscrapers) side by side to its right."""
+    stacked = [i for i, (w, h) in enumerate(sizes) if h < 1.6 * w]
     positions, y = {}, 0
     for i in stacked:
         positions[i] = (0, y)
-        y += images[i].height + gap
-    x = column_w + gap if stacked else 0
-    for i, im in enumerate(images):
+        y += sizes[i][1] + gap
+    x = max((sizes[i][0] for i in stacked), default=-gap) + gap
+    for i, (w, _) in enumerate(sizes):
         if i not in positions:
             positions[i] = (x, 0)
-            x += im.width + gap
-    width = max(px + images[i].width for i, (px, _) in positions.items())
-    height = max(py + images[i].height for i, (_, py) in positions.items())
-    return width, height, [positions[i] for i in range(len(images))]
+            x += w + gap
+    width = max(px + sizes[i][0] for i, (px, _) in positions.items())
+    height = max(py + sizes[i][1] for i, (_, py) in positions.items())
+    return width, height, [positions[i] for i in range(len(sizes))]
 
 
-def contact_sheet(cards: list[tuple[str, list]], gap: int = 12):
-    """One PIL image of every banner for review: a card per row (its label over its banners: the boxy and wide
-    ones stacked, the tall ones beside them), the cards in a grid about as wide as tall, shrunk (Lanczos) when the
-    sheet would pass ``CONTACT_MAX_PIXELS``."""
-    import math
+class ContactSheet:
+    """One image of every banner for review, filled row by row (:meth:`add`): a card per sheet row (its label over
+    its banners: the boxy and wide ones stacked, the tall ones beside them), the cards in a grid about as wide as
+    tall, the whole drawn at the scale that keeps it within :data:`CONTACT_MAX_PIXELS` (each banner shrunk with
+    Lanczos as it is added, so a long sheet never holds every banner in memory)."""
 
-    from PIL import Image, ImageDraw
+    LABEL = 22
+    GAP = 12
 
-    from prodgen.apps.ad_layout import default_fonts, draw_text, fit
+    def __init__(self, cards: int, sizes: list[tuple[int, int]]):
+        from PIL import Image, ImageDraw
 
-    faces = default_fonts(bold=False)
-    label_h = 22
-    packed = [_card(images, gap) for _, images in cards]
-    card_w = max(w for w, _, _ in packed)
-    card_h = label_h + max(h for _, h, _ in packed)
-    columns = max(1, min(len(cards), math.ceil(math.sqrt(len(cards) * card_h / card_w))))
-    rows = -(-len(cards) // columns)
-    width, height = gap + columns * (card_w + gap), gap + rows * (card_h + gap)
-    scale = min(1.0, math.sqrt(CONTACT_MAX_PIXELS / (width * height)))
-    sheet = Image.new("RGB", (width, height), (236, 236, 232))
-    draw = ImageDraw.Draw(sheet)
-    for k, ((label, images), (_, _, positions)) in enumerate(zip(cards, packed)):
-        x, y = gap + (k % columns) * (card_w + gap), gap + (k // columns) * (card_h + gap)
-        fitted = fit(label, faces, card_w, label_h - 4, 14, 1)
+        from prodgen.apps.ad_layout import default_fonts
+
+        w, h, self.positions = _card(sizes, self.GAP)
+        self.card_w, self.card_h = w, self.LABEL + h
+        self.columns = max(1, min(cards, math.ceil(math.sqrt(cards * self.card_h / self.card_w))))
+        rows = -(-cards // self.columns)
+        width = self.GAP + self.columns * (self.card_w + self.GAP)
+        height = self.GAP + rows * (self.card_h + self.GAP)
+        self.scale = min(1.0, math.sqrt(CONTACT_MAX_PIXELS / (width * height)))
+        self.image = Image.new("RGB", (self._s(width), self._s(height)), (236, 236, 232))
+        self.draw, self.faces, self.count = ImageDraw.Draw(self.image), default_fonts(bold=False), 0
+
+    def _s(self, value: float) -> int:
+        return max(1, round(value * self.scale))
+
+    def add(self, label: str, images: list) -> None:
+        """The next card: ``label`` over ``images`` (one per size, in the order the sheet was made with)."""
+        from PIL import Image
+
+        from prodgen.apps.ad_layout import draw_text, fit
+
+        k, self.count = self.count, self.count + 1
+        x = self.GAP + (k % self.columns) * (self.card_w + self.GAP)
+        y = self.GAP + (k // self.columns) * (self.card_h + self.GAP)
+        box = (self._s(x), self._s(y), self._s(x + self.card_w), self._s(y + self.LABEL - 4))
+        fitted = fit(label, self.faces, box[2] - box[0], box[3] - box[1], 14, 1)
         if fitted:
-            draw_text(draw, fitted, (x, y, x + card_w, y + label_h - 4), faces, (60, 60, 60), "left", "center")
-        for im, (px, py) in zip(images, positions):
-            sheet.paste(im, (x + px, y + label_h + py))
-    if scale < 1.0:
-        sheet = sheet.resize((max(1, round(width * scale)), max(1, round(height * scale))),
-                             Image.Resampling.LANCZOS)
-    return sheet
+            draw_text(self.draw, fitted, box, self.faces, (60, 60, 60), "left", "center")
+        for im, (px, py) in zip(images, self.positions):
+            if self.scale < 1.0:
+                im = im.resize((self._s(im.width), self._s(im.height)), Image.Resampling.LANCZOS)
+            self.image.paste(im, (self._s(x + px), self._s(y + self.LABEL + py)))
+
+
+def contact_sheet(cards: list[tuple[str, list]]):
+    """:class:`ContactSheet` of ``[(label, banners), ...]`` (every card with banners of the same sizes)."""
+    sheet = ContactSheet(len(cards), [im.size for im in cards[0][1]])
+    for label, images in cards:
+        sheet.add(label, images)
+    return sheet.image
