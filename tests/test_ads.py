@@ -236,6 +236,12 @@ def test_bad_rows_are_reported_by_row_number_and_the_good_ones_made(tmp_path):
     assert row6["headline"] == "Orbit green cap" and row6["price"] == "$7.50"  # the default headline, a padded price
 
 
+def test_blank_rows_are_skipped_and_keep_the_row_numbers(tmp_path):
+    report = make_ads(_csv(tmp_path / "p.csv", [GOOD[0], [""] * 8, GOOD[1]]), tmp_path / "out", sizes="300x250",
+                      model=MODEL)
+    assert report.bad == [] and report.files == ["row0002_300x250.png", "row0004_300x250.png"]
+
+
 def test_rows_with_a_description_go_to_a_text_model_by_default(tmp_path):
     from prodgen.models import registry
 
@@ -327,6 +333,8 @@ def _raw(path: Path, data: bytes) -> Path:
     ("huge field", b"category,headline\nmug," + b"x" * 200_000 + b"\n", "is not a readable UTF-8 CSV file"),
     ("too many rows", b"category\n" + b"mug\n" * (ads.MAX_ROWS + 1), f"at most {ads.MAX_ROWS} per run"),
     ("column twice", b"category,category\nmug,mug\n", "a column named twice"),
+    ("unnamed column", b"category,headline,\nmug,Hi,\n", "unknown column(s) (unnamed)"),
+    ("only blank rows", b"category,headline\n,\n , \n", "has a header but no rows"),
 ])
 def test_hostile_sheets_are_clear_errors(tmp_path, case, data, message):
     with pytest.raises(ValueError, match=None) as error:

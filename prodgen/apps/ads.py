@@ -7,8 +7,8 @@
   brand, pattern``; blank = unspecified), and the optional ``headline`` (default: the product described in the
   banner's language) and ``price`` (an amount such as ``19.99``, a currency sign ``$ € £ ¥`` may lead; default
   sign: ``$`` in English, ``¥`` in Chinese; blank: no price). Any other column is refused. Row numbers are a
-  spreadsheet's (the header is row 1). A bad row is reported (``row 3: unknown color 'purpel'; valid values:
-  ...``) and skipped; the good rows are still made. At most :data:`MAX_ROWS` rows.
+  spreadsheet's (the header is row 1); blank rows are skipped. A bad row is reported (``row 3: unknown color
+  'purpel'; valid values: ...``) and skipped; the good rows are still made. At most :data:`MAX_ROWS` rows.
 - **The model** (:func:`choose_model`): a row with a description goes to a text-reading model, a row of attributes
   to an attribute model; by default the shipped one that follows requests best by the figures recorded with the
   checkpoints (``prodgen models``): the highest control (text models: the mean of English and Chinese), ties
@@ -110,7 +110,7 @@ def _check_columns(path, columns: list[str], schema) -> None:
     known = ("description", *schema.names, "headline", "price")
     unknown = [c for c in columns if c not in known]
     if unknown or len(set(columns)) != len(columns):
-        what = (f"unknown column(s) {', '.join(repr(c[:40]) for c in unknown)}" if unknown
+        what = (f"unknown column(s) {', '.join(repr(c[:40]) if c else '(unnamed)' for c in unknown)}" if unknown
                 else "a column named twice")
         raise ValueError(f"{path}: {what}; an ad sheet has the columns description and/or {', '.join(schema.names)}, "
                          "and optionally headline and price")
@@ -131,10 +131,12 @@ def read_ads(path, schema=None) -> tuple[list[AdRow], list[tuple[int, str]]]:
         raise ValueError(f"{path} is {path.stat().st_size:,} bytes; an ad sheet may be at most {MAX_SHEET_BYTES:,}")
     columns, rows = read_sheet(path, max_rows=MAX_ROWS)
     _check_columns(path, columns, schema)
-    if not rows:
+    numbered = [(number, row) for number, row in enumerate(rows, start=2)  # the header is row 1, as a
+                if any(isinstance(v, list) or v for v in row.values())]  # spreadsheet shows it; blank rows skipped
+    if not numbered:
         raise ValueError(f"{path} has a header but no rows")
     good, bad = [], []
-    for number, row in enumerate(rows, start=2):  # the header is row 1, as a spreadsheet shows it
+    for number, row in numbered:
         try:
             if len(row.get("description") or "") > MAX_DESCRIPTION:
                 raise ValueError(f"the description has {len(row['description'])} characters; at most "
