@@ -236,6 +236,28 @@ def test_bad_rows_are_reported_by_row_number_and_the_good_ones_made(tmp_path):
     assert row6["headline"] == "Orbit green cap" and row6["price"] == "$7.50"  # the default headline, a padded price
 
 
+def test_the_manifest_says_which_banners_had_to_shorten_the_headline(tmp_path):
+    long = "An extraordinarily long headline that no small banner can hold at any readable size whatsoever, really"
+    make_ads(_csv(tmp_path / "p.csv", [["mug", "red", "", "", "", "", long, "9999999.99"]]), tmp_path / "out",
+             sizes="160x170,970x250", model=MODEL)
+    shortened = {line["banner"]: line["shortened"] for line in _manifest(tmp_path / "out")}
+    assert shortened == {"160x170": "headline", "970x250": ""}  # never the price nor the button
+
+
+@pytest.mark.parametrize("lang", ads.LANGS)
+def test_every_standard_size_holds_the_longest_price_and_the_button_whole(lang):
+    longest = {"price": f"{ads.CURRENCY[lang]}9999999.99", "cta": ads.CTA[lang]}
+    for w, h in IAB_SIZES.values():
+        assert ad_layout.unfit(w, h, longest) == [], (w, h)
+    assert ad_layout.unfit(125, 125, longest)  # the IAB's old 125x125 button is too small for both
+
+
+def test_a_size_too_small_for_the_price_and_button_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--size 125x125 is too small to show a price such as"):
+        make_ads(_csv(tmp_path / "p.csv", GOOD), tmp_path / "out", sizes="300x250,125x125", model=MODEL)
+    assert not (tmp_path / "out").exists()
+
+
 def test_blank_rows_are_skipped_and_keep_the_row_numbers(tmp_path):
     report = make_ads(_csv(tmp_path / "p.csv", [GOOD[0], [""] * 8, GOOD[1]]), tmp_path / "out", sizes="300x250",
                       model=MODEL)

@@ -27,8 +27,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 __all__ = ["IAB_SIZES", "MIN_SIDE", "MAX_SIDE", "MAX_ASPECT", "MAX_SIZES", "MIN_FONT", "Face", "Fitted", "AdContent",
-           "parse_sizes", "default_fonts", "font_face", "undrawable", "fit", "draw_text", "layout", "draw_banner",
-           "NEUTRAL_RGB", "BACKGROUND", "INK"]
+           "parse_sizes", "default_fonts", "font_face", "undrawable", "fit", "draw_text", "layout", "unfit",
+           "draw_banner", "NEUTRAL_RGB", "BACKGROUND", "INK"]
 
 IAB_SIZES = {
     "medium-rectangle": (300, 250), "large-rectangle": (336, 280), "square": (250, 250),
@@ -294,15 +294,15 @@ class AdContent:
 
 
 def _shape(w: int, h: int) -> str:
-    return "wide" if w >= 2.5 * h else "tall" if h >= 1.6 * w else "box"
+    return "wide" if w >= 2.5 * h else "tall" if h >= 1.4 * w else "box"
 
 
 def layout(w: int, h: int) -> dict[str, tuple[int, int, int, int]]:
     """Boxes (x0, y0, x1, y1) of a ``w`` x ``h`` banner: ``band`` (the brand's colour), ``brand`` (mark and name),
     ``product`` (a square), ``headline``, ``price`` and ``cta`` (the button). Wide formats put them in a row,
-    tall ones in a column, boxy ones put the band on top and the text beside the product. The price and the
-    button are at least :data:`MIN_LINE` pixels high (a line of :data:`MIN_FONT` text), the headline at least
-    two such lines in tall formats."""
+    tall ones in a column, boxy ones put the band on top, the headline beside the product and the price and the
+    button side by side under them. The price and the button are at least :data:`MIN_LINE` pixels high (a line
+    of :data:`MIN_FONT` text), the headline at least two such lines in tall formats."""
     m = max(4, round(min(w, h) * 0.06))
     shape = _shape(w, h)
     if shape == "wide":
@@ -325,14 +325,14 @@ def layout(w: int, h: int) -> dict[str, tuple[int, int, int, int]]:
         return {"band": (0, 0, w, band), "brand": (m, m // 2, w - m, band - m // 2),
                 "product": ((w - side) // 2, top, (w - side) // 2 + side, top + side),
                 "headline": (m, top + side + m, w - m, price[1] - m // 2), "price": price, "cta": cta}
-    band = round(0.14 * h)
-    side = min(h - band - 2 * m, round(0.48 * w))
-    top = band + m + (h - band - 2 * m - side) // 2
-    col_x0 = 2 * m + side
-    cta, price = (col_x0, *cta[1:]), (col_x0, *price[1:])
+    band, row = round(0.14 * h), max(MIN_LINE + 8, round(0.17 * h))
+    mid_top, mid_bottom = band + m, h - 2 * m - row
+    side = min(mid_bottom - mid_top, round(0.48 * w))
+    top = mid_top + (mid_bottom - mid_top - side) // 2
+    half = (w - 3 * m) // 2
     return {"band": (0, 0, w, band), "brand": (m, round(0.15 * band), w - m, band - round(0.15 * band)),
-            "product": (m, top, m + side, top + side), "headline": (col_x0, band + m, w - m, price[1] - m // 2),
-            "price": price, "cta": cta}
+            "product": (m, top, m + side, top + side), "headline": (2 * m + side, mid_top, w - m, mid_bottom),
+            "price": (m, h - m - row, m + half, h - m), "cta": (2 * m + half, h - m - row, w - m, h - m)}
 
 
 def _mark(draw, kind: str | None, box, fill, background) -> None:
@@ -368,24 +368,49 @@ def _draw_brand(draw, content: AdContent, box, on_band: bool, faces) -> None:
         draw_text(draw, fitted, name_box, faces, colour, "left", "center")
 
 
-def _button(draw, content: AdContent, box, inverted: bool, faces) -> None:
+def _inside_button(box) -> tuple[int, int, int, int]:
+    """Where a button's text goes: ``box`` less its padding."""
+    x0, y0, x1, y1 = box
+    pad_x, pad_y = max(3, (y1 - y0) // 4), max(2, (y1 - y0) // 6)
+    return x0 + pad_x, y0 + pad_y, x1 - pad_x, y1 - pad_y
+
+
+def unfit(w: int, h: int, texts: dict[str, str], faces=None) -> list[str]:
+    """Which of ``texts`` (``{"price": ..., "cta": ...}``) would not fit whole, even at :data:`MIN_FONT`, in a ``w``
+    x ``h`` banner's price box and button: ``prodgen ads`` refuses such a size rather than cut a price or a call
+    to action."""
+    faces = tuple(faces or default_fonts())
+    boxes = layout(w, h)
+    where = {"price": boxes["price"], "cta": _inside_button(boxes["cta"])}
+    bad = []
+    for name, text in texts.items():
+        x0, y0, x1, y1 = where[name]
+        fitted = fit(text, faces, x1 - x0, y1 - y0, MIN_FONT, 1)
+        if fitted is None or fitted.shortened:
+            bad.append(name)
+    return bad
+
+
+def _button(draw, content: AdContent, box, inverted: bool, faces) -> Fitted | None:
     """The call to action: a rounded button in the brand's colour with white text (``inverted``: white button,
     text in the brand's colour, for a button on the band)."""
     x0, y0, x1, y1 = box
     fill, ink = (WHITE, content.colour) if inverted else (content.colour, WHITE)
     draw.rounded_rectangle(box, radius=max(2, (y1 - y0) // 4), fill=fill)
-    pad_x, pad_y = max(3, (y1 - y0) // 4), max(2, (y1 - y0) // 6)
-    inner = (x0 + pad_x, y0 + pad_y, x1 - pad_x, y1 - pad_y)
+    inner = _inside_button(box)
     fitted = fit(content.cta, faces, inner[2] - inner[0], inner[3] - inner[1], inner[3] - inner[1], 1)
     if fitted:
         draw_text(draw, fitted, inner, faces, ink, "center", "center")
+    return fitted
 
 
 def draw_banner(w: int, h: int, product, content: AdContent, faces=None, regular=None):
     """A ``w`` x ``h`` RGB banner (PIL image): ``product`` is a PIL image the side of :func:`layout`'s
     ``product`` box (``prodgen.apps.ads`` upscales the generated photo to it); ``faces``: the font chain for the
     headline, price and button (default :func:`default_fonts`), ``regular``: for the brand name.
-    Returns ``(image, {element: Fitted})``: what each text became (its size, lines, whether it was shortened)."""
+    Returns ``(image, {element: Fitted})``: what the headline, price and button text became (size, lines, whether
+    shortened with "…"). A box too small for one line of :data:`MIN_FONT` text -> ``ValueError`` (sizes that
+    :func:`parse_sizes` accepts always have room)."""
     from PIL import Image, ImageDraw
 
     faces = tuple(faces or default_fonts())
@@ -414,7 +439,7 @@ def draw_banner(w: int, h: int, product, content: AdContent, faces=None, regular
         fitted["price"] = fit(content.price, faces, px1 - px0, py1 - py0, py1 - py0, 1)
         if fitted["price"]:
             draw_text(draw, fitted["price"], boxes["price"], faces, WHITE if shape == "wide" else content.colour,
-                      "center" if shape != "box" else "left", "center")
+                      "center", "center")
         cta_box = boxes["cta"]
     else:  # no price: the button takes the price's place too in a row, stays put otherwise
         cta_box = (boxes["price"][0], boxes["price"][1], *boxes["cta"][2:]) if shape == "wide" else boxes["cta"]
@@ -422,6 +447,8 @@ def draw_banner(w: int, h: int, product, content: AdContent, faces=None, regular
             cx0, cy0, cx1, cy1 = cta_box
             quarter = (cy1 - cy0) // 4
             cta_box = (cx0, cy0 + quarter, cx1, cy1 - quarter)
-    _button(draw, content, cta_box, inverted=shape == "wide", faces=faces)
+    fitted["cta"] = _button(draw, content, cta_box, inverted=shape == "wide", faces=faces)
+    if None in fitted.values():  # the size limits (parse_sizes) leave room for a line of MIN_FONT text in each box
+        raise ValueError(f"a {w}x{h} banner has no room for its {', '.join(k for k, v in fitted.items() if not v)}")
     draw.rectangle((0, 0, w - 1, h - 1), outline=BORDER)  # ads on a white page need a visible edge
     return image, fitted

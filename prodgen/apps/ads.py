@@ -262,7 +262,8 @@ def _content(ad: AdRow, attrs: dict, lang: str, faces):
 
 
 def _banners(photo, content, sizes, upscale, faces) -> list:
-    """One PIL image per size: the layout's product square filled by ``upscale`` (checked), then the banner."""
+    """``(PIL image, {element: Fitted})`` per size (``ad_layout.draw_banner``): the layout's product square filled
+    by ``upscale`` (checked), then the banner."""
     from PIL import Image
 
     from prodgen.apps.ad_layout import draw_banner, layout
@@ -275,7 +276,7 @@ def _banners(photo, content, sizes, upscale, faces) -> list:
         if not isinstance(product, Image.Image) or product.size != (x1 - x0, x1 - x0):
             got = product.size if isinstance(product, Image.Image) else type(product).__name__
             raise ValueError(f"upscale must return a PIL image of {x1 - x0}x{x1 - x0}, got {got}")
-        images.append(draw_banner(w, h, product, content, faces)[0])
+        images.append(draw_banner(w, h, product, content, faces))
     return images
 
 
@@ -313,13 +314,20 @@ def _checked(rows: list[AdRow], models: dict, bad: list) -> list[AdRow]:
     return kept
 
 
-def _options(sizes, lang: str, seed) -> tuple[list, int]:
-    from prodgen.apps.ad_layout import parse_sizes
+def _options(sizes, lang: str, seed, faces) -> tuple[list, int]:
+    """The sizes (``ad_layout.parse_sizes``; each must hold the longest price and the call to action whole, at the
+    smallest font) and the seed, checked."""
+    from prodgen.apps.ad_layout import MIN_FONT, parse_sizes, unfit
     from prodgen.numbers import whole
 
     if lang not in LANGS:
         raise ValueError(f"--lang must be one of {', '.join(LANGS)}, got {str(lang)[:20]!r}")
     sizes = parse_sizes(sizes) if isinstance(sizes, str) else parse_sizes(",".join(f"{w}x{h}" for w, h in sizes))
+    longest = {"price": f"{CURRENCY[lang]}9999999.99", "cta": CTA[lang]}
+    for w, h in sizes:
+        if unfit(w, h, longest, faces):
+            raise ValueError(f"--size {w}x{h} is too small to show a price such as {longest['price']} and the button "
+                             f"{longest['cta']!r} whole at {MIN_FONT} px; the IAB sizes all fit (e.g. 300x250)")
     return sizes, whole(0 if seed is None else seed, "--seed", 0, 2**62)
 
 
@@ -335,7 +343,8 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
     from prodgen.models.protocol import ImageModel
     from prodgen.paths import atomic_folder
 
-    sizes, seed = _options(sizes, lang, seed)
+    faces = tuple(faces or default_fonts())
+    sizes, seed = _options(sizes, lang, seed, faces)
     out = Path(out_dir)
     _prepare_out(out)
     if model is not None and not isinstance(model, ImageModel):
@@ -346,7 +355,6 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
                          f"at most {MAX_BANNER_PIXELS / 1e6:,.0f} million per run: fewer rows or smaller sizes")
     models = _models(good, model) if good else {}
     good = _checked(good, models, bad)
-    faces = tuple(faces or default_fonts())
     made = _generate(good, models, seed)
     contents = {}
     for ad in good:
@@ -364,14 +372,14 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
     with atomic_folder(out) as tmp:
         lines = []
         for ad in (a for a in good if a.row in contents):
-            images = _banners(made[ad.row][0], contents[ad.row], sizes, upscale, faces)
-            for (w, h), image in zip(sizes, images):
+            banners = _banners(made[ad.row][0], contents[ad.row], sizes, upscale, faces)
+            for (w, h), (image, fitted) in zip(sizes, banners):
                 name = f"row{ad.row:04d}_{w}x{h}.png"
                 image.save(tmp / name, optimize=False)
                 report.files.append(name)
                 lines.append(_manifest_line(ad, f"{w}x{h}", name, models[ad.row], seed, contents[ad.row],
-                                            made[ad.row][1]))
-            sheet.add(f"row {ad.row} · {models[ad.row].name} · seed {seed + ad.row - 2}", images)
+                                            made[ad.row][1]) | {"shortened": _shortened(fitted)})
+            sheet.add(f"row {ad.row} · {models[ad.row].name} · seed {seed + ad.row - 2}", [b[0] for b in banners])
         lines += [{"row": r, "status": "skipped", "error": m} for r, m in bad]
         lines.sort(key=lambda line: line["row"])
         sheet.image.save(tmp / "contact-sheet.png", optimize=False)
@@ -379,9 +387,14 @@ def make_ads(sheet, out_dir, sizes="300x250,728x90,160x600", lang: str = "en", m
     return report
 
 
-MANIFEST_COLUMNS = ("row", "status", "banner", "file", "model", "seed", "headline", "price")
-"""The first columns of ``manifest.csv``; then the model's attribute columns (what each product was asked for, or
-what its text model read), ``description`` and ``error`` (why a row was skipped)."""
+MANIFEST_COLUMNS = ("row", "status", "banner", "file", "model", "seed", "headline", "price", "shortened")
+"""The first columns of ``manifest.csv`` (``shortened``: the texts that had to be cut with "…" to fit that banner,
+e.g. ``headline``); then the model's attribute columns (what each product was asked for, or what its text model
+read), ``description`` and ``error`` (why a row was skipped)."""
+
+
+def _shortened(fitted: dict) -> str:
+    return " ".join(name for name, text in fitted.items() if text is not None and text.shortened)
 
 
 def _manifest_line(ad: AdRow, banner: str, file: str, model, seed: int, content, attrs: dict) -> dict:
