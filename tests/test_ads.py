@@ -336,6 +336,8 @@ def test_contact_sheet_is_bounded_and_shows_every_banner():
     assert small.scale == 1.0 and small.columns == 2
     red = np.all(np.asarray(small.image) == (200, 30, 60), axis=2).sum()
     assert red == 3 * sum(w * h for w, h in sizes)  # every banner pasted whole, none over another
+    assert np.array_equal(np.asarray(ads.contact_sheet([(f"row {k + 2}", banner) for k in range(3)])),
+                          np.asarray(small.image))
     big = ads.ContactSheet(ads.MAX_ROWS, sizes)
     assert big.image.width * big.image.height <= ads.CONTACT_MAX_PIXELS * 1.01 and big.scale < 0.5
 

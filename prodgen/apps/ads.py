@@ -9,12 +9,13 @@
   sign: ``$`` in English, ``¥`` in Chinese; blank: no price). Any other column is refused. Row numbers are a
   spreadsheet's (the header is row 1); blank rows are skipped. A bad row is reported (``row 3: unknown color
   'purpel'; valid values: ...``) and skipped; the good rows are still made. At most :data:`MAX_ROWS` rows.
-- **The model** (:func:`choose_model`): a row with a description goes to a text-reading model, a row of attributes
-  to an attribute model; by default the shipped one that follows requests best by the figures recorded with the
-  checkpoints (``prodgen models``): the highest control (text models: the mean of English and Chinese), ties
-  within :data:`CONTROL_TIE` going to the lower FID. ``--model`` sends every row to one model (a shipped name or a
-  checkpoint file); rows it cannot read are reported like any bad row. Row ``r`` draws its noise from seed
-  ``S + r - 2`` (its place in the sheet): a row's product does not depend on the other rows.
+- **The model** (:func:`choose_model`): a row with a description goes to a text-reading model (which reads the
+  description, not the row's attribute cells), a row of attributes to an attribute model; by default the shipped
+  one that follows requests best by the figures recorded with the checkpoints (``prodgen models``): the highest
+  control (text models: the mean of English and Chinese), ties within :data:`CONTROL_TIE` going to the lower FID.
+  ``--model`` sends every row to one model (a shipped name or a checkpoint file); rows it cannot read are reported
+  like any bad row. Row ``r`` draws its noise from seed ``S + r - 2`` (its place in the sheet): a row's product
+  does not depend on the other rows.
 - **Upscaling**: the generator's photo (32 px today) is enlarged to the banner's product square by ``upscale``,
   an interchangeable step (``upscale(image, side) -> image``); the default is :func:`lanczos` resampling, which
   invents no detail. Lesson 16's restoration (``prodgen restore --task upscale``, issue 27) is to provide the
@@ -190,7 +191,9 @@ def _models(rows: list[AdRow], model) -> dict[int, object]:
     chosen = {}
     for ad in rows:
         reads = "text" if ad.request.text else "attributes"
-        name = names.setdefault(reads, names.get(reads) or choose_model(reads))
+        if reads not in names:
+            names[reads] = choose_model(reads)
+        name = names[reads]
         if name not in loaded:
             loaded[name] = load_generator(name)
         chosen[ad.row] = loaded[name]
