@@ -1,5 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, ads, evaluate, leaderboard,
-stability-grid, diffusion-study, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, ads, evaluate,
+leaderboard, stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -358,13 +358,37 @@ def _edit(args) -> int:
     return 0
 
 
+def _restore(args) -> int:
+    from prodgen.apps.generate import check_n
+    from prodgen.apps.restore import restore_to_folder
+
+    n = check_n(args.n, "--n")
+    seed = _number(args.seed, "--seed", int, 0)
+    strength = {}
+    for flag, kind, task in (("sigma", float, ("denoise", "deblur")), ("quality", int, ("deblock",)),
+                             ("factor", int, ("upscale",))):
+        value = getattr(args, flag)
+        if value is not None:
+            if args.task not in task:
+                raise ValueError(f"--{flag} is a setting of --task {' / '.join(task)}, not {args.task}")
+            strength[flag] = _number(value, f"--{flag}", kind, 1)
+    if not args.image.strip():
+        raise FileNotFoundError("--image needs the path of a photo (PNG, JPEG, ...)")
+    out, info = restore_to_folder(args.image, args.task, args.out, model=args.model, mask_path=args.mask,
+                                  seed=seed, n=n, **strength)
+    if info["note"]:
+        print(f"note: {info['note']}")
+    print(f"wrote damaged.png, classic.png ({info['classic']}), {n} restored image(s) by {args.model} and "
+          f"metadata.csv (what the judge reads on each) to {out}")
+    return 0
+
+
 def _ads(args) -> int:
+    from prodgen.apps.ad_layout import default_fonts, font_face
     from prodgen.apps.ads import make_ads
 
     if not args.batch.strip():
         raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
-    from prodgen.apps.ad_layout import default_fonts, font_face
-
     faces = default_fonts() + tuple(font_face(f) for f in args.font or ())
     report = make_ads(args.batch, args.out, sizes=args.size, lang=args.lang, model=args.model,
                       seed=_number(args.seed, "--seed", int, 0), faces=faces)
@@ -548,6 +572,22 @@ def _add_edit(sub) -> None:
     s.set_defaults(func=_edit)
 
 
+def _add_restore(sub) -> None:
+    s = sub.add_parser("restore", help="repair a damaged photo: a classic filter and a generator as the prior")
+    s.add_argument("--image", required=True, help="the damaged photo (32x32; --task upscale: 32/factor px)")
+    s.add_argument("--task", required=True, choices=["denoise", "deblur", "inpaint", "deblock", "upscale"])
+    s.add_argument("--mask", help="inpaint: a 32x32 image, white = lost pixels (default: the photo's pure white)")
+    s.add_argument("--sigma", help="denoise: the noise's std in [-1, 1] units (default 0.2); deblur: the blur's "
+                                   "std in px (default 1.0)")
+    s.add_argument("--quality", help="deblock: the JPEG quality it was saved at, 1-100 (default 15)")
+    s.add_argument("--factor", help="upscale: 2, 4 or 8 (default 2)")
+    s.add_argument("--model", default="flow", help="a model that restores (default flow)")
+    s.add_argument("--seed", default="0", help="restoration i uses seed S + i; same seed, same bytes")
+    s.add_argument("--n", default="1", help="restorations to draw (default 1)")
+    s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.set_defaults(func=_restore)
+
+
 def _add_ads(sub) -> None:
     s = sub.add_parser("ads", help="banner ads from a CSV of products: one generated product per row, in standard "
                                    "display sizes, with headline, brand colour, price and a call to action")
@@ -645,7 +685,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
-                _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+                _add_restore, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study,
+                _add_studio):
         add(sub)
     return p
 

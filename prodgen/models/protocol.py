@@ -33,6 +33,8 @@ the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.read
   interpolates between two pinned images with it (``prodgen.apps.latent.interpolate``).
 - ``edit(images, labels, changes, seed=0, **knobs)`` where :attr:`can_edit` (the CVAE, diffusion): real photos
   with some attributes changed, images in [-1, 1]; :meth:`edit_variants` makes several seeds' variants in one batch.
+- ``restore(observed, operator, seed=0, **knobs)`` where :attr:`can_restore` (the flow): photos damaged by a known
+  operator (``prodgen.apps.degrade``) restored with the model as the prior, images in [-1, 1] (lesson 16).
 
 How a family implements it: ``_latents(prepared, generator, **knobs)`` makes every random draw of one group of
 requests from that group's generator (a dict of tensors, one row per image), and ``_decode(latents, noise,
@@ -245,6 +247,8 @@ class ImageModel:
     """Whether :meth:`edit` re-draws real photos with attributes changed (``prodgen edit``, the studio's Edit tab)."""
     edit_draws: ClassVar[bool] = False
     """Whether an edit draws noise, so that seeds give different variants (diffusion: yes; the CVAE: no)."""
+    can_restore: ClassVar[bool] = False
+    """Whether :meth:`restore` repairs damaged photos with the model as the prior (``prodgen restore``)."""
     image_size: int = 32
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
@@ -496,6 +500,18 @@ class ImageModel:
 
     def _edit(self, images, labels, changes: dict, seeds: list[int], **knobs) -> list[torch.Tensor]:
         """One [-1, 1] tensor per seed; implemented by the families that set ``can_edit``."""
+        raise NotImplementedError
+
+    # -- restoring damaged photos ---------------------------------------------------------------------------
+    def restore(self, observed: torch.Tensor, operator, seed: int = 0, **knobs) -> torch.Tensor:
+        """Photos damaged by ``operator`` (``prodgen.apps.degrade``; ``observed`` = its output, [-1, 1])
+        restored with this model as the prior: images in [-1, 1] at the model's size. Seeds give different
+        restorations of the same damage. A model that cannot restore -> ``ValueError``."""
+        if not self.can_restore:
+            raise ValueError(f"{self.name} cannot restore photos")
+        return self._restore(observed, operator, int(seed), **knobs)
+
+    def _restore(self, observed, operator, seed: int, **knobs) -> torch.Tensor:
         raise NotImplementedError
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
