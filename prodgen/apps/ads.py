@@ -18,8 +18,9 @@
   does not depend on the other rows.
 - **Upscaling**: the generator's photo (32 px today) is enlarged to the banner's product square by ``upscale``,
   an interchangeable step (``upscale(image, side) -> image``); the default is :func:`lanczos` resampling, which
-  invents no detail. Lesson 16's restoration (``prodgen restore --task upscale``, issue 27) is to provide the
-  generative super-resolution that plugs in here.
+  invents no detail. Lesson 16's restoration is to provide the generative super-resolution that plugs in here
+  (``prodgen.apps.restore`` restores a photo up to the generator's own 32 px today, e.g. 16 -> 32; a step beyond
+  it, 32 -> 128 px as issue 27 asks, does not exist yet).
 - **The banners** (``prodgen.apps.ad_layout``): the product, the headline fitted in the shipped fonts (DejaVu
   Sans and the course's CJK subset; a character neither can draw makes the row bad instead of an empty box), the
   brand's colour and mark (``BRAND_RGB``, ``BRAND_LOGOS``; a brand left open: a neutral grey), the price and a
