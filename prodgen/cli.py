@@ -1,5 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, evaluate, leaderboard,
-stability-grid, diffusion-study, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, ads, evaluate,
+leaderboard, stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -384,6 +384,23 @@ def _restore(args) -> int:
     return 0
 
 
+def _ads(args) -> int:
+    from prodgen.apps.ad_layout import default_fonts, font_face
+    from prodgen.apps.ads import make_ads
+
+    if not args.batch.strip():
+        raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
+    faces = default_fonts() + tuple(font_face(f) for f in args.font or ())
+    report = make_ads(args.batch, args.out, sizes=args.size, lang=args.lang, model=args.model,
+                      seed=_number(args.seed, "--seed", int, 0), faces=faces)
+    for row, message in report.bad:
+        print(f"prodgen: row {row}: {_short(message)}", file=sys.stderr)
+    rows = len(report.models)
+    print(f"wrote {len(report.files)} banner(s) for {rows} row(s), contact-sheet.png and manifest.csv to {report.out}"
+          + (f"; {len(report.bad)} row(s) skipped (listed above and in manifest.csv)" if report.bad else ""))
+    return 1 if report.bad else 0
+
+
 def _stability_grid(args) -> int:
     from prodgen.studies.recipe_grid import run_grid
 
@@ -575,6 +592,24 @@ def _add_restore(sub) -> None:
     s.set_defaults(func=_restore)
 
 
+def _add_ads(sub) -> None:
+    s = sub.add_parser("ads", help="banner ads from a CSV of products: one generated product per row, in standard "
+                                   "display sizes, with headline, brand colour, price and a call to action")
+    _options(s, ("--batch", "a CSV with description and/or attribute columns (category, color, size, brand, pattern), "
+                            "optional headline and price", {"required": True}),
+             ("--size", "sizes WxH or standard names, comma-separated (default 300x250,728x90,160x600)",
+              {"default": "300x250,728x90,160x600"}),
+             ("--lang", "the banners' language: en or zh (call to action, default headline, currency sign)",
+              {"default": "en"}),
+             ("--model", "every row with this model (a shipped name or a .pt file); default: the best shipped text "
+                         "model for rows with a description, attribute model for the others"),
+             ("--seed", "row r uses seed S + r - 2; same seed, same bytes (default 0)", {"default": "0"}),
+             ("--font", "a font file (.ttf, .otf, .ttc) for characters the shipped fonts lack, tried after them "
+                        "(repeatable)", {"action": "append"}),
+             ("--out", "output folder (new or empty)", {"required": True}))
+    s.set_defaults(func=_ads)
+
+
 def _add_evaluate(sub) -> None:
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a "
                                         "shipped "
@@ -654,7 +689,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
-                _add_restore, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+                _add_restore, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study,
+                _add_studio):
         add(sub)
     return p
 
