@@ -286,6 +286,13 @@ def _leaderboard(args) -> int:
                          f"fits several sample sizes), got {n}")
     models = None if args.models is None else args.models.split(",")
     resolution = None if args.resolution is None else _number(args.resolution, "--resolution", int, 1)
+    if args.retime:
+        done, missing = leaderboard.retime(models, n=n, seed=args.seed, resolution=resolution, log=print)
+        if missing:
+            print(f"no cached row to re-time (measure first: prodgen leaderboard --models {','.join(missing)}): "
+                  f"{', '.join(missing)}")
+        print(f"re-timed {len(done)} row(s) on {done[0]['threads'] if done else '-'} thread(s)")
+        return 0
     rows = leaderboard.evaluate_all(models, n=n, refresh=args.refresh, seed=args.seed, progress=not args.json,
                                     resolution=resolution)
     if args.json:
@@ -635,6 +642,8 @@ def _add_leaderboard(sub) -> None:
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--refresh", action="store_true", help="re-measure instead of reading cached rows")
+    s.add_argument("--retime", action="store_true", help="time the img/s column of the cached rows again and "
+                   "nothing else (a minute or two; run it on a quiet machine)")
     s.add_argument("--resolution", help="measure every model on this board (32 or 64 px): larger models' images are "
                                         "downsampled, and the table says so (default: each at its own resolution)")
     fmt = s.add_mutually_exclusive_group()
