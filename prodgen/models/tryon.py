@@ -1,0 +1,135 @@
+"""Virtual try-on models: a scene wearing a catalog product (lesson 15).
+
+Every try-on model is an ``ImageModel`` (``prodgen.models.protocol``) with ``can_try_on``: ``try_on(scenes, slots,
+photos, seed=0, **knobs)`` takes scenes (``prodgen.catalog.scenes.Scene``: the 64 px image, the slot masks and the
+slot geometry), a slot per scene and a 64 px catalog photo per scene, and gives uint8 images. The learned model
+(``tryon-64``, planned) will implement the same ``_try_on``; ``prodgen.evaluation.tryon`` measures either.
+
+:class:`CutPaste` is the baseline the field starts from (issue 26 §2): the product is cut out of its photo
+(:func:`segment`: the light studio background and its grey contact shadow are flood-filled from the border, so
+what the fill cannot reach is the product, light soles included where an outline encloses them), mapped into the
+slot by one affine map per drawn copy (:func:`photo_to_slot`: the photo's frame, where a medium product is drawn
+at 0.765 of the frame, onto the slot's anchor, ``prodgen.catalog.scenes.slot_anchors``, so a small product stays
+small), and composited inside the slot's mask only: every pixel outside the mask keeps its byte. Knob ``clear``:
+``keep`` leaves the old product where the new one does not cover the mask; ``fill`` first paints the mask from
+its surroundings (onion-peel fill) so no old product shows, but the body under a shirt becomes a smear.
+
+What it gets wrong, by construction: the pose (a photo's flat, front-on product is pasted, not fitted to the
+body: no sleeves over arms, no tilt from the photo undone), occlusion (it never draws what should cover the
+product other than what the mask already excludes, and it cannot remove the old product or restore the body
+under it), the scale and place for categories other than the slot's first (a lamp placed like a mug), and the
+photo's lighting, tint and outline are pasted with it. Measured numbers: ``data/results/tryon.json``
+(``benchmarks/tryon.py``); pictures: ``docs/tryon-baseline.png``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from prodgen.models.protocol import ImageModel, Knob, TryOnInputs
+
+__all__ = ["CutPaste", "segment", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"]
+
+PHOTO_CENTRE = (0.5, 0.48)  # where the catalog draws a product's centre, in frame units (render.draw_parameters)
+PHOTO_SCALE = 0.765  # the frame fraction a medium product's unit box covers (render.SIZE_SCALE["medium"])
+BORDER = 3  # columns at each side of a photo that show only the studio sweep
+
+
+def _background(photos: torch.Tensor) -> torch.Tensor:
+    """The studio sweep behind each photo, per row and channel: the median of its border columns (N x 3 x H x 1)."""
+    edges = torch.cat([photos[..., :BORDER], photos[..., -BORDER:]], -1)
+    return edges.median(-1, keepdim=True).values.clamp(min=1.0)
+
+
+def segment(photos: torch.Tensor, spread: float = 0.08, darkest: float = 0.45) -> torch.Tensor:
+    """The product in each catalog photo, N x H x W bool (photos uint8 N x 3 x H x W).
+
+    A pixel looks like background when it is the sweep darkened alike in every channel (the grey shadow):
+    its ratios to the sweep lie in ``[darkest, 1.08]`` and differ by less than ``spread``. Background is what
+    those pixels reach from the border (4-connected); everything else is product."""
+    x = photos.float()
+    ratio = x / _background(x)
+    hi, lo = ratio.max(1).values, ratio.min(1).values
+    bg_like = (hi - lo < spread) & (lo > darkest) & (hi < 1.08)
+    reached = torch.zeros_like(bg_like)
+    reached[:, 0, :] = reached[:, -1, :] = True
+    reached[:, :, 0] = reached[:, :, -1] = True
+    reached &= bg_like
+    cross = torch.tensor([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=torch.float32)[None, None]
+    for _ in range(photos.shape[-1] * photos.shape[-2]):
+        grown = (F.conv2d(reached[:, None].float(), cross, padding=1)[:, 0] > 0) & bg_like
+        if torch.equal(grown, reached):
+            break
+        reached = grown
+    return ~reached
+
+
+def photo_to_slot(anchor: tuple, photo_centre: tuple = PHOTO_CENTRE, photo_scale: float = PHOTO_SCALE) -> torch.Tensor:
+    """The 2 x 3 ``affine_grid`` matrix that samples a photo for one slot anchor ``(cx, cy, sx, sy, angle)``.
+
+    A scene point P (frame units) lies at product coordinates ``D^-1 R(-angle) (P - c)`` (the scene's pen,
+    ``D = diag(sx, sy)``), which the photo draws at ``photo_centre + photo_scale * (u, v)``; in
+    ``align_corners=False`` units (``2 P - 1``) that is ``Q_n = A P_n + 2 c0 - 1 + A (1 - 2 c)``."""
+    cx, cy, sx, sy, angle = (float(a) for a in anchor)
+    cos, sin = math.cos(angle), math.sin(angle)
+    a = photo_scale * torch.tensor([[cos / sx, sin / sx], [-sin / sy, cos / sy]], dtype=torch.float64)
+    c0 = torch.tensor(photo_centre, dtype=torch.float64)
+    shift = 2 * c0 - 1 + a @ (1 - 2 * torch.tensor([cx, cy], dtype=torch.float64))
+    return torch.cat([a, shift[:, None]], 1).float()
+
+
+def _fill(scenes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Paint each mask from its surroundings, ring by ring (onion peel): the mean of the known 3 x 3 neighbours."""
+    img, known = scenes.clone(), ~masks[:, None]
+    box = torch.ones(1, 1, 3, 3)
+    for _ in range(scenes.shape[-1]):
+        if known.all():
+            break
+        count = F.conv2d(known.float(), box, padding=1)
+        total = F.conv2d((img * known).reshape(-1, 1, *img.shape[-2:]), box, padding=1).reshape(img.shape)
+        new = (count > 0) & ~known
+        img = torch.where(new, total / count.clamp(min=1), img)
+        known = known | new
+    return img
+
+
+class CutPaste(ImageModel):
+    """The cut-and-paste try-on baseline (no weights): segment, warp to the slot's anchor, paste inside the mask."""
+
+    accepts = "nothing"
+    can_try_on = True
+    image_size = 64
+
+    def __init__(self, name: str = "cut-paste"):
+        super().__init__(nn.Identity(), name)
+
+    @property
+    def knobs(self) -> dict[str, Knob]:
+        return {"clear": Knob("clear", "keep", choices=("keep", "fill"),
+                              doc="keep: the old product shows where the new one does not cover the slot's mask; "
+                                  "fill: the mask is first painted from its surroundings")}
+
+    def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
+        raise ValueError(f"{self.name} only tries products on scenes (try_on); it does not generate images")
+
+    def _try_on(self, inputs: TryOnInputs, seed: int, clear: str = "keep") -> torch.Tensor:
+        scenes = inputs.scenes.float()
+        masks = inputs.masks[:, None]
+        base = _fill(scenes, inputs.masks) if clear == "fill" else scenes
+        alpha = segment(inputs.photos).float()[:, None]
+        photo = torch.cat([inputs.photos.float() * alpha, alpha], 1)  # premultiplied RGB + alpha
+        out = base
+        copies = max(len(a) for a in inputs.anchors)
+        for k in range(copies):  # the shoes: one copy per foot
+            rows = [i for i, a in enumerate(inputs.anchors) if len(a) > k]
+            theta = torch.stack([photo_to_slot(inputs.anchors[i][k]) for i in rows])
+            grid = F.affine_grid(theta, [len(rows), 4, *scenes.shape[-2:]], align_corners=False)
+            warped = F.grid_sample(photo[rows], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            a = warped[:, 3:]
+            out = out.clone()
+            out[rows] = out[rows] * (1 - a) + warped[:, :3]
+        out = torch.where(masks, out, scenes)
+        return out.round().clamp(0, 255).to(torch.uint8)
