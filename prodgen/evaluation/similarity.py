@@ -72,11 +72,10 @@ def psnr(a, b, mask=None, data_range: float = 255.0) -> float:
     err = ((x - y) ** 2).mean(1)  # N x H x W: per pixel, over channels
     if mask is not None:
         mask = torch.as_tensor(mask, dtype=torch.bool)
-        mask = mask.expand(err.shape) if mask.ndim == 2 else mask
-        if mask.shape != err.shape:
+        if mask.shape not in (err.shape, err.shape[1:]):
             raise ValueError(f"the mask must be H x W or N x H x W like the images ({tuple(err.shape)}), got "
                              f"{tuple(mask.shape)}")
-        err = err[mask]
+        err = err[mask.expand(err.shape)]
     if err.numel() == 0:
         return float("nan")
     mse = float(err.mean())

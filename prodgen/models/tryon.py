@@ -35,13 +35,20 @@ __all__ = ["CutPaste", "segment", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"
 
 PHOTO_CENTRE = (0.5, 0.48)  # where the catalog draws a product's centre, in frame units (render.draw_parameters)
 PHOTO_SCALE = 0.765  # the frame fraction a medium product's unit box covers (render.SIZE_SCALE["medium"])
-BORDER = 3  # columns at each side of a photo that show only the studio sweep
+BORDER = 2  # the frame's outer rows and columns, mostly studio sweep
+SWEEP_SLOPE = 22.0  # the catalog's sweep darkens by this much from the frame's top to its bottom (render.py, step 5)
 
 
 def _background(photos: torch.Tensor) -> torch.Tensor:
-    """The studio sweep behind each photo, per row and channel: the median of its border columns (N x 3 x H x 1)."""
-    edges = torch.cat([photos[..., :BORDER], photos[..., -BORDER:]], -1)
-    return edges.median(-1, keepdim=True).values.clamp(min=1.0)
+    """The studio sweep behind each photo, N x 3 x H x 1: ``level - SWEEP_SLOPE * y`` (y in frame units), the level
+    per channel (the photo's tint) the median over the border pixels, most of which show the sweep."""
+    h, w = photos.shape[-2:]
+    y = ((torch.arange(h, dtype=torch.float32) + 0.5) / h)[:, None]
+    border = torch.zeros(h, w, dtype=torch.bool)
+    border[:BORDER] = border[-BORDER:] = True
+    border[:, :BORDER] = border[:, -BORDER:] = True
+    level = (photos + SWEEP_SLOPE * y)[..., border].median(-1).values  # N x 3
+    return (level[..., None, None] - SWEEP_SLOPE * y).clamp(min=1.0)
 
 
 def segment(photos: torch.Tensor, spread: float = 0.08, darkest: float = 0.45) -> torch.Tensor:
