@@ -16,7 +16,7 @@ import torch
 from prodgen.catalog.render import draw_parameters, render_array
 from prodgen.catalog.scenes import KINDS, scene_at
 from prodgen.evaluation.similarity import gaussian_window, judge_distance, psnr, ssim
-from prodgen.models.tryon import PHOTO_CENTRE, PHOTO_SCALE, CutPaste, photo_to_slot, segment
+from prodgen.models.tryon import PHOTO_CENTRE, PHOTO_SCALE, CutPaste, photo_to_slot, read_photos, segment
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = {  # one catalog product per slot
@@ -81,6 +81,42 @@ def test_segment_finds_the_product_not_the_studio_background():
     assert not segment(torch.full((1, 3, 64, 64), 240, dtype=torch.uint8)).any()  # an empty sweep: nothing
 
 
+def test_the_silhouette_gives_category_size_and_centre():
+    from prodgen.catalog.scenes import SLOTS
+
+    cases = [(slot, cat, size, seed) for slot in ("bag", "table") for cat in SLOTS[slot].categories
+             for size in ("small", "medium", "large") for seed in (0, 1)]
+    images, slots = [], []
+    for slot, cat, size, seed in cases:
+        attrs = {**PRODUCTS[slot], "category": cat, "size": size}
+        params = draw_parameters(np.random.default_rng(seed), size)
+        images.append(torch.from_numpy(render_array(attrs, 64, params)).permute(2, 0, 1))
+        slots.append(slot)
+    read = read_photos(segment(torch.stack(images)), slots)
+    assert [(r["category"], r["size"]) for r in read] == [(c, z) for _, c, z, _ in cases]
+    read_err, fixed_err = [], []  # the centre read off the silhouette vs assuming the catalog's mean centre
+    for r, (_, _, size, seed) in zip(read, cases):
+        params = draw_parameters(np.random.default_rng(seed), size)
+        read_err.append(math.dist(r["centre"], (params["cx"], params["cy"])))
+        fixed_err.append(math.dist(PHOTO_CENTRE, (params["cx"], params["cy"])))
+    assert max(read_err) < 0.05 and np.mean(read_err) < 0.6 * np.mean(fixed_err)  # within 3 px at 64 px
+
+
+def test_slot_anchors_follow_category_and_size(scenes):
+    from prodgen.catalog.scenes import slot_anchors
+
+    table = next(s for s in scenes if s.params["kind"] == "tabletop").params
+    (cx, cy, sx, _, _), = slot_anchors(table, "table")
+    (_, cy_big, sx_big, _, _), = slot_anchors(table, "table", "mug", "large")
+    assert sx_big > sx and cy_big < cy  # a larger mug stands on the same table: its centre is higher
+    man = next(s for s in scenes if s.params["kind"] == "mannequin").params
+    assert len(slot_anchors(man, "shoes")) == 2
+    with pytest.raises(ValueError, match="holds handbag, backpack"):
+        slot_anchors(man, "bag", "mug")
+    with pytest.raises(ValueError, match="valid slots: top, shoes, cap, bag"):
+        slot_anchors(man, "table")
+
+
 def test_photo_to_slot_is_the_identity_for_the_photo_own_geometry():
     theta = photo_to_slot((*PHOTO_CENTRE, PHOTO_SCALE, PHOTO_SCALE, 0.0))
     assert torch.allclose(theta, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), atol=1e-6)
@@ -115,7 +151,7 @@ def test_bad_input_is_one_clear_value_error(scenes):
         model.try_on(small_image, "top", photo("top"))
     with pytest.raises(ValueError, match="Scene objects"):
         model.try_on([man.image], "top", photo("top"))
-    with pytest.raises(ValueError, match="clear must be one of keep, fill"):
+    with pytest.raises(ValueError, match="clear must be one of fill, keep"):
         model.try_on(man, "top", photo("top"), clear="erase")
     with pytest.raises(ValueError, match="does not generate"):
         model.generate(2)

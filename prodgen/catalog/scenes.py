@@ -179,14 +179,19 @@ def _placements(p: dict, slot: str, category: str, size: str) -> list[tuple]:
     raise ValueError(f"slot {slot!r} does not belong to a {p['kind']} scene")
 
 
-def slot_anchors(params: dict, slot: str) -> list[tuple]:
+def slot_anchors(params: dict, slot: str, category: str | None = None, size: str = "medium") -> list[tuple]:
     """The slot's geometry, as a try-on reads it: one ``(cx, cy, sx, sy, angle)`` per drawn copy (two for the
-    shoes) in frame units, where a medium product of the slot's first category goes: the place, the scale
-    (body width included) and the tilt, like the pose keypoints a try-on system is given (lesson 15)."""
+    shoes) in frame units, where a product of ``category`` (default: the slot's first) and ``size`` goes: the
+    place, the scale (body width and fit included) and the tilt, like the pose keypoints a try-on system is
+    given (lesson 15)."""
     if not isinstance(params, dict) or params.get("kind") not in KINDS:
         raise ValueError("params must be a dict from scene_parameters(rng, kind)")
-    cat = _check_slot(slot, params["kind"]).categories[0]
-    return _placements(params, slot, cat, "medium")
+    cats = _check_slot(slot, params["kind"]).categories
+    category = cats[0] if category is None else category
+    if category not in cats or size not in SIZE_FACTOR:
+        raise ValueError(f"slot {slot!r} holds {', '.join(cats)} of sizes {', '.join(SIZE_FACTOR)}; "
+                         f"got a {size} {category}")
+    return _placements(params, slot, category, size)
 
 
 def _table_y(p: dict) -> float:

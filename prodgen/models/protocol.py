@@ -192,14 +192,16 @@ class Request:
 @dataclass
 class TryOnInputs:
     """Checked try-on inputs, one row per try-on: ``scenes`` (N x 3 x S x S uint8), the slot ``masks``
-    (N x S x S bool), the product ``photos`` (N x 3 x S x S uint8), the ``slots`` and each scene's
-    ``anchors`` (``prodgen.catalog.scenes.slot_anchors``: the slot's place, scale and tilt, like a pose)."""
+    (N x S x S bool), the product ``photos`` (N x 3 x S x S uint8), the ``slots``, each scene's ``anchors``
+    (``prodgen.catalog.scenes.slot_anchors``: the slot's place, scale and tilt for its first category at medium
+    size, like a pose) and its ``params`` (for a model that places other categories and sizes itself)."""
 
     scenes: torch.Tensor
     masks: torch.Tensor
     photos: torch.Tensor
     slots: list
     anchors: list
+    params: list
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -241,9 +243,10 @@ class TryOnInputs:
             masks.append(mask)
         if not scenes:
             return cls(torch.zeros(0, 3, size, size, dtype=torch.uint8), torch.zeros(0, size, size, dtype=torch.bool),
-                       photos, [], [])
+                       photos, [], [], [])
         anchors = [slot_anchors(sc.params, slot) for sc, slot in zip(scenes, slots)]
-        return cls(torch.stack(images), torch.stack(masks), photos.contiguous(), slots, anchors)
+        return cls(torch.stack(images), torch.stack(masks), photos.contiguous(), slots, anchors,
+                   [sc.params for sc in scenes])
 
 
 class Noise:

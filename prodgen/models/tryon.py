@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from prodgen.models.protocol import ImageModel, Knob, TryOnInputs
 
-__all__ = ["CutPaste", "segment", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"]
+__all__ = ["CutPaste", "segment", "read_photos", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"]
 
 PHOTO_CENTRE = (0.5, 0.48)  # where the catalog draws a product's centre, in frame units (render.draw_parameters)
 PHOTO_SCALE = 0.765  # the frame fraction a medium product's unit box covers (render.SIZE_SCALE["medium"])
@@ -72,6 +73,53 @@ def segment(photos: torch.Tensor, spread: float = 0.08, darkest: float = 0.45) -
             break
         reached = grown
     return ~reached
+
+
+def _boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Each mask's bounding box ``(x0, y0, x1, y1)`` in frame units (pixel edges), N x 4; an empty mask: the frame."""
+    n, h, w = masks.shape
+    rows, cols = masks.any(2), masks.any(1)
+    first = lambda m, k: torch.where(m.any(1), m.float().argmax(1), 0).float() / k  # noqa: E731
+    last = lambda m, k: torch.where(m.any(1), k - m.flip(1).float().argmax(1), k).float() / k  # noqa: E731
+    return torch.stack([first(cols, w), first(rows, h), last(cols, w), last(rows, h)], 1)
+
+
+_REFERENCE: dict[str, tuple] = {}
+
+
+def _reference(category: str) -> tuple:
+    """A medium ``category`` photographed without jitter, as :func:`segment` sees it: its box's width and height
+    and the box centre's offset from :data:`PHOTO_CENTRE` (frame units). Rendered once per category."""
+    if category not in _REFERENCE:
+        from prodgen.catalog.render import render_array
+
+        attrs = {"category": category, "color": "blue", "size": "medium", "brand": "acme", "pattern": "plain"}
+        params = {"scale": PHOTO_SCALE, "angle": 0.0, "cx": PHOTO_CENTRE[0], "cy": PHOTO_CENTRE[1],
+                  "brightness": 1.0, "tint": np.zeros(3, np.float32)}
+        image = torch.from_numpy(render_array(attrs, 64, params)).permute(2, 0, 1)[None]
+        x0, y0, x1, y1 = _boxes(segment(image))[0].tolist()
+        _REFERENCE[category] = (x1 - x0, y1 - y0, (x0 + x1) / 2 - PHOTO_CENTRE[0], (y0 + y1) / 2 - PHOTO_CENTRE[1])
+    return _REFERENCE[category]
+
+
+def read_photos(products: torch.Tensor, slots: list) -> list[dict]:
+    """What the baseline reads off each photo's silhouette (``products``: :func:`segment`'s masks): the slot's
+    category whose medium box has the closest aspect, the scale against that box (``factor``; the nearest
+    catalog size), and the product's centre in the photo. ``{"category", "size", "factor", "centre"}`` per photo."""
+    from prodgen.catalog.render import SIZE_SCALE
+    from prodgen.catalog.scenes import SLOTS
+
+    out = []
+    for (x0, y0, x1, y1), slot in zip(_boxes(products).tolist(), slots):
+        w, h = max(x1 - x0, 1e-3), max(y1 - y0, 1e-3)
+        cats = SLOTS[slot].categories
+        cat = min(cats, key=lambda c: abs(math.log(w / _reference(c)[0]) - math.log(h / _reference(c)[1])))
+        rw, rh, ox, oy = _reference(cat)
+        factor = math.sqrt(w / rw * h / rh)
+        size = min(SIZE_SCALE, key=lambda k: abs(math.log(factor * SIZE_SCALE["medium"] / SIZE_SCALE[k])))
+        out.append({"category": cat, "size": size, "factor": factor,
+                    "centre": ((x0 + x1) / 2 - factor * ox, (y0 + y1) / 2 - factor * oy)})
+    return out
 
 
 def photo_to_slot(anchor: tuple, photo_centre: tuple = PHOTO_CENTRE, photo_scale: float = PHOTO_SCALE) -> torch.Tensor:
@@ -115,24 +163,29 @@ class CutPaste(ImageModel):
 
     @property
     def knobs(self) -> dict[str, Knob]:
-        return {"clear": Knob("clear", "keep", choices=("keep", "fill"),
-                              doc="keep: the old product shows where the new one does not cover the slot's mask; "
-                                  "fill: the mask is first painted from its surroundings")}
+        return {"clear": Knob("clear", "fill", choices=("fill", "keep"),
+                              doc="fill: the mask is first painted from its surroundings; keep: the old product "
+                                  "shows where the new one does not cover the slot's mask")}
 
     def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
         raise ValueError(f"{self.name} only tries products on scenes (try_on); it does not generate images")
 
-    def _try_on(self, inputs: TryOnInputs, seed: int, clear: str = "keep") -> torch.Tensor:
+    def _try_on(self, inputs: TryOnInputs, seed: int, clear: str = "fill") -> torch.Tensor:
+        from prodgen.catalog.scenes import slot_anchors
+
         scenes = inputs.scenes.float()
         masks = inputs.masks[:, None]
         base = _fill(scenes, inputs.masks) if clear == "fill" else scenes
-        alpha = segment(inputs.photos).float()[:, None]
+        products = segment(inputs.photos)
+        alpha = products.float()[:, None]
         photo = torch.cat([inputs.photos.float() * alpha, alpha], 1)  # premultiplied RGB + alpha
+        read = read_photos(products, inputs.slots)
+        anchors = [slot_anchors(p, s, r["category"], r["size"]) for p, s, r in zip(inputs.params, inputs.slots, read)]
         out = base
-        copies = max(len(a) for a in inputs.anchors)
-        for k in range(copies):  # the shoes: one copy per foot
-            rows = [i for i, a in enumerate(inputs.anchors) if len(a) > k]
-            theta = torch.stack([photo_to_slot(inputs.anchors[i][k]) for i in rows])
+        for k in range(max(len(a) for a in anchors)):  # the shoes: one copy per foot
+            rows = [i for i, a in enumerate(anchors) if len(a) > k]
+            theta = torch.stack([photo_to_slot(anchors[i][k], read[i]["centre"], PHOTO_SCALE * read[i]["factor"])
+                                 for i in rows])
             grid = F.affine_grid(theta, [len(rows), 4, *scenes.shape[-2:]], align_corners=False)
             warped = F.grid_sample(photo[rows], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             a = warped[:, 3:]
