@@ -230,7 +230,7 @@ def test_the_truth_scores_perfectly_and_the_baseline_does_not():
     from prodgen.models import registry
 
     pairs = tryon_pairs(16, products=200)
-    assert len(pairs) == 16 and pairs.truths.shape == (16, 3, 64, 64)
+    assert len(pairs) == 16 and pairs.truths.shape == (16, 3, 64, 64) and pairs.repeats == 0
     judge, reference = registry.load("scene-judge"), reference_crops(pairs.slots, n_scenes=400)
     truth = measure_tryon(pairs.truths, pairs, judge, reference)
     assert truth["ssim"] == 1 and truth["ssim_slot"] == 1 and truth["judge_distance"] == 0

@@ -34,13 +34,15 @@ __all__ = ["TryOnPairs", "tryon_pairs", "reference_crops", "measure_tryon", "eva
 @dataclass
 class TryOnPairs:
     """Held-back try-ons: ``scenes`` (``Scene`` list), ``slots``, catalog ``photos`` (N x 3 x 64 x 64 uint8) with
-    their ``products`` (attribute dicts), and the rendered ``truths`` (N x 3 x 64 x 64 uint8)."""
+    their ``products`` (attribute dicts), the rendered ``truths`` (N x 3 x 64 x 64 uint8) and how many pairs
+    ``repeat`` a product already used."""
 
     scenes: list
     slots: list
     photos: torch.Tensor
     products: list
     truths: torch.Tensor
+    repeats: int = 0
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -62,9 +64,10 @@ def _catalog_products(catalog) -> list[dict]:
 
 
 def tryon_pairs(n: int, seed: int = 0, split: str = "test", products: int | None = None) -> TryOnPairs:
-    """``n`` try-ons on scenes ``0..n-1`` of ``split`` (a random slot each) with random ``split`` catalog photos
-    (64 px; the first ``products`` of the split, all by default) of products that fit; deterministic in
-    ``(n, seed, split, products)``."""
+    """``n`` try-ons on scenes ``0..n-1`` of ``split`` (a random slot each) with ``split`` catalog photos (64 px;
+    the first ``products`` of the split, all by default) of products that fit, each slot's products dealt from a
+    shuffled deck, so none repeats until the slot has used them all (repeats shrink the truth's variety and
+    inflate its FID: the deck, not draws with replacement); deterministic in ``(n, seed, split, products)``."""
     from prodgen.catalog.dataset import load_catalog
     from prodgen.catalog.scenes import KINDS, SLOTS, scene_at, swap
     from prodgen.numbers import whole
@@ -78,17 +81,20 @@ def tryon_pairs(n: int, seed: int = 0, split: str = "test", products: int | None
         raise ValueError(f"the first {len(attrs)} {split} products hold none for slot(s) {', '.join(missing)}; "
                          "take more products")
     rng = np.random.default_rng([seed, 26])
+    decks: dict = {s: [] for s in SLOTS}
     scenes, slots, chosen, truths = [], [], [], []
     for i in range(n):
         sc = scene_at(split, 0, i)
         slot = KINDS[sc.params["kind"]][rng.integers(len(KINDS[sc.params["kind"]]))]
-        p = fits[slot][rng.integers(len(fits[slot]))]
+        if not decks[slot]:
+            decks[slot] = [fits[slot][j] for j in rng.permutation(len(fits[slot]))]
+        p = decks[slot].pop()
         scenes.append(sc)
         slots.append(slot)
         chosen.append(p)
         truths.append(torch.from_numpy(swap(sc, slot, attrs[p]).image))
     return TryOnPairs(scenes, slots, catalog.images[chosen].clone(), [attrs[p] for p in chosen],
-                      torch.stack(truths))
+                      torch.stack(truths), len(chosen) - len(set(chosen)))
 
 
 def reference_crops(slots: list, seed: int = 0, n_scenes: int = 8000) -> torch.Tensor:

@@ -7,19 +7,22 @@ slot geometry), a slot per scene and a 64 px catalog photo per scene, and gives 
 
 :class:`CutPaste` is the baseline the field starts from (issue 26 §2): the product is cut out of its photo
 (:func:`segment`: the light studio background and its grey contact shadow are flood-filled from the border, so
-what the fill cannot reach is the product, light soles included where an outline encloses them), mapped into the
-slot by one affine map per drawn copy (:func:`photo_to_slot`: the photo's frame, where a medium product is drawn
-at 0.765 of the frame, onto the slot's anchor, ``prodgen.catalog.scenes.slot_anchors``, so a small product stays
-small), and composited inside the slot's mask only: every pixel outside the mask keeps its byte. Knob ``clear``:
-``keep`` leaves the old product where the new one does not cover the mask; ``fill`` first paints the mask from
-its surroundings (onion-peel fill) so no old product shows, but the body under a shirt becomes a smear.
+what the fill cannot reach is the product), read off its silhouette (:func:`read_photos`: which of the slot's
+categories by the box's aspect, which size by its scale, where its centre is), mapped into the slot by one affine
+map per drawn copy (:func:`photo_to_slot`: the photo's product onto the slot's anchor for that category and size,
+``prodgen.catalog.scenes.slot_anchors``, so a large shirt hangs from the same collar and a lamp stands on the
+table), and composited inside the slot's mask only: every pixel outside the mask keeps its byte. Knob ``clear``:
+``fill`` (default) first paints the mask from its surroundings (onion-peel fill), so no old product shows where
+the new one is smaller; ``keep`` leaves the old product there.
 
-What it gets wrong, by construction: the pose (a photo's flat, front-on product is pasted, not fitted to the
-body: no sleeves over arms, no tilt from the photo undone), occlusion (it never draws what should cover the
-product other than what the mask already excludes, and it cannot remove the old product or restore the body
-under it), the scale and place for categories other than the slot's first (a lamp placed like a mug), and the
-photo's lighting, tint and outline are pasted with it. Measured numbers: ``data/results/tryon.json``
-(``benchmarks/tryon.py``); pictures: ``docs/tryon-baseline.png``.
+What it gets wrong, by construction (``docs/tryon-baseline.md``, ``docs/tryon-baseline.png``): the pose (the
+photo's flat, front-on product is pasted, not fitted to the body: its own small tilt kept), occlusion and what
+lies under or behind the product (where the new product is smaller the fill smears instead of drawing the body,
+the wall or the shirt behind a smaller bag), the scene's own drawing of details (the scene enlarges brand
+marks and prints patterns at a physical scale; the photo's are pasted at the photo's scale: brands on shoes are
+misread), and the segmentation (light soles and thin grey metal look like the studio background and are lost).
+The photo's lighting, tint and outline come with it. Numbers: ``data/results/tryon.json``
+(``benchmarks/tryon.py``).
 """
 from __future__ import annotations
 
