@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHORT = {"n": 40, "products": 200, "reference_scenes": 400}
+TRAIN_SCENES = 8000  # the reference: training scenes 0..3999; a second real set: 4000..7999
 
 
 def tryon_models() -> list:
@@ -48,13 +49,15 @@ def measure(n: int, seed: int, products, reference_scenes: int, log=print) -> di
     """Every row's measures on ``n`` pairs (the outputs left out)."""
     import torch
 
-    from prodgen.evaluation.tryon import evaluate_tryon, measure_tryon, reference_crops, tryon_pairs
+    from prodgen.evaluation.tryon import evaluate_tryon, measure_tryon, real_vs_real, reference_crops, tryon_pairs
     from prodgen.models import registry
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     pairs = tryon_pairs(n, seed, products=products)
-    reference = reference_crops(pairs.slots, seed, reference_scenes)
+    half = reference_scenes // 2
+    reference = reference_crops(pairs.slots, seed, (0, half))
+    other = reference_crops(pairs.slots, seed, (half, reference_scenes))
     judge = registry.load("scene-judge")
     log(f"{n} pairs and {len(reference)} reference crops in {time.perf_counter() - start:.0f} s")
     rows = {}
@@ -68,6 +71,7 @@ def measure(n: int, seed: int, products, reference_scenes: int, log=print) -> di
     rows["truth"] = measure_tryon(pairs.truths, pairs, judge, reference)
     slots = {s: pairs.slots.count(s) for s in dict.fromkeys(sorted(pairs.slots))}
     return {"n": n, "slots": slots, "repeated_products": pairs.repeats, "rows": rows,
+            "real_vs_real": real_vs_real(judge, reference, other),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -76,13 +80,13 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=1100,
                         help="try-on pairs (test scenes 0..n-1; default 1100: no catalog test product repeats)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--short", action="store_true", help="40 pairs, 200 products, 400 reference scenes (tests)")
+    parser.add_argument("--short", action="store_true", help="40 pairs, 200 products, 400 training scenes (tests)")
     parser.add_argument("--out", default=str(ROOT / "data" / "results" / "tryon.json"))
     args = parser.parse_args(argv)
     if args.n < 2:
         parser.error(f"--n must be at least 2 (FID needs two samples), got {args.n}")
     n, products, reference_scenes = (SHORT["n"], SHORT["products"], SHORT["reference_scenes"]) if args.short else (
-        args.n, None, 8000)
+        args.n, None, TRAIN_SCENES)
 
     import torch
 
@@ -98,8 +102,10 @@ def main(argv=None) -> int:
                     "image; ssim_slot: the slot's 32x32 window",
             "judge_distance": "LPIPS's role: scene-judge blocks' unit-normalised features, squared difference, "
                               "mean over positions and blocks, on 32 px slot crops (grey outside the mask)",
-            "fid_kid": "scene-judge 256-d features of 32 px slot crops vs training scenes' crops of the same slots "
-                       "(same slot mix, same n); real floor = the truth vs that reference; KID subsets of <= 500",
+            "fid_kid": "scene-judge 256-d features of 32 px slot crops vs training scenes 0-3999's crops of the same "
+                       "slots (same slot mix, same n); real floor = the truth vs that reference; real_vs_real = "
+                       "training scenes 4000-7999's crops vs it (FID's spread between real sets at this n); KID: "
+                       "raw MMD^2 in the judge's feature units, subsets of <= 500",
             "worn_accuracy": "scene judge on the output's slot crop vs the product's attributes the slot shows",
             "psnr_outside_db": "pixels outside the slot mask vs the input scene; null = identical",
             "tryons_per_second": "model.try_on on all n pairs at once, one torch thread, this machine (shared)",

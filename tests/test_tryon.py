@@ -231,7 +231,7 @@ def test_the_truth_scores_perfectly_and_the_baseline_does_not():
 
     pairs = tryon_pairs(16, products=200)
     assert len(pairs) == 16 and pairs.truths.shape == (16, 3, 64, 64) and pairs.repeats == 0
-    judge, reference = registry.load("scene-judge"), reference_crops(pairs.slots, n_scenes=400)
+    judge, reference = registry.load("scene-judge"), reference_crops(pairs.slots, scenes=(0, 400))
     truth = measure_tryon(pairs.truths, pairs, judge, reference)
     assert truth["ssim"] == 1 and truth["ssim_slot"] == 1 and truth["judge_distance"] == 0
     assert truth["fid"] == truth["fid_real_floor"] and truth["kid"] == truth["kid_real_floor"]
@@ -261,3 +261,4 @@ def test_short_benchmark_writes_a_well_formed_json(tmp_path):
         assert set(row["worn_accuracy"]) == {"category", "color", "size", "brand", "pattern"}, label
     assert rows["cut-paste (clear=keep)"]["tryons_per_second"] > 0
     assert rows["truth"]["ssim"] == 1 and rows["truth"]["fid"] == rows["truth"]["fid_real_floor"]
+    assert result["real_vs_real"]["n"] == 40 and result["real_vs_real"]["fid"] > 0 and result["repeated_products"] == 0

@@ -10,7 +10,8 @@ wearing that product (``swap``). :func:`measure_tryon` scores any set of outputs
   the slot's 32 px crop with the other slots greyed, as it was trained);
 - **unpaired**: FID and KID in the scene judge's 256-d features of slot crops, against real scenes' crops of the
   same slots (training scenes, in the pairs' slot mix); the **real floor** is the truth's FID against the same
-  reference, so a perfect model scores the floor, not 0;
+  reference, so a perfect model scores the floor, not 0 (:func:`real_vs_real`: two disjoint real sets, FID's
+  spread at this size);
 - **worn product**: the scene judge's accuracy on each attribute the slot shows (colour, pattern, brand, and
   category and size where the slot shows them), overall and per slot;
 - **outside the mask**: PSNR of the pixels outside the slot's mask against the input scene (``None`` in JSON =
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["TryOnPairs", "tryon_pairs", "reference_crops", "measure_tryon", "evaluate_tryon"]
+__all__ = ["TryOnPairs", "tryon_pairs", "reference_crops", "real_vs_real", "measure_tryon", "evaluate_tryon"]
 
 
 @dataclass
@@ -97,15 +98,18 @@ def tryon_pairs(n: int, seed: int = 0, split: str = "test", products: int | None
                       torch.stack(truths), len(chosen) - len(set(chosen)))
 
 
-def reference_crops(slots: list, seed: int = 0, n_scenes: int = 8000) -> torch.Tensor:
-    """Real scenes' slot crops (training split, grey outside the mask) in the slot mix of ``slots``."""
-    from prodgen.catalog.scenes import load_scenes
+def reference_crops(slots: list, seed: int = 0, scenes: tuple[int, int] = (0, 8000)) -> torch.Tensor:
+    """Real scenes' slot crops (training scenes ``scenes[0]..scenes[1]-1``, grey outside the mask) in the slot mix
+    of ``slots``; two disjoint ranges give two real sets (how far apart real sets lie at this size)."""
+    from prodgen.catalog.scenes import Scenes, load_scenes
 
-    scenes = load_scenes("train", n_scenes)
-    rng = np.random.default_rng([seed, 15])
+    start, stop = scenes
+    every = load_scenes("train", stop)
+    part = Scenes(*(t[start:stop] for t in (every.images, every.kinds, every.masks, every.labels)), "train", 0)
+    rng = np.random.default_rng([seed, 15, start])
     out = []
     for slot in dict.fromkeys(slots):
-        crops, _ = scenes.crops(slot)
+        crops, _ = part.crops(slot)
         need = sum(s == slot for s in slots)
         if need > len(crops):
             raise ValueError(f"the reference has {len(crops)} {slot!r} crops, fewer than the {need} asked for")
@@ -137,6 +141,15 @@ def _accuracy(judge, crops: torch.Tensor, pairs: TryOnPairs) -> dict:
     for (slot, a), v in hits.items():
         per_slot.setdefault(slot, {"n": len(v)})[a] = round(float(np.mean(v)), 4)
     return {"worn_accuracy": overall, "worn_accuracy_per_slot": per_slot}
+
+
+def real_vs_real(judge, reference: torch.Tensor, other: torch.Tensor, kid_subset: int = 500) -> dict:
+    """FID and KID between two real sets of slot crops (:func:`reference_crops` of disjoint scene ranges)."""
+    from prodgen.metrics import fid, judge_features, kid
+
+    a, b = judge_features(judge, reference), judge_features(judge, other)
+    subset = min(kid_subset, len(a), len(b))
+    return {"fid": round(fid(a, b), 3), "kid": round(kid(a, b, subset_size=subset)[0], 5), "n": len(b)}
 
 
 def measure_tryon(outputs: torch.Tensor, pairs: TryOnPairs, judge, reference: torch.Tensor,
