@@ -262,3 +262,12 @@ def test_short_benchmark_writes_a_well_formed_json(tmp_path):
     assert rows["cut-paste (clear=keep)"]["tryons_per_second"] > 0
     assert rows["truth"]["ssim"] == 1 and rows["truth"]["fid"] == rows["truth"]["fid_real_floor"]
     assert result["real_vs_real"]["n"] == 40 and result["real_vs_real"]["fid"] > 0 and result["repeated_products"] == 0
+
+
+def test_the_docs_figure_shows_each_slot_scene_product_baseline_truth():
+    spec = importlib.util.spec_from_file_location("tryon_figure", ROOT / "docs" / "make_tryon_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    image = module.figure(per_slot=1, pairs_n=30)
+    side = 64 * module.ZOOM
+    assert image.size == (4 * side + module.GAP, module.BAND + 5 * (side + module.BAND))
