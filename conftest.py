@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -202,6 +203,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     if hasattr(config, "workerinput"):
         items[:] = _longest_units_first(items)
+
+
+# ------------------------------------------------------------------ where each worker's time went
+_started: dict[str, float] = {}
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _started[nodeid] = time.time()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    """With PRODGEN_TIMELINE=DIR (set by .ci/run), each worker appends `worker, start, end, test` lines to
+    DIR/timeline-WORKER.tsv: `python tools/ci_budget.py --timeline DIR` shows when each worker ran out of work."""
+    folder = os.environ.get("PRODGEN_TIMELINE")
+    if not folder or nodeid not in _started:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(Path(folder) / f"timeline-{worker}.tsv", "a", encoding="utf-8") as out:
+        out.write(f"{worker}\t{_started.pop(nodeid):.2f}\t{time.time():.2f}\t{nodeid}\n")
 
 
 # ------------------------------------------------------------------ the catalogs, rendered once per run

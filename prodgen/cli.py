@@ -1,5 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, evaluate, leaderboard,
-stability-grid, diffusion-study, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, ads, evaluate,
+leaderboard, stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -48,15 +48,16 @@ def _data_build(args) -> int:
 
     workers = None if args.workers is None else _number(args.workers, "--workers", int, 1)
     for split in args.split or DEFAULT_N:
-        cat = load_catalog(split, size=args.size, seed=args.seed, workers=workers)
-        print(f"{split:>7}: {len(cat)} products at {args.size} px, cached")
+        cat = load_catalog(split, size=args.size, seed=args.seed, workers=workers, look=args.look)
+        look = "" if args.look == "photo" else f" as {args.look}es" if args.look == "sketch" else f" as {args.look}s"
+        print(f"{split:>7}: {len(cat)} products at {args.size} px{look}, cached")
     return 0
 
 
 def _data_export(args) -> int:
     from prodgen.catalog import export_catalog, load_catalog
 
-    cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed)
+    cat = load_catalog(args.split, n=args.n, size=args.size, seed=args.seed, look=args.look)
     out = export_catalog(cat, args.out, progress=True)
     print(f"wrote {len(cat)} {args.split} products ({args.size} px) and metadata.csv to {out}")
     return 0
@@ -358,6 +359,48 @@ def _edit(args) -> int:
     return 0
 
 
+def _restore(args) -> int:
+    from prodgen.apps.generate import check_n
+    from prodgen.apps.restore import restore_to_folder
+
+    n = check_n(args.n, "--n")
+    seed = _number(args.seed, "--seed", int, 0)
+    strength = {}
+    for flag, kind, task in (("sigma", float, ("denoise", "deblur")), ("quality", int, ("deblock",)),
+                             ("factor", int, ("upscale",))):
+        value = getattr(args, flag)
+        if value is not None:
+            if args.task not in task:
+                raise ValueError(f"--{flag} is a setting of --task {' / '.join(task)}, not {args.task}")
+            strength[flag] = _number(value, f"--{flag}", kind, 1)
+    if not args.image.strip():
+        raise FileNotFoundError("--image needs the path of a photo (PNG, JPEG, ...)")
+    out, info = restore_to_folder(args.image, args.task, args.out, model=args.model, mask_path=args.mask,
+                                  seed=seed, n=n, **strength)
+    if info["note"]:
+        print(f"note: {info['note']}")
+    print(f"wrote damaged.png, classic.png ({info['classic']}), {n} restored image(s) by {args.model} and "
+          f"metadata.csv (what the judge reads on each) to {out}")
+    return 0
+
+
+def _ads(args) -> int:
+    from prodgen.apps.ad_layout import default_fonts, font_face
+    from prodgen.apps.ads import make_ads
+
+    if not args.batch.strip():
+        raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
+    faces = default_fonts() + tuple(font_face(f) for f in args.font or ())
+    report = make_ads(args.batch, args.out, sizes=args.size, lang=args.lang, model=args.model,
+                      seed=_number(args.seed, "--seed", int, 0), faces=faces)
+    for row, message in report.bad:
+        print(f"prodgen: row {row}: {_short(message)}", file=sys.stderr)
+    rows = len(report.models)
+    print(f"wrote {len(report.files)} banner(s) for {rows} row(s), contact-sheet.png and manifest.csv to {report.out}"
+          + (f"; {len(report.bad)} row(s) skipped (listed above and in manifest.csv)" if report.bad else ""))
+    return 1 if report.bad else 0
+
+
 def _stability_grid(args) -> int:
     from prodgen.studies.recipe_grid import run_grid
 
@@ -425,6 +468,8 @@ def _add_data(sub) -> None:
     s.add_argument("--size", type=int, default=32, help="image size: 32 (default), 64 (lessons 14+) or 128")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", help="rendering processes (default: up to 8, one per core)")
+    s.add_argument("--look", default="photo", help="photo (default), sketch, poster or watercolour: the same "
+                                                   "products drawn another way (lesson 16)")
     s.set_defaults(func=_data_build)
     s = data.add_parser("export", help="write a split as PNGs plus metadata.csv")
     s.add_argument("--split", required=True, help="train, val, test or unseen")
@@ -432,6 +477,7 @@ def _add_data(sub) -> None:
     s.add_argument("--size", type=int, default=32, help="image size: 32, 64 or 128")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.add_argument("--look", default="photo", help="photo (default), sketch, poster or watercolour (lesson 16)")
     s.set_defaults(func=_data_export)
     s = data.add_parser("info", help="check a catalog folder (images plus metadata.csv): schema, counts, image "
                                      "sizes and modes, duplicates, problems")
@@ -530,6 +576,40 @@ def _add_edit(sub) -> None:
     s.set_defaults(func=_edit)
 
 
+def _add_restore(sub) -> None:
+    s = sub.add_parser("restore", help="repair a damaged photo: a classic filter and a generator as the prior")
+    s.add_argument("--image", required=True, help="the damaged photo (32x32; --task upscale: 32/factor px)")
+    s.add_argument("--task", required=True, choices=["denoise", "deblur", "inpaint", "deblock", "upscale"])
+    s.add_argument("--mask", help="inpaint: a 32x32 image, white = lost pixels (default: the photo's pure white)")
+    s.add_argument("--sigma", help="denoise: the noise's std in [-1, 1] units (default 0.2); deblur: the blur's "
+                                   "std in px (default 1.0)")
+    s.add_argument("--quality", help="deblock: the JPEG quality it was saved at, 1-100 (default 15)")
+    s.add_argument("--factor", help="upscale: 2, 4 or 8 (default 2)")
+    s.add_argument("--model", default="flow", help="a model that restores (default flow)")
+    s.add_argument("--seed", default="0", help="restoration i uses seed S + i; same seed, same bytes")
+    s.add_argument("--n", default="1", help="restorations to draw (default 1)")
+    s.add_argument("--out", required=True, help="output folder (new or empty)")
+    s.set_defaults(func=_restore)
+
+
+def _add_ads(sub) -> None:
+    s = sub.add_parser("ads", help="banner ads from a CSV of products: one generated product per row, in standard "
+                                   "display sizes, with headline, brand colour, price and a call to action")
+    _options(s, ("--batch", "a CSV with description and/or attribute columns (category, color, size, brand, pattern), "
+                            "optional headline and price", {"required": True}),
+             ("--size", "sizes WxH or standard names, comma-separated (default 300x250,728x90,160x600)",
+              {"default": "300x250,728x90,160x600"}),
+             ("--lang", "the banners' language: en or zh (call to action, default headline, currency sign)",
+              {"default": "en"}),
+             ("--model", "every row with this model (a shipped name or a .pt file); default: the best shipped text "
+                         "model for rows with a description, attribute model for the others"),
+             ("--seed", "row r uses seed S + r - 2; same seed, same bytes (default 0)", {"default": "0"}),
+             ("--font", "a font file (.ttf, .otf, .ttc) for characters the shipped fonts lack, tried after them "
+                        "(repeatable)", {"action": "append"}),
+             ("--out", "output folder (new or empty)", {"required": True}))
+    s.set_defaults(func=_ads)
+
+
 def _add_evaluate(sub) -> None:
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a "
                                         "shipped "
@@ -609,7 +689,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
-                _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+                _add_restore, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study,
+                _add_studio):
         add(sub)
     return p
 

@@ -34,3 +34,25 @@ def test_parts_group_each_lesson_with_its_student_run(tmp_path, capsys):
 def test_a_missing_file_is_one_line(tmp_path, capsys):
     assert ci_budget.main([str(tmp_path / "none.xml")]) == 2
     assert capsys.readouterr().err.startswith("ci_budget: no JUnit file at")
+
+
+def test_the_timeline_says_which_worker_ran_out_of_work_first(tmp_path):
+    (tmp_path / "timeline-gw0.tsv").write_text("gw0\t100.0\t160.0\ttests/a.py::long\n", encoding="utf-8")
+    (tmp_path / "timeline-gw1.tsv").write_text("gw1\t100.0\t110.0\ttests/b.py::one\n"
+                                               "gw1\t110.0\t130.0\ttests/b.py::two\n"
+                                               "a broken line\n", encoding="utf-8")
+    out = "\n".join(ci_budget.timeline(tmp_path))
+    assert "60 s from the first test's start to the last test's end" in out
+    assert "| gw0 | 1 | 60 | 0 |" in out and "| gw1 | 2 | 30 | 30 |" in out
+    assert out.endswith("tests/a.py::long (gw0, 60 s, ended 60 s in)")
+    assert ci_budget.timeline(tmp_path / "nothing") == [f"no timeline lines in {tmp_path / 'nothing'}"]
+
+
+def test_conftest_writes_a_timeline_line_per_test(tmp_path, monkeypatch, pytestconfig):
+    conftest = pytestconfig.pluginmanager.get_plugin(str(ROOT / "conftest.py"))
+    monkeypatch.setenv("PRODGEN_TIMELINE", str(tmp_path))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw7")
+    conftest.pytest_runtest_logstart("tests/x.py::t", None)
+    conftest.pytest_runtest_logfinish("tests/x.py::t", None)
+    worker, start, end, test = (tmp_path / "timeline-gw7.tsv").read_text(encoding="utf-8").strip().split("\t")
+    assert (worker, test) == ("gw7", "tests/x.py::t") and float(end) >= float(start)

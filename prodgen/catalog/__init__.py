@@ -23,11 +23,12 @@ from prodgen.catalog.dataset import (
 )
 from prodgen.catalog.describe import TEMPLATES, describe, fill_template, words_for
 from prodgen.catalog.folder import export_catalog, load_folder
+from prodgen.catalog.looks import LOOK_SHOWN, LOOKS
 from prodgen.catalog.render import SUPPORTED_SIZES, render_product
 
 __all__ = [
     "ATTRIBUTES", "ATTRIBUTE_NAMES", "BRAND_LOGOS", "COLOR_RGB", "HELD_OUT_PAIRS", "index_of", "values_of",
     "SPLITS", "DEFAULT_N", "Catalog", "load_catalog", "render_catalog", "sample_attributes", "normalize",
     "denormalize", "TEMPLATES", "describe", "fill_template", "words_for", "export_catalog", "load_folder",
-    "SUPPORTED_SIZES", "render_product",
+    "SUPPORTED_SIZES", "render_product", "LOOKS", "LOOK_SHOWN",
 ]

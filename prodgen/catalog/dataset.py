@@ -2,7 +2,8 @@
 
 Product ``i`` of a split depends only on ``(split, seed, i)``, so a smaller catalog is
 the first ``n`` products of a larger one, and the same seed always gives the same
-bytes. Rendered catalogs are cached as ``.npz`` files and loaded as uint8 tensors.
+bytes. Rendered catalogs are cached as ``.npz`` files and loaded as uint8 tensors. A split renders in any look
+of ``prodgen.catalog.looks`` (lesson 16): product ``i`` is the same product, in the same pose, in every look.
 
 Used by every lesson from 01 on.
 """
@@ -20,6 +21,7 @@ import torch
 from prodgen import paths
 from prodgen.catalog.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, HELD_OUT_PAIRS, values_of
 from prodgen.catalog.describe import random_description
+from prodgen.catalog.looks import check_look
 from prodgen.catalog.render import SUPPORTED_SIZES, draw_parameters, render_array
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
 SPLITS = ("train", "val", "test", "unseen")
 DEFAULT_N = {"train": 20_000, "val": 2_000, "test": 2_000, "unseen": 2_000}
 CACHE_VERSION = 9  # bump when rendering or descriptions change
+LOOK_CACHE_VERSION = 1  # bump when a look other than the photo changes (prodgen.catalog.looks)
 _SPLIT_ID = {name: i for i, name in enumerate(SPLITS)}
 _HELD_OUT = set(HELD_OUT_PAIRS)
 
@@ -54,15 +57,15 @@ def sample_attributes(split: str, rng: np.random.Generator) -> dict:
             return attrs
 
 
-def _product(split: str, seed: int, index: int, size: int):
+def _product(split: str, seed: int, index: int, size: int, look: str = "photo"):
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     attrs = sample_attributes(split, rng)
-    image = render_array(attrs, size, draw_parameters(rng, attrs["size"]))
+    image = render_array(attrs, size, draw_parameters(rng, attrs["size"]), look)
     mentioned, en, zh = random_description(attrs, rng)
     return image, attrs, mentioned, en, zh
 
 
-def _render_range(split: str, seed: int, size: int, start: int, stop: int):
+def _render_range(split: str, seed: int, size: int, start: int, stop: int, look: str = "photo"):
     n = stop - start
     images = np.empty((n, size, size, 3), np.uint8)
     labels = np.empty((n, len(ATTRIBUTE_NAMES)), np.int64)
@@ -70,7 +73,7 @@ def _render_range(split: str, seed: int, size: int, start: int, stop: int):
     en, zh = [], []
     keys = [values_of(a) for a in ATTRIBUTE_NAMES]
     for j in range(n):
-        image, attrs, said, d_en, d_zh = _product(split, seed, start + j, size)
+        image, attrs, said, d_en, d_zh = _product(split, seed, start + j, size, look)
         images[j] = image
         labels[j] = [k.index(attrs[a]) for k, a in zip(keys, ATTRIBUTE_NAMES)]
         mentioned[j] = [a in said for a in ATTRIBUTE_NAMES]
@@ -79,7 +82,7 @@ def _render_range(split: str, seed: int, size: int, start: int, stop: int):
     return images, labels, mentioned, en, zh
 
 
-def _check_request(split: str, n: int | None, size: int, seed: int) -> int:
+def _check_request(split: str, n: int | None, size: int, seed: int, look: str = "photo") -> int:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     if n is None:
@@ -90,22 +93,24 @@ def _check_request(split: str, n: int | None, size: int, seed: int) -> int:
         raise ValueError(f"unsupported image size {size!r}; valid sizes: {', '.join(map(str, SUPPORTED_SIZES))}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative whole number, got {seed!r}")
+    check_look(look)
     return int(n)
 
 
 def render_catalog(split: str = "train", n: int | None = None, size: int = 32, seed: int = 0,
-                   workers: int | None = None, progress: bool = False) -> dict:
+                   workers: int | None = None, progress: bool = False, look: str = "photo") -> dict:
     """Render ``n`` products of ``split`` (in parallel processes) into NumPy arrays.
 
     Returns a dict with ``images`` (N x 3 x S x S uint8), ``labels`` (N x 5),
     ``mentioned`` (N x 5 bool: which attributes the descriptions name) and the
-    descriptions ``en`` and ``zh``.
+    descriptions ``en`` and ``zh``. ``look``: ``prodgen.catalog.looks.LOOKS`` (the photo by default).
     """
-    n = _check_request(split, n, size, seed)
+    n = _check_request(split, n, size, seed, look)
     workers = workers or min(os.cpu_count() or 1, 8)
     chunk = 250
-    ranges = [(split, seed, size, a, min(a + chunk, n)) for a in range(0, n, chunk)]
-    bar = _progress(n, f"rendering {split} ({size}px)") if progress else None
+    ranges = [(split, seed, size, a, min(a + chunk, n), look) for a in range(0, n, chunk)]
+    what = f"{size}px" if look == "photo" else f"{size}px, {look}"
+    bar = _progress(n, f"rendering {split} ({what})") if progress else None
     parts = []
     if workers == 1 or n <= 2 * chunk:
         for r in ranges:
@@ -142,14 +147,20 @@ def _progress(total, desc):
 
 
 # ----------------------------------------------------------------------- cache
-def cache_path(split: str, n: int, size: int, seed: int) -> Path:
+def _look_tag(look: str) -> str:
+    """The look's part of a cache file name: nothing for the photo (its names predate the looks)."""
+    return "" if look == "photo" else f"-{look}{LOOK_CACHE_VERSION}"
+
+
+def cache_path(split: str, n: int, size: int, seed: int, look: str = "photo") -> Path:
     """Where the cache file of this catalog lives."""
-    return paths.cache_dir() / f"catalog-v{CACHE_VERSION}-{split}-{size}px-seed{seed}-n{n}.npz"
+    return paths.cache_dir() / f"catalog-v{CACHE_VERSION}-{split}-{size}px{_look_tag(look)}-seed{seed}-n{n}.npz"
 
 
-def _cached(split: str, n: int, size: int, seed: int) -> tuple[Path, int] | None:
+def _cached(split: str, n: int, size: int, seed: int, look: str = "photo") -> tuple[Path, int] | None:
     """The smallest cached catalog holding at least ``n`` products, or None."""
-    pattern = re.compile(rf"catalog-v{CACHE_VERSION}-{split}-{size}px-seed{seed}-n(\d+)\.npz$")
+    tag = re.escape(_look_tag(look))
+    pattern = re.compile(rf"catalog-v{CACHE_VERSION}-{split}-{size}px{tag}-seed{seed}-n(\d+)\.npz$")
     found = []
     folder = paths.cache_dir()
     if folder.is_dir():
@@ -178,14 +189,17 @@ def _load_npz(path: Path, n: int) -> dict:
 
 
 def load_catalog(split: str = "train", n: int | None = None, size: int = 32, seed: int = 0,
-                 cache: bool = True, progress: bool = True, workers: int | None = None) -> Catalog:
+                 cache: bool = True, progress: bool = True, workers: int | None = None,
+                 look: str = "photo") -> Catalog:
     """The catalog split as in-memory tensors, rendered on first use and cached on disk.
 
     ``n`` defaults to the split's standard size (``DEFAULT_N``); a smaller ``n`` reuses
-    a larger cached catalog (product ``i`` is the same in both).
+    a larger cached catalog (product ``i`` is the same in both). ``look`` (lesson 16): the same products
+    as a ``"sketch"``, ``"poster"`` or ``"watercolour"`` (``prodgen.catalog.looks``), cached separately;
+    the catalog's name then says the look (``"test-sketch"``).
     """
-    n = _check_request(split, n, size, seed)
-    hit = _cached(split, n, size, seed) if cache else None
+    n = _check_request(split, n, size, seed, look)
+    hit = _cached(split, n, size, seed, look) if cache else None
     arrays = None
     if hit:
         try:
@@ -193,16 +207,16 @@ def load_catalog(split: str = "train", n: int | None = None, size: int = 32, see
         except Exception:  # a damaged cache file is rebuilt, never trusted
             arrays = None
     if arrays is None:
-        arrays = render_catalog(split, n, size, seed, workers=workers, progress=progress)
+        arrays = render_catalog(split, n, size, seed, workers=workers, progress=progress, look=look)
         if cache:
-            _save_npz(cache_path(split, n, size, seed), arrays)
+            _save_npz(cache_path(split, n, size, seed, look), arrays)
     return Catalog(
         torch.from_numpy(arrays["images"]),
         torch.from_numpy(arrays["labels"]),
         [str(s) for s in arrays["en"]],
         [str(s) for s in arrays["zh"]],
         mentioned=torch.from_numpy(arrays["mentioned"]),
-        name=split,
+        name=split if look == "photo" else f"{split}-{look}",
         seed=seed,
     )
 

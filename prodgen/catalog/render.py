@@ -8,7 +8,8 @@ Colouring, the pattern, shading, an outline and a soft shadow are then applied w
 a few NumPy operations, and the picture is box-downsampled from a supersampled
 canvas, which anti-aliases every edge.
 
-Used by lesson 01 (how a product shot is rendered) and by every dataset.
+Used by lesson 01 (how a product shot is rendered), by every dataset and, through its part map, by the looks
+of lesson 16 (``prodgen.catalog.looks``: sketch, poster, watercolour).
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from prodgen.catalog.attributes import BRAND_LOGOS, COLOR_RGB, validate_attributes
+from prodgen.catalog.looks import LookCanvas, check_look, paint_look
+from prodgen.catalog.parts import ACCENT, BG, BODY, DARK, FIXED_PART_RGB, LIGHT, LOGO_EDGE, LOGO_INK, METAL
 
-__all__ = ["render_product", "render_array", "draw_parameters", "SUPPORTED_SIZES", "SIZE_SCALE"]
+__all__ = ["render_product", "render_array", "draw_parameters", "draw_part_map", "product_coordinates", "product_mask",
+           "downsample", "SUPPORTED_SIZES", "SIZE_SCALE"]
 
 SUPPORTED_SIZES = (32, 64, 128)
 SUPERSAMPLE = {32: 3, 64: 2, 128: 2}  # canvas = size * factor
@@ -29,9 +33,7 @@ SIZE_SCALE = {"small": 0.63, "medium": 0.765, "large": 0.9}
 PATTERN_PERIOD = 1 / 6  # in frame units: fabric patterns have a physical scale
 LOGO_SCALE = 0.94  # logo radius relative to SHAPES' value: big enough to read, small enough to show the pattern
 
-# Part ids of the part map.
-BG, BODY, ACCENT, LIGHT, DARK, METAL, LOGO_EDGE, LOGO_INK = range(8)
-FIXED_PART_RGB = {LIGHT: (238, 236, 230), DARK: (52, 52, 58), METAL: (176, 178, 184)}
+# Part ids of the part map: prodgen.catalog.parts (shared with the looks and the scenes).
 
 
 # --------------------------------------------------------------------------- shapes
@@ -208,25 +210,42 @@ def _grid(res: int):
     return _GRIDS[res]
 
 
-def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
-    """Render to an ``image_size x image_size x 3`` uint8 array (no validation)."""
+def draw_part_map(attrs: dict, image_size: int, params: dict) -> Image.Image:
+    """The product's part map on the supersampled canvas (mode "L", one part id per pixel): the geometry that
+    every look of lesson 16 (``prodgen.catalog.looks``) colours in its own way."""
     res = image_size * SUPERSAMPLE[image_size]
-    draw_fn, (lx, ly, lr), bottom, is_round = SHAPES[attrs["category"]]
-    s, angle, cx, cy = params["scale"], params["angle"], params["cx"], params["cy"]
-
-    # 1. The part map.
+    draw_fn, (lx, ly, lr), _, _ = SHAPES[attrs["category"]]
     parts = Image.new("L", (res, res), BG)
-    pen = _Pen(ImageDraw.Draw(parts), res, cx, cy, s, angle)
+    pen = _Pen(ImageDraw.Draw(parts), res, params["cx"], params["cy"], params["scale"], params["angle"])
     draw_fn(pen)
     _logo(pen, BRAND_LOGOS[attrs["brand"]], lx, ly, LOGO_SCALE * lr)
-    part = np.asarray(parts)
+    return parts
 
-    # 2. Product coordinates of every pixel (u right, v down, product in [-0.5, 0.5]).
+
+def product_coordinates(res: int, params: dict):
+    """Frame grid ``X, Y`` and, per canvas pixel, frame units rotated with the product ``fu, fv`` and product
+    coordinates ``u, v`` (right and down, the product in [-0.5, 0.5])."""
     X, Y = _grid(res)
+    s, angle, cx, cy = params["scale"], params["angle"], params["cx"], params["cy"]
     dx, dy = X - cx, Y - cy
     cos, sin = math.cos(angle), math.sin(angle)
     fu, fv = cos * dx + sin * dy, -sin * dx + cos * dy  # frame units, rotated with the product
-    u, v = fu / s, fv / s
+    return X, Y, fu, fv, fu / s, fv / s
+
+
+def render_array(attrs: dict, image_size: int, params: dict, look: str = "photo") -> np.ndarray:
+    """Render to an ``image_size x image_size x 3`` uint8 array (no validation). ``look``: the studio photo
+    (default) or another look of ``prodgen.catalog.looks`` (lesson 16), the same product in the same pose."""
+    if look != "photo":
+        return _render_look(look, attrs, image_size, params)
+    res = image_size * SUPERSAMPLE[image_size]
+    _, _, bottom, is_round = SHAPES[attrs["category"]]
+    s, cx, cy = params["scale"], params["cx"], params["cy"]
+
+    # 1. The part map, and 2. product coordinates of every pixel.
+    parts = draw_part_map(attrs, image_size, params)
+    part = np.asarray(parts)
+    X, Y, fu, fv, u, v = product_coordinates(res, params)
 
     # 3. Colours: body with its pattern, then fixed parts and the logo.
     base = np.array(COLOR_RGB[attrs["color"]], np.float32) * params["brightness"]
@@ -252,9 +271,38 @@ def render_array(attrs: dict, image_size: int, params: dict) -> np.ndarray:
     shadow = np.asarray(shadow.filter(ImageFilter.GaussianBlur(0.025 * res)), np.float32)[..., None] / 255
     background = sweep * (1 - 0.45 * shadow)
     img = np.where(product[..., None], img, background).astype(np.float32, copy=False)
+    return downsample(img, image_size)
 
-    # 6. Downsample: the box filter averages each supersampled block.
-    img += 0.5
+
+def _render_look(look: str, attrs: dict, image_size: int, params: dict) -> np.ndarray:
+    """A look other than the photo: its painter (``prodgen.catalog.looks``) gets this product's part map, print,
+    flat colours and shadow place, the same ones the photo uses."""
+    check_look(look)
+    res = image_size * SUPERSAMPLE[image_size]
+    part = np.asarray(draw_part_map(attrs, image_size, params))
+    _, _, fu, fv, _, _ = product_coordinates(res, params)
+    amount = _pattern_amount(attrs["pattern"], fu, fv)
+    base = np.array(COLOR_RGB[attrs["color"]], np.float32)  # the colour itself: no lighting jitter
+    s, cx, cy, bottom = params["scale"], params["cx"], params["cy"], SHAPES[attrs["category"]][2]
+    shadow = ((cx - 0.4 * s) * res, (cy + (bottom - 0.03) * s) * res, (cx + 0.4 * s) * res,
+              (cy + (bottom + 0.06) * s) * res)
+    key = (params["scale"], params["angle"], params["cx"], params["cy"])
+    canvas = LookCanvas(part, SUPERSAMPLE[image_size], image_size, amount,
+                        lambda labels: colour_parts(labels, base, amount), shadow, key)
+    return downsample(paint_look(look, canvas), image_size)
+
+
+def product_mask(attrs: dict, image_size: int, params: dict) -> np.ndarray:
+    """Which output pixels the product covers (more than half of their canvas block): one mask for every look
+    (lesson 16's ground truth)."""
+    part = np.asarray(draw_part_map(attrs, image_size, params))
+    k = SUPERSAMPLE[image_size]
+    return (part != BG).reshape(image_size, k, image_size, k).mean((1, 3)) > 0.5
+
+
+def downsample(img: np.ndarray, image_size: int) -> np.ndarray:
+    """Canvas RGB floats -> ``image_size`` uint8 pixels: the box filter averages each supersampled block."""
+    img = img + 0.5
     np.clip(img, 0, 255, out=img)
     out = Image.fromarray(img.astype(np.uint8)).resize((image_size, image_size), Image.BOX)
     return np.array(out)  # a writable copy (asarray of a PIL image is read-only: torch.from_numpy warns)
@@ -306,13 +354,17 @@ def render_product(
     pattern: str = "plain",
     image_size: int = 32,
     seed: int = 0,
+    look: str = "photo",
 ) -> np.ndarray:
     """Render one product photo as an ``H x W x 3`` uint8 array.
 
-    ``seed`` picks the pose, position and lighting jitter. Any of 32, 64 or 128 pixels.
+    ``seed`` picks the pose, position and lighting jitter. Any of 32, 64 or 128 pixels. ``look``: ``"photo"``
+    (the studio photo), ``"sketch"``, ``"poster"`` or ``"watercolour"`` (``prodgen.catalog.looks``, lesson 16):
+    one seed gives the same product in the same pose in every look.
     """
+    check_look(look)
     attrs = validate_attributes(dict(category=category, color=color, size=size, brand=brand, pattern=pattern))
     if image_size not in SUPPORTED_SIZES:
         raise ValueError(f"unsupported image size {image_size!r}; valid sizes: {', '.join(map(str, SUPPORTED_SIZES))}")
     params = draw_parameters(np.random.default_rng(seed), size)
-    return render_array(attrs, image_size, params)
+    return render_array(attrs, image_size, params, look)

@@ -98,11 +98,13 @@ SAMPLERS = ("euler", "heun", "ab2")
 """The ODE solvers :func:`integrate` knows: Euler, Heun (2nd order, 2 evaluations a step), Adams-Bashforth 2."""
 
 
-def time_grid(steps: int) -> list[float]:
-    """``steps + 1`` equally spaced times from 1 (noise) down to 0 (the photo)."""
+def time_grid(steps: int, start: float = 1.0) -> list[float]:
+    """``steps + 1`` equally spaced times from ``start`` (1: pure noise) down to 0 (the photo)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
         raise ValueError(f"steps must be a whole number from 1 to 1000, got {steps!r}")
-    return [1.0 - i / steps for i in range(steps)] + [0.0]
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 < start <= 1:
+        raise ValueError(f"the start time must be a number in (0, 1], got {start!r}")
+    return [start * (1.0 - i / steps) for i in range(steps)] + [0.0]
 
 
 def evaluations(sampler: str, steps: int) -> int:
@@ -112,12 +114,13 @@ def evaluations(sampler: str, steps: int) -> int:
     return 2 * steps if sampler == "heun" else steps
 
 
-def integrate(field, x: torch.Tensor, steps: int, sampler: str = "ab2", project=None) -> torch.Tensor:
-    """Solve ``dx/dt = field(x, t)`` from ``t = 1`` to ``t = 0`` in ``steps`` equal steps; ``x``: the state at
-    ``t = 1`` (any shape), ``field(x, t: float) -> velocity`` like ``x``. ``project(x, t) -> x`` (optional) is
+def integrate(field, x: torch.Tensor, steps: int, sampler: str = "ab2", project=None,
+              start: float = 1.0) -> torch.Tensor:
+    """Solve ``dx/dt = field(x, t)`` from ``t = start`` to ``t = 0`` in ``steps`` equal steps; ``x``: the state at
+    ``t = start`` (any shape), ``field(x, t: float) -> velocity`` like ``x``. ``project(x, t) -> x`` (optional) is
     applied after every step (inpainting puts the known pixels back). Returns the state at ``t = 0``."""
     evaluations(sampler, steps)  # checks the sampler
-    ts = time_grid(steps)
+    ts = time_grid(steps, start)
     v_prev = h_prev = None
     for t, s in zip(ts[:-1], ts[1:]):
         h = s - t  # negative: time runs backwards, from noise to photo
@@ -160,7 +163,7 @@ def _check_sampling(steps, guidance, sampler) -> None:
 def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: float = 2.0, sampler: str = "ab2",
            generator: torch.Generator | None = None, x_1: torch.Tensor | None = None, batch_size: int = 256,
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None, precision: str = "auto",
-           draw=None) -> torch.Tensor:
+           draw=None, project=None, start: float = 1.0) -> torch.Tensor:
     """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU) for requests ``labels`` (N x 5, -1 = unspecified, or soft
     requests N x 34): start from noise ``x_1`` (drawn on the CPU from ``generator``, or by ``draw(shape)``, when
     not given) and solve the guided ODE with ``sampler`` (:data:`SAMPLERS`) in ``steps`` steps (:func:`integrate`).
@@ -168,7 +171,9 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
     ``precision``: ``"auto"`` = bf16 autocast for the network where the CPU has native bf16, else fp32
     (``prodgen.engine.train.resolve_precision``); the state ``x`` stays fp32 on the CPU. ``known`` / ``mask``:
     inpainting (:func:`inpaint`). Same start noise, same device and precision -> the same bytes. ``draw``: as
-    ``diffusion.sample``'s (``protocol.Noise.randn``: several variants batched, each from its own generator)."""
+    ``diffusion.sample``'s (``protocol.Noise.randn``: several variants batched, each from its own generator).
+    ``project(x, t)`` and ``start`` (the state ``x_1`` is then the state at that time): :func:`integrate`'s, for
+    restoration (:func:`restore`)."""
     from prodgen.engine.train import autocast_for, resolve_precision
 
     _check_sampling(steps, guidance, sampler)
@@ -192,14 +197,13 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
             parts.append(v.float().cpu().contiguous())
         return torch.cat(parts)  # N x 3 x 32 x 32, fp32
 
-    project = None
     if known is not None:  # outside the mask: the photo's own straight path to the same start noise
         known, mask, x_start = known.float().cpu(), mask.float().cpu(), x.clone()
         project = lambda x, t: mask * x + (1 - mask) * ((1 - t) * known + t * x_start)  # noqa: E731
     was = model.training
     model.eval()
     try:
-        x = integrate(field, x, steps, sampler, project)
+        x = integrate(field, x, steps, sampler, project, start)
     finally:
         model.train(was)
     return x.clamp(-1, 1)
@@ -238,6 +242,47 @@ def edit(model: FlowUNet, images: torch.Tensor, labels: torch.Tensor, changes: d
     return inpaint(model, images, new, mask, seed=seed, **{**EDIT_KNOBS, **knobs})
 
 
+# ----------------------------------------------------------------------------- restoring damaged photos
+RESTORE_KNOBS = {"steps": 16, "sampler": "euler"}
+"""How restoration samples by default (not yet tuned; ``benchmarks/restore.py`` measures the settings)."""
+
+
+@torch.no_grad()
+def restore(model: FlowUNet, observed: torch.Tensor, operator, steps: int = 16, sampler: str = "euler",
+            seed: int = 0, labels: torch.Tensor | None = None, guidance: float = 1.0) -> torch.Tensor:
+    """Photos damaged by ``operator`` (``prodgen.apps.degrade``), restored with the flow as the prior (lesson
+    16): images in [-1, 1], N x 3 x 32 x 32. ``labels``: what is known of the products (N x 5, -1 = unknown;
+    default: nothing, the unconditional model).
+
+    - **Noise** of std ``sigma``: ``(1 - t*) y`` with ``t* = sigma / (1 + sigma)`` *is* a point of a straight path,
+      ``(1 - t*) x0 + t* n``, so the ODE starts there and walks to ``t = 0`` (SDEdit's start at the exact level).
+    - **Any other damage**: from noise ``eps`` at ``t = 1``; after every step to time ``s`` the state is projected
+      onto the states a path through a consistent photo can have, ``(1 - s) C + s eps`` (``C``: the photos
+      ``operator.project`` maps onto): ``P_s(x) = (1 - s) P_C((x - s eps) / (1 - s)) + s eps``. At ``s = 0`` the
+      result is consistent with the observation; for lost pixels this is :func:`inpaint`'s rule. (DDNM's
+      range/null-space split, Wang et al. 2022, on the straight path, where it is exact for noise-free
+      damage.)"""
+    n = len(observed)
+    labels = torch.full((n, len(model.schema)), -1, dtype=torch.long) if labels is None else labels
+    labels = check_labels(labels, model.schema)
+    gen = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(n, 3, 32, 32, generator=gen)
+    y = observed.float().cpu()
+    if operator.task == "denoise":
+        start = operator.sigma / (1 + operator.sigma)
+        if start == 0:
+            return y.clamp(-1, 1)
+        return sample(model, labels, steps=steps, guidance=guidance, sampler=sampler, x_1=(1 - start) * y,
+                      start=start)
+
+    def project(x, s):
+        if s >= 1:
+            return x
+        return (1 - s) * operator.project((x - s * eps) / (1 - s), y) + s * eps
+
+    return sample(model, labels, steps=steps, guidance=guidance, sampler=sampler, x_1=eps, project=project)
+
+
 # ----------------------------------------------------------------------------- the image-model protocol
 STEPS = Knob("steps", 8, 1, 1000, doc="ODE steps from noise to photo (equal time steps): fewer = faster")
 SAMPLER = Knob("sampler", "ab2", choices=SAMPLERS,
@@ -258,6 +303,7 @@ class FlowImageModel(DiffusionImageModel):
     nothing (the ODE is deterministic)."""
 
     edit_photos = staticmethod(edit)  # the flow's inpainting editor; batching the variants is lesson 11's _edit
+    can_restore = True
 
     def __init__(self, network, name: str = "flow", info: dict | None = None):
         super().__init__(network, name, info)
@@ -275,6 +321,9 @@ class FlowImageModel(DiffusionImageModel):
                 unspecified: str = "random") -> torch.Tensor:
         return sample(self.network, latents["condition"], steps=steps, guidance=guidance, sampler=sampler,
                       x_1=latents["x_1"])
+
+    def _restore(self, observed, operator, seed: int, **knobs) -> torch.Tensor:
+        return restore(self.network, observed, operator, seed=seed, **{**RESTORE_KNOBS, **knobs})
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:
         return {}  # the edit table (diffusion.edit_table) is not yet measured for the flow model

@@ -99,17 +99,18 @@ def build(config: dict) -> Judge:
 
 
 def fit_judge(train, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-              log=None, precision: str = "fp32") -> Judge:
+              log=None, precision: str = "fp32", width: int = 32) -> Judge:
     """Train a judge on a :class:`~prodgen.catalog.Catalog` of any schema and image size (one-cycle Adam,
     cross-entropy per head; unknown labels, -1, are skipped). ``precision``: ``"fp32"``, or ``"auto"`` / ``"bf16"``
-    for bf16 autocast on a CPU that has it (``prodgen.engine.train.resolve_precision``; 4x faster at 64 px)."""
+    for bf16 autocast on a CPU that has it (``prodgen.engine.train.resolve_precision``; 4x faster at 64 px).
+    ``width``: the trunk's first channel count (32; the look judge of lesson 16 uses 16)."""
     from prodgen.engine.train import autocast_for, resolve_precision
 
     if len(train) < batch_size:
         raise ValueError(f"a judge needs at least one batch of {batch_size} products to train on, got {len(train)}")
     precision = resolve_precision(precision, "cpu")
     torch.manual_seed(seed)
-    model = Judge(schema=train.schema, resolution=train.image_size).to(memory_format=torch.channels_last)
+    model = Judge(schema=train.schema, width=width, resolution=train.image_size).to(memory_format=torch.channels_last)
     steps = epochs * (len(train) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -207,4 +208,7 @@ SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=C
                                           "(lessons 14+) and the autoencoder's perceptual loss"),
          ModelSpec("scene-judge", "judge", build, None, lesson=15, resolution=64,
                    summary="reads each slot's product attributes off a 64 px scene (its 32 px slot crop, "
-                           "prodgen.catalog.scenes.slot_crops); trained by benchmarks/scenes_judge.py --ship"))
+                           "prodgen.catalog.scenes.slot_crops); trained by benchmarks/scenes_judge.py --ship"),
+         ModelSpec("look-judge", "judge", build, None, lesson=16, resolution=64,
+                   summary="reads the look of a 64 px product picture (photo, sketch, poster, watercolour; "
+                           "prodgen.catalog.looks); trained by benchmarks/looks_judge.py --ship"))

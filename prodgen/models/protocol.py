@@ -33,6 +33,8 @@ the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.read
   interpolates between two pinned images with it (``prodgen.apps.latent.interpolate``).
 - ``edit(images, labels, changes, seed=0, **knobs)`` where :attr:`can_edit` (the CVAE, diffusion): real photos
   with some attributes changed, images in [-1, 1]; :meth:`edit_variants` makes several seeds' variants in one batch.
+- ``restore(observed, operator, seed=0, **knobs)`` where :attr:`can_restore` (the flow): photos damaged by a known
+  operator (``prodgen.apps.degrade``) restored with the model as the prior, images in [-1, 1] (lesson 16).
 - ``try_on(scenes, slots, photos, seed=0, **knobs)`` where :attr:`can_try_on` (lesson 15: the cut-and-paste
   baseline, ``prodgen.models.tryon``): each scene (``prodgen.catalog.scenes.Scene``) wearing a catalog photo's
   product in one of its slots, uint8 images; the inputs are checked here, once for every model
@@ -297,7 +299,7 @@ def fill_open(labels: torch.Tensor, generator: torch.Generator, schema=None) -> 
 class ImageModel:
     """The protocol: subclasses set ``accepts`` and ``knobs`` and implement ``_latents`` + ``_decode`` (or only
     ``_images``); families that edit set ``can_edit`` and implement ``_edit``; families whose latents blend set
-    ``blends``.
+    ``blends``; families that try products on scenes set ``can_try_on`` and implement ``_try_on``.
 
     ``network`` is the trained ``nn.Module``; ``name`` the registry name (or any label); ``info`` its
     manifest entry (``registry.load_entry``), empty for a model that is not shipped.
@@ -310,6 +312,10 @@ class ImageModel:
     """Whether :meth:`edit` re-draws real photos with attributes changed (``prodgen edit``, the studio's Edit tab)."""
     edit_draws: ClassVar[bool] = False
     """Whether an edit draws noise, so that seeds give different variants (diffusion: yes; the CVAE: no)."""
+    can_restore: ClassVar[bool] = False
+    """Whether :meth:`restore` repairs damaged photos with the model as the prior (``prodgen restore``)."""
+    can_try_on: ClassVar[bool] = False
+    """Whether :meth:`try_on` dresses scenes in product photos (lesson 15: the cut-and-paste baseline; ``tryon-64``)."""
     image_size: int = 32
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
@@ -563,10 +569,19 @@ class ImageModel:
         """One [-1, 1] tensor per seed; implemented by the families that set ``can_edit``."""
         raise NotImplementedError
 
-    # -- trying products on scenes (lesson 15) ------------------------------------------------------------------
-    can_try_on: ClassVar[bool] = False
-    """Whether :meth:`try_on` dresses scenes in product photos (the cut-and-paste baseline; ``tryon-64``)."""
+    # -- restoring damaged photos ---------------------------------------------------------------------------
+    def restore(self, observed: torch.Tensor, operator, seed: int = 0, **knobs) -> torch.Tensor:
+        """Photos damaged by ``operator`` (``prodgen.apps.degrade``; ``observed`` = its output, [-1, 1])
+        restored with this model as the prior: images in [-1, 1] at the model's size. Seeds give different
+        restorations of the same damage. A model that cannot restore -> ``ValueError``."""
+        if not self.can_restore:
+            raise ValueError(f"{self.name} cannot restore photos")
+        return self._restore(observed, operator, int(seed), **knobs)
 
+    def _restore(self, observed, operator, seed: int, **knobs) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- trying products on scenes (lesson 15) ------------------------------------------------------------------
     @torch.no_grad()
     def try_on(self, scenes, slots, photos, seed: int = 0, **knobs) -> torch.Tensor:
         """Each scene wearing its photo's product in its slot: uint8 N x 3 x S x S (3 x S x S for one ``Scene``).
