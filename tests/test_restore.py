@@ -101,6 +101,7 @@ class _nothing:
         return False
 
 
+@pytest.mark.slow(seconds=25)  # trains two tiny networks and restores with the flow in a subprocess
 def test_the_benchmark_short_form_writes_every_method_of_each_case(tmp_path):
     import json
     import subprocess
