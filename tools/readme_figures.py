@@ -69,7 +69,7 @@ def cheap_figures(tests: bool = True) -> dict[str, str]:
     figures = {"lessons-words": in_words(lessons),
                "generators": str(len(registry.generators(shipped=True))),
                "checkpoints": ", ".join(f"`{name}`" for name in registry.manifest())}
-    figures |= comparison_tables()
+    figures |= comparison_tables() | restore_table()
     if tests:
         figures["quick-tests"] = f"{quick_test_count():,}"
     return figures
@@ -77,6 +77,30 @@ def cheap_figures(tests: bool = True) -> dict[str, str]:
 
 VARIANT_NAMES = {"v-cosine": "v-cosine (lesson 11)"}
 SAMPLER_NAMES = {"ddim": "DDIM", "edm-euler": "Euler (Karras σ)", "euler": "Euler", "heun": "Heun", "ab2": "AB2"}
+
+
+def restore_table() -> dict[str, str]:
+    """Lesson 16's restoration benchmark (``data/results/restore.json``, ``benchmarks/restore.py``) as a table."""
+    import json
+
+    path = ROOT / "data" / "results" / "restore.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["", "", "| damage | method | PSNR (dB) | SSIM | judge agrees | FID | CPU ms / image |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in data["rows"]:
+        case = row["task"] + (f" {row['factor']}x" if "factor" in row else "")
+        for method in ("damaged", "classic", "supervised", "flow"):
+            m = row[method]
+            supervised = f"supervised CNN ({data['supervised_minutes']:g} CPU-min)"
+            name = {"classic": row["classic_name"], "flow": "flow (generative prior)",
+                    "supervised": supervised}.get(method, "the damaged photo")
+            lines.append(f"| {case} | {name} | {m['psnr']:.1f} | {m['ssim']:.3f} | {m['agreement']['mean']:.1%} | "
+                         f"{m['fid']:.1f} | {m['cpu_s_per_image'] * 1000:.1f} |")
+    budget = (f"`{data['command']}` ({data['date']}, one thread; n = {data['rows'][0]['n']} held-back test photos; "
+              f"FID floor {data['fid_floor']:.1f} at that n)")
+    return {"restore-table": "\n".join(lines) + "\n\n", "restore-budget": budget}
 
 
 def comparison_tables() -> dict[str, str]:
