@@ -139,6 +139,8 @@ def test_a_learned_try_on_model_is_found_as_one_and_never_as_a_generator(tmp_pat
             leaderboard._check_models(["fake-tryon-64"])
         code, _, err = run(["generate", "--model", "fake-tryon-64", "--out", tmp_path / "gen"])
         assert code == 2 and "'fake-tryon-64' is not an image generator" in err
+        code, _, err = run(["evaluate", "fake-tryon-64"])
+        assert code == 2 and "'fake-tryon-64' is a try-on model: benchmarks/tryon.py measures it" in err
         args = ["tryon", "--scene", SCENE, "--slot", "top", "--product", photos["shirt"][0], "--model",
                 "fake-tryon-64", "--n", "2", "--seed", "5", "--out"]
         code, _, err = run([*args, tmp_path / "early"])
