@@ -290,6 +290,7 @@ BAD_INPUT = {  # case: (arguments, setup(tmp_path) -> more arguments, what the l
     "image bomb": (TOP, _setup("bomb"), "big.png has more than 40,000,000 pixels"),
     "missing photo": (TOP + ["--product", "nowhere.png"], None, "no photo at nowhere.png"),
     "photo is a folder": (TOP + ["--product", "."], None, "(it is a folder)"),
+    "photo is a device": (TOP + ["--product", "/dev/zero"], None, "no photo at /dev/zero (not a regular file)"),
     "out not empty": (TOP, _setup("full"), "is not empty; choose an empty or new folder"),
     "out is a file": (TOP, _setup("file"), "exists and is not a folder"),
     "out is a symlink": (TOP, _setup("out-link"), "--out out is a symbolic link"),

@@ -131,7 +131,8 @@ def load_photo(path, size: int = SIZE, max_pixels: int | None = None) -> tuple[t
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no photo at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+        what = " (it is a folder)" if path.is_dir() else " (not a regular file)" if path.exists() else ""
+        raise FileNotFoundError(f"no photo at {path}{what}")
     too_large = f"{path} has more than {max_pixels or 0:,} pixels; give a smaller photo"
     try:
         with warnings.catch_warnings():
