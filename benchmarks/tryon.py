@@ -1,15 +1,16 @@
 """Benchmark: virtual try-on measured the way the field measures it, with rendered truth (issue 26 §3).
 
 Held-back try-ons (``prodgen.evaluation.tryon.tryon_pairs``: test scenes 0..n-1, a random slot each, a random
-test-split 64 px catalog photo that fits, the truth rendered by ``swap``) are given to every try-on model: the
-cut-and-paste baseline (``prodgen.models.tryon.CutPaste``, both ``clear`` settings) and every shipped model whose
-protocol class can try on (``tryon-64`` once it is shipped). Two reference rows frame the numbers: ``scene
-unchanged`` (the input scene returned as is: what doing nothing scores) and ``truth`` (the rendered truth itself:
-the best possible, and the real floor of FID/KID). Measures (``measure_tryon``): paired SSIM (whole image and
-slot window), the scene judge's feature distance in LPIPS's role, FID/KID in the scene judge's 256-d features of
-slot crops against training scenes' crops of the same slots, the scene judge's accuracy on the worn product's
-shown attributes, PSNR outside the mask, try-ons per second on one thread. Writes ``data/results/tryon.json``
-atomically. Run from the repository root (about 4 minutes at n = 1100 on a busy shared core):
+test-split 64 px catalog photo that fits, the truth rendered by ``swap``) are given to every try-on model of the
+registry: the cut-and-paste baseline (``prodgen.models.tryon.CutPaste``, registered weightless as ``cut-paste``:
+both ``clear`` settings) and every shipped one (``tryon-64`` once it is shipped). Two reference rows frame the
+numbers: ``scene unchanged`` (the input scene returned as is: what doing nothing scores) and ``truth`` (the
+rendered truth itself: the best possible, and the real floor of FID/KID). Measures (``measure_tryon``): paired
+SSIM (whole image and slot window), the scene judge's feature distance in LPIPS's role, FID/KID in the scene
+judge's 256-d features of slot crops against training scenes' crops of the same slots, the scene judge's accuracy
+on the worn product's shown attributes, PSNR outside the mask, try-ons per second on one thread. Writes
+``data/results/tryon.json`` atomically. Run from the repository root (about 4 minutes at n = 1100 on a busy shared
+core):
 
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/tryon.py [--n 1100] [--out data/results/tryon.json]
     python benchmarks/tryon.py --short --out /tmp/tryon.json   # 40 pairs, small reference (tests)
@@ -32,16 +33,16 @@ TRAIN_SCENES = 8000  # the reference: training scenes 0..3999; a second real set
 
 
 def tryon_models() -> list:
-    """``(label, model, knobs)`` for the baseline's settings and every shipped model that can try on."""
+    """``(label, model, knobs)`` for every try-on model the registry can give now (``registry.tryon_models(
+    shipped=True)``: the weightless baseline, and ``tryon-64`` once shipped), once per choice of each knob that has
+    choices (the baseline's ``clear``: ``cut-paste (clear=fill)``, ``cut-paste (clear=keep)``), else once."""
     from prodgen.models import registry
-    from prodgen.models.tryon import CutPaste
 
-    base = CutPaste()
-    rows = [(f"cut-paste (clear={c})", base, {"clear": c}) for c in base.knobs["clear"].choices]
-    shipped = registry.manifest()
-    for s in registry.specs():
-        if s.model is not None and s.model.can_try_on and s.name in shipped:
-            rows.append((s.name, registry.load_generator(s.name), {}))
+    rows = []
+    for name in registry.tryon_models(shipped=True):
+        model = registry.load_tryon(name)
+        choices = [(k, c) for k, knob in model.knobs.items() for c in knob.choices]
+        rows += [(f"{name} ({k}={c})", model, {k: c}) for k, c in choices] or [(name, model, {})]
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, ads, evaluate,
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, tryon, ads, evaluate,
 leaderboard, stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
@@ -153,7 +153,9 @@ def _models(args) -> int:
     for spec in registry.specs():
         entry = entries.get(spec.name)
         state = "-" if entry is None else ("ok" if registry.available(spec.name) else "MISSING/CORRUPT")
-        asks = _ASKS[spec.model.accepts] if spec.is_generator else "(not a generator)"
+        state = "no weights" if spec.weightless else state
+        asks = _ASKS[spec.model.accepts] if spec.is_generator else "prodgen tryon" if spec.is_tryon else \
+            "(not a generator)"
         headline = _headline(entry["metrics"]) if entry else ""
         if entry and not headline and entry["training"].get("same_weights_as"):
             headline = f"the weights of {entry['training']['same_weights_as']}"
@@ -256,6 +258,9 @@ def _evaluate(args) -> int:
         photos = {split: load_catalog(split, n=min(args.n, DEFAULT_N[split]), size=size, progress=False)
                   for split in ("test", "unseen")}  # the first n of the split (rendered alone if not cached)
         result = {split: metrics.control_accuracy(model, cat.images, cat.labels) for split, cat in photos.items()}
+    elif args.model in registry.tryon_models():
+        raise ValueError(f"{args.model!r} is a try-on model: benchmarks/tryon.py measures it against rendered truth "
+                         "(docs/tryon-baseline.md); `prodgen tryon` runs it")
     else:
         registry.verify(args.model)  # unknown or damaged -> its own clear error
         raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
@@ -388,6 +393,37 @@ def _restore(args) -> int:
         print(f"note: {info['note']}")
     print(f"wrote damaged.png, classic.png ({info['classic']}), {n} restored image(s) by {args.model} and "
           f"metadata.csv (what the judge reads on each) to {out}")
+    return 0
+
+
+def _tryon(args) -> int:
+    from prodgen.apps.generate import check_n
+    from prodgen.apps.tryon import MAX_N, list_slots, tryon_to_folder
+
+    if args.list_slots is not None:
+        given = [f"--{k}" for k in ("scene", "slot", "product", "out") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--list-slots only prints what a scene holds; it takes no {', '.join(given)}")
+        print(list_slots(args.list_slots))
+        return 0
+    missing = [f"--{k}" for k in ("scene", "product", "out") if not (getattr(args, k) or "").strip()]
+    if missing:
+        raise ValueError(f"prodgen tryon needs {', '.join(missing)} (e.g. --scene test:17 --slot top --product "
+                         "shirt.png --out tried); see a scene's slots with --list-slots test:17")
+    n = check_n(args.n, "--n")
+    if n > MAX_N:
+        raise ValueError(f"--n: at most {MAX_N} try-ons per run, got {n}")
+    out, info = tryon_to_folder(args.scene, args.slot, args.product, args.out, model_name=args.model,
+                                seed=_number(args.seed, "--seed", int, 0), n=n)
+    if info["note"]:
+        print(f"note: {info['note']}")
+    said = lambda d: ", ".join(f"{a}={v}" for a, v in d.items())  # noqa: E731
+    print(f"the product photo reads: {said(info['read']['product'])}")
+    print(f"{info['name']} {info['slot']} before: {said(info['read']['scene'])}")
+    for file, read in zip(info["files"], info["read"]["results"]):
+        print(f"{file}: {said(read)}")
+    print(f"wrote scene.png, product.png, mask.png, {len(info['files'])} result(s) by {info['model']} and "
+          f"metadata.csv to {out}")
     return 0
 
 
@@ -599,6 +635,22 @@ def _add_restore(sub) -> None:
     s.set_defaults(func=_restore)
 
 
+def _add_tryon(sub) -> None:
+    s = sub.add_parser("tryon", help="try a product photo on a rendered scene (scene, product, mask, result PNGs and "
+                                     "metadata.csv)")
+    _options(s, ("--scene", "the scene, SPLIT:INDEX of the scene renderer, e.g. test:17 (train 0-7999, val and "
+                            "test 0-999)"),
+             ("--slot", "top, cap, shoes or bag on a mannequin, table on a tabletop (default: a scene's only slot)"),
+             ("--product", "the product photo (PNG, JPEG, ...); other sizes are fitted to 64x64"),
+             ("--model", "a try-on model (default cut-paste, the baseline)", {"default": "cut-paste"}),
+             ("--seed", "try-on i uses seed S + i (models that draw); same seed, same bytes", {"default": "0"}),
+             ("--n", "try-ons (default 1; a deterministic model: 1)", {"default": "1"}),
+             ("--out", "output folder (new or empty)"),
+             ("--list-slots", "print what scene SPLIT:INDEX holds (its slots and their products) and stop",
+              {"metavar": "SCENE"}))
+    s.set_defaults(func=_tryon)
+
+
 def _add_ads(sub) -> None:
     s = sub.add_parser("ads", help="banner ads from a CSV of products: one generated product per row, in standard "
                                    "display sizes, with headline, brand colour, price and a call to action")
@@ -698,8 +750,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
-                _add_restore, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study,
-                _add_studio):
+                _add_restore, _add_tryon, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid,
+                _add_diffusion_study, _add_studio):
         add(sub)
     return p
 

@@ -38,7 +38,10 @@ the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.read
 - ``try_on(scenes, slots, photos, seed=0, **knobs)`` where :attr:`can_try_on` (lesson 15: the cut-and-paste
   baseline, ``prodgen.models.tryon``): each scene (``prodgen.catalog.scenes.Scene``) wearing a catalog photo's
   product in one of its slots, uint8 images; the inputs are checked here, once for every model
-  (:class:`TryOnInputs`), and the family implements ``_try_on(inputs, seed, **knobs)``.
+  (:class:`TryOnInputs`), and the family implements ``_try_on(inputs, seed, **knobs)``. A try-on model is not an
+  image generator (:attr:`ImageModel.generates` is ``False``): the registry lists it among the try-on models
+  (``registry.tryon_models()``), never among the generators the leaderboard, the studio and ``prodgen generate``
+  ask for images.
 
 How a family implements it: ``_latents(prepared, generator, **knobs)`` makes every random draw of one group of
 requests from that group's generator (a dict of tensors, one row per image), and ``_decode(latents, noise,
@@ -299,7 +302,8 @@ def fill_open(labels: torch.Tensor, generator: torch.Generator, schema=None) -> 
 class ImageModel:
     """The protocol: subclasses set ``accepts`` and ``knobs`` and implement ``_latents`` + ``_decode`` (or only
     ``_images``); families that edit set ``can_edit`` and implement ``_edit``; families whose latents blend set
-    ``blends``; families that try products on scenes set ``can_try_on`` and implement ``_try_on``.
+    ``blends``; families that try products on scenes set ``can_try_on`` and implement ``_try_on`` (and set
+    ``generates = False`` unless they also generate images from requests).
 
     ``network`` is the trained ``nn.Module``; ``name`` the registry name (or any label); ``info`` its
     manifest entry (``registry.load_entry``), empty for a model that is not shipped.
@@ -316,6 +320,12 @@ class ImageModel:
     """Whether :meth:`restore` repairs damaged photos with the model as the prior (``prodgen restore``)."""
     can_try_on: ClassVar[bool] = False
     """Whether :meth:`try_on` dresses scenes in product photos (lesson 15: the cut-and-paste baseline; ``tryon-64``)."""
+    try_on_draws: ClassVar[bool] = False
+    """Whether a try-on draws noise, so that seeds give different results (``prodgen tryon --n``)."""
+    generates: ClassVar[bool] = True
+    """Whether :meth:`generate` makes images from requests: the model is then an *image generator*
+    (``registry.generators()``: the leaderboard, the studio, ``prodgen generate``). A model that only transforms
+    inputs (the try-on models: ``registry.tryon_models()``) sets it to ``False``; its ``generate`` refuses."""
     image_size: int = 32
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
@@ -434,11 +444,17 @@ class ImageModel:
         """One uint8 image (3 x H x W) per request, N x 3 x H x W on the CPU; same seed, same bytes."""
         from prodgen.catalog import denormalize
 
+        self._check_generates()
         values = self.check_knobs(knobs)
         prepared = self.prepare(requests)
         if self.count(prepared) == 0:
             return self._empty()
         return denormalize(self._images(prepared, int(seed), **values).float().cpu())
+
+    def _check_generates(self) -> None:
+        if not self.generates:
+            what = "tries products on scenes (try_on)" if self.can_try_on else "transforms its inputs"
+            raise ValueError(f"{self.name} is not an image generator: it {what} and does not generate images")
 
     def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
         """Images in [-1, 1] for prepared requests: the group's draws (``_latents``) decoded (``_decode``). A
@@ -470,6 +486,7 @@ class ImageModel:
         ``prodgen generate --batch`` sends a few hundred images at a time."""
         from prodgen.catalog import denormalize
 
+        self._check_generates()
         values = self.check_knobs(knobs)
         prepared = self._prepare_groups(groups)
         counts = [self.count(p) for p, _ in prepared]

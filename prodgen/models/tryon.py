@@ -34,8 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from prodgen.models.protocol import ImageModel, Knob, TryOnInputs
+from prodgen.models.registry import ModelSpec
 
-__all__ = ["CutPaste", "segment", "read_photos", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"]
+__all__ = ["SPECS", "CutPaste", "segment", "read_photos", "photo_to_slot", "PHOTO_CENTRE", "PHOTO_SCALE"]
 
 PHOTO_CENTRE = (0.5, 0.48)  # where the catalog draws a product's centre, in frame units (render.draw_parameters)
 PHOTO_SCALE = 0.765  # the frame fraction a medium product's unit box covers (render.SIZE_SCALE["medium"])
@@ -155,23 +156,23 @@ def _fill(scenes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 class CutPaste(ImageModel):
-    """The cut-and-paste try-on baseline (no weights): segment, warp to the slot's anchor, paste inside the mask."""
+    """The cut-and-paste try-on baseline (no weights): segment, warp to the slot's anchor, paste inside the mask.
+
+    Registered as ``cut-paste`` (:data:`SPECS`), a weightless spec: the registry builds it, it loads nothing."""
 
     accepts = "nothing"
     can_try_on = True
+    generates = False
     image_size = 64
 
-    def __init__(self, name: str = "cut-paste"):
-        super().__init__(nn.Identity(), name)
+    def __init__(self, network: nn.Module | None = None, name: str = "cut-paste", info: dict | None = None):
+        super().__init__(nn.Identity() if network is None else network, name, info)
 
     @property
     def knobs(self) -> dict[str, Knob]:
         return {"clear": Knob("clear", "fill", choices=("fill", "keep"),
                               doc="fill: the mask is first painted from its surroundings; keep: the old product "
                                   "shows where the new one does not cover the slot's mask")}
-
-    def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
-        raise ValueError(f"{self.name} only tries products on scenes (try_on); it does not generate images")
 
     def _try_on(self, inputs: TryOnInputs, seed: int, clear: str = "fill") -> torch.Tensor:
         from prodgen.catalog.scenes import slot_anchors
@@ -196,3 +197,8 @@ class CutPaste(ImageModel):
             out[rows] = out[rows] * (1 - a) + warped[:, :3]
         out = torch.where(masks, out, scenes)
         return out.round().clamp(0, 255).to(torch.uint8)
+
+
+SPECS = (ModelSpec("cut-paste", "tryon", build=None, model=CutPaste, lesson=15, resolution=64,
+                   summary="the cut-and-paste try-on baseline: the photo's product segmented, warped to the slot's "
+                           "anchor and pasted inside its mask (no weights)"),)
