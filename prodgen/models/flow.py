@@ -166,8 +166,9 @@ def _check_sampling(steps, guidance, sampler) -> None:
 def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: float = 2.0, sampler: str = "ab2",
            generator: torch.Generator | None = None, x_1: torch.Tensor | None = None, batch_size: int = 256,
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None, precision: str = "auto",
-           draw=None, project=None, start: float = 1.0) -> torch.Tensor:
-    """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU) for requests ``labels`` (N x 5, -1 = unspecified, or soft
+           draw=None, project=None, start: float = 1.0, clip: bool = True) -> torch.Tensor:
+    """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU; N x c x 16 x 16 latents for lesson 14's network, not
+    clamped with ``clip=False``) for requests ``labels`` (N x 5, -1 = unspecified, or soft
     requests N x 34): start from noise ``x_1`` (drawn on the CPU from ``generator``, or by ``draw(shape)``, when
     not given) and solve the guided ODE with ``sampler`` (:data:`SAMPLERS`) in ``steps`` steps (:func:`integrate`).
 
@@ -209,7 +210,7 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
         x = integrate(field, x, steps, sampler, project, start)
     finally:
         model.train(was)
-    return x.clamp(-1, 1)
+    return x.clamp(-1, 1) if clip else x
 
 
 # ----------------------------------------------------------------------------- editing real photos
