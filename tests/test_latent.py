@@ -131,7 +131,8 @@ def test_the_text_model_reads_english_and_chinese(tiny_ae, latent_net):
     assert model.reads_text and model.image_size == 64
     images = model.generate(["a red mug", "一个红色的杯子"], seed=0, steps=2)
     assert images.shape == (2, 3, 64, 64) and images.dtype == torch.uint8
-    assert model.understood(["a red mug"]) == model.understood(["一个红色的杯子"]) == [{"category": "mug", "color": "red"}]
+    heard = [{"category": "mug", "color": "red"}]
+    assert model.understood(["a red mug"]) == model.understood(["一个红色的杯子"]) == heard
     assert model.generate([Request({"category": "mug"})], seed=0, steps=2).shape == (1, 3, 64, 64)
     with pytest.raises(ValueError, match="description"):
         model.generate([Request({"color": "red"})], seed=0)
@@ -180,9 +181,9 @@ def test_latents_are_the_engines_data(tiny_ae, latent_net):
 @pytest.fixture
 def private_checkpoints(tmp_path, monkeypatch, tiny_ae):
     """A private checkpoint folder with judge-64, the SSL encoder and the text reader, and a tiny ``ae-64``."""
-    from cli_helpers import shipped_subset
-
     from prodgen.models import registry
+
+    from cli_helpers import shipped_subset
 
     folder = shipped_subset(tmp_path / "checkpoints", ("judge-64", "ssl-encoder", "text-votes"), monkeypatch)
     registry.save("ae-64", tiny_ae, {"width": 8, "channels": 4, "norm": "group"})
