@@ -177,6 +177,28 @@ def test_latents_are_the_engines_data(tiny_ae, latent_net):
         lm.Latents(torch.zeros(3, 4, 16, 16), torch.zeros(2, 5, dtype=torch.long))
 
 
+def test_under_torchrun_each_rank_gets_its_slice_of_the_latents_as_they_are(monkeypatch):
+    """The engine's sharded batches (``_Loop._batches`` with several processes) normalise uint8 photos only: float
+    latents reach the step unchanged, each rank its own half of every global batch."""
+    from types import SimpleNamespace
+
+    from prodgen.engine import train
+
+    gen = torch.Generator().manual_seed(0)
+    data = lm.Latents(3 * torch.randn(8, 4, 16, 16, generator=gen), torch.arange(40).view(8, 5))
+    monkeypatch.setattr(train.distributed, "world_size", lambda: 2)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(train.distributed, "rank", lambda rank=rank: rank)
+        loop = SimpleNamespace(world=2, catalog=data, batch_size=4, data_gen=torch.Generator().manual_seed(0),
+                               device=torch.device("cpu"))
+        seen += [(x, y) for x, y in train._Loop._batches(loop)]
+    assert len(seen) == 4 and all(x.shape == (2, 4, 16, 16) and x.dtype == torch.float32 for x, _ in seen)
+    for x, y in seen:
+        assert torch.equal(x, data.images[y[:, 0] // 5])  # the latents themselves, not rescaled as pixels
+    assert sorted(torch.cat([y[:, 0] for _, y in seen]).tolist()) == list(range(0, 40, 5))
+
+
 # ----------------------------------------------------------------------------- shipped: registry, leaderboard, CLI
 @pytest.fixture
 def private_checkpoints(tmp_path, monkeypatch, tiny_ae):
