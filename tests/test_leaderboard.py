@@ -47,7 +47,8 @@ def test_the_registry_lists_every_shipped_image_model():
                                             "text2img-embedding": "text",
                                             "diffusion": "attributes", "diffusion-text": "text",
                                             "flow": "attributes", "flow-text": "text",
-                                            "flow-fast": "attributes"}
+                                            "flow-fast": "attributes", "latent-64": "attributes",
+                                            "latent-64-text": "text"}
 
 
 def _other_whole(knob: Knob) -> int:
