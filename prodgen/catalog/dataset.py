@@ -28,6 +28,7 @@ __all__ = [
     "SPLITS",
     "DEFAULT_N",
     "Catalog",
+    "batch_indices",
     "load_catalog",
     "render_catalog",
     "sample_attributes",
@@ -232,6 +233,17 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
     return x.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
+def batch_indices(n: int, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None,
+                  drop_last: bool = False):
+    """One epoch of index tensors into ``n`` items: shuffled by ``generator`` (or in order), the last short batch
+    dropped when ``drop_last``. Every in-memory data set's ``batches`` (the catalog's, the flow's teacher pairs,
+    the latent cache) slices with it."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
 class Catalog(torch.utils.data.Dataset):
     """Product photos and their attributes, all in memory.
 
@@ -308,11 +320,7 @@ class Catalog(torch.utils.data.Dataset):
     def batches(self, batch_size: int = 128, shuffle: bool = True, generator: torch.Generator | None = None,
                 drop_last: bool = False, device=None):
         """Yield ``(images in [-1, 1], labels)`` batches sliced from memory, one epoch."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last):
             x, y = self.images[idx], self.labels[idx]
             if device is not None:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

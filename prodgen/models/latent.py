@@ -119,10 +119,9 @@ class Latents:
         return len(self.images)
 
     def batches(self, batch_size: int, shuffle: bool = True, generator=None, drop_last: bool = False, device=None):
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        stop = len(self) - len(self) % batch_size if drop_last else len(self)
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
+        from prodgen.catalog.dataset import batch_indices
+
+        for idx in batch_indices(len(self), batch_size, shuffle, generator, drop_last):
             yield self.images[idx].to(device), self.labels[idx].to(device)
 
 
