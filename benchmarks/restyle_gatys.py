@@ -10,7 +10,8 @@ sketch, poster and watercolour looks at each style weight of ``--strengths``, an
 - ``agreement``: ``judge-looks``'s reading of the result against the source product's catalog attributes, over
   the attributes both the photo and the target look show (``LOOK_SHOWN``: a sketch shows no colour); per
   attribute too. The same network gives the restyling its features, so ``agreement_independent`` repeats it with a
-  second all-looks judge (width 16, seed 1, trained here, not shipped) that the optimisation never saw.
+  second all-looks judge (width 16, seed 1, 8 epochs, trained here, not shipped; its own test accuracy in
+  ``independent_judge``) that the optimisation never saw.
 - ``psnr`` / ``ssim`` against the rendered truth, the same product rendered by the catalog in the target look (and
   ``psnr_source`` against the photo it started from). PSNR is pooled over the images (MSE of all their pixels);
   SSIM comes from ``prodgen.evaluation.similarity`` when that module is present, else it is ``null``.
@@ -97,14 +98,17 @@ class Readers:
         return row | {"psnr": psnr(images, truth), "ssim": ssim(images, truth), "psnr_source": psnr(images, source)}
 
 
-def independent_judge(n: int, epochs: int):
-    """A second all-looks attribute judge (width 16, seed 1) the restyling never optimises against."""
+def independent_judge(n: int, epochs: int, n_test: int = 500):
+    """A second all-looks attribute judge (width 16, seed 1) the restyling never optimises against, and its
+    accuracy per look and attribute on the first ``n_test`` test products."""
     import judge_looks
 
     from prodgen.models.judge import fit_judge
 
-    return fit_judge(judge_looks.all_looks_training(n), epochs=epochs, width=16, seed=1,
-                     log=lambda m: print("independent judge:", m, flush=True))
+    model = fit_judge(judge_looks.all_looks_training(n), epochs=epochs, width=16, seed=1,
+                      log=lambda m: print("independent judge:", m, flush=True))
+    return model, {"train_products_per_look": n, "epochs": epochs, "width": 16, "seed": 1,
+                   "test": judge_looks.per_look(model, n_test)}
 
 
 def sweep(readers, photos, labels, truths, strengths, seed, steps, style) -> dict:
@@ -191,7 +195,7 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=24, help="test products restyled into each look")
+    parser.add_argument("--n", type=int, default=32, help="test products restyled into each look")
     parser.add_argument("--strengths", default="0,1,3,10,30,100")
     parser.add_argument("--steps", type=int, default=None, help="Adam steps (default: restyle.STEPS)")
     parser.add_argument("--seed", type=int, default=0)
@@ -215,7 +219,7 @@ def run(args) -> int:
     torch.set_num_threads(1)
     steps = args.steps or rs.STEPS
     strengths = [float(s) for s in args.strengths.split(",")]
-    independent = independent_judge(args.independent, 3) if args.independent else None
+    independent, independent_info = independent_judge(args.independent, 8) if args.independent else (None, None)
     readers = Readers(independent)
     test = load_catalog("test", args.n, 32, progress=False)
     photos, labels = test.images, test.labels
@@ -231,6 +235,7 @@ def run(args) -> int:
                 "the target look shows); psnr/ssim against the product rendered in the target look",
         "n": args.n, "seed": args.seed, "steps": steps, "lr": rs.LR, "exemplars": rs.EXEMPLARS,
         "content_block_used": rs.CONTENT_BLOCK, "look_judge_control": control, "truth": truth,
+        "independent_judge": independent_info,
         "ssim_available": ssim(photos[:1], photos[:1]) is not None,
         "sweep": sweep(readers, photos, labels, truths, strengths, args.seed, steps, "matched"),
         "sweep_catalog": sweep(readers, photos, labels, truths, strengths, args.seed, steps, "catalog"),
