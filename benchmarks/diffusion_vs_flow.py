@@ -226,7 +226,7 @@ def train_one(variant: str, seed: int, args) -> dict:
                           hide_p=0.1, callbacks=[snaps])
     judge = registry.load("judge")
     ref = leaderboard.Reference(judge)
-    sampler = "ab2" if variant == "flow" else "ddim"
+    sampler = {"flow": "ab2", "edm": "edm-euler"}.get(variant, "ddim")
     points = []
     for minutes, seen, state in snaps.kept:
         ema.load_state_dict(state)
@@ -320,7 +320,7 @@ def part_sampling(args) -> dict:
         saved = torch.load(Path(args.runs_dir) / f"{variant}-s0.pt", weights_only=True)
         net = build(variant, saved["width"])
         net.load_state_dict(saved["state_dict"])
-        for sampler in (("euler", "heun", "ab2") if variant == "flow" else ("ddim",)):
+        for sampler in {"flow": ("euler", "heun", "ab2"), "edm": ("edm-euler",)}.get(variant, ("ddim",)):
             for e in args.evaluations:
                 if sampler == "heun" and e % 2:
                     continue

@@ -1,5 +1,5 @@
-"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, evaluate, leaderboard,
-stability-grid, diffusion-study, studio.
+"""The ``prodgen`` command: doctor, bench, data, course, models, train, generate, edit, restore, tryon, ads, evaluate,
+leaderboard, stability-grid, diffusion-study, studio.
 
 A mistake in the input gives one line on stderr saying what is wrong and what is
 valid, and exit status 2; never a traceback. Tooling for students and instructors.
@@ -153,7 +153,9 @@ def _models(args) -> int:
     for spec in registry.specs():
         entry = entries.get(spec.name)
         state = "-" if entry is None else ("ok" if registry.available(spec.name) else "MISSING/CORRUPT")
-        asks = _ASKS[spec.model.accepts] if spec.is_generator else "(not a generator)"
+        state = "no weights" if spec.weightless else state
+        asks = _ASKS[spec.model.accepts] if spec.is_generator else "prodgen tryon" if spec.is_tryon else \
+            "(not a generator)"
         headline = _headline(entry["metrics"]) if entry else ""
         if entry and not headline and entry["training"].get("same_weights_as"):
             headline = f"the weights of {entry['training']['same_weights_as']}"
@@ -256,6 +258,9 @@ def _evaluate(args) -> int:
         photos = {split: load_catalog(split, n=min(args.n, DEFAULT_N[split]), size=size, progress=False)
                   for split in ("test", "unseen")}  # the first n of the split (rendered alone if not cached)
         result = {split: metrics.control_accuracy(model, cat.images, cat.labels) for split, cat in photos.items()}
+    elif args.model in registry.tryon_models():
+        raise ValueError(f"{args.model!r} is a try-on model: benchmarks/tryon.py measures it against rendered truth "
+                         "(docs/tryon-baseline.md); `prodgen tryon` runs it")
     else:
         registry.verify(args.model)  # unknown or damaged -> its own clear error
         raise ValueError(f"{args.model!r} is not an image model; `prodgen models` lists its accuracy "
@@ -286,6 +291,13 @@ def _leaderboard(args) -> int:
                          f"fits several sample sizes), got {n}")
     models = None if args.models is None else args.models.split(",")
     resolution = None if args.resolution is None else _number(args.resolution, "--resolution", int, 1)
+    if args.retime:
+        done, missing = leaderboard.retime(models, n=n, seed=args.seed, resolution=resolution, log=print)
+        if missing:
+            print(f"no cached row to re-time (measure first: prodgen leaderboard --models {','.join(missing)}): "
+                  f"{', '.join(missing)}")
+        print(f"re-timed {len(done)} row(s) on {done[0]['threads'] if done else '-'} thread(s)")
+        return 0
     rows = leaderboard.evaluate_all(models, n=n, refresh=args.refresh, seed=args.seed, progress=not args.json,
                                     resolution=resolution)
     if args.json:
@@ -382,6 +394,54 @@ def _restore(args) -> int:
     print(f"wrote damaged.png, classic.png ({info['classic']}), {n} restored image(s) by {args.model} and "
           f"metadata.csv (what the judge reads on each) to {out}")
     return 0
+
+
+def _tryon(args) -> int:
+    from prodgen.apps.generate import check_n
+    from prodgen.apps.tryon import MAX_N, list_slots, tryon_to_folder
+
+    if args.list_slots is not None:
+        given = [f"--{k}" for k in ("scene", "slot", "product", "out") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--list-slots only prints what a scene holds; it takes no {', '.join(given)}")
+        print(list_slots(args.list_slots))
+        return 0
+    missing = [f"--{k}" for k in ("scene", "product", "out") if not (getattr(args, k) or "").strip()]
+    if missing:
+        raise ValueError(f"prodgen tryon needs {', '.join(missing)} (e.g. --scene test:17 --slot top --product "
+                         "shirt.png --out tried); see a scene's slots with --list-slots test:17")
+    n = check_n(args.n, "--n")
+    if n > MAX_N:
+        raise ValueError(f"--n: at most {MAX_N} try-ons per run, got {n}")
+    out, info = tryon_to_folder(args.scene, args.slot, args.product, args.out, model_name=args.model,
+                                seed=_number(args.seed, "--seed", int, 0), n=n)
+    if info["note"]:
+        print(f"note: {info['note']}")
+    said = lambda d: ", ".join(f"{a}={v}" for a, v in d.items())  # noqa: E731
+    print(f"the product photo reads: {said(info['read']['product'])}")
+    print(f"{info['name']} {info['slot']} before: {said(info['read']['scene'])}")
+    for file, read in zip(info["files"], info["read"]["results"]):
+        print(f"{file}: {said(read)}")
+    print(f"wrote scene.png, product.png, mask.png, {len(info['files'])} result(s) by {info['model']} and "
+          f"metadata.csv to {out}")
+    return 0
+
+
+def _ads(args) -> int:
+    from prodgen.apps.ad_layout import default_fonts, font_face
+    from prodgen.apps.ads import make_ads
+
+    if not args.batch.strip():
+        raise ValueError("--batch needs the path of a CSV file with a description column and/or attribute columns")
+    faces = default_fonts() + tuple(font_face(f) for f in args.font or ())
+    report = make_ads(args.batch, args.out, sizes=args.size, lang=args.lang, model=args.model,
+                      seed=_number(args.seed, "--seed", int, 0), faces=faces)
+    for row, message in report.bad:
+        print(f"prodgen: row {row}: {_short(message)}", file=sys.stderr)
+    rows = len(report.models)
+    print(f"wrote {len(report.files)} banner(s) for {rows} row(s), contact-sheet.png and manifest.csv to {report.out}"
+          + (f"; {len(report.bad)} row(s) skipped (listed above and in manifest.csv)" if report.bad else ""))
+    return 1 if report.bad else 0
 
 
 def _stability_grid(args) -> int:
@@ -575,6 +635,40 @@ def _add_restore(sub) -> None:
     s.set_defaults(func=_restore)
 
 
+def _add_tryon(sub) -> None:
+    s = sub.add_parser("tryon", help="try a product photo on a rendered scene (scene, product, mask, result PNGs and "
+                                     "metadata.csv)")
+    _options(s, ("--scene", "the scene, SPLIT:INDEX of the scene renderer, e.g. test:17 (train 0-7999, val and "
+                            "test 0-999)"),
+             ("--slot", "top, cap, shoes or bag on a mannequin, table on a tabletop (default: a scene's only slot)"),
+             ("--product", "the product photo (PNG, JPEG, ...); other sizes are fitted to 64x64"),
+             ("--model", "a try-on model (default cut-paste, the baseline)", {"default": "cut-paste"}),
+             ("--seed", "try-on i uses seed S + i (models that draw); same seed, same bytes", {"default": "0"}),
+             ("--n", "try-ons (default 1; a deterministic model: 1)", {"default": "1"}),
+             ("--out", "output folder (new or empty)"),
+             ("--list-slots", "print what scene SPLIT:INDEX holds (its slots and their products) and stop",
+              {"metavar": "SCENE"}))
+    s.set_defaults(func=_tryon)
+
+
+def _add_ads(sub) -> None:
+    s = sub.add_parser("ads", help="banner ads from a CSV of products: one generated product per row, in standard "
+                                   "display sizes, with headline, brand colour, price and a call to action")
+    _options(s, ("--batch", "a CSV with description and/or attribute columns (category, color, size, brand, pattern), "
+                            "optional headline and price", {"required": True}),
+             ("--size", "sizes WxH or standard names, comma-separated (default 300x250,728x90,160x600)",
+              {"default": "300x250,728x90,160x600"}),
+             ("--lang", "the banners' language: en or zh (call to action, default headline, currency sign)",
+              {"default": "en"}),
+             ("--model", "every row with this model (a shipped name or a .pt file); default: the best shipped text "
+                         "model for rows with a description, attribute model for the others"),
+             ("--seed", "row r uses seed S + r - 2; same seed, same bytes (default 0)", {"default": "0"}),
+             ("--font", "a font file (.ttf, .otf, .ttc) for characters the shipped fonts lack, tried after them "
+                        "(repeatable)", {"action": "append"}),
+             ("--out", "output folder (new or empty)", {"required": True}))
+    s.set_defaults(func=_ads)
+
+
 def _add_evaluate(sub) -> None:
     s = sub.add_parser("evaluate", help="control accuracy, FID (with its floor), precision/recall and more for a "
                                         "shipped "
@@ -600,6 +694,8 @@ def _add_leaderboard(sub) -> None:
     s.add_argument("--n", default="2000", help="samples per model and real photos in the reference (default 2000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--refresh", action="store_true", help="re-measure instead of reading cached rows")
+    s.add_argument("--retime", action="store_true", help="time the img/s column of the cached rows again and "
+                   "nothing else (a minute or two; run it on a quiet machine)")
     s.add_argument("--resolution", help="measure every model on this board (32 or 64 px): larger models' images are "
                                         "downsampled, and the table says so (default: each at its own resolution)")
     fmt = s.add_mutually_exclusive_group()
@@ -654,7 +750,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Controllable product image generation: the course's tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_doctor, _add_bench, _add_data, _add_course, _add_models, _add_train, _add_generate, _add_edit,
-                _add_restore, _add_evaluate, _add_leaderboard, _add_stability_grid, _add_diffusion_study, _add_studio):
+                _add_restore, _add_tryon, _add_ads, _add_evaluate, _add_leaderboard, _add_stability_grid,
+                _add_diffusion_study, _add_studio):
         add(sub)
     return p
 

@@ -232,17 +232,19 @@ def sample_images(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.
     return torch.cat(out)
 
 
-def real_reference(n: int = 2000):
-    """Judge-ready real sets: ``n`` training images (the reference) and ``n`` test images."""
+def real_reference(n: int = 2000, size: int = 32):
+    """Judge-ready real sets: ``n`` training images (the reference) and ``n`` test images, ``size`` px."""
     from prodgen.catalog import load_catalog
 
-    return load_catalog("train", progress=False).images[:n], load_catalog("test", progress=False).images[:n]
+    return (load_catalog("train", size=size, progress=False).images[:n],
+            load_catalog("test", size=size, progress=False).images[:n])
 
 
 def image_quality(judge, images: torch.Tensor, n: int = 2000) -> dict:
     """FID of ``images`` against ``n`` training photos, its floor (``n`` test photos against the same
-    reference), and precision/recall (k = 3): the image-quality half of every model's evaluation."""
-    train_imgs, test_imgs = real_reference(n)
+    reference), and precision/recall (k = 3): the image-quality half of every model's evaluation. The real photos
+    are taken at the images' size (64 px for lesson 14's models, with the 64 px judge)."""
+    train_imgs, test_imgs = real_reference(n, images.shape[-1])
     ref = judge_features(judge, train_imgs)
     fake = judge_features(judge, images)
     precision, recall = precision_recall(ref, fake)

@@ -15,7 +15,8 @@ import numpy as np
 
 from prodgen.fonts import FAMILY, FONT_FILE
 
-__all__ = ["setup_fonts", "fit_text", "text_width", "image_grid", "show_images", "plot_counts", "plot_curves"]
+__all__ = ["setup_fonts", "fit_text", "text_width", "break_units", "image_grid", "show_images", "plot_counts",
+           "plot_curves"]
 
 # CJK fonts a machine may have, tried after the shipped subset for characters it lacks (a
 # catalog of your own with words the course never uses); only those installed are listed.
@@ -78,6 +79,13 @@ def _units(paragraph: str) -> list[tuple[bool, str]]:
             units.append((space, piece))
             space = False
     return units
+
+
+def break_units(paragraph: str) -> list[tuple[bool, str]]:
+    """The pieces a line may break between, ``(preceded by a space, piece)``: a Latin word, or one Chinese
+    character with the punctuation that must stay beside it. :func:`fit_text` wraps titles in columns with them;
+    ``prodgen.apps.ad_layout`` wraps banner headlines in pixels (lesson 16)."""
+    return _units(paragraph)
 
 
 def _join(units: list[tuple[bool, str]]) -> str:

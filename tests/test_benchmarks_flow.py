@@ -44,7 +44,7 @@ def test_short_form_writes_the_comparison(tmp_path):
                    for a, b in zip(points, points[1:]))
         assert all(0 <= p["control_mean"] <= 1 and p["fid"] >= 0 and p["images_per_cpu_s"] > 0 for p in points)
     kinds = {(r["variant"], r["sampler"]) for r in sampling["rows"]}
-    assert kinds >= {(v, "ddim") for v in ("v-cosine", "eps", "eps-min-snr", "edm")} | {
+    assert kinds >= {(v, "ddim") for v in ("v-cosine", "eps", "eps-min-snr")} | {("edm", "edm-euler")} | {
         ("flow", s) for s in ("euler", "heun", "ab2")}
     assert {r["evaluations"] for r in sampling["rows"]} == {1, 2, 4}
     assert not any(r["sampler"] == "heun" and r["evaluations"] % 2 for r in sampling["rows"])

@@ -56,7 +56,7 @@ def test_metadata_columns():
     assert METADATA_COLUMNS == ("file", "category", "color", "size", "brand", "pattern", "description", "model",
                                 "seed")
     assert {k for k, v in MODELS.items() if v == "text"} == {"text2img", "text2img-embedding", "diffusion-text",
-                                                             "flow-text"}
+                                                             "flow-text", "latent-64-text"}
 
 
 # ----------------------------------------------------------------------------- one request

@@ -47,7 +47,8 @@ def test_the_registry_lists_every_shipped_image_model():
                                             "text2img-embedding": "text",
                                             "diffusion": "attributes", "diffusion-text": "text",
                                             "flow": "attributes", "flow-text": "text",
-                                            "flow-fast": "attributes"}
+                                            "flow-fast": "attributes", "latent-64": "attributes",
+                                            "latent-64-text": "text"}
 
 
 def _other_whole(knob: Knob) -> int:
@@ -492,3 +493,22 @@ def test_rows_say_their_board_and_have_files_of_their_own(rows_folder, fake_meas
             {"model": "c", "resolution": 32, "downsampled_from": 64, "fid": 3.0}]
     cells = [line.split("  ")[0].strip() for line in leaderboard.format_table(rows).splitlines()[2:]]
     assert cells == ["a", "b (64 px)", "c (64→32 px)"]
+
+
+def test_retime_replaces_only_the_speed_of_cached_rows(rows_folder, fake_measure, monkeypatch, capsys):
+    leaderboard.evaluate_all(["dcgan", "cgan-projection"], n=64)
+    timed = []
+    monkeypatch.setattr(leaderboard, "_speed", lambda model, requests, seconds: timed.append(
+        (model.name, requests if isinstance(requests, int) else len(requests))) or 123.45)
+    before = {r["model"]: r for r in leaderboard.evaluate_all(["dcgan", "cgan-projection"], n=64)}
+    done, missing = leaderboard.retime(["dcgan", "cgan-projection", "cvae"], n=64)
+    assert missing == ["cvae"] and timed == [("dcgan", 64), ("cgan-projection", 64)]
+    after = {r["model"]: r for r in leaderboard.evaluate_all(["dcgan", "cgan-projection"], n=64)}
+    for name, row in after.items():
+        assert row["images_per_s"] == 123.5 and row["speed_measured_at"] and row["cached"]
+        assert {k: v for k, v in row.items() if k not in ("images_per_s", "threads", "speed_measured_at")} == \
+            {k: v for k, v in before[name].items() if k not in ("images_per_s", "threads")}
+    assert len(fake_measure) == 2  # nothing else measured
+    assert main(["leaderboard", "--retime", "--models", "dcgan,cvae", "--n", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "dcgan: 123.5 -> 123.5 images/s" in out and "no cached row to re-time" in out and "cvae" in out

@@ -213,6 +213,9 @@ def assert_08(results: dict) -> None:
     # FAST: the two named models; default: every shipped generator (11 since lesson 11's diffusion models joined)
     assert len(results["board_models"]) == 2 if fast else len(results["board_models"]) >= 11
     assert results["board_fid"]["cgan-projection"] < results["board_fid"]["dcgan"]
+    # the same images in the label-free encoder's space: every row has it, as a multiple of its own floor
+    assert set(results["board_ssl_ratio"]) == set(results["board_models"])
+    assert all(v > 0 for v in results["board_ssl_ratio"].values()) and -1 <= results["board_spearman"] <= 1
 
 
 def assert_09(results: dict) -> None:

@@ -99,3 +99,25 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.slow(seconds=25)  # trains two tiny networks and restores with the flow in a subprocess
+def test_the_benchmark_short_form_writes_every_method_of_each_case(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "restore.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "restore.py"), "--short", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [r["task"] for r in result["rows"]] == ["denoise", "upscale"] and result["rows"][1]["factor"] == 2
+    for row in result["rows"]:
+        for method in ("damaged", "classic", "supervised", "flow"):
+            scores = row[method]
+            assert 0 < scores["ssim"] <= 1 and scores["psnr"] > 10 and 0 <= scores["agreement"]["mean"] <= 1
+            assert scores["fid"] >= 0 and scores["cpu_s_per_image"] >= 0
+    assert result["fid_floor"] > 0 and result["command"].startswith("python benchmarks/restore.py --short")

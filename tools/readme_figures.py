@@ -69,9 +69,70 @@ def cheap_figures(tests: bool = True) -> dict[str, str]:
     figures = {"lessons-words": in_words(lessons),
                "generators": str(len(registry.generators(shipped=True))),
                "checkpoints": ", ".join(f"`{name}`" for name in registry.manifest())}
+    figures |= comparison_tables() | restore_table()
     if tests:
         figures["quick-tests"] = f"{quick_test_count():,}"
     return figures
+
+
+VARIANT_NAMES = {"v-cosine": "v-cosine (lesson 11)"}
+SAMPLER_NAMES = {"ddim": "DDIM", "edm-euler": "Euler (Karras σ)", "euler": "Euler", "heun": "Heun", "ab2": "AB2"}
+
+
+def restore_table() -> dict[str, str]:
+    """Lesson 16's restoration benchmark (``data/results/restore.json``, ``benchmarks/restore.py``) as a table."""
+    import json
+
+    path = ROOT / "data" / "results" / "restore.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["", "", "| damage | method | PSNR (dB) | SSIM | judge agrees | FID | CPU ms / image |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in data["rows"]:
+        case = row["task"] + (f" {row['factor']}x" if "factor" in row else "")
+        for method in ("damaged", "classic", "supervised", "flow"):
+            m = row[method]
+            supervised = f"supervised CNN ({data['supervised_minutes']:g} CPU-min)"
+            name = {"classic": row["classic_name"], "flow": "flow (generative prior)",
+                    "supervised": supervised}.get(method, "the damaged photo")
+            lines.append(f"| {case} | {name} | {m['psnr']:.1f} | {m['ssim']:.3f} | {m['agreement']['mean']:.1%} | "
+                         f"{m['fid']:.1f} | {m['cpu_s_per_image'] * 1000:.1f} |")
+    budget = (f"`{data['command']}` ({data['date']}, one thread; n = {data['rows'][0]['n']} held-back test photos; "
+              f"FID floor {data['fid_floor']:.1f} at that n)")
+    return {"restore-table": "\n".join(lines) + "\n\n", "restore-budget": budget}
+
+
+def comparison_tables() -> dict[str, str]:
+    """The equal-budget comparison's two tables and its budget line, from the committed
+    ``data/results/diffusion-vs-flow.json`` (``benchmarks/diffusion_vs_flow.py``)."""
+    import json
+
+    data = json.loads((ROOT / "data" / "results" / "diffusion-vs-flow.json").read_text(encoding="utf-8"))
+    train, sampling = data["train"], data["sampling"]
+    seeds = train["seeds"]
+    named = ", ".join(map(str, seeds))
+    lines = ["", "", f"| variant | control (seeds {named}) | FID (seeds {named}) |", "|---|---:|---:|"]
+    for variant in dict.fromkeys(r["variant"] for r in train["rows"]):
+        runs = sorted((r for r in train["rows"] if r["variant"] == variant), key=lambda r: r["seed"])
+        ends = [r["checkpoints"][-1] for r in runs]
+        control = ", ".join(f"{e['control_mean']:.3f}" for e in ends)
+        fid = ", ".join(f"{e['fid']:.1f}" for e in ends)
+        lines.append(f"| {VARIANT_NAMES.get(variant, variant)} | {control} | {fid} |")
+    evaluations = sorted({r["evaluations"] for r in sampling["rows"]})
+    table = ["", "", "| variant | sampler | " + " | ".join(map(str, evaluations)) + " |",
+             "|---|---|" + "---:|" * len(evaluations)]
+    for variant, sampler in dict.fromkeys((r["variant"], r["sampler"]) for r in sampling["rows"]):
+        at = {r["evaluations"]: r for r in sampling["rows"] if (r["variant"], r["sampler"]) == (variant, sampler)}
+        cells = [f"{at[e]['fid']:.1f} / {at[e]['control_mean']:.2f}" if e in at else "–" for e in evaluations]
+        sampler = "edm-euler" if variant == "edm" else sampler  # runs before 2026-12-08 labelled it "ddim"
+        table.append(f"| {variant} | {SAMPLER_NAMES.get(sampler, sampler)} | " + " | ".join(cells) + " |")
+    budget = (f"`{train['command']}` ({train['date']}: {train['minutes_per_run']:g} CPU-minutes of training per run, "
+              f"width {train['width']}, control and FID on n = {train['n']} requests at "
+              f"{train['rows'][0]['evaluations']} network evaluations; sampling FID floor {sampling['fid_floor']:.1f} "
+              f"at n = {sampling['n']})")
+    return {"comparison-budget": budget, "comparison-train": "\n".join(lines) + "\n\n",
+            "comparison-sampling": "\n".join(table) + "\n\n"}
 
 
 def quick_test_count() -> int:

@@ -36,6 +36,7 @@ Used by ``prodgen edit`` and lessons 06 and 11.
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import torch
@@ -115,9 +116,14 @@ def _whole(value, what: str, low: int) -> int:
     return value
 
 
-def load_photo(path, size: int = SIZE) -> tuple[torch.Tensor, str | None]:
+class _TooLarge(Exception):
+    """An image refused by its size (kept apart from Pillow's own errors, which say "not an image")."""
+
+
+def load_photo(path, size: int = SIZE, max_pixels: int | None = None) -> tuple[torch.Tensor, str | None]:
     """``(uint8 1 x 3 x size x size, note)`` from an image file; ``note`` says how it was resized (``None`` when
-    it already was ``size`` x ``size``). Missing -> ``FileNotFoundError``; not an image -> ``ValueError``."""
+    it already was ``size`` x ``size``). Missing -> ``FileNotFoundError``; not an image, or (``max_pixels``) an
+    image with more pixels than that, refused from its header before it is decoded -> ``ValueError``."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -125,12 +131,27 @@ def load_photo(path, size: int = SIZE) -> tuple[torch.Tensor, str | None]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no photo at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+        what = " (it is a folder)" if path.is_dir() else " (not a regular file)" if path.exists() else ""
+        raise FileNotFoundError(f"no photo at {path}{what}")
+    too_large = f"{path} has more than {max_pixels or 0:,} pixels; give a smaller photo"
     try:
-        with Image.open(path) as im:
-            im.load()
-            picture = to_rgb(im, STUDIO_GREY)  # the catalog loader's rules: 16-bit grey scaled, not clipped
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+        with warnings.catch_warnings():
+            if max_pixels is not None:  # a decompression-bomb warning: the size is refused below instead
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if max_pixels is not None and im.width * im.height > max_pixels:
+                    raise _TooLarge(f"{path} is {im.width}x{im.height}: more than {max_pixels:,} pixels; give a "
+                                    "smaller photo")
+                im.load()
+                picture = to_rgb(im, STUDIO_GREY)  # the catalog loader's rules: 16-bit grey scaled, not clipped
+    except _TooLarge as e:
+        raise ValueError(str(e)) from None
+    except Image.DecompressionBombError as e:
+        if max_pixels is not None:
+            raise ValueError(too_large) from None
+        raise ValueError(f"{path} is not an image Pillow can read (PNG, JPEG, ...): {type(e).__name__}: "
+                         f"{str(e)[:120]}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ValueError(f"{path} is not an image Pillow can read (PNG, JPEG, ...): "
                          f"{type(e).__name__}: {str(e)[:120]}") from None
     width, height = picture.size

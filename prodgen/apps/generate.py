@@ -33,8 +33,8 @@ from prodgen.models.protocol import Request
 from prodgen.paths import atomic_folder
 
 __all__ = ["MODELS", "MAX_IMAGES", "BATCH_IMAGES", "Request", "Row", "parse_attrs", "read_requests",  # noqa: F822
-           "check_n", "load_generator", "check_request", "generate", "generate_catalog", "write_catalog",
-           "METADATA_COLUMNS"]  # MODELS: lazy, below
+           "read_sheet", "sheet_request", "check_n", "load_generator", "check_request", "generate", "generate_catalog",
+           "write_catalog", "METADATA_COLUMNS"]  # MODELS: lazy, below
 
 
 def __getattr__(name):
@@ -98,16 +98,12 @@ def check_n(n, where: str) -> int:
     return value
 
 
-def read_requests(path, default_n: int = 1, schema=None) -> list[Row]:
-    """Requests from a CSV: a ``description`` column and/or attribute columns of ``schema`` (default the course
-    catalog's; blank cells = unspecified), and an optional ``n`` column (images per row, default
-    ``default_n``). Other columns are ignored."""
-    from prodgen.catalog.schema import BUILTIN
-    from prodgen.models.condition import parse_request
-
-    schema = schema or BUILTIN
-    names = schema.names
-
+def read_sheet(path, max_rows: int | None = None) -> tuple[list[str], list[dict]]:
+    """``(header, rows)`` of a UTF-8 CSV request sheet: the column names (stripped) and one ``{column: cell}`` dict
+    per row (cells stripped; a row with more cells than the header keeps the extra ones under ``None``, as
+    ``csv.DictReader`` does). A missing file -> ``FileNotFoundError``; unreadable bytes or CSV, or more than
+    ``max_rows`` rows -> ``ValueError``. The sheet reader of ``prodgen generate --batch`` (:func:`read_requests`)
+    and ``prodgen ads`` (``prodgen.apps.ads``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"request file not found: {path}")
@@ -115,9 +111,45 @@ def read_requests(path, default_n: int = 1, schema=None) -> list[Row]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = [c.strip() for c in (reader.fieldnames or [])]
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                if max_rows is not None and len(rows) == max_rows:
+                    raise ValueError(f"{path} has more than {max_rows} rows; at most {max_rows} per run (split the "
+                                     "sheet)")
+                rows.append({(k.strip() if k is not None else None): (v.strip() if isinstance(v, str) else v)
+                             for k, v in row.items()})
     except (UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"{path} is not a readable UTF-8 CSV file ({e})") from None
+    return columns, rows
+
+
+def sheet_request(row: dict, schema=None) -> Request:
+    """The :class:`Request` in one row of :func:`read_sheet`: its ``description`` cell and its attribute cells of
+    ``schema`` (default the course catalog's; blank = unspecified). A row with more cells than the header, a row
+    that asks for nothing, or an unknown attribute value -> ``ValueError`` (the caller says where)."""
+    from prodgen.catalog.schema import BUILTIN
+    from prodgen.models.condition import parse_request
+
+    schema = schema or BUILTIN
+    if None in row:  # csv.DictReader keeps cells beyond the header under the key None
+        raise ValueError(f"more cells than the header has columns ({len(row) - 1}); quote cells that contain commas")
+    attrs = {a: row[a] for a in schema.names if row.get(a)}
+    description = row.get("description") or ""
+    if not attrs and not description:
+        raise ValueError("the row asks for nothing (no description, no attribute)")
+    parse_request(attrs, schema)  # unknown names or values -> ValueError listing the valid ones
+    return Request(attrs, description)
+
+
+def read_requests(path, default_n: int = 1, schema=None) -> list[Row]:
+    """Requests from a CSV: a ``description`` column and/or attribute columns of ``schema`` (default the course
+    catalog's; blank cells = unspecified), and an optional ``n`` column (images per row, default
+    ``default_n``). Other columns are ignored."""
+    from prodgen.catalog.schema import BUILTIN
+
+    schema = schema or BUILTIN
+    names = schema.names
+    columns, rows = read_sheet(path)
     usable = [c for c in columns if c in names or c == "description"]
     if not usable:
         raise ValueError(f"{path} has no request columns; give a 'description' column and/or attribute columns "
@@ -126,20 +158,12 @@ def read_requests(path, default_n: int = 1, schema=None) -> list[Row]:
         raise ValueError(f"{path} has a header but no requests")
     requests = []
     for i, row in enumerate(rows, start=2):  # line 1 is the header
-        if None in row:  # csv.DictReader keeps cells beyond the header under the key None
-            raise ValueError(f"{path}, line {i}: more cells than the header has columns ({len(columns)}); "
-                             "quote cells that contain commas")
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-        attrs = {a: row[a] for a in names if row.get(a)}
-        description = row.get("description", "")
-        if not attrs and not description:
-            raise ValueError(f"{path}, line {i}: the row asks for nothing (no description, no attribute)")
         try:
-            parse_request(attrs, schema)
+            request = sheet_request(row, schema)
         except ValueError as e:
             raise ValueError(f"{path}, line {i}: {e}") from None
         n = check_n(row["n"], f"{path}, line {i}") if row.get("n") else default_n
-        requests.append(Row(Request(attrs, description), n))
+        requests.append(Row(request, n))
     return requests
 
 

@@ -8,6 +8,9 @@ The damage is one of ``prodgen.apps.degrade``'s operators, known to the method. 
   (each lost pixel becomes the mean of its four neighbours, repeated until it settles), projections onto convex
   sets for JPEG blocking (smooth, then put the DCT coefficients back in their rounding boxes, repeated), bicubic
   interpolation for low resolution.
+- **Supervised** (:class:`Restorer`, :func:`train_restorer`): a small CNN trained on pairs (damaged, clean) of
+  training photos, fresh damage every batch, for a fixed CPU budget: the task-specific network the generative
+  route is compared with.
 - **Generative** (:func:`restore`): any model of the image-model protocol that can (``ImageModel.can_restore``:
   the flow) draws a photo that its training made likely *and* that agrees with the observation
   (``prodgen.models.flow.restore`` says how). Different seeds give different restorations: where the damage
@@ -111,6 +114,66 @@ def restore(model, op, y: torch.Tensor, seed: int = 0, **knobs) -> torch.Tensor:
                      if getattr(registry.spec(name).model, "can_restore", False)]
         raise ValueError(f"{model.name} cannot restore photos; models that can: {', '.join(restorers)}")
     return model.restore(y, op, seed=seed, **knobs)
+
+
+# ----------------------------------------------------------------------------- a supervised baseline
+class Restorer(torch.nn.Module):
+    """A small residual CNN for one task: input the observation at full size (low resolution: bicubic first;
+    lost pixels: plus the mask as a fourth channel), five 3 x 3 convolutions of ``width`` channels, output a
+    correction added to the input. N x 3 x H x W in [-1, 1] -> the same."""
+
+    def __init__(self, task: str, width: int = 48):
+        super().__init__()
+        if task not in degrade.TASKS:
+            raise ValueError(f"unknown task {task!r}; valid: {', '.join(degrade.TASKS)}")
+        self.task, self.width = task, width
+        extra = 1 if task == "inpaint" else 0
+        layers, channels = [], 3 + extra
+        for _ in range(4):
+            layers += [torch.nn.Conv2d(channels, width, 3, padding=1), torch.nn.ReLU()]
+            channels = width
+        layers.append(torch.nn.Conv2d(width, 3, 3, padding=1))
+        self.net = torch.nn.Sequential(*layers)
+
+    def first_guess(self, op, y: torch.Tensor) -> torch.Tensor:
+        """The observation brought to full size: what the network corrects."""
+        if self.task == "upscale":
+            return F.interpolate(y, scale_factor=op.factor, mode="bicubic", align_corners=False)
+        return y
+
+    def forward(self, op, y: torch.Tensor) -> torch.Tensor:
+        guess = self.first_guess(op, y)
+        x = torch.cat([guess, op.mask.expand(len(y), 1, *y.shape[2:])], 1) if self.task == "inpaint" else guess
+        return guess + self.net(x)  # N x 3 x H x W
+
+
+def train_restorer(task: str, minutes: float = 2.0, seed: int = 0, batch_size: int = 64, width: int = 48,
+                   train=None, log=None, **strength) -> Restorer:
+    """A :class:`Restorer` for ``task`` at ``strength`` trained for ``minutes`` of this process's CPU time on
+    the training photos (``train``: a catalog, default the course's training split), new damage every batch
+    (its seed: ``seed`` and the step), mean squared error, Adam 1e-3."""
+    import time
+
+    from prodgen.catalog import load_catalog, normalize
+
+    torch.manual_seed(seed)
+    model = Restorer(task, width)
+    photos = (train if train is not None else load_catalog("train", progress=False)).images
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    start, step = time.process_time(), 0
+    while time.process_time() - start < minutes * 60:
+        x = normalize(photos[torch.randint(len(photos), (batch_size,), generator=gen)])
+        y, op = degrade.degrade(task, x, seed=seed * 1_000_003 + step, **strength)
+        loss = F.mse_loss(model(op, y), x)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        if log and step % 100 == 0:
+            log(f"{task}: step {step}, loss {loss.item():.4f}")
+    model.steps = step
+    return model.eval()
 
 
 # ----------------------------------------------------------------------------- the command

@@ -13,6 +13,8 @@ __all__ = [
     "ATTRIBUTE_NAMES",
     "Value",
     "COLOR_RGB",
+    "BRAND_LOGOS",
+    "BRAND_RGB",
     "HELD_OUT_PAIRS",
     "index_of",
     "validate_attributes",
@@ -88,6 +90,10 @@ ATTRIBUTE_NAMES: tuple[str, ...] = tuple(ATTRIBUTES)
 
 # What the logo of each brand looks like (drawn by render.py).
 BRAND_LOGOS = {"acme": "triangle", "nova": "disc", "orbit": "ring", "zenith": "bars"}
+
+# Each brand's own colour (its banners' band and button, prodgen ads; lesson 16): dark enough for white text
+# on it (contrast ratio >= 4.5, WCAG AA), and far apart in hue so that two brands' banners never look alike.
+BRAND_RGB = {"acme": (196, 30, 58), "nova": (29, 78, 160), "orbit": (0, 118, 96), "zenith": (102, 51, 153)}
 
 # Product colours in sRGB. Chosen far apart in hue and lightness so that they stay
 # distinguishable after shading at 32x32.

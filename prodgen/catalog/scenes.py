@@ -46,6 +46,7 @@ __all__ = [
     "IMAGE_SIZE", "SLOTS", "SLOT_NAMES", "KINDS", "Slot", "Scene",
     "scene_parameters", "random_product", "render_scene", "make_scene", "swap",
     "SCENE_SPLITS", "SCENE_DEFAULT_N", "Scenes", "load_scenes", "render_scenes", "scene_at", "slot_crops",
+    "slot_anchors",
 ]
 
 IMAGE_SIZE = 64
@@ -176,6 +177,21 @@ def _placements(p: dict, slot: str, category: str, size: str) -> list[tuple]:
         hx, hy = g["hand"]
         return [(hx + g["side"] * 0.02, hy - 0.01 + top * s, s, s, math.radians(p["bag_swing"]))]
     raise ValueError(f"slot {slot!r} does not belong to a {p['kind']} scene")
+
+
+def slot_anchors(params: dict, slot: str, category: str | None = None, size: str = "medium") -> list[tuple]:
+    """The slot's geometry, as a try-on reads it: one ``(cx, cy, sx, sy, angle)`` per drawn copy (two for the
+    shoes) in frame units, where a product of ``category`` (default: the slot's first) and ``size`` goes: the
+    place, the scale (body width and fit included) and the tilt, like the pose keypoints a try-on system is
+    given (lesson 15)."""
+    if not isinstance(params, dict) or params.get("kind") not in KINDS:
+        raise ValueError("params must be a dict from scene_parameters(rng, kind)")
+    cats = _check_slot(slot, params["kind"]).categories
+    category = cats[0] if category is None else category
+    if category not in cats or size not in SIZE_FACTOR:
+        raise ValueError(f"slot {slot!r} holds {', '.join(cats)} of sizes {', '.join(SIZE_FACTOR)}; "
+                         f"got a {size} {category}")
+    return _placements(params, slot, category, size)
 
 
 def _table_y(p: dict) -> float:

@@ -497,7 +497,8 @@ class _Loop:
         order = torch.randperm(len(self.catalog), generator=self.data_gen)  # the same on every rank
         for idx in distributed.shard(order, self.batch_size):
             x, y = self.catalog.images[idx], self.catalog.labels[idx]
-            yield normalize(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+            x = x.to(self.device, non_blocking=True)  # uint8 photos are normalised; float data (latents) as they are
+            yield normalize(x) if x.dtype == torch.uint8 else x.float(), y.to(self.device, non_blocking=True)
 
     def _flush(self, pending, stop: bool = False) -> bool:
         """Record the pending steps' values (averaged over ranks) and hand them to the callbacks; returns whether

@@ -416,6 +416,18 @@ def _speed(model, requests, seconds: float) -> float:
             return SPEED_BATCH * reps / elapsed
 
 
+def _speed_requests(model, n: int, seed: int, schema):
+    """What :func:`_speed` times: ``SPEED_BATCH`` images of nothing (unconditional models), or the first
+    ``SPEED_BATCH`` of the row's balanced requests in the model's own form (its condition)."""
+    from prodgen.models.condition import balanced_requests
+
+    if not model.conditional:
+        return SPEED_BATCH
+    requests = balanced_requests(n, seed, schema=schema)
+    requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
+    return model.condition(_requests(model, requests, seed))
+
+
 def _diversity(model, ref: Reference, n: int, seed: int):
     """Within-request diversity: ``PER_REQUEST`` images for each of ``n // 16`` fully specified requests that
     the training set has at least two photos of, against those photos (``metrics.diversity_ratio``)."""
@@ -505,7 +517,6 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
         fake, preds = _judge(judge, images)
         details["histogram_distance"] = _histograms(judge, ref, preds, n)
         row["histogram_distance"] = details["histogram_distance"]["mean"]
-        speed_requests = SPEED_BATCH
     else:
         step("balanced requests")
         images = _ask(model, requests, seed)
@@ -533,11 +544,9 @@ def measure(model, n: int = 2000, seed: int = 0, judge=None, speed_seconds: floa
             row["control_unseen"] = round((details["unseen_en"]["mean"] + details["unseen_zh"]["mean"]) / 2, 4)
         step("diversity")
         row["diversity"] = round(_diversity(model, ref, n, seed), 4)
-        speed_requests = requests[:SPEED_BATCH].repeat(-(-SPEED_BATCH // len(requests)), 1)[:SPEED_BATCH]
-        speed_requests = model.condition(_requests(model, speed_requests, seed))  # timed in the model's own form
     row |= _distribution_metrics(real, fake, ref, n, seed) | _ssl_fid(images, ref, n)  # the same images, 2nd space
     step("speed")
-    row["images_per_s"] = round(_speed(model, speed_requests, speed_seconds), 1)
+    row["images_per_s"] = round(_speed(model, _speed_requests(model, n, seed, schema), speed_seconds), 1)
     row["threads"] = torch.get_num_threads()
     row["seconds"] = round(time.perf_counter() - start, 1)
     row |= {key: None for key in _OPTIONAL if key not in row}
@@ -721,6 +730,38 @@ def evaluate_all(models=None, n: int = 2000, refresh: bool = False, seed: int = 
             log(f"  {format_summary(row)}")
         rows.append(row)
     return rows
+
+
+def retime(models=None, n: int = 2000, seed: int = 0, speed_seconds: float = 2.0, resolution: int | None = None,
+           log=None) -> tuple[list[dict], list[str]]:
+    """Time the speed column again and nothing else (``prodgen leaderboard --retime``): the only column that
+    depends on the machine and on what else runs on it, so a board measured on a busy machine can be re-timed on
+    a quiet one in a minute or two instead of re-measured. For each cached row of ``models`` (default: every
+    shipped generator): ``images_per_s`` and ``threads`` replaced, ``speed_measured_at`` added, the file rewritten
+    atomically. Returns ``(rows re-timed, names without a cached row)``."""
+    names, n = _check_models(models), _check_n(n)
+    done, missing = [], []
+    for name in names:
+        path = cache_file(name, n, seed, _model_board(name, resolution)[1])
+        row = _read_cached(path)
+        if row is None:
+            missing.append(name)
+            continue
+        import torch
+
+        from prodgen.catalog.schema import BUILTIN
+
+        model, _ = _on_board(registry.load_generator(name), resolution)
+        schema = model.schema if model.reads_attributes else BUILTIN
+        before = row["images_per_s"]
+        row["images_per_s"] = round(_speed(model, _speed_requests(model, n, seed, schema), speed_seconds), 1)
+        row["threads"] = torch.get_num_threads()
+        row["speed_measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _atomic_write_text(path, json.dumps(row, indent=1, ensure_ascii=False) + "\n")
+        if log:
+            log(f"{name}: {before:,.1f} -> {row['images_per_s']:,.1f} images/s ({row['threads']} thread(s))")
+        done.append({**row, "cached": True})
+    return done, missing
 
 
 def _stderr(line: str) -> None:

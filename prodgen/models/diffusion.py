@@ -55,7 +55,8 @@ from prodgen.models.recipe import Trained, with_text_reader
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["T", "cosine_schedule", "linear_schedule", "timestep_embedding", "ResBlock", "SelfAttention", "UNet",
-           "split_v", "guided", "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
+           "split_v", "guided", "sample_shape",
+           "sample_timesteps", "ddim_step", "sample", "inpaint", "product_mask", "EDIT_KNOBS",
            "EDIT_GROW", "edit_request", "edit", "edit_table", "DiffusionTextModel", "GUIDANCE",
            "STEPS", "ETA", "DiffusionImageModel", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "evaluate"]
 
@@ -134,20 +135,29 @@ class UNet(nn.Module):
     """``model(x_t, t, labels) -> v_hat``: noisy images N x 3 x 32 x 32, steps N (0..T-1), requests N x 5
     (-1 = unspecified; or soft requests N x 34, lesson 07's reader) -> the predicted ``v``, N x 3 x 32 x 32.
 
-    ``width`` channels at 32 x 32, ``2 * width`` at 16 x 16 and 8 x 8. The noise schedule ``abar`` is a buffer,
-    so the training loss (``prodgen.engine.losses.diffusion_loss``) and the samplers read it from the model.
+    ``width`` channels at full size, ``2 * width`` at half and quarter size. The noise schedule ``abar`` is a
+    buffer, so the training loss (``prodgen.engine.losses.diffusion_loss``) and the samplers read it from the model.
+    ``channels`` x ``size`` x ``size`` (default 3 x 32 x 32, photos) is what the network reads and writes: lesson
+    14's latent model is the same network on 4 x 16 x 16 latent maps (:attr:`shape`; the samplers read it). The
+    weights' names and shapes do not depend on ``size``, only the first and last convolutions on ``channels``.
     """
 
-    def __init__(self, width: int = 32, schedule: str = "cosine", schema: Schema = BUILTIN):
+    def __init__(self, width: int = 32, schedule: str = "cosine", schema: Schema = BUILTIN, channels: int = 3,
+                 size: int = 32):
         super().__init__()
         if schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
+        for name, value, low in (("channels", channels, 1), ("size", size, 4)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (name == "size" and value % 4):
+                raise ValueError(f"{name} must be a whole number >= {low}{' divisible by 4' if name == 'size' else ''}"
+                                 f", got {value!r}")
         self.width, self.schedule, self.schema = width, schedule, schema
+        self.channels, self.size = channels, size
         w, e = width, 4 * width
         self.register_buffer("abar", (cosine_schedule() if schedule == "cosine" else linear_schedule()).float())
         self.time = nn.Sequential(nn.Linear(w, e), nn.SiLU(), nn.Linear(e, e))  # sinusoid -> time vector
         self.condition = AttributeEmbedding(e, schema=schema)  # a learned e-vector per value, and per "unspecified"
-        self.stem = nn.Conv2d(3, w, 3, padding=1)                     # 3 x 32 x 32 -> w x 32 x 32
+        self.stem = nn.Conv2d(channels, w, 3, padding=1)              # 3 x 32 x 32 -> w x 32 x 32
         self.down1 = ResBlock(w, w, e)                                 # w x 32 x 32
         self.pool1 = nn.Conv2d(w, w, 3, stride=2, padding=1)           # -> w x 16 x 16
         self.down2 = ResBlock(w, 2 * w, e)                             # 2w x 16 x 16
@@ -157,9 +167,16 @@ class UNet(nn.Module):
         self.up3 = ResBlock(4 * w, 2 * w, e)                           # [mid, down3] 4w x 8 x 8 -> 2w x 8 x 8
         self.up2 = ResBlock(4 * w, w, e)                               # [up3 x2, down2] 4w x 16 x 16 -> w x 16 x 16
         self.up1 = ResBlock(2 * w, w, e)                               # [up2 x2, down1] 2w x 32 x 32 -> w x 32 x 32
-        self.head = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 3, 3, padding=1))  # -> 3 x 32 x 32
+        self.head = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(),
+                                  nn.Conv2d(w, channels, 3, padding=1))  # -> 3 x 32 x 32
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """One sample's shape, ``(channels, size, size)``: (3, 32, 32) for photos, (4, 16, 16) for lesson 14's
+        latents. The samplers draw their start noise in it."""
+        return (self.channels, self.size, self.size)
 
     def embed(self, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The vector every block is told: time embedding + the sum of the attribute vectors, N x 4w."""
@@ -224,6 +241,12 @@ def ddim_step(x0_hat: torch.Tensor, eps_hat: torch.Tensor, abar_s: float, eta: f
     return x_s + sigma * noise if sigma else x_s
 
 
+def sample_shape(model) -> tuple[int, ...]:
+    """The shape of one sample of ``model`` (its :attr:`UNet.shape`; (3, 32, 32) for a network that does not say):
+    where every sampler of lessons 11, 13 and 14 draws its start noise."""
+    return tuple(getattr(model, "shape", (3, 32, 32)))
+
+
 def _unconditional_like(labels: torch.Tensor, schema: Schema = BUILTIN) -> torch.Tensor:
     """The "nothing requested" condition in the form of ``labels``: all -1 (hard requests) or the one-hot of
     every attribute's "unspecified" slot (soft requests N x 34)."""
@@ -279,7 +302,7 @@ def sample(model: UNet, labels: torch.Tensor, steps: int = 20, guidance: float =
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     draw = draw if draw is not None else (lambda shape: torch.randn(shape, generator=gen))
     n = len(labels)
-    x = draw((n, 3, 32, 32)) if x_T is None else x_T.float().cpu().clone()
+    x = draw((n, *sample_shape(model))) if x_T is None else x_T.float().cpu().clone()
     dev = next(model.parameters()).device
     abar = model.abar.double().cpu()
     ts = sample_timesteps(steps, len(abar)).tolist()
@@ -432,7 +455,7 @@ class DiffusionImageModel(ImageModel):
 
     def _latents(self, prepared, generator: torch.Generator, guidance: float = 2.0, steps: int = 20,
                  eta: float = 0.0, unspecified: str = "random") -> dict:
-        x_T = torch.randn(self.count(prepared), 3, 32, 32, generator=generator)  # the start noise first: fixed per seed
+        x_T = torch.randn(self.count(prepared), *sample_shape(self.network), generator=generator)  # fixed per seed
         return {"x_T": x_T, "condition": self._condition(prepared, generator, unspecified)}
 
     def _decode(self, latents: dict, noise=None, guidance: float = 2.0, steps: int = 20, eta: float = 0.0,
@@ -487,7 +510,8 @@ class DiffusionTextModel(DiffusionImageModel):
 
 def build(config: dict) -> UNet:
     """Rebuild a shipped diffusion U-Net from its checkpoint config (``prodgen.models.registry``)."""
-    return UNet(config.get("width", 32), config.get("schedule", "cosine"), schema=schema_of(config))
+    return UNet(config.get("width", 32), config.get("schedule", "cosine"), schema=schema_of(config),
+                channels=config.get("channels", 3), size=config.get("size", 32))
 
 
 # ----------------------------------------------------------------------------- measuring it

@@ -55,6 +55,7 @@ from prodgen.models.diffusion import (
     _predict_v,
     _unconditional_like,
     edit_request,
+    sample_shape,
 )
 from prodgen.models.protocol import UNSPECIFIED, Knob
 from prodgen.models.recipe import Trained, with_text_reader
@@ -78,10 +79,12 @@ sample_time = flow_time  # training times: "logit-normal" (sigmoid of N(0, 1)) o
 class FlowUNet(UNet):
     """``model(x_t, t, labels) -> v_hat``: images N x 3 x 32 x 32 on the path, times N (floats in [0, 1]),
     requests N x 5 (-1 = unspecified; or soft requests N x 34) -> the predicted velocity, N x 3 x 32 x 32.
-    Lesson 11's U-Net (``diffusion.UNet``, ``width`` channels at 32 x 32) without its noise schedule."""
+    Lesson 11's U-Net (``diffusion.UNet``, ``width`` channels at 32 x 32) without its noise schedule;
+    ``channels`` / ``size``: lesson 14's latent model is this network on 4 x 16 x 16 latent maps
+    (``prodgen.models.latent``)."""
 
-    def __init__(self, width: int = 32, schema: Schema = BUILTIN):
-        super().__init__(width, "cosine", schema=schema)
+    def __init__(self, width: int = 32, schema: Schema = BUILTIN, channels: int = 3, size: int = 32):
+        super().__init__(width, "cosine", schema=schema, channels=channels, size=size)
         del self.abar  # a straight path needs no noise schedule (and train_diffusion then refuses this network)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -163,8 +166,9 @@ def _check_sampling(steps, guidance, sampler) -> None:
 def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: float = 2.0, sampler: str = "ab2",
            generator: torch.Generator | None = None, x_1: torch.Tensor | None = None, batch_size: int = 256,
            known: torch.Tensor | None = None, mask: torch.Tensor | None = None, precision: str = "auto",
-           draw=None, project=None, start: float = 1.0) -> torch.Tensor:
-    """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU) for requests ``labels`` (N x 5, -1 = unspecified, or soft
+           draw=None, project=None, start: float = 1.0, clip: bool = True) -> torch.Tensor:
+    """Images in [-1, 1] (N x 3 x 32 x 32, on the CPU; N x c x 16 x 16 latents for lesson 14's network, not
+    clamped with ``clip=False``) for requests ``labels`` (N x 5, -1 = unspecified, or soft
     requests N x 34): start from noise ``x_1`` (drawn on the CPU from ``generator``, or by ``draw(shape)``, when
     not given) and solve the guided ODE with ``sampler`` (:data:`SAMPLERS`) in ``steps`` steps (:func:`integrate`).
 
@@ -180,7 +184,7 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     draw = draw if draw is not None else (lambda shape: torch.randn(shape, generator=gen))
     n = len(labels)
-    x = draw((n, 3, 32, 32)) if x_1 is None else x_1.float().cpu().clone()  # N x 3 x 32 x 32
+    x = draw((n, *sample_shape(model))) if x_1 is None else x_1.float().cpu().clone()  # N x 3 x 32 x 32
     dev = next(model.parameters()).device
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     precision = resolve_precision(precision, dev)
@@ -206,7 +210,7 @@ def sample(model: FlowUNet, labels: torch.Tensor, steps: int = 8, guidance: floa
         x = integrate(field, x, steps, sampler, project, start)
     finally:
         model.train(was)
-    return x.clamp(-1, 1)
+    return x.clamp(-1, 1) if clip else x
 
 
 # ----------------------------------------------------------------------------- editing real photos
@@ -266,7 +270,7 @@ def restore(model: FlowUNet, observed: torch.Tensor, operator, steps: int = 16, 
     labels = torch.full((n, len(model.schema)), -1, dtype=torch.long) if labels is None else labels
     labels = check_labels(labels, model.schema)
     gen = torch.Generator().manual_seed(int(seed))
-    eps = torch.randn(n, 3, 32, 32, generator=gen)
+    eps = torch.randn(n, *sample_shape(model), generator=gen)
     y = observed.float().cpu()
     if operator.task == "denoise":
         start = operator.sigma / (1 + operator.sigma)
@@ -314,7 +318,8 @@ class FlowImageModel(DiffusionImageModel):
 
     def _latents(self, prepared, generator: torch.Generator, guidance: float = 2.0, steps: int = 8,
                  sampler: str = "ab2", unspecified: str = "random") -> dict:
-        x_1 = torch.randn(self.count(prepared), 3, 32, 32, generator=generator)  # the start noise first: fixed per seed
+        # the start noise first: fixed per seed
+        x_1 = torch.randn(self.count(prepared), *sample_shape(self.network), generator=generator)
         return {"x_1": x_1, "condition": self._condition(prepared, generator, unspecified)}
 
     def _decode(self, latents: dict, noise=None, guidance: float = 2.0, steps: int = 8, sampler: str = "ab2",
@@ -339,7 +344,8 @@ class FlowTextModel(DiffusionTextModel, FlowImageModel):
 
 def build(config: dict) -> FlowUNet:
     """Rebuild a flow U-Net from its checkpoint config (``prodgen.models.registry``)."""
-    return FlowUNet(config.get("width", 32), schema=schema_of(config))
+    return FlowUNet(config.get("width", 32), schema=schema_of(config), channels=config.get("channels", 3),
+                    size=config.get("size", 32))
 
 
 def evaluate(model: FlowUNet, n: int = 2000, seed: int = 0, judge=None, **knobs) -> dict:

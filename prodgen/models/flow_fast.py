@@ -39,7 +39,7 @@ import torch
 from prodgen.catalog.schema import BUILTIN
 from prodgen.engine.losses import flow_interpolate, reflow_loss
 from prodgen.models import flow
-from prodgen.models.diffusion import _unconditional_like, guided
+from prodgen.models.diffusion import _unconditional_like, guided, sample_shape
 from prodgen.models.flow import SAMPLERS, FlowImageModel, FlowUNet, sample
 from prodgen.models.protocol import UNSPECIFIED, Knob
 from prodgen.models.recipe import Recipe, Trained
@@ -70,7 +70,7 @@ def teacher_pairs(teacher: FlowUNet, labels: torch.Tensor, guidance: float = 2.0
     """``(eps, x)``: noise images drawn from ``seed`` (N x 3 x 32 x 32) and where the teacher's guided ODE takes
     them (``flow.sample``, ``steps`` steps of ``sampler``; images in [-1, 1]). Same teacher and seed, same pairs.
     ``log``: told how far it got, with an estimate of the time left, about every 10 % (10,000 pairs take minutes)."""
-    eps = torch.randn(len(labels), 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    eps = torch.randn(len(labels), *sample_shape(teacher), generator=torch.Generator().manual_seed(seed))
     chunk = batch_size * max(1, len(labels) // (10 * batch_size))  # whole batches: the same bytes as in one call
     x, start = [], time.perf_counter()
     for i in range(0, len(labels), chunk):

@@ -35,6 +35,13 @@ the protocol's questions (:attr:`ImageModel.conditional`, :attr:`ImageModel.read
   with some attributes changed, images in [-1, 1]; :meth:`edit_variants` makes several seeds' variants in one batch.
 - ``restore(observed, operator, seed=0, **knobs)`` where :attr:`can_restore` (the flow): photos damaged by a known
   operator (``prodgen.apps.degrade``) restored with the model as the prior, images in [-1, 1] (lesson 16).
+- ``try_on(scenes, slots, photos, seed=0, **knobs)`` where :attr:`can_try_on` (lesson 15: the cut-and-paste
+  baseline, ``prodgen.models.tryon``): each scene (``prodgen.catalog.scenes.Scene``) wearing a catalog photo's
+  product in one of its slots, uint8 images; the inputs are checked here, once for every model
+  (:class:`TryOnInputs`), and the family implements ``_try_on(inputs, seed, **knobs)``. A try-on model is not an
+  image generator (:attr:`ImageModel.generates` is ``False``): the registry lists it among the try-on models
+  (``registry.tryon_models()``), never among the generators the leaderboard, the studio and ``prodgen generate``
+  ask for images.
 
 How a family implements it: ``_latents(prepared, generator, **knobs)`` makes every random draw of one group of
 requests from that group's generator (a dict of tensors, one row per image), and ``_decode(latents, noise,
@@ -53,7 +60,8 @@ from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["ACCEPTS", "Knob", "ImageModel", "Noise", "Request", "as_labels", "fill_open", "noise", "TRUNCATION",
+__all__ = ["ACCEPTS", "Knob", "ImageModel", "Noise", "Request", "TryOnInputs", "as_labels", "fill_open", "noise",
+           "TRUNCATION",
            "TEMPERATURE", "UNSPECIFIED"]
 
 ACCEPTS = ("attributes", "text", "nothing")
@@ -186,6 +194,66 @@ class Request:
         return describe(attrs, "en", template=0, rng=0)
 
 
+@dataclass
+class TryOnInputs:
+    """Checked try-on inputs, one row per try-on: ``scenes`` (N x 3 x S x S uint8), the slot ``masks``
+    (N x S x S bool), the product ``photos`` (N x 3 x S x S uint8), the ``slots``, each scene's ``anchors``
+    (``prodgen.catalog.scenes.slot_anchors``: the slot's place, scale and tilt for its first category at medium
+    size, like a pose) and its ``params`` (for a model that places other categories and sizes itself)."""
+
+    scenes: torch.Tensor
+    masks: torch.Tensor
+    photos: torch.Tensor
+    slots: list
+    anchors: list
+    params: list
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    @classmethod
+    def check(cls, scenes, slots, photos, size: int) -> TryOnInputs:
+        """Inputs from a ``Scene`` or a list of them, a slot name or one per scene, and uint8 photos
+        (3 x S x S or N x 3 x S x S); anything wrong -> one ``ValueError`` saying what is valid."""
+        from prodgen.catalog.scenes import KINDS, Scene, slot_anchors
+
+        scenes = [scenes] if isinstance(scenes, Scene) else list(scenes)
+        if not all(isinstance(sc, Scene) for sc in scenes):
+            raise ValueError("try_on takes scenes as prodgen.catalog.scenes.Scene objects (scene_at, make_scene, "
+                             "Scenes.scene(i)), one or a list")
+        slots = [slots] * len(scenes) if isinstance(slots, str) else list(slots)
+        if len(slots) != len(scenes):
+            raise ValueError(f"give one slot for every scene (or one for all): {len(slots)} slots, "
+                             f"{len(scenes)} scenes")
+        photos = torch.as_tensor(photos)
+        photos = photos[None] if photos.ndim == 3 else photos
+        if photos.dtype != torch.uint8 or tuple(photos.shape[1:]) != (3, size, size) or len(photos) != len(scenes):
+            raise ValueError(f"product photos must be uint8 {size} x {size} RGB, 3 x {size} x {size} or "
+                             f"N x 3 x {size} x {size} with one per scene ({len(scenes)}); got {photos.dtype} "
+                             f"{tuple(photos.shape)} (catalog photos: load_catalog(split, size={size}))")
+        images, masks = [], []
+        for sc, slot in zip(scenes, slots):
+            valid = KINDS.get(sc.params.get("kind"), ())
+            if slot not in valid:
+                raise ValueError(f"unknown slot {slot!r} for a {sc.params.get('kind')} scene; valid slots: "
+                                 f"{', '.join(valid)}")
+            image, mask = torch.as_tensor(sc.image), torch.as_tensor(sc.masks.get(slot))
+            if image.dtype != torch.uint8 or tuple(image.shape) != (3, size, size):
+                raise ValueError(f"scene images must be uint8 3 x {size} x {size}, got {image.dtype} "
+                                 f"{tuple(image.shape)}")
+            if mask.dtype != torch.bool or tuple(mask.shape) != (size, size) or not mask.any():
+                raise ValueError(f"the {slot!r} mask must be a non-empty {size} x {size} bool array matching the "
+                                 f"scene image, got {mask.dtype} {tuple(mask.shape)}")
+            images.append(image)
+            masks.append(mask)
+        if not scenes:
+            return cls(torch.zeros(0, 3, size, size, dtype=torch.uint8), torch.zeros(0, size, size, dtype=torch.bool),
+                       photos, [], [], [])
+        anchors = [slot_anchors(sc.params, slot) for sc, slot in zip(scenes, slots)]
+        return cls(torch.stack(images), torch.stack(masks), photos.contiguous(), slots, anchors,
+                   [sc.params for sc in scenes])
+
+
 class Noise:
     """Noise a family draws while decoding (diffusion's per-step noise when ``eta > 0``, inpainting's), for rows
     that come in groups: :meth:`randn` draws each group's rows from that group's own generator, so a group gets
@@ -234,7 +302,8 @@ def fill_open(labels: torch.Tensor, generator: torch.Generator, schema=None) -> 
 class ImageModel:
     """The protocol: subclasses set ``accepts`` and ``knobs`` and implement ``_latents`` + ``_decode`` (or only
     ``_images``); families that edit set ``can_edit`` and implement ``_edit``; families whose latents blend set
-    ``blends``.
+    ``blends``; families that try products on scenes set ``can_try_on`` and implement ``_try_on`` (and set
+    ``generates = False`` unless they also generate images from requests).
 
     ``network`` is the trained ``nn.Module``; ``name`` the registry name (or any label); ``info`` its
     manifest entry (``registry.load_entry``), empty for a model that is not shipped.
@@ -249,6 +318,14 @@ class ImageModel:
     """Whether an edit draws noise, so that seeds give different variants (diffusion: yes; the CVAE: no)."""
     can_restore: ClassVar[bool] = False
     """Whether :meth:`restore` repairs damaged photos with the model as the prior (``prodgen restore``)."""
+    can_try_on: ClassVar[bool] = False
+    """Whether :meth:`try_on` dresses scenes in product photos (lesson 15: the cut-and-paste baseline; ``tryon-64``)."""
+    try_on_draws: ClassVar[bool] = False
+    """Whether a try-on draws noise, so that seeds give different results (``prodgen tryon --n``)."""
+    generates: ClassVar[bool] = True
+    """Whether :meth:`generate` makes images from requests: the model is then an *image generator*
+    (``registry.generators()``: the leaderboard, the studio, ``prodgen generate``). A model that only transforms
+    inputs (the try-on models: ``registry.tryon_models()``) sets it to ``False``; its ``generate`` refuses."""
     image_size: int = 32
 
     def __init__(self, network, name: str = "model", info: dict | None = None):
@@ -367,11 +444,17 @@ class ImageModel:
         """One uint8 image (3 x H x W) per request, N x 3 x H x W on the CPU; same seed, same bytes."""
         from prodgen.catalog import denormalize
 
+        self._check_generates()
         values = self.check_knobs(knobs)
         prepared = self.prepare(requests)
         if self.count(prepared) == 0:
             return self._empty()
         return denormalize(self._images(prepared, int(seed), **values).float().cpu())
+
+    def _check_generates(self) -> None:
+        if not self.generates:
+            what = "tries products on scenes (try_on)" if self.can_try_on else "transforms its inputs"
+            raise ValueError(f"{self.name} is not an image generator: it {what} and does not generate images")
 
     def _images(self, prepared, seed: int, **knobs) -> torch.Tensor:
         """Images in [-1, 1] for prepared requests: the group's draws (``_latents``) decoded (``_decode``). A
@@ -403,6 +486,7 @@ class ImageModel:
         ``prodgen generate --batch`` sends a few hundred images at a time."""
         from prodgen.catalog import denormalize
 
+        self._check_generates()
         values = self.check_knobs(knobs)
         prepared = self._prepare_groups(groups)
         counts = [self.count(p) for p, _ in prepared]
@@ -512,6 +596,27 @@ class ImageModel:
         return self._restore(observed, operator, int(seed), **knobs)
 
     def _restore(self, observed, operator, seed: int, **knobs) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- trying products on scenes (lesson 15) ------------------------------------------------------------------
+    @torch.no_grad()
+    def try_on(self, scenes, slots, photos, seed: int = 0, **knobs) -> torch.Tensor:
+        """Each scene wearing its photo's product in its slot: uint8 N x 3 x S x S (3 x S x S for one ``Scene``).
+
+        ``scenes``: a ``prodgen.catalog.scenes.Scene`` or a list; ``slots``: a slot name or one per scene;
+        ``photos``: uint8 catalog photos at the model's :attr:`image_size`, one per scene. Bad input (wrong size,
+        a slot the scene lacks, a mask that does not match) -> ``ValueError``; a model that cannot try on too."""
+        from prodgen.catalog.scenes import Scene
+
+        if not self.can_try_on:
+            raise ValueError(f"{self.name} cannot try products on scenes")
+        values = self.check_knobs(knobs)
+        inputs = TryOnInputs.check(scenes, slots, photos, self.image_size)
+        out = self._try_on(inputs, int(seed), **values) if len(inputs) else inputs.scenes.clone()
+        return out[0] if isinstance(scenes, Scene) else out
+
+    def _try_on(self, inputs: TryOnInputs, seed: int, **knobs) -> torch.Tensor:
+        """uint8 N x 3 x S x S; implemented by the families that set ``can_try_on``."""
         raise NotImplementedError
 
     def extra_evaluation(self, n: int, seed: int, judge) -> dict:

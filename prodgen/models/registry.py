@@ -5,7 +5,9 @@ build the network from its saved config, how to train it (``prodgen train NAME``
 wraps it (``prodgen.models.protocol``; ``None`` for the judge and the text readers) and a one-line summary.
 The registry finds those declarations by importing the modules of ``prodgen.models`` on first use; a model
 outside the package (a test's toy model, your own) joins with :func:`register`. Nothing else lists model
-names: ``prodgen models``, ``generate``, ``evaluate``, ``train``, the leaderboard and the studio all ask here.
+names: ``prodgen models``, ``generate``, ``evaluate``, ``train``, ``tryon``, the leaderboard and the studio all ask
+here, by the protocol's capabilities: :func:`generators` (``generates``) and :func:`tryon_models` (``can_try_on``)
+are disjoint for today's models, so a try-on model is never asked for images.
 
 Loading goes through the checkpoint store (``prodgen.checkpoints``: sha256-verified, ``weights_only=True``):
 :func:`load` / :func:`load_entry` / :func:`load_generator` for shipped checkpoints, :func:`load_file` /
@@ -26,6 +28,7 @@ from prodgen import checkpoints, paths
 from prodgen.checkpoints import available, manifest, names, verify
 
 __all__ = ["ModelSpec", "register", "unregister", "registered", "spec", "specs", "generators", "generator_kinds",
+           "tryon_models", "load_tryon",
            "available", "manifest", "names", "verify", "load", "load_entry", "load_generator", "load_file",
            "load_generator_file", "save", "train", "SETTINGS", "own_catalog_trainers", "state_path"]
 
@@ -34,13 +37,17 @@ __all__ = ["ModelSpec", "register", "unregister", "registered", "spec", "specs",
 class ModelSpec:
     """One registered model. ``build(config) -> nn.Module`` rebuilds the network from the config saved with
     it; ``train(name, fast=False, log=print, ...) -> metrics`` retrains it (``None``: not trainable here);
-    ``model``: the ``ImageModel`` class that wraps the network for generation (``None``: not an image
-    generator); ``recipe``: the training settings ``prodgen train --epochs/--minutes/--seed/--batch`` may
-    replace; ``lesson``: where the course builds it (lists follow course order)."""
+    ``model``: the ``ImageModel`` class that wraps the network (``None``: the judge, the text readers, encoders);
+    what the model is for is its class's protocol capabilities (:attr:`is_generator`, :attr:`is_tryon`), never
+    its name; ``recipe``: the training settings ``prodgen train --epochs/--minutes/--seed/--batch`` may
+    replace; ``lesson``: where the course builds it (lists follow course order).
+
+    ``build=None`` declares a *weightless* model (the cut-and-paste try-on baseline): nothing to train, load or
+    ship; the registry makes it as ``model(None, name, {})`` and the manifest never lists it."""
 
     name: str
     family: str
-    build: Callable
+    build: Callable | None
     train: Callable | None = None
     model: type | None = None
     lesson: int = 0
@@ -48,9 +55,26 @@ class ModelSpec:
     recipe: dict = field(default_factory=dict)
     resolution: int = 32
 
+    def __post_init__(self):
+        if self.build is None and (self.model is None or self.train is not None):
+            raise ValueError(f"model spec {self.name!r}: a weightless spec (build=None) needs a model class and "
+                             "no trainer")
+
     @property
     def is_generator(self) -> bool:
-        return self.model is not None
+        """Whether the model generates images from requests (its class's ``generates``): the leaderboard, the
+        studio and ``prodgen generate`` list it."""
+        return self.model is not None and bool(self.model.generates)
+
+    @property
+    def is_tryon(self) -> bool:
+        """Whether the model tries products on scenes (its class's ``can_try_on``): ``prodgen tryon`` lists it."""
+        return self.model is not None and bool(self.model.can_try_on)
+
+    @property
+    def weightless(self) -> bool:
+        """Whether the model has no network to build or load (``build=None``): always available, never shipped."""
+        return self.build is None
 
 
 _SKIP = {"protocol", "registry", "condition", "recipe"}  # modules of prodgen.models that declare no model
@@ -125,6 +149,32 @@ def generator_kinds() -> dict[str, str]:
     return {s.name: s.model.accepts for s in specs() if s.is_generator}
 
 
+def tryon_models(shipped: bool = False) -> list[str]:
+    """Names of the try-on models (lesson 15), in course order; ``shipped=True``: only those that can be used now
+    (weightless, or listed in the manifest)."""
+    listed = manifest() if shipped else None
+    return [s.name for s in specs() if s.is_tryon and (listed is None or s.weightless or s.name in listed)]
+
+
+def load_tryon(name: str, device="cpu"):
+    """The try-on model ``name`` as an ``ImageModel`` with ``try_on(scenes, slots, photos, seed, **knobs)``: a
+    weightless one made here, a shipped one loaded (sha256-verified). Not a try-on model -> ``ValueError``."""
+    found = {**_discovered(), **_added}.get(name)
+    if found is None or not found.is_tryon:
+        raise ValueError(f"{name!r} is not a try-on model; try-on models: {', '.join(tryon_models())}")
+    if found.weightless:
+        return found.model(None, name, {})
+    network, info = load_entry(name, device)
+    return found.model(network, name, info)
+
+
+def _weightless(name: str, action: str) -> None:
+    found = {**_discovered(), **_added}.get(name)
+    if found is not None and found.weightless:
+        raise ValueError(f"{name!r} has no weights to {action}: it is made, not loaded"
+                         + (" (registry.load_tryon)" if found.is_tryon else ""))
+
+
 def _generator_spec(name: str) -> ModelSpec:
     found = {**_discovered(), **_added}.get(name)
     if found is None or not found.is_generator:
@@ -145,6 +195,7 @@ def _rebuild(name: str, payload: dict, device, where):
 def load_entry(name: str, device="cpu"):
     """``(model, info)``: the rebuilt network in eval mode, and its manifest entry plus the
     checkpoint's ``extra`` data (e.g. a vocabulary) under ``info["extra"]``."""
+    _weightless(name, "load")
     if name not in manifest() and name in {**_discovered(), **_added}:
         raise ValueError(f"{name!r} is registered but no checkpoint of it is shipped; train one with `prodgen train "
                          f"{name}` (or `--out FILE.pt` and load that file)")
@@ -184,10 +235,12 @@ def load_file(path, device="cpu"):
         raise ValueError(f"{path} is not a checkpoint written by `prodgen train --out` / `--data` (it names no "
                          f"model, or has no config); {checkpoints.VALID}")
     try:
-        spec(name)
+        found = spec(name)
     except ValueError:
         raise ValueError(f"{path} holds a checkpoint of {name!r}, which no registered model is named; "
                          f"registered models: {', '.join(s.name for s in specs())}") from None
+    if found.weightless:
+        raise ValueError(f"{path} claims to hold {name!r}, a model without weights; {checkpoints.VALID}")
     model = _rebuild(name, payload, device, str(path))
     if not verified:  # said once the file proved to be a checkpoint
         warnings.warn(checkpoints.unverified_note(path), checkpoints.UnverifiedCheckpoint, stacklevel=2)
@@ -217,6 +270,7 @@ def save(name: str, model, config: dict, metrics: dict | None = None, training: 
     :func:`load_file` reads it).
     """
     spec(name)  # refuse unregistered names before writing anything
+    _weightless(name, "save")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {"state_dict": state, "config": config, **({"extra": extra} if extra else {})}
     if out is not None:
