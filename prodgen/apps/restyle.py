@@ -32,8 +32,8 @@ sketch and watercolour from strength 1 and poster from 10 (88 %) to 100 (97 %); 
 source's attributes at 97-99 % at strength 10, and size and brand go first as the strength grows. A second
 all-looks judge that the optimisation never saw agrees less (70-87 % at strength 10, 95-98 % on the rendered
 truth): optimising pixels against one network's features partly fools that network, so judge-looks' agreement
-is an upper bound. PSNR against the rendered truth hardly moves: the result is the photo redrawn in the look's
-manner, not the catalog's rendering.
+is an upper bound. Against the rendered truth PSNR hardly moves and SSIM falls (added texture): the result is
+the photo redrawn in the look's manner, not the catalog's rendering.
 
 Deterministic: the seed only draws the style exemplars (a photo with no more matching products than
 :data:`EXEMPLARS` uses all of them, whatever the seed); the optimisation draws nothing. The other way of
