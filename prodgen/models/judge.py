@@ -211,4 +211,8 @@ SPECS = (ModelSpec("judge", "judge", build, train_checkpoint, lesson=1, recipe=C
                            "prodgen.catalog.scenes.slot_crops); trained by benchmarks/scenes_judge.py --ship"),
          ModelSpec("look-judge", "judge", build, None, lesson=16, resolution=64,
                    summary="reads the look of a 64 px product picture (photo, sketch, poster, watercolour; "
-                           "prodgen.catalog.looks); trained by benchmarks/looks_judge.py --ship"))
+                           "prodgen.catalog.looks); trained by benchmarks/looks_judge.py --ship"),
+         ModelSpec("judge-looks", "judge", build, None, lesson=16,
+                   summary="reads the attributes of a 32 px product in any look (photo, sketch, poster, "
+                           "watercolour; a sketch shows no colour): measures restyling and gives "
+                           "prodgen.apps.restyle its features; trained by benchmarks/judge_looks.py --ship"))
