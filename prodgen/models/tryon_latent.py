@@ -360,9 +360,7 @@ def _prepare(run) -> None:
     from prodgen.models.latent import require_autoencoder
 
     if run.resolution != IMAGE_SIZE:
-        raise ValueError(f"{run.name} is registered at {run.resolution} px; it tries products on {IMAGE_SIZE} px scenes")
-    if run.data is not None:
-        raise ValueError(f"{run.name} trains on the course's scenes, not on a catalog folder of your own")
+        raise ValueError(f"{run.name} is registered at {run.resolution} px; it dresses {IMAGE_SIZE} px scenes")
     require_autoencoder(run.cfg["autoencoder"], run.name)  # before any photo is loaded: say what to train first
 
 
