@@ -46,8 +46,8 @@ from prodgen.models.protocol import ImageModel, Knob, TryOnInputs
 from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
-__all__ = ["latent_mask", "masked_scenes", "TryOnPairSet", "render_pairs", "load_pairs", "TryOnLatents",
-           "encode_pairs", "tryon_loss", "tryon_network", "LatentTryOn", "build", "CHECKPOINT_CONFIG",
+__all__ = ["latent_mask", "masked_scenes", "TryOnPairSet", "render_pairs", "pairs_cache_path", "load_pairs",
+           "TryOnLatents", "encode_pairs", "tryon_loss", "tryon_network", "LatentTryOn", "build", "CHECKPOINT_CONFIG",
            "train_checkpoint", "GREY"]
 
 GREY = 128  # the value the slot's pixels get in the masked scene (0 in [-1, 1])
@@ -122,16 +122,23 @@ def render_pairs(n: int, catalog, seed: int = 0, split: str = "train", start: in
                         slots)
 
 
-def load_pairs(n: int, catalog, seed: int = 0, split: str = "train", folder=None, log=None) -> TryOnPairSet:
-    """:func:`render_pairs` read from ``<cache>/tryon-pairs`` (or ``folder``) when rendered before with the same
-    request and catalog photos, else rendered and written atomically (a damaged file is rendered again)."""
+def pairs_cache_path(key: str, folder=None):
+    """``<cache>/tryon-pairs/pairs-KEY.pt`` (or in ``folder``)."""
     from pathlib import Path
 
     from prodgen import paths
 
+    return (Path(folder) if folder is not None else paths.cache_dir() / "tryon-pairs") / f"pairs-{key}.pt"
+
+
+def load_pairs(n: int, catalog, seed: int = 0, split: str = "train", folder=None, log=None) -> TryOnPairSet:
+    """:func:`render_pairs` read from ``<cache>/tryon-pairs`` (or ``folder``) when rendered before with the same
+    request and catalog photos, else rendered and written atomically (a damaged file is rendered again)."""
+    from prodgen import paths
+
     photos = hashlib.sha256(catalog.images.contiguous().numpy().tobytes()).hexdigest()
     key = hashlib.sha256(json.dumps([n, seed, split, photos, 1]).encode()).hexdigest()[:20]
-    path = (Path(folder) if folder is not None else paths.cache_dir() / "tryon-pairs") / f"pairs-{key}.pt"
+    path = pairs_cache_path(key, folder)
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
