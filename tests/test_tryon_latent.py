@@ -205,3 +205,23 @@ def test_train_tryon_64_fast_end_to_end(tmp_path, monkeypatch, tiny_ae):
     sc = scene_at("test", 0, 0)
     slot = next(iter(sc.masks))
     assert loaded.try_on(sc, slot, torch.from_numpy(sc.image), steps=2).shape == (3, 64, 64)
+
+
+def test_the_side_by_side_layout_reads_the_product_beside_the_scene(tiny_ae, inputs):
+    """CatVTON's layout: 2c + 1 channels at 16 x 32, the velocity read off the left half; the same guarantees."""
+    torch.manual_seed(2)
+    net = tl.tryon_network(8, layout="side")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert net.in_channels == 9 and tl.layout_of(net) == "side" and tl.layout_of(tl.tryon_network(8)) == "channels"
+    assert tl.build({"width": 8, "layout": "side"}).in_channels == 9
+    side = tl.LatentTryOn(net, "tryon-64", {}, autoencoder=tiny_ae)
+    scenes, slots, photos = (x[:3] for x in inputs)
+    out = side.try_on(scenes, slots, photos, seed=4, steps=2)
+    for sc, slot, image in zip(scenes, slots, out):
+        mask = torch.from_numpy(sc.masks[slot])
+        assert torch.equal(image[:, ~mask], torch.from_numpy(sc.image)[:, ~mask])
+    assert not torch.equal(out, side.try_on(scenes, slots, photos.flip(0), seed=4, steps=2))
+    with pytest.raises(ValueError, match="unknown layout 'above'; valid: channels, side"):
+        tl.tryon_network(8, layout="above")

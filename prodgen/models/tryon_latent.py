@@ -47,8 +47,8 @@ from prodgen.models.recipe import Recipe, Trained
 from prodgen.models.registry import ModelSpec
 
 __all__ = ["latent_mask", "masked_scenes", "TryOnPairSet", "render_pairs", "pairs_cache_path", "load_pairs",
-           "TryOnLatents", "encode_pairs", "tryon_loss", "tryon_network", "LatentTryOn", "build", "CHECKPOINT_CONFIG",
-           "train_checkpoint", "GREY"]
+           "TryOnLatents", "encode_pairs", "tryon_loss", "tryon_network", "LAYOUTS", "layout_of", "velocity",
+           "LatentTryOn", "build", "CHECKPOINT_CONFIG", "train_checkpoint", "GREY"]
 
 GREY = 128  # the value the slot's pixels get in the masked scene (0 in [-1, 1])
 FACTOR = IMAGE_SIZE // LATENT_SIZE  # 4 pixels a latent cell
@@ -65,10 +65,39 @@ def masked_scenes(scenes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks[:, None], torch.tensor(GREY, dtype=torch.uint8), scenes)
 
 
-def tryon_network(width: int = 48, channels: int = 4) -> FlowUNet:
-    """The try-on U-Net: reads ``3 * channels + 1`` channels (noisy latent, masked scene, mask, product) at 16 x 16,
-    writes the ``channels``-channel velocity."""
-    return FlowUNet(width, channels=channels, size=LATENT_SIZE, in_channels=3 * channels + 1)
+LAYOUTS = ("channels", "side")
+"""How the product reaches the network: ``channels``: its latent stacked on the noisy latent, the masked scene and the
+mask (3c + 1 channels at 16 x 16); ``side``: CatVTON's, the product's latent beside the scene's (16 x 32): the noisy
+half and the masked scene each get the product's latent on their right, the mask 0 there (2c + 1 channels), and
+the velocity is read off the left half."""
+
+
+def tryon_network(width: int = 48, channels: int = 4, layout: str = "channels") -> FlowUNet:
+    """The try-on U-Net for ``layout`` (:data:`LAYOUTS`): reads ``3 * channels + 1`` channels at 16 x 16 (noisy
+    latent, masked scene, mask, product) or ``2 * channels + 1`` at 16 x 32 (side by side), writes the
+    ``channels``-channel velocity."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+    reads = 3 * channels + 1 if layout == "channels" else 2 * channels + 1
+    return FlowUNet(width, channels=channels, size=LATENT_SIZE, in_channels=reads)
+
+
+def layout_of(network) -> str:
+    """The layout a try-on network was built for (read off its channels)."""
+    c = network.channels
+    return {3 * c + 1: "channels", 2 * c + 1: "side"}.get(network.in_channels, "unknown")
+
+
+def velocity(network, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The network's velocity N x c x 16 x 16 for states ``x_t`` given ``cond`` (masked scene c, mask 1, product c),
+    in the network's layout (:data:`LAYOUTS`)."""
+    c = network.channels
+    if layout_of(network) == "channels":
+        return network(torch.cat([x_t, cond], 1), t, labels)
+    masked, mask, product = cond[:, :c], cond[:, c:c + 1], cond[:, c + 1:]
+    left = torch.cat([x_t, masked, mask], 1)
+    right = torch.cat([product, product, torch.zeros_like(mask)], 1)
+    return network(torch.cat([left, right], 3), t, labels)[..., :LATENT_SIZE]
 
 
 # ----------------------------------------------------------------------------- the training pairs
@@ -200,7 +229,7 @@ def tryon_loss(model, packed: torch.Tensor, labels: torch.Tensor, drop_p: float 
     t = flow_time(len(z0), sampling, generator, z0.device)
     eps = torch.randn(z0.shape, device=z0.device, dtype=z0.dtype, generator=generator)
     x_t = flow_interpolate(z0, eps, t)
-    v_hat = model(torch.cat([x_t, cond], 1), t, labels).float()
+    v_hat = velocity(model, x_t, t, cond, labels).float()
     grown = F.max_pool2d(cond[:, c:c + 1].float(), 3, stride=1, padding=1)
     weight = outside + (1 - outside) * grown
     err = (v_hat - flow_velocity(z0, eps).float()).pow(2) * weight
@@ -232,10 +261,11 @@ class LatentTryOn(ImageModel):
             autoencoder = load_autoencoder(config.get("autoencoder", "ae-64"), config.get("autoencoder_sha256"),
                                            user="tryon-64")
         c = autoencoder.channels
-        if (network.channels, network.in_channels, network.size) != (c, 3 * c + 1, LATENT_SIZE):
-            raise ValueError(f"a try-on network for {c}-channel latents reads {3 * c + 1} and writes {c} channels at "
-                             f"{LATENT_SIZE} x {LATENT_SIZE}; this one reads {network.in_channels}, writes "
-                             f"{network.channels} at {network.size}: they do not belong together")
+        if network.channels != c or network.size != LATENT_SIZE or layout_of(network) == "unknown":
+            raise ValueError(f"a try-on network for {c}-channel latents reads {3 * c + 1} (or {2 * c + 1} side by "
+                             f"side) and writes {c} channels at {LATENT_SIZE} x {LATENT_SIZE}; this one reads "
+                             f"{network.in_channels}, writes {network.channels} at {network.size}: they do not belong "
+                             "together")
         self.autoencoder = autoencoder.eval()
 
     @property
@@ -285,11 +315,11 @@ class LatentTryOn(ImageModel):
             parts = []
             for s in range(0, len(x), batch_size):
                 xb = x[s:s + batch_size]
-                inp = torch.cat([torch.cat([xb, r[s:s + batch_size]], 1) for r in rows])
-                inp = inp.to(dev).contiguous(memory_format=fmt)
-                labels = torch.full((len(inp), 5), -1, dtype=torch.long, device=dev)
+                xs = torch.cat([xb] * len(rows)).to(dev).contiguous(memory_format=fmt)
+                cs = torch.cat([r[s:s + batch_size] for r in rows]).to(dev).contiguous(memory_format=fmt)
+                labels = torch.full((len(xs), 5), -1, dtype=torch.long, device=dev)
                 with autocast_for(dev, precision):
-                    v = net(inp, torch.full((len(inp),), t, device=dev), labels).float().cpu()
+                    v = velocity(net, xs, torch.full((len(xs),), t, device=dev), cs, labels).float().cpu()
                 parts.append(v if len(rows) == 1 else v[len(xb):] + w * (v[:len(xb)] - v[len(xb):]))
             return torch.cat(parts)
 
@@ -298,12 +328,12 @@ class LatentTryOn(ImageModel):
 
 def build(config: dict) -> FlowUNet:
     """Rebuild the try-on U-Net from its checkpoint config (``prodgen.models.registry``)."""
-    return tryon_network(config.get("width", 48), config.get("channels", 4))
+    return tryon_network(config.get("width", 48), config.get("channels", 4), config.get("layout", "channels"))
 
 
 # ----------------------------------------------------------------------------- the checkpoint
-CHECKPOINT_CONFIG = {"autoencoder": "ae-64", "width": 48, "pairs": 8000, "epochs": 200, "minutes": None,
-                     "batch_size": 64, "lr": 1e-3, "ema_decay": 0.999, "drop_p": 0.1, "outside": 0.1,
+CHECKPOINT_CONFIG = {"autoencoder": "ae-64", "width": 48, "layout": "channels", "pairs": 8000, "epochs": 200,
+                     "minutes": None, "batch_size": 64, "lr": 1e-3, "ema_decay": 0.999, "drop_p": 0.1, "outside": 0.1,
                      "time_sampling": "logit-normal", "seed": 0, "train_split": "train"}
 """How ``prodgen train tryon-64`` trains: ``pairs`` rendered pairs on the 8,000 training scenes (one random slot each,
 random 64 px training-split photos: ``train_split``), encoded once; lesson 14's flow recipe on them (Adam, batch 64,
@@ -337,13 +367,13 @@ def _fit(run) -> Trained:
     pairs = load_pairs(cfg["pairs"], run.train, cfg["seed"], log=run.log)
     data = encode_pairs(autoencoder, pairs, sha, log=run.log)
     torch.manual_seed(cfg["seed"])
-    model = tryon_network(cfg["width"], autoencoder.channels)
+    model = tryon_network(cfg["width"], autoencoder.channels, cfg["layout"])
     ema = copy.deepcopy(model)
     loss = functools.partial(tryon_loss, drop_p=cfg["drop_p"], outside=cfg["outside"], sampling=cfg["time_sampling"])
     history = train_field(model, data, loss, kind="tryon", lr=cfg["lr"], ema=ema, ema_decay=cfg["ema_decay"],
                           **run.engine())
-    config = {"width": cfg["width"], "channels": model.channels, "autoencoder": cfg["autoencoder"],
-              "autoencoder_sha256": sha}
+    config = {"width": cfg["width"], "channels": model.channels, "layout": cfg["layout"],
+              "autoencoder": cfg["autoencoder"], "autoencoder_sha256": sha}
     return Trained(ema, config, history)
 
 
