@@ -225,3 +225,23 @@ def test_the_side_by_side_layout_reads_the_product_beside_the_scene(tiny_ae, inp
     assert not torch.equal(out, side.try_on(scenes, slots, photos.flip(0), seed=4, steps=2))
     with pytest.raises(ValueError, match="unknown layout 'above'; valid: channels, side"):
         tl.tryon_network(8, layout="above")
+
+
+def test_a_shipped_tryon_64_loads_through_the_registry_and_names_its_autoencoder(tmp_path, monkeypatch, tiny_ae,
+                                                                                  inputs):
+    from prodgen.models import registry
+
+    from cli_helpers import shipped_subset
+
+    shipped_subset(tmp_path / "checkpoints", (), monkeypatch)
+    registry.save("ae-64", tiny_ae, {"width": 8, "channels": 4, "norm": "group"})
+    sha = registry.manifest()["ae-64"]["sha256"]
+    registry.save("tryon-64", tl.tryon_network(8), {"width": 8, "channels": 4, "layout": "channels",
+                                                   "autoencoder": "ae-64", "autoencoder_sha256": sha})
+    assert registry.tryon_models(shipped=True) == ["cut-paste", "tryon-64"]
+    model = registry.load_tryon("tryon-64")
+    scenes, slots, photos = (x[:2] for x in inputs)
+    assert isinstance(model, tl.LatentTryOn) and model.try_on(scenes, slots, photos, steps=1).shape == (2, 3, 64, 64)
+    registry.save("ae-64", am.AutoEncoder(width=8), {"width": 8, "channels": 4, "norm": "group"})  # retrained
+    with pytest.raises(ValueError, match=r"retrain it \(prodgen train tryon-64\)"):
+        registry.load_tryon("tryon-64")
