@@ -140,24 +140,28 @@ class UNet(nn.Module):
     ``channels`` x ``size`` x ``size`` (default 3 x 32 x 32, photos) is what the network reads and writes: lesson
     14's latent model is the same network on 4 x 16 x 16 latent maps (:attr:`shape`; the samplers read it). The
     weights' names and shapes do not depend on ``size``, only the first and last convolutions on ``channels``.
+    ``in_channels`` (default ``channels``): what the first convolution reads when the network is given more than
+    the state it writes, e.g. lesson 15's try-on model reads its noisy latent with the scene, the mask and the
+    product stacked as channels (``prodgen.models.tryon_latent``); only ``stem.weight``'s shape depends on it.
     """
 
     def __init__(self, width: int = 32, schedule: str = "cosine", schema: Schema = BUILTIN, channels: int = 3,
-                 size: int = 32):
+                 size: int = 32, in_channels: int | None = None):
         super().__init__()
         if schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
-        for name, value, low in (("channels", channels, 1), ("size", size, 4)):
+        in_channels = channels if in_channels is None else in_channels
+        for name, value, low in (("channels", channels, 1), ("size", size, 4), ("in_channels", in_channels, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low or (name == "size" and value % 4):
                 raise ValueError(f"{name} must be a whole number >= {low}{' divisible by 4' if name == 'size' else ''}"
                                  f", got {value!r}")
         self.width, self.schedule, self.schema = width, schedule, schema
-        self.channels, self.size = channels, size
+        self.channels, self.size, self.in_channels = channels, size, in_channels
         w, e = width, 4 * width
         self.register_buffer("abar", (cosine_schedule() if schedule == "cosine" else linear_schedule()).float())
         self.time = nn.Sequential(nn.Linear(w, e), nn.SiLU(), nn.Linear(e, e))  # sinusoid -> time vector
         self.condition = AttributeEmbedding(e, schema=schema)  # a learned e-vector per value, and per "unspecified"
-        self.stem = nn.Conv2d(channels, w, 3, padding=1)              # 3 x 32 x 32 -> w x 32 x 32
+        self.stem = nn.Conv2d(in_channels, w, 3, padding=1)           # 3 x 32 x 32 -> w x 32 x 32
         self.down1 = ResBlock(w, w, e)                                 # w x 32 x 32
         self.pool1 = nn.Conv2d(w, w, 3, stride=2, padding=1)           # -> w x 16 x 16
         self.down2 = ResBlock(w, 2 * w, e)                             # 2w x 16 x 16

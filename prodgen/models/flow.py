@@ -81,10 +81,12 @@ class FlowUNet(UNet):
     requests N x 5 (-1 = unspecified; or soft requests N x 34) -> the predicted velocity, N x 3 x 32 x 32.
     Lesson 11's U-Net (``diffusion.UNet``, ``width`` channels at 32 x 32) without its noise schedule;
     ``channels`` / ``size``: lesson 14's latent model is this network on 4 x 16 x 16 latent maps
-    (``prodgen.models.latent``)."""
+    (``prodgen.models.latent``); ``in_channels``: lesson 15's try-on network reads more channels than it writes
+    (``prodgen.models.tryon_latent``)."""
 
-    def __init__(self, width: int = 32, schema: Schema = BUILTIN, channels: int = 3, size: int = 32):
-        super().__init__(width, "cosine", schema=schema, channels=channels, size=size)
+    def __init__(self, width: int = 32, schema: Schema = BUILTIN, channels: int = 3, size: int = 32,
+                 in_channels: int | None = None):
+        super().__init__(width, "cosine", schema=schema, channels=channels, size=size, in_channels=in_channels)
         del self.abar  # a straight path needs no noise schedule (and train_diffusion then refuses this network)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -38,26 +38,28 @@ __all__ = ["require_autoencoder", "load_autoencoder", "latent_network", "cache_k
 
 
 # ----------------------------------------------------------------------------- the autoencoder it decodes with
-def require_autoencoder(name: str = "ae-64") -> str:
-    """The sha256 of the shipped autoencoder ``name``; not shipped -> ``ValueError`` saying what to run first."""
+def require_autoencoder(name: str = "ae-64", user: str = "latent-64") -> str:
+    """The sha256 of the shipped autoencoder ``name``; not shipped -> ``ValueError`` saying what to run first
+    (``user``: the model that needs it, named in the message: ``latent-64``, lesson 15's ``tryon-64``)."""
     from prodgen.models import registry
 
     entry = registry.manifest().get(name)
     if entry is None:
-        raise ValueError(f"latent-64 generates in the latent space of the autoencoder {name!r}, and none is shipped: "
+        what = "generates" if user.startswith("latent") else "works"
+        raise ValueError(f"{user} {what} in the latent space of the autoencoder {name!r}, and none is shipped: "
                          f"train it first (prodgen train {name})")
     return entry["sha256"]
 
 
-def load_autoencoder(name: str = "ae-64", sha256: str | None = None):
+def load_autoencoder(name: str = "ae-64", sha256: str | None = None, user: str = "latent-64"):
     """The shipped autoencoder ``name`` (sha256-verified); ``sha256``: the one a latent model was trained on (another
-    autoencoder -> ``ValueError``: retrain the latent model)."""
+    autoencoder -> ``ValueError``: retrain the latent model ``user``)."""
     from prodgen.models import registry
 
-    found = require_autoencoder(name)
+    found = require_autoencoder(name, user)
     if sha256 is not None and found != sha256:
         raise ValueError(f"this latent model was trained on {name} {sha256[:12]}, but the shipped {name} is "
-                         f"{found[:12]}: its latents mean something else now; retrain it (prodgen train latent-64)")
+                         f"{found[:12]}: its latents mean something else now; retrain it (prodgen train {user})")
     return registry.load(name)
 
 

@@ -16,7 +16,7 @@ Every family's ``train_checkpoint`` does the same things in the same order:
 A family states only what differs, as a :class:`Recipe`, and its ``train_checkpoint`` keeps the signature that
 ``prodgen.models.registry.train`` reads (which options it takes) and calls :func:`train` with it. Used by every
 trainer in ``prodgen/models`` (text readers, judge, dcgan, vae, cvae, cgan, cgan-stable, text2img, diffusion, flow,
-flow-fast, the autoencoder, latent-64).
+flow-fast, the autoencoder, latent-64, tryon-64).
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Every try-on model is an ``ImageModel`` (``prodgen.models.protocol``) with ``can_try_on``: ``try_on(scenes, slots,
 photos, seed=0, **knobs)`` takes scenes (``prodgen.catalog.scenes.Scene``: the 64 px image, the slot masks and the
 slot geometry), a slot per scene and a 64 px catalog photo per scene, and gives uint8 images. The learned model
-(``tryon-64``, planned) will implement the same ``_try_on``; ``prodgen.evaluation.tryon`` measures either.
+(``tryon-64``, ``prodgen.models.tryon_latent``) implements the same ``_try_on``; ``prodgen.evaluation.tryon`` measures
+either.
 
 :class:`CutPaste` is the baseline the field starts from (issue 26 §2): the product is cut out of its photo
 (:func:`segment`: the light studio background and its grey contact shadow are flood-filled from the border, so
