@@ -215,7 +215,8 @@ def assert_08(results: dict) -> None:
     assert results["board_fid"]["cgan-projection"] < results["board_fid"]["dcgan"]
     # the same images in the label-free encoder's space: every row has it, as a multiple of its own floor
     assert set(results["board_ssl_ratio"]) == set(results["board_models"])
-    assert all(v > 0 for v in results["board_ssl_ratio"].values()) and -1 <= results["board_spearman"] <= 1
+    assert all(v > 0 for v in results["board_ssl_ratio"].values())
+    assert results["board_spearman"] is None if fast else -0.5 < results["board_spearman"] <= 1
 
 
 def assert_09(results: dict) -> None:
