@@ -41,6 +41,7 @@ def test_the_timeline_says_which_worker_ran_out_of_work_first(tmp_path):
     (tmp_path / "timeline-gw1.tsv").write_text("gw1\t100.0\t110.0\ttests/b.py::one\n"
                                                "gw1\t110.0\t130.0\ttests/b.py::two\n"
                                                "a broken line\n", encoding="utf-8")
+    (tmp_path / "timeline-main.tsv").write_text("main\t100.0\t161.0\ttests/a.py::long\n", encoding="utf-8")
     out = "\n".join(ci_budget.timeline(tmp_path))
     assert "60 s from the first test's start to the last test's end" in out
     assert "| gw0 | 1 | 60 | 0 |" in out and "| gw1 | 2 | 30 | 30 |" in out

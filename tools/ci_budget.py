@@ -49,6 +49,8 @@ def timeline(folder: Path) -> list[str]:
     if not rows:
         return [f"no timeline lines in {folder}"]
     spans = [(w, float(a), float(b), test) for w, a, b, test in rows]
+    if any(s[0] != "main" for s in spans):  # under pytest-xdist the controller logs every test too: not a worker
+        spans = [s for s in spans if s[0] != "main"]
     begin, end = min(s[1] for s in spans), max(s[2] for s in spans)
     out = [f"\n{end - begin:.0f} s from the first test's start to the last test's end", "",
            "| worker | tests | busy s | idle at the end s |", "|---|---|---|---|"]
