@@ -34,7 +34,10 @@ def _escapes(tmp_path: Path, tcp: int, udp: int, secret: Path) -> dict:
         "loop_cell": _with(cell="import time\nwhile True:\n    time.sleep(0.2)\n"),
         "loop_function": _with(exercise="def to_channels_first(image):\n    import time\n    while True:\n"
                                         "        time.sleep(0.2)\n"),
-        "memory": _with(cell="blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 28))\n"),
+        # address space without touching it (np.empty): the sandbox's limit is on address space (RLIMIT_AS), and
+        # zero-filling 6 GiB of pages first (bytearray) took longer than the 30 s limit on a busy CI machine
+        "memory": _with(cell="import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(1 << 28, "
+                             "dtype=np.uint8))\n"),
         "fork_bomb": _with(cell="""\
             import os, time
             while True:
