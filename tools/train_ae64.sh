@@ -6,9 +6,9 @@
 # measures PSNR / judge-64 on reconstructions / FID against the 64 px floor, and writes data/checkpoints/ae-64.pt and
 # its manifest entry. The 64 px catalog is rendered first if it is not cached (about a minute).
 #
-# Resumable: the engine saves the whole training state after every epoch (commit it between sessions with
-# `python tools/train_state.py pack ae-64`: data/train-state/, restored below; it was at epoch 3 of 30 on 2026-12-08) ($PRODGEN_CACHE/train-state/ae-64.pt, or
-# data/cache/train-state/ae-64.pt); run this script again after an interruption and it continues from the last
+# Resumable: the engine saves the whole training state after every epoch ($PRODGEN_CACHE/train-state/ae-64.pt, or
+# data/cache/train-state/ae-64.pt; commit it between sessions with `python tools/train_state.py pack ae-64`, into
+# data/train-state/, which this script restores; epoch 3 of 30 on 2026-12-08); run this script again after an interruption and it continues from the last
 # epoch (with --resume, the recipe's `epochs` is the total to reach). MINUTES caps one sitting's wall-clock time
 # (the run then stops cleanly at a batch boundary, saves its state, and ships what it has: rerun to continue).
 #
