@@ -217,6 +217,25 @@ def machine() -> dict:
             "python": platform.python_version(), "native_bf16": cpu_has_native_bf16()}
 
 
+def partial_state(given) -> Path | None:
+    """The ae-64 training state these recipe benchmarks read its weights from (``--state``, default the cache's), or
+    ``None`` after saying on stderr what to run first."""
+    from prodgen import paths
+
+    state = Path(given) if given else paths.cache_dir() / "train-state" / "ae-64.pt"
+    if not state.is_file():
+        print(f"error: no autoencoder training state at {state} (run prodgen train ae-64 first)", file=sys.stderr)
+        return None
+    return state
+
+
+def header(script: str, argv, timing: str) -> dict:
+    """The machine, date, command and timing note every result file of these benchmarks starts with."""
+    return {"machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": f"OMP_NUM_THREADS=1 python benchmarks/{script} " + " ".join(argv or sys.argv[1:]),
+            "timing": timing}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="CPU-minutes of latent flow training")
@@ -230,14 +249,11 @@ def main(argv=None) -> int:
     from prodgen.models import latent as lm
 
     torch.set_num_threads(1)
-    state = Path(args.state) if args.state else paths.cache_dir() / "train-state" / "ae-64.pt"
-    if not state.is_file():
-        print(f"error: no autoencoder training state at {state} (run prodgen train ae-64 first)", file=sys.stderr)
+    state = partial_state(args.state)
+    if state is None:
         return 2
     width = args.width or lm.CHECKPOINT_CONFIG["width"]
-    result = {"machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": "OMP_NUM_THREADS=1 python benchmarks/latent64_recipe.py " + " ".join(argv or sys.argv[1:]),
-              "timing": "images per CPU-second of this process, one torch thread"}
+    result = header("latent64_recipe.py", argv, "images per CPU-second of this process, one torch thread")
     result["forward"] = forward_rates()
     photos = load_catalog("train", size=64, progress=False).images[:2000]
     sha = checkpoints.sha256(state)  # the partial state's bytes key its latents in the cache

@@ -28,7 +28,6 @@ shipped. Run from the repository root (about 8 minutes of CPU at the defaults):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
 import time
@@ -144,21 +143,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from benchmarks.latent64_recipe import load_partial_autoencoder, machine
+    from benchmarks.latent64_recipe import header, load_partial_autoencoder, partial_state
     from prodgen import checkpoints, paths
     from prodgen.catalog import load_catalog
     from prodgen.models import tryon_latent as tl
     from prodgen.models.tryon import CutPaste
 
     torch.set_num_threads(1)
-    state = Path(args.state) if args.state else paths.cache_dir() / "train-state" / "ae-64.pt"
-    if not state.is_file():
-        print(f"error: no autoencoder training state at {state} (run prodgen train ae-64 first)", file=sys.stderr)
+    state = partial_state(args.state)
+    if state is None:
         return 2
     width = args.width or tl.CHECKPOINT_CONFIG["width"]
-    result = {"machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": "OMP_NUM_THREADS=1 python benchmarks/tryon64_recipe.py " + " ".join(argv or sys.argv[1:]),
-              "timing": "CPU-seconds of this process, one torch thread"}
+    result = header("tryon64_recipe.py", argv, "CPU-seconds of this process, one torch thread")
     catalog = load_catalog("train", size=64, progress=False)
     sha = checkpoints.sha256(state)  # the partial state's bytes key its latents in the cache
     ae, result["autoencoder"] = load_partial_autoencoder(state, catalog.images[:2000])

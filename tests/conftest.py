@@ -29,3 +29,15 @@ def squares_catalog():
         images[i, :, a:32 - a, a:32 - a] = colours[i, :, None, None]
     labels = torch.randint(0, 3, (n, 5), generator=gen)
     return Catalog(images, labels, ["a product"] * n, ["一个产品"] * n)
+
+
+@pytest.fixture(scope="module")
+def tiny_ae():
+    """An untrained autoencoder of width 8 (latents 4 x 16 x 16), its scale set to something other than 1: the latent
+    models' tests (test_latent.py, test_tryon_latent.py) decode with it."""
+    from prodgen.models.autoencoder import AutoEncoder
+
+    torch.manual_seed(0)
+    ae = AutoEncoder(width=8)
+    ae.scale.fill_(0.7)
+    return ae.eval()

@@ -23,15 +23,6 @@ def _sha(x: torch.Tensor) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_ae():
-    """An untrained autoencoder of width 8 (latents 4 x 16 x 16), its scale set to something other than 1."""
-    torch.manual_seed(0)
-    ae = am.AutoEncoder(width=8)
-    ae.scale.fill_(0.7)
-    return ae.eval()
-
-
-@pytest.fixture(scope="module")
 def latent_net(tiny_ae):
     """A latent flow U-Net of width 8, its weights perturbed so the output depends on input, time and request."""
     torch.manual_seed(1)

@@ -17,15 +17,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
-def tiny_ae():
-    """An untrained autoencoder of width 8 (latents 4 x 16 x 16), its scale set to something other than 1."""
-    torch.manual_seed(0)
-    ae = am.AutoEncoder(width=8)
-    ae.scale.fill_(0.7)
-    return ae.eval()
-
-
-@pytest.fixture(scope="module")
 def model(tiny_ae):
     """``LatentTryOn`` on a width-8 network whose weights are perturbed so its output depends on every input."""
     torch.manual_seed(1)
